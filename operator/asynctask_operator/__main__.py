@@ -1,0 +1,3 @@
+from asynctask_operator.cli import main
+
+raise SystemExit(main())

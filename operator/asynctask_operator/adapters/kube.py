@@ -1,0 +1,271 @@
+"""The Kubernetes API, as the rest of the operator sees it.
+
+The official ``kubernetes`` client does login, TLS and request signing; this module
+adds what an operator needs around it: raw JSON in and out (no model classes: Jobs
+and custom objects are handled as dicts), retries of transient failures (429 with
+Retry-After, 5xx, timeouts, dropped connections) with capped exponential backoff,
+typed errors for the answers a caller must act on (404, 409), and a count of every
+request by verb, resource and code (the API budget is measured from it).
+
+Exceptions::
+
+    ApiError              any non-2xx answer that was not retried away
+     +-- NotFound         404
+     +-- Conflict         409 (AlreadyExists on create, stale resourceVersion on patch)
+     +-- Invalid          422 (the API server refused the object; the message says why)
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import concurrent.futures
+import dataclasses
+import json
+import logging
+import random
+from collections.abc import Callable
+from typing import Any
+
+import kubernetes.client
+import kubernetes.config
+import urllib3.exceptions
+
+logger = logging.getLogger(__name__)
+
+RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
+MERGE_PATCH = "application/merge-patch+json"
+
+
+class ApiError(Exception):
+    def __init__(self, status: int, reason: str, message: str) -> None:
+        super().__init__(f"{status} {reason}: {message}")
+        self.status = status
+        self.reason = reason
+        self.message = message
+
+
+class NotFound(ApiError):
+    pass
+
+
+class Conflict(ApiError):
+    pass
+
+
+class Invalid(ApiError):
+    pass
+
+
+_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 422: Invalid}
+
+
+@dataclasses.dataclass(frozen=True)
+class Resource:
+    group: str
+    version: str
+    plural: str
+
+    def path(self, namespace: str | None = None, name: str | None = None, sub: str | None = None) -> str:
+        base = f"/api/{self.version}" if not self.group else f"/apis/{self.group}/{self.version}"
+        if namespace is not None:
+            base += f"/namespaces/{namespace}"
+        base += f"/{self.plural}"
+        if name is not None:
+            base += f"/{name}"
+        if sub is not None:
+            base += f"/{sub}"
+        return base
+
+
+ASYNCTASKS = Resource("asynctask.dev", "v1alpha1", "asynctasks")
+TASKTYPES = Resource("asynctask.dev", "v1alpha1", "tasktypes")
+JOBS = Resource("batch", "v1", "jobs")
+PODS = Resource("", "v1", "pods")
+EVENTS = Resource("", "v1", "events")
+CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+
+
+class RequestCounter:
+    """Counts API requests by (verb, resource, code); ``code`` 0 means no answer (timeout, connection)."""
+
+    def __init__(self) -> None:
+        self.counts: collections.Counter[tuple[str, str, int]] = collections.Counter()
+        self.listeners: list[Callable[[str, str, int], None]] = []
+
+    def add(self, verb: str, resource: str, code: int) -> None:
+        self.counts[verb, resource, code] += 1
+        for listener in self.listeners:
+            listener(verb, resource, code)
+
+    def total(self, verbs: frozenset[str] | None = None) -> int:
+        return sum(n for (verb, _, _), n in self.counts.items() if verbs is None or verb in verbs)
+
+
+WRITE_VERBS = frozenset({"create", "patch", "update", "delete"})
+
+
+@dataclasses.dataclass(frozen=True)
+class RetryPolicy:
+    attempts: int = 6
+    base_seconds: float = 0.2
+    max_seconds: float = 10.0
+    request_timeout: float = 30.0
+
+
+def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> kubernetes.client.Configuration:
+    """In-cluster credentials when running in a pod (and no kubeconfig is given), else the kubeconfig."""
+    config = kubernetes.client.Configuration()
+    if kubeconfig is None and context is None:
+        try:
+            kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
+            return config
+        except kubernetes.config.ConfigException:
+            pass
+    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
+        config_file=kubeconfig, context=context, client_configuration=config
+    )
+    return config
+
+
+class KubeClient:
+    """Async facade over the official client; its blocking calls run in a bounded thread pool."""
+
+    def __init__(
+        self,
+        configuration: kubernetes.client.Configuration,
+        *,
+        concurrency: int = 16,
+        retry: RetryPolicy | None = None,
+        counter: RequestCounter | None = None,
+    ) -> None:
+        configuration.connection_pool_maxsize = max(concurrency, 4)
+        self._api = kubernetes.client.ApiClient(configuration)
+        self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
+        self.retry = retry or RetryPolicy()
+        self.counter = counter or RequestCounter()
+
+    def close(self) -> None:
+        self._pool.shutdown(wait=False, cancel_futures=True)
+        self._api.close()  # type: ignore[no-untyped-call]
+
+    # -- verbs
+
+    async def create(self, resource: Resource, namespace: str | None, body: dict[str, Any]) -> dict[str, Any]:
+        return await self._request("create", "POST", resource, resource.path(namespace), body=body)
+
+    async def replace(self, resource: Resource, name: str, body: dict[str, Any]) -> dict[str, Any]:
+        """PUT a cluster-scoped object (the CRDs); ``body`` carries the resourceVersion it replaces."""
+        return await self._request("update", "PUT", resource, resource.path(None, name), body=body)
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> dict[str, Any]:
+        return await self._request("get", "GET", resource, resource.path(namespace, name))
+
+    async def list_objects(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
+        query = [("labelSelector", label_selector)] if label_selector else []
+        answer = await self._request("list", "GET", resource, resource.path(namespace), query=query)
+        items: list[dict[str, Any]] = answer.get("items") or []
+        return items
+
+    async def patch(
+        self,
+        resource: Resource,
+        namespace: str,
+        name: str,
+        patch: dict[str, Any],
+        *,
+        subresource: str | None = None,
+    ) -> dict[str, Any]:
+        path = resource.path(namespace, name, subresource)
+        return await self._request("patch", "PATCH", resource, path, body=patch, content_type=MERGE_PATCH)
+
+    async def delete(self, resource: Resource, namespace: str, name: str, *, uid: str | None = None) -> bool:
+        """Delete in the background (dependents go with it); ``False`` when it was already gone."""
+        body: dict[str, Any] = {"propagationPolicy": "Background"}
+        if uid:
+            body["preconditions"] = {"uid": uid}
+        try:
+            await self._request("delete", "DELETE", resource, resource.path(namespace, name), body=body)
+        except NotFound:
+            return False
+        return True
+
+    # -- the one place that talks HTTP
+
+    async def _request(
+        self,
+        verb: str,
+        method: str,
+        resource: Resource,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+    ) -> dict[str, Any]:
+        loop = asyncio.get_running_loop()
+        delay = self.retry.base_seconds
+        for attempt in range(1, self.retry.attempts + 1):
+            last = attempt == self.retry.attempts
+            try:
+                status, headers, data = await loop.run_in_executor(
+                    self._pool, self._call, method, path, body, content_type, query or []
+                )
+            except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
+                status, headers, data = int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                self.counter.add(verb, resource.plural, 0)
+                if last:
+                    raise ApiError(0, "Unreachable", f"{method} {path}: {exc}") from exc
+                logger.warning("API %s %s failed (%s); retrying in %.1fs", method, path, exc, delay)
+                await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+                delay = min(delay * 2, self.retry.max_seconds)
+                continue
+            self.counter.add(verb, resource.plural, status)
+            if 200 <= status < 300:
+                return _decode(data)
+            if status not in RETRIED_CODES or last:
+                raise _error(status, data)
+            after = headers.get("Retry-After", "")
+            if after.isdigit():
+                delay = min(max(delay, float(after)), self.retry.max_seconds)
+            logger.warning("API %s %s answered %s; retrying in %.1fs", method, path, status, delay)
+            await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
+            delay = min(delay * 2, self.retry.max_seconds)
+        raise AssertionError("unreachable")  # pragma: no cover
+
+    def _call(
+        self, method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]
+    ) -> tuple[int, dict[str, str], bytes]:
+        headers = {"Accept": "application/json", "Content-Type": content_type}
+        params = self._api.param_serialize(
+            method=method,
+            resource_path=path,
+            query_params=query,
+            header_params=headers,
+            body=body,
+            auth_settings=["BearerToken"],
+        )
+        response = self._api.call_api(*params, _request_timeout=self.retry.request_timeout)
+        data = response.read()  # type: ignore[no-untyped-call]
+        return response.status, dict(response.headers or {}), data or b""
+
+
+def _decode(data: bytes) -> dict[str, Any]:
+    if not data:
+        return {}
+    decoded = json.loads(data)
+    return decoded if isinstance(decoded, dict) else {"items": decoded}
+
+
+def _error(status: int, data: bytes) -> ApiError:
+    reason, message = "", data.decode(errors="replace")[:500]
+    try:
+        payload = json.loads(data)
+        reason = str(payload.get("reason") or "")
+        message = str(payload.get("message") or message)
+    except (ValueError, AttributeError):
+        pass
+    return _ERRORS.get(status, ApiError)(status, reason, message)

@@ -1,0 +1,125 @@
+"""The operator's view of the cluster, filled by watch events and by its own writes.
+
+Tasks are kept raw (they are parsed when reconciled); TaskTypes parsed; Jobs and pods
+as slim views (a Job's pod template is not needed to follow it). Indexes answer the
+questions the reconciler asks: the Jobs a task owns, the pods of a Job.
+"""
+
+from __future__ import annotations
+
+import collections
+import time
+from typing import Any
+
+from pydantic import ValidationError
+
+from asynctask_operator.core.models import TaskType
+from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
+
+Key = tuple[str, str]  # (namespace, name)
+
+
+def key_of(obj: dict[str, Any]) -> Key:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+class Cache:
+    def __init__(self) -> None:
+        self.tasks: dict[Key, dict[str, Any]] = {}
+        self.tasktypes: dict[Key, TaskType] = {}
+        self.jobs: dict[Key, JobView] = {}
+        self.pods: dict[Key, PodView] = {}
+        self._jobs_by_owner: dict[str, dict[str, JobView]] = collections.defaultdict(dict)
+        self._pods_by_job: dict[Key, dict[str, PodView]] = collections.defaultdict(dict)
+        self._touched: dict[tuple[str, Key], float] = {}
+        self.synced: set[str] = set()
+
+    def _touch(self, kind: str, key: Key) -> None:
+        self._touched[kind, key] = time.monotonic()
+
+    # -- tasks
+    def put_task(self, obj: dict[str, Any]) -> Key:
+        key = key_of(obj)
+        self.tasks[key] = obj
+        self._touch("task", key)
+        return key
+
+    def drop_task(self, key: Key) -> None:
+        self.tasks.pop(key, None)
+        self._touched.pop(("task", key), None)
+
+    # -- task types
+    def put_tasktype(self, obj: dict[str, Any]) -> Key:
+        key = key_of(obj)
+        try:
+            self.tasktypes[key] = TaskType.model_validate(obj)
+        except ValidationError:
+            self.tasktypes.pop(key, None)  # the CRD schema refuses these; an old CRD might not have
+        self._touch("tasktype", key)
+        return key
+
+    def drop_tasktype(self, key: Key) -> None:
+        self.tasktypes.pop(key, None)
+        self._touched.pop(("tasktype", key), None)
+
+    # -- jobs
+    def put_job(self, obj: dict[str, Any]) -> JobView:
+        view = job_view(obj)
+        key = (view.namespace, view.name)
+        old = self.jobs.get(key)
+        if old is not None and old.owner_uid and old.owner_uid != view.owner_uid:
+            self._jobs_by_owner[old.owner_uid].pop(view.name, None)
+        self.jobs[key] = view
+        if view.owner_uid:
+            self._jobs_by_owner[view.owner_uid][view.name] = view
+        self._touch("job", key)
+        return view
+
+    def drop_job(self, key: Key) -> JobView | None:
+        view = self.jobs.pop(key, None)
+        self._touched.pop(("job", key), None)
+        if view is not None and view.owner_uid:
+            owned = self._jobs_by_owner.get(view.owner_uid, {})
+            owned.pop(view.name, None)
+            if not owned:
+                self._jobs_by_owner.pop(view.owner_uid, None)
+        return view
+
+    def jobs_of(self, owner_uid: str) -> dict[int, JobView]:
+        return {j.attempt: j for j in self._jobs_by_owner.get(owner_uid, {}).values() if j.attempt is not None}
+
+    # -- pods
+    def put_pod(self, obj: dict[str, Any]) -> PodView:
+        view = pod_view(obj)
+        key = (view.namespace, view.name)
+        self.pods[key] = view
+        self._pods_by_job[view.namespace, view.job_name][view.name] = view
+        self._touch("pod", key)
+        return view
+
+    def drop_pod(self, key: Key) -> PodView | None:
+        view = self.pods.pop(key, None)
+        self._touched.pop(("pod", key), None)
+        if view is not None:
+            byjob = self._pods_by_job.get((view.namespace, view.job_name), {})
+            byjob.pop(view.name, None)
+            if not byjob:
+                self._pods_by_job.pop((view.namespace, view.job_name), None)
+        return view
+
+    def pods_of(self, namespace: str, job_name: str) -> list[PodView]:
+        return list(self._pods_by_job.get((namespace, job_name), {}).values())
+
+    def owner_of_job(self, namespace: str, job_name: str) -> Key | None:
+        view = self.jobs.get((namespace, job_name))
+        if view is None or not view.owner_name:
+            return None
+        return namespace, view.owner_name
+
+    # -- resync
+    def stale(self, kind: str, listed: set[Key], since: float) -> list[Key]:
+        """Keys of ``kind`` not in a full listing begun at ``since`` and not updated after it."""
+        return [
+            key for (k, key), when in list(self._touched.items()) if k == kind and key not in listed and when < since
+        ]

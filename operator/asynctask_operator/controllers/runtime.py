@@ -1,0 +1,279 @@
+"""The running operator: kopf watches feed the cache; workers reconcile keys off one queue.
+
+kopf supplies login, the watch streams and the process lifecycle. Its handlers here
+only store what they see and queue a key: no kopf handler state, no finalizers, no
+annotations on the objects. Everything else is ours: the cache (primed by a listing
+before the first reconcile, so "the TaskType does not exist" is never concluded from
+an empty cache), the work queue, the clock, and a periodic resync that repairs what a
+lost event could have left stale.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import logging
+import time
+from collections.abc import Iterable
+from typing import Any
+
+import kopf
+
+from asynctask_operator.adapters.kube import (
+    ASYNCTASKS,
+    JOBS,
+    PODS,
+    TASKTYPES,
+    ApiError,
+    KubeClient,
+    NotFound,
+    Resource,
+)
+from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
+from asynctask_operator.controllers.workqueue import Clock, WorkQueue
+from asynctask_operator.core.models import GROUP, TERMINAL_PHASES, VERSION
+from asynctask_operator.core.naming import LABEL_MANAGED_BY, MANAGER
+from asynctask_operator.core.tasktypes import tasktype_status
+from asynctask_operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
+WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task" or "tasktype"
+MAX_ERROR_BACKOFF = 60.0
+
+
+def utcnow() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Runtime:
+    def __init__(self, api: KubeClient, settings: OperatorSettings) -> None:
+        self.api = api
+        self.settings = settings
+        self.cache = Cache()
+        self.queue: WorkQueue[WorkKey] = WorkQueue()
+        self.clock: Clock[WorkKey] = Clock(self.queue)
+        self.tasks = TaskReconciler(self.cache, api, settings)
+        self._failures: dict[WorkKey, int] = {}
+
+    # ------------------------------------------------------------------ cache feeding
+
+    def on_task(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        if event_type == "DELETED":
+            self.cache.drop_task(key)
+            self.clock.cancel(("task", *key))
+            return
+        self.cache.put_task(obj)
+        self.queue.add(("task", *key))
+
+    def on_tasktype(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        if event_type == "DELETED":
+            self.cache.drop_tasktype(key)
+        else:
+            self.cache.put_tasktype(obj)
+            self.queue.add(("tasktype", *key))
+        self._wake_tasks_of_type(key)
+
+    def on_job(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        ns, name = key_of(obj)
+        if event_type == "DELETED":
+            view = self.cache.drop_job((ns, name))
+        else:
+            view = self.cache.put_job(obj)
+        if view is not None and view.owner_name:
+            self.queue.add(("task", ns, view.owner_name))
+
+    def on_pod(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
+        if view is None:
+            return
+        owner = self.cache.owner_of_job(view.namespace, view.job_name)
+        if owner is not None:
+            self.queue.add(("task", *owner))
+
+    def _wake_tasks_of_type(self, key: Key) -> None:
+        ns, type_name = key
+        for (tns, tname), raw in self.cache.tasks.items():
+            if tns != ns or (raw.get("spec") or {}).get("type") != type_name:
+                continue
+            if ((raw.get("status") or {}).get("phase") or "Pending") not in TERMINAL_PHASES:
+                self.queue.add(("task", tns, tname))
+
+    # ------------------------------------------------------------------ listing
+
+    async def _list(self, resource: Resource, selector: str | None = None) -> list[dict[str, Any]]:
+        namespaces: Iterable[str | None] = self.settings.namespaces or (None,)
+        items: list[dict[str, Any]] = []
+        for ns in namespaces:
+            items.extend(await self.api.list_objects(resource, ns, selector))
+        return items
+
+    async def sync(self) -> None:
+        """List everything watched, replace what the cache holds, and queue every task.
+
+        Run once before the first reconcile, then every ``resync_seconds``."""
+        began = time.monotonic()
+        try:
+            types = await self._list(TASKTYPES)
+            tasks = await self._list(ASYNCTASKS)
+        except NotFound as exc:
+            raise SystemExit(
+                "the asynctask.dev CRDs are not installed in this cluster: run `asynctask-operator crds --apply` "
+                f"(or kubectl apply -f crds/) first ({exc.message})"
+            ) from None
+        jobs = await self._list(JOBS, OWNED_SELECTOR)
+        pods = await self._list(PODS, OWNED_SELECTOR)
+        for obj in types:
+            self.cache.put_tasktype(obj)
+        for obj in jobs:
+            self.cache.put_job(obj)
+        for obj in pods:
+            self.cache.put_pod(obj)
+        for obj in tasks:
+            self.cache.put_task(obj)
+        for kind, listed, drop in (
+            ("tasktype", types, self.cache.drop_tasktype),
+            ("job", jobs, self.cache.drop_job),
+            ("pod", pods, self.cache.drop_pod),
+            ("task", tasks, self.cache.drop_task),
+        ):
+            for key in self.cache.stale(kind, {key_of(o) for o in listed}, began):
+                drop(key)
+        self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods"})
+        for ns, name in list(self.cache.tasktypes):
+            self.queue.add(("tasktype", ns, name))
+        for ns, name in list(self.cache.tasks):
+            self.queue.add(("task", ns, name))
+        logger.info(
+            "synced %d tasks, %d task types, %d jobs, %d pods in %.2fs",
+            len(tasks),
+            len(types),
+            len(jobs),
+            len(pods),
+            time.monotonic() - began,
+        )
+
+    async def resync_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.settings.resync_seconds)
+            try:
+                await self.sync()
+            except ApiError as exc:
+                logger.warning("resync failed, the next one will retry: %s", exc)
+
+    # ------------------------------------------------------------------ working
+
+    async def worker(self) -> None:
+        while True:
+            key = await self.queue.get()
+            try:
+                due = await self._reconcile(key)
+                self._failures.pop(key, None)
+                if due is not None:
+                    self.clock.schedule(key, time.time() + due)
+            except RequeueSoon as soon:
+                logger.debug("%s %s/%s: %s", *key, soon)
+                self.clock.schedule(key, time.time() + soon.delay)
+            except Exception as exc:
+                failures = self._failures.get(key, 0) + 1
+                self._failures[key] = failures
+                delay = min(0.5 * 2 ** (failures - 1), MAX_ERROR_BACKOFF)
+                if isinstance(exc, ApiError):
+                    logger.warning("%s %s/%s: %s; again in %.1fs", *key, exc, delay)
+                else:
+                    logger.exception("%s %s/%s: reconcile failed; again in %.1fs", *key, delay)
+                self.clock.schedule(key, time.time() + delay)
+            finally:
+                self.queue.done(key)
+
+    async def _reconcile(self, key: WorkKey) -> float | None:
+        kind, ns, name = key
+        if kind == "task":
+            return await self.tasks.reconcile((ns, name), utcnow())
+        await self._reconcile_tasktype((ns, name))
+        return None
+
+    async def _reconcile_tasktype(self, key: Key) -> None:
+        tasktype = self.cache.tasktypes.get(key)
+        if tasktype is None:
+            return
+        status = tasktype_status(tasktype, utcnow())
+        if status is None:
+            return
+        try:
+            updated = await self.api.patch(TASKTYPES, key[0], key[1], {"status": status.dump()}, subresource="status")
+        except NotFound:
+            return
+        self.cache.put_tasktype(updated)
+
+    # ------------------------------------------------------------------ kopf
+
+    def registry(self) -> kopf.OperatorRegistry:
+        registry = kopf.OperatorRegistry()
+
+        @kopf.on.login(registry=registry)
+        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
+            return kopf.login_via_client(**kwargs)
+
+        def feed(handler: Any) -> Any:
+            async def on_event(event: dict[str, Any], **_: Any) -> None:
+                obj = event.get("object")
+                if isinstance(obj, dict) and event.get("type") != "BOOKMARK":
+                    handler(event.get("type"), obj)
+
+            return on_event
+
+        kopf.on.event(GROUP, VERSION, "asynctasks", registry=registry)(feed(self.on_task))
+        kopf.on.event(GROUP, VERSION, "tasktypes", registry=registry)(feed(self.on_tasktype))
+        kopf.on.event("batch", "v1", "jobs", registry=registry)(feed(self.on_job))
+        kopf.on.event("v1", "pods", registry=registry)(feed(self.on_pod))
+        return registry
+
+    def kopf_settings(self) -> kopf.OperatorSettings:
+        settings = kopf.OperatorSettings()
+        settings.posting.enabled = False  # kopf's own Events would be API writes per log line
+        settings.scanning.disabled = True  # no CRD/namespace scanning: fewer permissions, fewer watches
+        settings.watching.label_selectors["batch", "v1", "jobs"] = OWNED_SELECTOR
+        settings.watching.label_selectors["v1", "pods"] = OWNED_SELECTOR
+        settings.watching.server_timeout = 300
+        settings.networking.request_timeout = 330
+        return settings
+
+
+async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
+    """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``."""
+    runtime = Runtime(api, settings)
+    await runtime.sync()
+    background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
+    background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
+    background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
+    stop_flag: asyncio.Future[None] | None = None
+    if stop is not None:
+        stop_flag = asyncio.get_running_loop().create_future()
+        background.append(asyncio.create_task(_relay(stop, stop_flag)))
+    try:
+        await kopf.operator(
+            registry=runtime.registry(),
+            settings=runtime.kopf_settings(),
+            clusterwide=not settings.namespaces,
+            namespaces=list(settings.namespaces),
+            standalone=True,
+            stop_flag=stop_flag,
+        )
+    finally:
+        for task in background:
+            task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.gather(*background, return_exceptions=True)
+
+
+async def _relay(stop: asyncio.Event, flag: asyncio.Future[None]) -> None:
+    await stop.wait()
+    if not flag.done():
+        flag.set_result(None)

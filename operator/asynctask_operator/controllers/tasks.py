@@ -1,0 +1,171 @@
+"""Reconcile one AsyncTask: read the cache, ask the core, apply the difference.
+
+The only writes are the ones :func:`~asynctask_operator.core.lifecycle.decide` asks
+for, in a crash-safe order: create the attempt's Job, then write the status, then
+delete a Job or the task. A crash between two of them leaves a state the next
+reconcile recognises (a Job without a status that names it is adopted, never doubled).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import random
+from typing import Any
+
+from pydantic import ValidationError
+
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.core.lifecycle import Decision, Observed, decide, refuse
+from asynctask_operator.core.models import AsyncTask
+from asynctask_operator.core.naming import job_name
+from asynctask_operator.core.observed import PodView
+from asynctask_operator.settings import OperatorSettings
+
+logger = logging.getLogger(__name__)
+
+
+class RequeueSoon(Exception):
+    """Not an error: the state is not settled yet; try again after ``delay`` seconds."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
+
+
+def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
+    """A JSON merge patch turning status ``old`` into ``new`` (changed top-level keys only)."""
+    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    patch.update({k: None for k in old if k not in new})
+    return patch
+
+
+class TaskReconciler:
+    def __init__(self, cache: Cache, api: KubeClient, settings: OperatorSettings) -> None:
+        self.cache = cache
+        self.api = api
+        self.settings = settings
+
+    async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
+        """Bring one task a step closer to done; return seconds until it wants another look."""
+        raw = self.cache.tasks.get(key)
+        if raw is None:
+            return None
+        try:
+            task = AsyncTask.model_validate(raw)
+        except ValidationError as exc:  # only with a CRD older than this operator: nothing to do safely
+            logger.error("AsyncTask %s/%s does not parse, skipped: %s", key[0], key[1], exc)
+            return None
+        await self._confirm_missing_job(task)
+        observed = self._observe(task, now)
+        decision = decide(observed, self.settings.core)
+        decision = await self._apply(task, observed, decision)
+        return decision.requeue_after
+
+    def _observe(self, task: AsyncTask, now: dt.datetime) -> Observed:
+        ns = task.metadata.namespace
+        jobs = self.cache.jobs_of(task.metadata.uid)
+        pods: dict[str, list[PodView]] = {j.name: self.cache.pods_of(ns, j.name) for j in jobs.values()}
+        return Observed(
+            task=task,
+            tasktype=self.cache.tasktypes.get((ns, task.spec.type)),
+            types_synced="tasktypes" in self.cache.synced,
+            jobs=jobs,
+            pods=pods,
+            now=now,
+            jitter_sample=random.random(),
+        )
+
+    async def _confirm_missing_job(self, task: AsyncTask) -> None:
+        """A running attempt whose Job is not in the cache: ask the API server before calling it deleted."""
+        if task.phase != "Running" or not task.status.attempt:
+            return
+        if task.status.attempt in self.cache.jobs_of(task.metadata.uid):
+            return
+        name = job_name(task.metadata.name, task.status.attempt)
+        try:
+            self.cache.put_job(await self.api.get(JOBS, task.metadata.namespace, name))
+        except NotFound:
+            pass
+
+    async def _apply(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
+        ns, name = task.metadata.namespace, task.metadata.name
+        if decision.create_job is not None:
+            decision = await self._create_job(task, observed, decision)
+        if decision.status is not None:
+            old = task.status.dump()
+            new = decision.status.dump()
+            patch = {
+                "metadata": {"resourceVersion": task.metadata.resource_version}
+                if task.metadata.resource_version
+                else {},
+                "status": status_patch(old, new),
+            }
+            if not patch["metadata"]:
+                del patch["metadata"]
+            try:
+                updated = await self.api.patch(ASYNCTASKS, ns, name, patch, subresource="status")
+            except Conflict as exc:  # someone changed the task since we read it: decide again on fresh data
+                raise RequeueSoon(0.2, f"status write conflicted: {exc.message}") from exc
+            except NotFound:
+                self.cache.drop_task((ns, name))
+                return Decision()
+            if updated.get("metadata"):
+                self.cache.put_task(updated)
+            _log_transition(task, decision)
+        if decision.delete_job is not None:
+            await self.api.delete(JOBS, ns, decision.delete_job)
+        if decision.delete_task:
+            logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
+            await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)
+        return decision
+
+    async def _create_job(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
+        assert decision.create_job is not None
+        ns = task.metadata.namespace
+        manifest = decision.create_job
+        try:
+            self.cache.put_job(await self.api.create(JOBS, ns, manifest))
+            return decision
+        except Conflict:
+            pass  # the name is the lock: it exists already; adopt it if it is ours
+        except Invalid as exc:
+            logger.warning("AsyncTask %s/%s: Job refused by the API server: %s", ns, task.metadata.name, exc.message)
+            return refuse(
+                observed,
+                self.settings.core,
+                "InvalidJobTemplate",
+                f"the API server refused the Job built from TaskType {task.spec.type}: {exc.message}",
+            )
+        existing = await self.api.get(JOBS, ns, manifest["metadata"]["name"])
+        view = self.cache.put_job(existing)
+        if view.owner_uid != task.metadata.uid:
+            raise RequeueSoon(
+                2.0,
+                f"Job {view.name} belongs to an earlier object of the same name; waiting for it to be deleted",
+            )
+        return decision
+
+
+def _log_transition(task: AsyncTask, decision: Decision) -> None:
+    new = decision.status
+    if new is None or new.phase == task.status.phase:
+        return
+    logger.info(
+        "AsyncTask %s/%s: %s -> %s (%s) %s",
+        task.metadata.namespace,
+        task.metadata.name,
+        task.phase,
+        new.phase,
+        new.reason,
+        new.message or "",
+        extra={
+            "namespace": task.metadata.namespace,
+            "name": task.metadata.name,
+            "uid": task.metadata.uid,
+            "type": task.spec.type,
+            "attempt": new.attempt,
+            "phase": new.phase,
+        },
+    )

@@ -1,0 +1,59 @@
+"""metav1.Condition lists, updated without churning lastTransitionTime."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from asynctask_operator.core.models import Condition
+
+ADMITTED = "Admitted"
+RUNNING = "Running"
+SUCCEEDED = "Succeeded"
+FAILED = "Failed"
+
+
+def set_condition(
+    conditions: Sequence[Condition],
+    type_: str,
+    status: bool,
+    reason: str,
+    message: str,
+    now: str,
+    generation: int | None,
+) -> list[Condition]:
+    """Return ``conditions`` with ``type_`` set; the transition time moves only when the status does."""
+    wanted = "True" if status else "False"
+    out: list[Condition] = []
+    found = False
+    for cond in conditions:
+        if cond.type != type_:
+            out.append(cond)
+            continue
+        found = True
+        since = cond.last_transition_time if cond.status == wanted else now
+        out.append(
+            Condition(
+                type=type_,
+                status=wanted,
+                reason=reason,
+                message=message,
+                last_transition_time=since,
+                observed_generation=generation,
+            )
+        )
+    if not found:
+        out.append(
+            Condition(
+                type=type_,
+                status=wanted,
+                reason=reason,
+                message=message,
+                last_transition_time=now,
+                observed_generation=generation,
+            )
+        )
+    return out
+
+
+def get_condition(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
+    return next((c for c in conditions or () if c.type == type_), None)

@@ -1,0 +1,38 @@
+"""Operator-level settings the pure core needs (the rest live in ``settings.py``)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from asynctask_operator.core.models import RetryPolicy
+
+BUILTIN_RETRY = RetryPolicy(
+    max_retries=3,
+    backoff="Exponential",
+    base_seconds=10,
+    max_seconds=600,
+    jitter=True,
+    retry_on=["Failed", "Timeout", "PodError"],
+    non_retryable_exit_codes=[],
+)
+
+
+@dataclasses.dataclass(frozen=True)
+class CoreConfig:
+    payload_limit_bytes: int = 64 * 1024
+    """A payload whose compact JSON is larger ends the task Failed/PayloadTooLarge."""
+
+    default_ttl_seconds: int = 7 * 24 * 3600
+    """How long a finished task is kept when neither it nor its TaskType says."""
+
+    default_queue: str = "default"
+    """The queue of a task when neither it nor its TaskType names one."""
+
+    unknown_type_grace_seconds: float = 10.0
+    """How long a new task waits for its TaskType to appear before it fails UnknownTaskType.
+
+    ``kubectl apply -f dir/`` and GitOps tools create objects in any order; a task
+    created a moment before its TaskType must not fail."""
+
+    default_retry: RetryPolicy = BUILTIN_RETRY
+    """Retry fields neither the task nor its TaskType sets."""

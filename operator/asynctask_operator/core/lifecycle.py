@@ -1,0 +1,407 @@
+"""The next state of a task, decided from what is observed and the time — nothing else.
+
+:func:`decide` is the whole lifecycle of an AsyncTask as one pure function. It is
+level-based: it looks at the task, its TaskType, the Jobs it owns and their pods,
+and returns what must change. Called twice with the same inputs it returns the same
+decision, so a repeated or missed event, or a crash between two writes, cannot cause
+a wrong transition: the next call sees what did and did not happen and carries on.
+
+Phases::
+
+    Pending --admit--> Running --success--> Succeeded
+       ^                  |  \\--failure, retries left--> Retrying --due--> (admit next attempt)
+       |                  \\--failure, no retry--> Failed
+       \\--retry-requested annotation-- Failed | Cancelled
+    any unfinished phase --spec.cancel--> Cancelled;  --deadlineSeconds--> Failed/DeadlineExceeded
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+from asynctask_operator.core import conditions as cond
+from asynctask_operator.core.config import CoreConfig
+from asynctask_operator.core.effective import effective_spec
+from asynctask_operator.core.jobs import render_job
+from asynctask_operator.core.models import (
+    AsyncTask,
+    AsyncTaskStatus,
+    Attempt,
+    EffectiveSpec,
+    RetryRound,
+    TaskError,
+    TaskType,
+)
+from asynctask_operator.core.naming import job_name
+from asynctask_operator.core.observed import JobView, PodView
+from asynctask_operator.core.outcomes import AttemptResult, attempt_result
+from asynctask_operator.core.retry import next_retry_delay, retry_verdict
+from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema
+
+RETRY_ANNOTATION = "asynctask.dev/retry-requested"
+MAX_ATTEMPTS_KEPT = 10
+
+
+@dataclasses.dataclass(frozen=True)
+class Observed:
+    """Everything :func:`decide` may look at."""
+
+    task: AsyncTask
+    tasktype: TaskType | None
+    types_synced: bool  # False until the TaskType cache has been filled once
+    jobs: Mapping[int, JobView]  # this task's Jobs by attempt (owned by its uid)
+    pods: Mapping[str, Sequence[PodView]]  # pods by the name of their Job
+    now: dt.datetime
+    jitter_sample: float = 0.5
+
+
+@dataclasses.dataclass(frozen=True)
+class Decision:
+    status: AsyncTaskStatus | None = None  # the new status, when it differs
+    create_job: dict[str, Any] | None = None
+    delete_job: str | None = None
+    delete_task: bool = False
+    requeue_after: float | None = None  # seconds until something is due
+
+    @property
+    def writes(self) -> bool:
+        return bool(self.status or self.create_job or self.delete_job or self.delete_task)
+
+
+def ts(moment: dt.datetime) -> str:
+    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def parse_ts(text: str | None) -> dt.datetime | None:
+    if not text:
+        return None
+    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+class _Draft:
+    """A mutable copy of the status that one decision edits."""
+
+    def __init__(self, obs: Observed, config: CoreConfig) -> None:
+        self.obs = obs
+        self.config = config
+        self.now = ts(obs.now)
+        self.fields: dict[str, Any] = obs.task.status.model_dump()
+        self.create_job: dict[str, Any] | None = None
+        self.delete_job: str | None = None
+        self.delete_task = False
+        self.due: list[dt.datetime] = []
+
+    # -- reading
+    @property
+    def phase(self) -> str:
+        return str(self.fields.get("phase") or "Pending")
+
+    @property
+    def attempt(self) -> int:
+        return int(self.fields.get("attempt") or 0)
+
+    def status(self) -> AsyncTaskStatus:
+        return AsyncTaskStatus.model_validate(self.fields)
+
+    def effective(self) -> EffectiveSpec:
+        if self.fields.get("effective"):
+            return EffectiveSpec.model_validate(self.fields["effective"])
+        return effective_spec(self.obs.task, self.obs.tasktype, self.config)
+
+    # -- writing
+    def set(self, **values: Any) -> None:
+        self.fields.update(values)
+
+    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
+        current = self.status().conditions or []
+        updated = cond.set_condition(
+            current, type_, status, reason, message, self.now, self.obs.task.metadata.generation
+        )
+        self.fields["conditions"] = [c.model_dump() for c in updated]
+
+    def move(self, phase: str, reason: str, message: str) -> None:
+        self.set(phase=phase, reason=reason, message=message, observed_generation=self.obs.task.metadata.generation)
+        if phase != "Running":
+            self.condition(cond.RUNNING, False, reason, message)
+
+    def record_attempt(self, attempt: Attempt) -> None:
+        attempts = [a for a in self.fields.get("attempts") or () if a["attempt"] != attempt.attempt]
+        attempts.append(attempt.model_dump())
+        self.fields["attempts"] = attempts[-MAX_ATTEMPTS_KEPT:]
+
+    def last_attempt(self) -> Attempt | None:
+        attempts = self.fields.get("attempts") or []
+        if attempts and attempts[-1]["attempt"] == self.attempt:
+            return Attempt.model_validate(attempts[-1])
+        return None
+
+    def decision(self) -> Decision:
+        new = self.status()
+        changed = new if new != self.obs.task.status else None
+        requeue = None
+        if self.due and not self.delete_task:
+            requeue = max(0.0, min((d - self.obs.now).total_seconds() for d in self.due))
+        return Decision(
+            status=changed,
+            create_job=self.create_job,
+            delete_job=self.delete_job,
+            delete_task=self.delete_task,
+            requeue_after=requeue,
+        )
+
+
+def decide(obs: Observed, config: CoreConfig) -> Decision:
+    """What to do about one task now."""
+    task = obs.task
+    if task.metadata.deletion_timestamp:
+        return Decision()  # being deleted: the garbage collector takes its Jobs
+    draft = _Draft(obs, config)
+
+    if draft.phase in ("Succeeded", "Failed", "Cancelled"):
+        _finished(draft)
+        return draft.decision()
+
+    if task.spec.cancel:
+        _finish(draft, "Cancelled", "Cancelled", "cancelled by spec.cancel", outcome="Cancelled")
+        _finished(draft)
+        return draft.decision()
+
+    if _past_deadline(draft):
+        return draft.decision()
+
+    if draft.phase == "Retrying":
+        due = parse_ts(draft.fields.get("next_retry_time"))
+        if due is not None and due > obs.now:
+            draft.due.append(due)
+            return draft.decision()
+        draft.set(next_retry_time=None)
+        _admit(draft)
+    elif draft.phase == "Pending":
+        _admit(draft)
+
+    if draft.phase == "Running":
+        _watch_attempt(draft)
+    if draft.phase in ("Succeeded", "Failed", "Cancelled"):
+        _finished(draft)
+    return draft.decision()
+
+
+# --------------------------------------------------------------------------- steps
+
+
+def _past_deadline(draft: _Draft) -> bool:
+    """Fail the task when its whole-task deadline has passed; else remember when it falls due."""
+    effective = draft.effective()
+    if not effective.deadline_seconds:
+        return False
+    since = parse_ts(draft.fields.get("queued_time")) or parse_ts(draft.obs.task.metadata.creation_timestamp)
+    if since is None:
+        return False
+    deadline = since + dt.timedelta(seconds=effective.deadline_seconds)
+    if draft.obs.now < deadline:
+        draft.due.append(deadline)
+        return False
+    _finish(
+        draft,
+        "Failed",
+        "DeadlineExceeded",
+        f"the task did not finish within deadlineSeconds={effective.deadline_seconds}",
+        outcome="Cancelled",
+    )
+    _finished(draft)
+    return True
+
+
+def _refuse(draft: _Draft, refusal: Refusal) -> None:
+    draft.set(effective=draft.effective().model_dump())
+    _finish(draft, "Failed", refusal.reason, refusal.message)
+
+
+def _admit(draft: _Draft) -> None:
+    """Start the next attempt: check the type and payload, then create its Job."""
+    obs = draft.obs
+    task, tasktype = obs.task, obs.tasktype
+    if tasktype is None:
+        age = (obs.now - (parse_ts(task.metadata.creation_timestamp) or obs.now)).total_seconds()
+        grace = draft.config.unknown_type_grace_seconds
+        if not obs.types_synced or (age < grace and draft.attempt == 0):
+            draft.due.append(obs.now + dt.timedelta(seconds=max(grace - age, 0.5)))
+            return
+        _refuse(
+            draft,
+            Refusal(
+                "UnknownTaskType",
+                f"TaskType {task.spec.type!r} does not exist in namespace {task.metadata.namespace}: "
+                "create it, or fix spec.type (it cannot change: recreate the task)",
+            ),
+        )
+        return
+    try:
+        check_payload_schema(tasktype.spec.payload_schema)
+        check_payload(tasktype, task.spec.payload, draft.config.payload_limit_bytes)
+    except Refusal as refusal:
+        _refuse(draft, refusal)
+        return
+
+    first_admission = draft.fields.get("effective") is None
+    effective = draft.effective()
+    attempt = draft.attempt + 1
+    name = job_name(task.metadata.name, attempt)
+    existing = obs.jobs.get(attempt)
+    if existing is None:
+        draft.create_job = render_job(task, tasktype, attempt, effective)
+    if first_admission:
+        draft.set(
+            effective=effective.model_dump(),
+            queued_time=draft.fields.get("queued_time") or task.metadata.creation_timestamp or draft.now,
+            round=RetryRound(first_attempt=1, requested=task.metadata.annotations.get(RETRY_ANNOTATION)).model_dump(),
+        )
+    draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
+    draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
+    total = _attempts_allowed(draft)
+    draft.move("Running", "JobCreated", f"attempt {attempt} of {total} running as Job {name}")
+    draft.condition(cond.ADMITTED, True, "Admitted", f"admitted to queue {effective.queue}")
+    draft.condition(cond.RUNNING, True, "JobCreated", f"attempt {attempt} running as Job {name}")
+
+
+def _attempts_allowed(draft: _Draft) -> int:
+    retry = draft.effective().retry
+    first = int((draft.fields.get("round") or {}).get("first_attempt") or 1)
+    return first - 1 + (retry.max_retries if retry.max_retries is not None else 3) + 1
+
+
+def _watch_attempt(draft: _Draft) -> None:
+    """Follow the running attempt's Job to its end."""
+    obs = draft.obs
+    attempt = draft.attempt
+    job = obs.jobs.get(attempt)
+    if job is None and draft.create_job is not None:
+        return  # its Job is being created in this very decision
+    effective = draft.effective()
+    pods = obs.pods.get(job.name, ()) if job is not None else ()
+    result = attempt_result(job, pods, effective.timeout_seconds)
+    if result is None:
+        return
+    if job is not None and not job.finished and not job.deleting:
+        draft.delete_job = job.name
+    _end_attempt(draft, result, job)
+    if result.succeeded:
+        _finish(draft, "Succeeded", "Completed", f"attempt {attempt} succeeded")
+        return
+    round_ = draft.fields.get("round") or {}
+    in_round = attempt - int(round_.get("first_attempt") or 1) + 1
+    verdict = retry_verdict(effective.retry, in_round, result)
+    if not verdict.retry:
+        _finish(draft, "Failed", verdict.reason, verdict.message)
+        return
+    delay = next_retry_delay(effective.retry, in_round, obs.jitter_sample)
+    due = obs.now + dt.timedelta(seconds=delay)
+    draft.set(next_retry_time=ts(due))
+    draft.due.append(due)
+    draft.move(
+        "Retrying",
+        result.reason,
+        f"attempt {attempt} of {_attempts_allowed(draft)} failed ({result.message}); next attempt at {ts(due)}",
+    )
+
+
+def _end_attempt(draft: _Draft, result: AttemptResult, job: JobView | None) -> None:
+    last = draft.last_attempt()
+    if last is None or last.outcome is not None:
+        return
+    draft.record_attempt(
+        last.model_copy(
+            update={
+                "finish_time": (job.completion_time if job and job.completion_time else None) or draft.now,
+                "outcome": result.outcome,
+                "exit_code": result.exit_code,
+                "reason": result.reason,
+                "message": result.message,
+            }
+        )
+    )
+
+
+def _finish(draft: _Draft, phase: str, reason: str, message: str, outcome: str | None = None) -> None:
+    """Move to a terminal phase; a running attempt ends with ``outcome``."""
+    job = draft.obs.jobs.get(draft.attempt)
+    if outcome is not None and draft.phase == "Running":
+        last = draft.last_attempt()
+        if last is not None and last.outcome is None:
+            draft.record_attempt(
+                last.model_copy(
+                    update={
+                        "finish_time": draft.now,
+                        "outcome": outcome,
+                        "reason": reason,
+                        "message": message,
+                    }
+                )
+            )
+        if job is not None and not job.finished and not job.deleting:
+            draft.delete_job = job.name
+    start = parse_ts(draft.fields.get("start_time"))
+    draft.set(
+        completion_time=draft.now,
+        duration_seconds=round((draft.obs.now - start).total_seconds(), 3) if start else 0.0,
+        next_retry_time=None,
+        error=None if phase == "Succeeded" else TaskError(code=reason, message=message).model_dump(),
+    )
+    if draft.fields.get("effective") is None:
+        draft.set(effective=draft.effective().model_dump())
+    draft.move(phase, reason, message)
+    draft.condition(cond.SUCCEEDED, phase == "Succeeded", reason, message)
+    draft.condition(cond.FAILED, phase == "Failed", reason, message)
+
+
+def _finished(draft: _Draft) -> None:
+    """A finished task: honour a manual retry, clean up a Job left running, expire by TTL."""
+    obs = draft.obs
+    requested = obs.task.metadata.annotations.get(RETRY_ANNOTATION)
+    honoured = (draft.fields.get("round") or {}).get("requested")
+    if (
+        requested is not None
+        and requested != honoured
+        and draft.phase in ("Failed", "Cancelled")
+        and not obs.task.spec.cancel
+        and draft.delete_job is None
+    ):
+        draft.set(
+            phase="Pending",
+            reason="RetryRequested",
+            message=f"retry requested ({RETRY_ANNOTATION}={requested})",
+            completion_time=None,
+            duration_seconds=None,
+            error=None,
+            queued_time=draft.now,
+            round=RetryRound(first_attempt=draft.attempt + 1, requested=requested).model_dump(),
+            conditions=[c for c in draft.fields.get("conditions") or () if c["type"] == cond.ADMITTED],
+        )
+        _admit(draft)
+        if draft.phase == "Running":
+            _watch_attempt(draft)
+        return
+
+    if draft.delete_job is None:  # a crash may have left a Job running after the task ended
+        running = sorted(j.name for j in obs.jobs.values() if not j.finished and not j.deleting)
+        draft.delete_job = running[0] if running else None
+
+    done = parse_ts(draft.fields.get("completion_time"))
+    if done is None:
+        return
+    ttl = draft.effective().ttl_seconds_after_finished
+    expires = done + dt.timedelta(seconds=ttl)
+    if obs.now >= expires:
+        draft.delete_task = True
+    else:
+        draft.due.append(expires)
+
+
+def refuse(obs: Observed, config: CoreConfig, reason: str, message: str) -> Decision:
+    """End a task that cannot start for a reason only the API server could tell (its Job was refused)."""
+    draft = _Draft(obs, config)
+    _refuse(draft, Refusal(reason, message))
+    return draft.decision()

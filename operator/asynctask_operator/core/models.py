@@ -1,0 +1,353 @@
+"""Pydantic models of the CRDs: the single source of truth for the API.
+
+The CRD YAML in ``crds/`` is generated from these models (``core/crds.py``), so a
+field, bound, default or validation rule is written once, here. Extra schema that
+only the API server understands (CEL rules, ``x-kubernetes-*`` markers) is attached
+with :func:`k8s` and ends up verbatim in the generated schema.
+
+The models parse objects *read from* the API server leniently (unknown fields are
+ignored, so an older operator survives a newer CRD), while the CRD schema is what
+refuses bad input at admission.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "asynctask.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+PRIORITY_MIN = -1000
+PRIORITY_MAX = 1000
+
+Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "Cancelled"]
+RetryableOutcome = Literal["Failed", "Timeout", "PodError"]
+Phase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled"]
+TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+
+
+def k8s(**extra: Any) -> dict[str, Any]:
+    """Schema extras for a field: ``Field(json_schema_extra=k8s(validations=[...]))``.
+
+    ``validations`` becomes ``x-kubernetes-validations``; every other keyword is
+    written as ``x-kubernetes-<kebab-case>`` (``preserve_unknown_fields=True``).
+    """
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        out["x-kubernetes-" + key.replace("_", "-")] = value
+    return out
+
+
+def cel(rule: str, message: str, **more: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **more}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, tolerant of unknown fields."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, unset optional fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+# --------------------------------------------------------------------------- shared pieces
+
+
+class RetryPolicy(Model):
+    """How failed attempts are retried. Every field left out falls back to the
+    TaskType's ``defaults.retry``, then to the built-in default shown here."""
+
+    max_retries: int | None = Field(
+        None,
+        ge=0,
+        le=100,
+        description="Retries after the first attempt (attempts = maxRetries + 1). Default 3.",
+    )
+    backoff: Literal["Exponential", "Fixed"] | None = Field(
+        None,
+        description="Exponential: baseSeconds * 2^(n-1), capped at maxSeconds. Fixed: baseSeconds. "
+        "Default Exponential.",
+    )
+    base_seconds: int | None = Field(None, ge=0, le=86400, description="Default 10.")
+    max_seconds: int | None = Field(None, ge=0, le=604800, description="Cap on one delay. Default 600.")
+    jitter: bool | None = Field(None, description="Spread each delay by +/-20%. Default true.")
+    retry_on: list[RetryableOutcome] | None = Field(
+        None,
+        max_length=3,
+        description="Attempt outcomes that are retried. Default [Failed, Timeout, PodError].",
+        json_schema_extra=k8s(list_type="set"),
+    )
+    non_retryable_exit_codes: list[int] | None = Field(
+        None,
+        max_length=64,
+        description="Exit codes that mean a permanent failure: the task fails at once.",
+        json_schema_extra=k8s(list_type="set"),
+    )
+
+
+class TaskDefaults(Model):
+    """Values an AsyncTask of this type gets where it leaves a field out."""
+
+    queue: str | None = Field(None, min_length=1, max_length=63, pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
+    priority: int | None = Field(None, ge=PRIORITY_MIN, le=PRIORITY_MAX)
+    timeout_seconds: int | None = Field(None, ge=1, le=31536000)
+    deadline_seconds: int | None = Field(None, ge=1, le=31536000)
+    retry: RetryPolicy | None = None
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=31536000)
+
+
+# --------------------------------------------------------------------------- TaskType
+
+# Only the skeleton of a JobTemplateSpec is declared, so that the schema can require
+# a pod template with containers; the rest is kept as written (the API server
+# validates it for real when the operator creates the Job).
+JOB_TEMPLATE_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "A batch/v1 JobTemplateSpec. Its pod template is required; restartPolicy must be Never "
+    "(the operator owns retries); backoffLimit is forced to 0.",
+    "required": ["spec"],
+    "properties": {
+        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+        "spec": {
+            "type": "object",
+            "required": ["template"],
+            "x-kubernetes-preserve-unknown-fields": True,
+            "properties": {
+                "template": {
+                    "type": "object",
+                    "required": ["spec"],
+                    "x-kubernetes-preserve-unknown-fields": True,
+                    "properties": {
+                        "metadata": {"type": "object", "x-kubernetes-preserve-unknown-fields": True},
+                        "spec": {
+                            "type": "object",
+                            "required": ["containers"],
+                            "x-kubernetes-preserve-unknown-fields": True,
+                            "properties": {
+                                "restartPolicy": {
+                                    "type": "string",
+                                    "x-kubernetes-validations": [
+                                        cel(
+                                            "self == 'Never'",
+                                            "jobTemplate.spec.template.spec.restartPolicy must be Never "
+                                            "(or left out): the operator retries failed attempts itself",
+                                        )
+                                    ],
+                                },
+                                "containers": {
+                                    "type": "array",
+                                    "minItems": 1,
+                                    "items": {
+                                        "type": "object",
+                                        "required": ["name"],
+                                        "x-kubernetes-preserve-unknown-fields": True,
+                                        "properties": {
+                                            "name": {"type": "string"},
+                                            "image": {"type": "string"},
+                                        },
+                                    },
+                                },
+                            },
+                        },
+                    },
+                },
+            },
+        },
+    },
+}
+
+PAYLOAD_SCHEMA_SCHEMA: dict[str, Any] = {
+    "type": "object",
+    "description": "Optional JSON Schema (draft 2020-12) every payload of this type must satisfy.",
+    "x-kubernetes-preserve-unknown-fields": True,
+}
+
+
+class TaskTypeSpec(Model):
+    job_template: dict[str, Any] = Field(json_schema_extra={"x-asynctask-schema": JOB_TEMPLATE_SCHEMA})
+    payload_schema: dict[str, Any] | None = Field(None, json_schema_extra={"x-asynctask-schema": PAYLOAD_SCHEMA_SCHEMA})
+    defaults: TaskDefaults | None = None
+
+
+class Condition(Model):
+    """A metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
+
+
+class TaskTypeStatus(Model):
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = None
+
+
+class ObjectMeta(Model):
+    """The parts of metav1.ObjectMeta the operator reads."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class TaskType(Model):
+    api_version: str = API_VERSION
+    kind: Literal["TaskType"] = "TaskType"
+    metadata: ObjectMeta
+    spec: TaskTypeSpec
+    status: TaskTypeStatus | None = None
+
+
+# --------------------------------------------------------------------------- AsyncTask
+
+
+class AsyncTaskSpec(Model):
+    """What to run. ``type`` is required and, with ``queue``, immutable."""
+
+    type: str = Field(
+        min_length=1,
+        max_length=253,
+        pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$",
+        description="Name of a TaskType in the same namespace.",
+        json_schema_extra=k8s(
+            validations=[cel("self == oldSelf", "spec.type is immutable; create a new AsyncTask instead")]
+        ),
+    )
+    payload: Any = Field(
+        None,
+        description="Any JSON. Given to every container as ASYNCTASK_PAYLOAD. Size capped by the operator "
+        "(default 64 KiB): a larger one ends the task Failed/PayloadTooLarge.",
+        json_schema_extra=k8s(preserve_unknown_fields=True),
+    )
+    queue: str | None = Field(
+        None,
+        min_length=1,
+        max_length=63,
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        description="TaskQueue name. Default: the type's defaults.queue, then 'default'.",
+        json_schema_extra=k8s(
+            validations=[cel("self == oldSelf", "spec.queue is immutable; create a new AsyncTask instead")]
+        ),
+    )
+    priority: int | None = Field(
+        None,
+        ge=PRIORITY_MIN,
+        le=PRIORITY_MAX,
+        description=f"Higher is admitted first ({PRIORITY_MIN}..{PRIORITY_MAX}). Default: the type's, then 0.",
+    )
+    timeout_seconds: int | None = Field(
+        None, ge=1, le=31536000, description="Bound on one attempt (the Job's activeDeadlineSeconds)."
+    )
+    deadline_seconds: int | None = Field(
+        None, ge=1, le=31536000, description="Bound on the whole task, across queueing and retries."
+    )
+    retry: RetryPolicy | None = None
+    ttl_seconds_after_finished: int | None = Field(
+        None, ge=0, le=31536000, description="Delete the task this long after it finished. Default 7 days."
+    )
+    cancel: bool | None = Field(None, description="Set true to cancel a task that has not finished.")
+
+
+class Attempt(Model):
+    """One attempt of a task: one Job."""
+
+    attempt: int
+    job: str
+    start_time: str | None = None
+    finish_time: str | None = None
+    outcome: Outcome | None = None
+    exit_code: int | None = None
+    reason: str | None = None
+    message: str | None = None
+
+
+class TaskError(Model):
+    code: str
+    message: str
+
+
+class Progress(Model):
+    percent: int | None = Field(None, ge=0, le=100)
+    message: str | None = Field(None, max_length=1024)
+    step: str | None = Field(None, max_length=253)
+    steps_done: int | None = Field(None, ge=0)
+    steps_total: int | None = Field(None, ge=0)
+    update_time: str | None = None
+
+
+class EffectiveSpec(Model):
+    """The values in force for this task, resolved at admission (task, then type, then operator)."""
+
+    queue: str
+    timeout_seconds: int | None = None
+    deadline_seconds: int | None = None
+    ttl_seconds_after_finished: int
+    retry: RetryPolicy
+
+
+class RetryRound(Model):
+    """The attempts since the task was (re)started: a manual retry starts a new round."""
+
+    first_attempt: int = 1
+    requested: str | None = Field(
+        None, description="The asynctask.dev/retry-requested value that started this round (honoured once)."
+    )
+
+
+class AsyncTaskStatus(Model):
+    phase: Phase | None = None
+    reason: str | None = None
+    message: str | None = None
+    attempt: int | None = None
+    attempts: list[Attempt] | None = Field(None, max_length=10)
+    next_retry_time: str | None = None
+    queued_time: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    duration_seconds: float | None = None
+    progress: Progress | None = None
+    result: Any = Field(None, json_schema_extra=k8s(preserve_unknown_fields=True))
+    error: TaskError | None = None
+    effective: EffectiveSpec | None = None
+    round: RetryRound | None = None
+    observed_generation: int | None = None
+    conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
+
+
+class AsyncTask(Model):
+    api_version: str = API_VERSION
+    kind: Literal["AsyncTask"] = "AsyncTask"
+    metadata: ObjectMeta
+    spec: AsyncTaskSpec
+    status: AsyncTaskStatus = Field(default_factory=AsyncTaskStatus)
+
+    @property
+    def phase(self) -> str:
+        """The phase, with a task the operator never wrote to reading as Pending."""
+        return self.status.phase or "Pending"
+
+    @property
+    def finished(self) -> bool:
+        return self.phase in TERMINAL_PHASES

@@ -1,0 +1,35 @@
+"""Operator settings: one tree, every field documented (set from the command line)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from asynctask_operator.core.config import CoreConfig
+
+
+@dataclasses.dataclass(frozen=True)
+class OperatorSettings:
+    core: CoreConfig = dataclasses.field(default_factory=CoreConfig)
+    """Settings of the pure lifecycle: payload cap, default TTL and queue, retry defaults."""
+
+    namespaces: tuple[str, ...] = ()
+    """Serve only these namespaces; empty means every namespace (cluster-wide)."""
+
+    workers: int = 16
+    """Tasks reconciled concurrently."""
+
+    api_concurrency: int = 16
+    """API requests in flight at once (threads of the Kubernetes client)."""
+
+    resync_seconds: float = 300.0
+    """Every so often the operator re-lists what it watches and reconciles everything,
+    so that an event lost by the API server or the network cannot leave a task stuck."""
+
+    kubeconfig: str | None = None
+    """Path of a kubeconfig; default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config."""
+
+    context: str | None = None
+    """The kubeconfig context to use; default: its current context."""
+
+    health_port: int = 8080
+    """Port of /healthz and /readyz (and of /metrics and the report endpoint, later); 0 turns it off."""

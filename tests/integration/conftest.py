@@ -1,0 +1,43 @@
+from __future__ import annotations
+
+import pathlib
+from collections.abc import AsyncIterator
+
+import kmock
+import pytest
+
+from tests.integration.harness import Cluster, Operator, declare_resources, write_kubeconfig
+
+
+@pytest.fixture()
+async def cluster(kmock: kmock.KubernetesEmulator) -> Cluster:
+    declare_resources(kmock)
+    return Cluster(kmock)
+
+
+@pytest.fixture()
+def kubeconfig(kmock: kmock.KubernetesEmulator, tmp_path: pathlib.Path) -> pathlib.Path:
+    path = tmp_path / "kubeconfig"
+    write_kubeconfig(path, str(kmock.url))
+    return path
+
+
+@pytest.fixture()
+async def operator(
+    cluster: Cluster, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, request: pytest.FixtureRequest
+) -> AsyncIterator[Operator]:
+    marker = request.node.get_closest_marker("operator_args")
+    extra = tuple(marker.args) if marker else ()
+    op = Operator(kubeconfig, tmp_path / "operator.log", *extra)
+    await op.start()
+    yield op
+    await op.stop()
+    if request.node.rep_call.failed if hasattr(request.node, "rep_call") else False:
+        print(op.log()[-20000:])
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item: pytest.Item, call: pytest.CallInfo[None]):  # type: ignore[no-untyped-def]
+    report = yield
+    setattr(item, "rep_" + report.when, report)
+    return report

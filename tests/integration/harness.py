@@ -1,0 +1,237 @@
+"""Run the real operator process against kmock's Kubernetes emulator.
+
+kmock is a store, not an API server: it never bumps resourceVersion, runs no
+controllers (Jobs get no pods or status unless a test gives them), and answers
+creates with 200. The helpers here play the missing parts: they create objects
+through the API (so watches see them), give objects a resourceVersion, and move
+Jobs and pods to the states a real cluster would.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import os
+import pathlib
+import signal
+import sys
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import kmock
+import yaml
+
+NS = "default"
+AT = kmock.resource("asynctask.dev", "v1alpha1", "asynctasks")
+TT = kmock.resource("asynctask.dev", "v1alpha1", "tasktypes")
+JOBS = kmock.resource("batch", "v1", "jobs")
+PODS = kmock.resource("", "v1", "pods")
+_rv = itertools.count(1000)
+
+
+def declare_resources(k: kmock.KubernetesEmulator) -> None:
+    both = {"get", "list", "watch", "create", "update", "patch", "delete"}
+    k.resources["asynctask.dev/v1alpha1/asynctasks"] = kmock.ResourceInfo(
+        kind="AsyncTask", singular="asynctask", namespaced=True, verbs=both, subresources={"status"},
+        shortnames={"at", "atask"},
+    )
+    k.resources["asynctask.dev/v1alpha1/tasktypes"] = kmock.ResourceInfo(
+        kind="TaskType", singular="tasktype", namespaced=True, verbs=both, subresources={"status"}, shortnames={"tt"}
+    )
+    k.resources["batch/v1/jobs"] = kmock.ResourceInfo(
+        kind="Job", singular="job", namespaced=True, verbs=both, subresources={"status"}
+    )
+    # kopf's discovery waits for these two to exist, as they do in every cluster.
+    k.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
+        kind="CustomResourceDefinition", singular="customresourcedefinition", namespaced=False, verbs=both
+    )
+    k.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", singular="namespace", namespaced=False, verbs=both)
+    k.resources["v1/pods"] = kmock.ResourceInfo(
+        kind="Pod", singular="pod", namespaced=True, verbs=both, subresources={"status"}
+    )
+
+
+def write_kubeconfig(path: pathlib.Path, url: str) -> None:
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "apiVersion": "v1",
+                "kind": "Config",
+                "clusters": [{"name": "kmock", "cluster": {"server": url}}],
+                "users": [{"name": "kmock", "user": {}}],
+                "contexts": [{"name": "kmock", "context": {"cluster": "kmock", "user": "kmock"}}],
+                "current-context": "kmock",
+            }
+        )
+    )
+
+
+class Operator:
+    """The operator as a child process: ``await start()``, ``kill()``, ``await stop()``."""
+
+    def __init__(self, kubeconfig: pathlib.Path, logfile: pathlib.Path, *extra: str) -> None:
+        self.kubeconfig = kubeconfig
+        self.logfile = logfile
+        self.extra = extra
+        self.proc: asyncio.subprocess.Process | None = None
+        self.starts = 0
+
+    async def start(self, timeout: float = 30) -> None:
+        self.starts += 1
+        log = self.logfile.open("a")
+        log.write(f"\n===== start {self.starts} =====\n")
+        log.flush()
+        offset = self.logfile.stat().st_size
+        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        self.proc = await asyncio.create_subprocess_exec(
+            sys.executable, "-m", "asynctask_operator", "run", "--kubeconfig", str(self.kubeconfig),
+            "--log-format", "text", "--verbose", *self.extra,
+            stdout=log, stderr=log, env=env,
+        )
+        await eventually(lambda: "synced" in self.logfile.read_text()[offset:], timeout, "operator to sync")
+
+    def kill(self) -> None:
+        """SIGKILL: the crash at any line."""
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGKILL)
+
+    async def stop(self) -> None:
+        if self.proc and self.proc.returncode is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                await asyncio.wait_for(self.proc.wait(), 10)
+            except TimeoutError:
+                self.proc.kill()
+                await self.proc.wait()
+
+    def log(self) -> str:
+        return self.logfile.read_text()
+
+
+async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 15, what: str = "") -> None:
+    """Poll ``check`` until it is true (no fixed sleeps in tests: wait for a condition)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        result = check()
+        if not isinstance(result, bool):
+            result = await result
+        if result:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
+        await asyncio.sleep(0.05)
+
+
+class Cluster:
+    """The test's hands on kmock: create objects, play the Job controller and kubelet."""
+
+    def __init__(self, k: kmock.KubernetesEmulator) -> None:
+        self.k = k
+        self._uids = itertools.count(1)
+
+    def _meta(self, name: str, **more: Any) -> dict[str, Any]:
+        return {
+            "name": name,
+            "namespace": NS,
+            "uid": f"uid-{name}-{next(self._uids)}",
+            "resourceVersion": str(next(_rv)),
+            "generation": 1,
+            "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+            **more,
+        }
+
+    async def create_tasktype(self, name: str, spec: dict[str, Any] | None = None) -> None:
+        body = {
+            "apiVersion": "asynctask.dev/v1alpha1",
+            "kind": "TaskType",
+            "metadata": self._meta(name),
+            "spec": spec or {
+                "jobTemplate": {
+                    "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
+                }
+            },
+        }
+        resp = await self.k.post(f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/tasktypes", json=body)
+        assert resp.status == 200, await resp.text()
+
+    async def create_task(self, name: str, spec: dict[str, Any], **meta: Any) -> None:
+        body = {
+            "apiVersion": "asynctask.dev/v1alpha1",
+            "kind": "AsyncTask",
+            "metadata": self._meta(name, **meta),
+            "spec": spec,
+        }
+        resp = await self.k.post(f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/asynctasks", json=body)
+        assert resp.status == 200, await resp.text()
+
+    async def patch(self, resource: str, name: str, patch: dict[str, Any]) -> None:
+        patch = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": str(next(_rv))}}
+        resp = await self.k.patch(
+            f"{resource}/namespaces/{NS}/{name}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
+        )
+        assert resp.status == 200, await resp.text()
+
+    async def delete(self, resource: str, name: str) -> None:
+        resp = await self.k.delete(f"{resource}/namespaces/{NS}/{name}")
+        assert resp.status == 200, await resp.text()
+
+    # -- reading
+    def task(self, name: str) -> dict[str, Any]:
+        return dict(self.k.objects[AT, NS, name])
+
+    def status(self, name: str) -> dict[str, Any]:
+        return dict(self.task(name).get("status") or {})
+
+    def phase(self, name: str) -> str | None:
+        return self.status(name).get("phase")
+
+    def job_names(self) -> list[str]:
+        return sorted(name for (res, ns, name) in self.k.objects if res == JOBS)
+
+    def job(self, name: str) -> dict[str, Any]:
+        return dict(self.k.objects[JOBS, NS, name])
+
+    def has_job(self, name: str) -> bool:
+        return (JOBS, NS, name) in self.k.objects
+
+    # -- playing the Job controller and the kubelet
+    async def job_succeeds(self, job: str, termination_message: str = "") -> None:
+        await self._pod(job, "Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed",
+                                                          "message": termination_message}})
+        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
+            "succeeded": 1, "completionTime": _now(),
+            "conditions": [{"type": "Complete", "status": "True"}]}})
+
+    async def job_fails(self, job: str, exit_code: int = 1, reason: str = "Error", pod_reason: str = "") -> None:
+        await self._pod(job, "Failed", {"terminated": {"exitCode": exit_code, "reason": reason}}, pod_reason)
+        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
+            "failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
+                                         "message": "Job has reached the specified backoff limit"}]}})
+
+    async def job_times_out(self, job: str) -> None:
+        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
+            "failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
+                                         "message": "Job was active longer than specified deadline"}]}})
+
+    async def pod_waiting(self, job: str, reason: str, message: str = "") -> None:
+        await self._pod(job, "Pending", {"waiting": {"reason": reason, "message": message}})
+
+    async def _pod(self, job: str, phase: str, state: dict[str, Any], pod_reason: str = "") -> None:
+        name = f"{job}-pod"
+        labels = dict((self.job(job).get("spec") or {}).get("template", {}).get("metadata", {}).get("labels") or {})
+        labels["batch.kubernetes.io/job-name"] = job
+        status = {"phase": phase, "containerStatuses": [{"name": "main", "state": state}]}
+        if pod_reason:
+            status["reason"] = pod_reason
+            status["message"] = f"The node was low on resource: memory. ({pod_reason})"
+        if (PODS, NS, name) in self.k.objects and not self.k.objects[PODS, NS, name].deleted:
+            await self.patch("/api/v1", f"pods/{name}", {"status": status})
+            return
+        body = {"apiVersion": "v1", "kind": "Pod", "metadata": self._meta(name, labels=labels), "status": status}
+        resp = await self.k.post(f"/api/v1/namespaces/{NS}/pods", json=body)
+        assert resp.status == 200, await resp.text()
+
+
+def _now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
