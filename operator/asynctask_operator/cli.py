@@ -46,6 +46,12 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--default-ttl", type=int, default=7 * 24 * 3600, help="seconds a finished task is kept (default 7 days)"
     )
+    run.add_argument(
+        "--unknown-type-grace",
+        type=float,
+        default=10.0,
+        help="seconds a new task waits for its TaskType to appear before failing UnknownTaskType (default 10)",
+    )
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
@@ -68,7 +74,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["KUBECONFIG"] = args.kubeconfig
     settings = OperatorSettings(
         core=dataclasses.replace(
-            CoreConfig(), payload_limit_bytes=args.payload_limit, default_ttl_seconds=args.default_ttl
+            CoreConfig(),
+            payload_limit_bytes=args.payload_limit,
+            default_ttl_seconds=args.default_ttl,
+            unknown_type_grace_seconds=args.unknown_type_grace,
         ),
         namespaces=tuple(args.namespace),
         workers=args.workers,

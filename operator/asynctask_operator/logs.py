@@ -18,10 +18,9 @@ class JsonFormatter(logging.Formatter):
             "logger": record.name,
             "message": record.getMessage(),
         }
-        for field in CONTEXT_FIELDS:
-            value = getattr(record, field, None)
-            if value is not None:
-                line[field] = value
+        context = getattr(record, "task", None)  # logger.info(..., extra={"task": {...}})
+        if isinstance(context, dict):
+            line.update({k: v for k, v in context.items() if k in CONTEXT_FIELDS and v is not None})
         if record.exc_info:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

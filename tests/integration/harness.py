@@ -33,7 +33,11 @@ _rv = itertools.count(1000)
 def declare_resources(k: kmock.KubernetesEmulator) -> None:
     both = {"get", "list", "watch", "create", "update", "patch", "delete"}
     k.resources["asynctask.dev/v1alpha1/asynctasks"] = kmock.ResourceInfo(
-        kind="AsyncTask", singular="asynctask", namespaced=True, verbs=both, subresources={"status"},
+        kind="AsyncTask",
+        singular="asynctask",
+        namespaced=True,
+        verbs=both,
+        subresources={"status"},
         shortnames={"at", "atask"},
     )
     k.resources["asynctask.dev/v1alpha1/tasktypes"] = kmock.ResourceInfo(
@@ -46,7 +50,9 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
         kind="CustomResourceDefinition", singular="customresourcedefinition", namespaced=False, verbs=both
     )
-    k.resources["v1/namespaces"] = kmock.ResourceInfo(kind="Namespace", singular="namespace", namespaced=False, verbs=both)
+    k.resources["v1/namespaces"] = kmock.ResourceInfo(
+        kind="Namespace", singular="namespace", namespaced=False, verbs=both
+    )
     k.resources["v1/pods"] = kmock.ResourceInfo(
         kind="Pod", singular="pod", namespaced=True, verbs=both, subresources={"status"}
     )
@@ -85,9 +91,21 @@ class Operator:
         offset = self.logfile.stat().st_size
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
         self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "asynctask_operator", "run", "--kubeconfig", str(self.kubeconfig),
-            "--log-format", "text", "--verbose", *self.extra,
-            stdout=log, stderr=log, env=env,
+            sys.executable,
+            "-m",
+            "asynctask_operator",
+            "run",
+            "--kubeconfig",
+            str(self.kubeconfig),
+            "--log-format",
+            "text",
+            "--verbose",
+            "--unknown-type-grace",
+            "2",
+            *self.extra,
+            stdout=log,
+            stderr=log,
+            env=env,
         )
         await eventually(lambda: "synced" in self.logfile.read_text()[offset:], timeout, "operator to sync")
 
@@ -97,6 +115,13 @@ class Operator:
             self.proc.send_signal(signal.SIGKILL)
 
     async def stop(self) -> None:
+        t0 = time.monotonic()
+        try:
+            await self._stop()
+        finally:
+            self.stop_seconds = time.monotonic() - t0
+
+    async def _stop(self) -> None:
         if self.proc and self.proc.returncode is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
@@ -146,10 +171,9 @@ class Cluster:
             "apiVersion": "asynctask.dev/v1alpha1",
             "kind": "TaskType",
             "metadata": self._meta(name),
-            "spec": spec or {
-                "jobTemplate": {
-                    "spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}
-                }
+            "spec": spec
+            or {
+                "jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}
             },
         }
         resp = await self.k.post(f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/tasktypes", json=body)
@@ -197,22 +221,59 @@ class Cluster:
 
     # -- playing the Job controller and the kubelet
     async def job_succeeds(self, job: str, termination_message: str = "") -> None:
-        await self._pod(job, "Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed",
-                                                          "message": termination_message}})
-        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
-            "succeeded": 1, "completionTime": _now(),
-            "conditions": [{"type": "Complete", "status": "True"}]}})
+        await self._pod(
+            job, "Succeeded", {"terminated": {"exitCode": 0, "reason": "Completed", "message": termination_message}}
+        )
+        await self.patch(
+            "/apis/batch/v1",
+            f"jobs/{job}",
+            {
+                "status": {
+                    "succeeded": 1,
+                    "completionTime": _now(),
+                    "conditions": [{"type": "Complete", "status": "True"}],
+                }
+            },
+        )
 
     async def job_fails(self, job: str, exit_code: int = 1, reason: str = "Error", pod_reason: str = "") -> None:
         await self._pod(job, "Failed", {"terminated": {"exitCode": exit_code, "reason": reason}}, pod_reason)
-        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
-            "failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded",
-                                         "message": "Job has reached the specified backoff limit"}]}})
+        await self.patch(
+            "/apis/batch/v1",
+            f"jobs/{job}",
+            {
+                "status": {
+                    "failed": 1,
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "BackoffLimitExceeded",
+                            "message": "Job has reached the specified backoff limit",
+                        }
+                    ],
+                }
+            },
+        )
 
     async def job_times_out(self, job: str) -> None:
-        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {
-            "failed": 1, "conditions": [{"type": "Failed", "status": "True", "reason": "DeadlineExceeded",
-                                         "message": "Job was active longer than specified deadline"}]}})
+        await self.patch(
+            "/apis/batch/v1",
+            f"jobs/{job}",
+            {
+                "status": {
+                    "failed": 1,
+                    "conditions": [
+                        {
+                            "type": "Failed",
+                            "status": "True",
+                            "reason": "DeadlineExceeded",
+                            "message": "Job was active longer than specified deadline",
+                        }
+                    ],
+                }
+            },
+        )
 
     async def pod_waiting(self, job: str, reason: str, message: str = "") -> None:
         await self._pod(job, "Pending", {"waiting": {"reason": reason, "message": message}})
@@ -235,3 +296,17 @@ class Cluster:
 
 def _now() -> str:
     return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+def operator_requests(k: kmock.KubernetesEmulator) -> list[tuple[str, str]]:
+    """(METHOD, path) of every request the operator's API client made, in order."""
+    out = []
+    for request in k:
+        agent = request.headers.get("User-Agent", "")
+        if agent.startswith("asynctask-operator"):
+            out.append((str(request.method.value).upper(), request.url.path))
+    return out
+
+
+def operator_writes(k: kmock.KubernetesEmulator) -> list[tuple[str, str]]:
+    return [(m, p) for m, p in operator_requests(k) if m in ("POST", "PUT", "PATCH", "DELETE")]

@@ -33,6 +33,7 @@ import urllib3.exceptions
 
 logger = logging.getLogger(__name__)
 
+USER_AGENT = "asynctask-operator"
 RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -141,6 +142,7 @@ class KubeClient:
     ) -> None:
         configuration.connection_pool_maxsize = max(concurrency, 4)
         self._api = kubernetes.client.ApiClient(configuration)
+        self._api.user_agent = USER_AGENT
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.retry = retry or RetryPolicy()
         self.counter = counter or RequestCounter()

@@ -161,11 +161,13 @@ def _log_transition(task: AsyncTask, decision: Decision) -> None:
         new.reason,
         new.message or "",
         extra={
-            "namespace": task.metadata.namespace,
-            "name": task.metadata.name,
-            "uid": task.metadata.uid,
-            "type": task.spec.type,
-            "attempt": new.attempt,
-            "phase": new.phase,
+            "task": {
+                "namespace": task.metadata.namespace,
+                "name": task.metadata.name,
+                "uid": task.metadata.uid,
+                "type": task.spec.type,
+                "attempt": new.attempt,
+                "phase": new.phase,
+            }
         },
     )

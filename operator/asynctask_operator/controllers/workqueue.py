@@ -100,7 +100,8 @@ class Clock(Generic[K]):
             self._wake.clear()
             nxt = self.fire_due()
             timeout = None if nxt is None else max(nxt - self._now(), 0.0)
-            try:
-                await asyncio.wait_for(self._wake.wait(), timeout=timeout)
+            try:  # asyncio.timeout, not wait_for: no helper task per wait
+                async with asyncio.timeout(timeout):
+                    await self._wake.wait()
             except TimeoutError:
                 pass

@@ -204,6 +204,12 @@ def _past_deadline(draft: _Draft) -> bool:
     if draft.obs.now < deadline:
         draft.due.append(deadline)
         return False
+    job = draft.obs.jobs.get(draft.attempt)
+    if draft.phase == "Running" and job is not None and job.finished:
+        # Seen late (say, after a restart): the attempt's own outcome stands and is recorded
+        # first; a retry it would earn is then cut off by the deadline on the next look.
+        draft.due.append(deadline)
+        return False
     _finish(
         draft,
         "Failed",
@@ -352,6 +358,11 @@ def _finish(draft: _Draft, phase: str, reason: str, message: str, outcome: str |
     )
     if draft.fields.get("effective") is None:
         draft.set(effective=draft.effective().model_dump())
+    if draft.fields.get("round") is None:
+        # Ended before it was ever admitted: a retry annotation it carries already came with
+        # its manifest, so it is not a request to run again (only a new value is).
+        requested = draft.obs.task.metadata.annotations.get(RETRY_ANNOTATION)
+        draft.set(round=RetryRound(first_attempt=draft.attempt + 1, requested=requested).model_dump())
     draft.move(phase, reason, message)
     draft.condition(cond.SUCCEEDED, phase == "Succeeded", reason, message)
     draft.condition(cond.FAILED, phase == "Failed", reason, message)
