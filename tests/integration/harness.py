@@ -216,6 +216,9 @@ class Cluster:
     def job(self, name: str) -> dict[str, Any]:
         return dict(self.k.objects[JOBS, NS, name])
 
+    def job_deleted(self, name: str) -> bool:
+        return (JOBS, NS, name) in self.k.objects and self.k.objects[JOBS, NS, name].deleted
+
     def has_job(self, name: str) -> bool:
         return (JOBS, NS, name) in self.k.objects
 
