@@ -391,6 +391,8 @@ def _finished(draft: _Draft) -> None:
             round=RetryRound(first_attempt=draft.attempt + 1, requested=requested).model_dump(),
             conditions=[c for c in draft.fields.get("conditions") or () if c["type"] == cond.ADMITTED],
         )
+        if draft.attempt == 0:  # never admitted: what is in force is resolved at its first admission
+            draft.set(effective=None)
         _admit(draft)
         if draft.phase == "Running":
             _watch_attempt(draft)

@@ -1,0 +1,218 @@
+"""SPEC 2 and 5: the CRDs are generated from the models, structural, and checked in without drift."""
+
+from __future__ import annotations
+
+import pathlib
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import yaml
+
+from asynctask_operator.cli import crds_yaml
+from asynctask_operator.core.crds import all_crds, asynctask_crd, tasktype_crd
+
+CRDS_DIR = pathlib.Path(__file__).resolve().parents[2] / "crds"
+
+
+@pytest.mark.parametrize("filename", sorted(crds_yaml()))
+def test_checked_in_crds_match_the_models(filename: str) -> None:
+    path = CRDS_DIR / filename
+    assert path.exists(), f"{path} is missing: run `asynctask-operator crds --write crds/`"
+    assert path.read_text() == crds_yaml()[filename], (
+        f"crds/{filename} drifted from the pydantic models: run `asynctask-operator crds --write crds/`"
+    )
+
+
+def test_no_stray_crd_files() -> None:
+    assert sorted(p.name for p in CRDS_DIR.glob("*.yaml")) == sorted(all_crds())
+
+
+def test_generated_yaml_parses_back_to_the_crd() -> None:
+    for filename, text in crds_yaml().items():
+        assert yaml.safe_load(text) == all_crds()[filename]
+
+
+# --------------------------------------------------------------------------- structural schema
+
+
+def schema_of(crd: dict[str, Any]) -> dict[str, Any]:
+    [version] = crd["spec"]["versions"]
+    schema: dict[str, Any] = version["schema"]["openAPIV3Schema"]
+    return schema
+
+
+def nodes(node: dict[str, Any], path: str = "") -> Iterator[tuple[str, dict[str, Any]]]:
+    """Every schema node with its path (``.spec.retry.retryOn[]``)."""
+    yield path, node
+    for name, sub in (node.get("properties") or {}).items():
+        yield from nodes(sub, f"{path}.{name}")
+    if isinstance(node.get("items"), dict):
+        yield from nodes(node["items"], f"{path}[]")
+    if isinstance(node.get("additionalProperties"), dict):
+        yield from nodes(node["additionalProperties"], f"{path}{{}}")
+
+
+def all_keys(value: Any) -> Iterator[str]:
+    if isinstance(value, dict):
+        for key, sub in value.items():
+            yield key
+            yield from all_keys(sub)
+    elif isinstance(value, list):
+        for sub in value:
+            yield from all_keys(sub)
+
+
+CRDS = {"AsyncTask": asynctask_crd(), "TaskType": tasktype_crd()}
+EVERY_CRD = {crd["spec"]["names"]["kind"]: crd for crd in all_crds().values()}  # new kinds are checked too
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_CRD))
+def test_every_node_is_typed_or_preserves_unknown_fields(kind: str) -> None:
+    untyped = [
+        path or "(root)"
+        for path, node in nodes(schema_of(EVERY_CRD[kind]))
+        if "type" not in node and node.get("x-kubernetes-preserve-unknown-fields") is not True
+    ]
+    assert untyped == []
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_CRD))
+def test_no_pydantic_leftovers_refs_unions_consts_or_titles(kind: str) -> None:
+    forbidden = {"$ref", "$defs", "anyOf", "oneOf", "allOf", "const", "title"}
+    assert forbidden & set(all_keys(schema_of(EVERY_CRD[kind]))) == set()
+
+
+@pytest.mark.parametrize("kind", sorted(EVERY_CRD))
+def test_no_null_defaults(kind: str) -> None:
+    assert [p for p, node in nodes(schema_of(EVERY_CRD[kind])) if "default" in node and node["default"] is None] == []
+
+
+# --------------------------------------------------------------------------- AsyncTask
+
+AT_SCHEMA = schema_of(CRDS["AsyncTask"])
+AT_SPEC = AT_SCHEMA["properties"]["spec"]
+[AT_VERSION] = CRDS["AsyncTask"]["spec"]["versions"]
+
+
+def test_spec_type_is_required() -> None:
+    assert AT_SCHEMA["required"] == ["spec"]
+    assert AT_SPEC["required"] == ["type"]
+
+
+@pytest.mark.parametrize(
+    ("field", "bounds"),
+    [
+        ("priority", {"minimum": -1000, "maximum": 1000}),
+        ("timeoutSeconds", {"minimum": 1, "maximum": 31536000}),
+        ("deadlineSeconds", {"minimum": 1, "maximum": 31536000}),
+        ("ttlSecondsAfterFinished", {"minimum": 0, "maximum": 31536000}),
+    ],
+)
+def test_numeric_bounds(field: str, bounds: dict[str, int]) -> None:
+    node = AT_SPEC["properties"][field]
+    assert node["type"] == "integer"
+    assert {k: node[k] for k in bounds} == bounds
+
+
+def test_retry_policy_schema() -> None:
+    retry = AT_SPEC["properties"]["retry"]["properties"]
+    assert retry["maxRetries"]["minimum"] == 0
+    assert retry["backoff"]["enum"] == ["Exponential", "Fixed"]
+    assert retry["retryOn"]["items"]["enum"] == ["Failed", "Timeout", "PodError"]
+    assert retry["retryOn"]["x-kubernetes-list-type"] == "set"
+
+
+@pytest.mark.parametrize("field", ["type", "queue"])
+def test_immutable_fields_have_a_cel_transition_rule(field: str) -> None:
+    [rule] = AT_SPEC["properties"][field]["x-kubernetes-validations"]
+    assert rule["rule"] == "self == oldSelf"
+    assert f"spec.{field} is immutable" in rule["message"]
+
+
+def test_payload_keeps_any_json() -> None:
+    assert AT_SPEC["properties"]["payload"]["x-kubernetes-preserve-unknown-fields"] is True
+
+
+def test_printer_columns() -> None:
+    columns = {c["name"]: c for c in AT_VERSION["additionalPrinterColumns"]}
+    assert [c["name"] for c in AT_VERSION["additionalPrinterColumns"] if not c.get("priority")] == [
+        "Type",
+        "Queue",
+        "Phase",
+        "Progress",
+        "Attempt",
+        "Age",
+    ]
+    assert columns["Message"]["priority"] == 1
+    assert columns["Phase"]["jsonPath"] == ".status.phase"
+    assert columns["Progress"]["jsonPath"] == ".status.progress.percent"
+    assert columns["Age"]["type"] == "date"
+
+
+def test_selectable_fields() -> None:
+    assert AT_VERSION["selectableFields"] == [
+        {"jsonPath": ".spec.type"},
+        {"jsonPath": ".spec.queue"},
+        {"jsonPath": ".status.phase"},
+    ]
+
+
+def test_status_defaults_to_pending_and_is_a_subresource() -> None:
+    assert AT_SCHEMA["properties"]["status"]["default"] == {"phase": "Pending"}
+    assert AT_SCHEMA["properties"]["status"]["properties"]["phase"]["enum"] == [
+        "Pending",
+        "Running",
+        "Retrying",
+        "Succeeded",
+        "Failed",
+        "Cancelled",
+    ]
+    assert AT_VERSION["subresources"] == {"status": {}}
+
+
+def test_attempts_keep_at_most_ten() -> None:
+    assert AT_SCHEMA["properties"]["status"]["properties"]["attempts"]["maxItems"] == 10
+
+
+def test_conditions_are_a_map_keyed_by_type() -> None:
+    conditions = AT_SCHEMA["properties"]["status"]["properties"]["conditions"]
+    assert (conditions["x-kubernetes-list-type"], conditions["x-kubernetes-list-map-keys"]) == ("map", ["type"])
+    assert set(conditions["items"]["required"]) >= {"type", "status", "reason", "lastTransitionTime"}
+
+
+@pytest.mark.parametrize(
+    ("kind", "plural", "short_names"),
+    [("AsyncTask", "asynctasks", ["at", "atask"]), ("TaskType", "tasktypes", ["tt"])],
+)
+def test_names(kind: str, plural: str, short_names: list[str]) -> None:
+    crd = CRDS[kind]
+    assert crd["metadata"]["name"] == f"{plural}.asynctask.dev"
+    assert crd["spec"]["scope"] == "Namespaced"
+    assert crd["spec"]["names"]["shortNames"] == short_names
+    assert crd["spec"]["versions"][0]["name"] == "v1alpha1"
+
+
+# --------------------------------------------------------------------------- TaskType
+
+TT_SPEC = schema_of(CRDS["TaskType"])["properties"]["spec"]
+
+
+def test_tasktype_requires_a_pod_template_with_containers() -> None:
+    job_template = TT_SPEC["properties"]["jobTemplate"]
+    assert TT_SPEC["required"] == ["jobTemplate"]
+    assert job_template["required"] == ["spec"]
+    template = job_template["properties"]["spec"]["properties"]["template"]
+    assert template["properties"]["spec"]["required"] == ["containers"]
+    assert template["properties"]["spec"]["properties"]["containers"]["minItems"] == 1
+
+
+def test_tasktype_refuses_a_restart_policy_other_than_never() -> None:
+    pod_spec = TT_SPEC["properties"]["jobTemplate"]["properties"]["spec"]["properties"]["template"]["properties"]
+    [rule] = pod_spec["spec"]["properties"]["restartPolicy"]["x-kubernetes-validations"]
+    assert rule["rule"] == "self == 'Never'"
+
+
+def test_tasktype_printer_columns() -> None:
+    [version] = CRDS["TaskType"]["spec"]["versions"]
+    assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Image", "Queue", "Ready", "Age"]
