@@ -52,6 +52,12 @@ def _parser() -> argparse.ArgumentParser:
         default=10.0,
         help="seconds a new task waits for its TaskType to appear before failing UnknownTaskType (default 10)",
     )
+    run.add_argument(
+        "--default-concurrency",
+        type=int,
+        default=None,
+        help="concurrency of the implicit 'default' queue of every namespace (default: unlimited)",
+    )
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
@@ -81,6 +87,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         namespaces=tuple(args.namespace),
         workers=args.workers,
+        default_concurrency=args.default_concurrency,
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,
         context=args.context,

@@ -25,11 +25,15 @@ class OperatorSettings:
     """Every so often the operator re-lists what it watches and reconciles everything,
     so that an event lost by the API server or the network cannot leave a task stuck."""
 
+    default_concurrency: int | None = None
+    """Concurrency of the implicit ``default`` queue of every namespace; None: unlimited.
+    A TaskQueue named ``default`` in a namespace overrides it there."""
+
+    queue_status_seconds: float = 5.0
+    """TaskQueue status (pending, running, oldestPendingSeconds) is written at most this often."""
+
     kubeconfig: str | None = None
     """Path of a kubeconfig; default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config."""
 
     context: str | None = None
     """The kubeconfig context to use; default: its current context."""
-
-    health_port: int = 8080
-    """Port of /healthz and /readyz (and of /metrics and the report endpoint, later); 0 turns it off."""

@@ -43,6 +43,9 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["asynctask.dev/v1alpha1/tasktypes"] = kmock.ResourceInfo(
         kind="TaskType", singular="tasktype", namespaced=True, verbs=both, subresources={"status"}, shortnames={"tt"}
     )
+    k.resources["asynctask.dev/v1alpha1/taskqueues"] = kmock.ResourceInfo(
+        kind="TaskQueue", singular="taskqueue", namespaced=True, verbs=both, subresources={"status"}, shortnames={"tq"}
+    )
     k.resources["batch/v1/jobs"] = kmock.ResourceInfo(
         kind="Job", singular="job", namespaced=True, verbs=both, subresources={"status"}
     )
@@ -107,7 +110,16 @@ class Operator:
             stderr=log,
             env=env,
         )
-        await eventually(lambda: "synced" in self.logfile.read_text()[offset:], timeout, "operator to sync")
+        try:
+            await eventually(
+                lambda: "synced" in self.logfile.read_text()[offset:] or self.proc.returncode is not None,  # type: ignore[union-attr]
+                timeout,
+                "operator to sync",
+            )
+            if self.proc.returncode is not None:
+                raise AssertionError(f"exited with {self.proc.returncode}")
+        except AssertionError:
+            raise AssertionError("the operator did not sync:\n" + self.logfile.read_text()[offset:][-5000:]) from None
 
     def kill(self) -> None:
         """SIGKILL: the crash at any line."""

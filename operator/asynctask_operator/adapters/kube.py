@@ -81,6 +81,7 @@ class Resource:
 
 ASYNCTASKS = Resource("asynctask.dev", "v1alpha1", "asynctasks")
 TASKTYPES = Resource("asynctask.dev", "v1alpha1", "tasktypes")
+TASKQUEUES = Resource("asynctask.dev", "v1alpha1", "taskqueues")
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections
 import time
+from collections.abc import Callable
 from typing import Any
 
 from pydantic import ValidationError
@@ -34,6 +35,7 @@ class Cache:
         self._pods_by_job: dict[Key, dict[str, PodView]] = collections.defaultdict(dict)
         self._touched: dict[tuple[str, Key], float] = {}
         self.synced: set[str] = set()
+        self.task_listeners: list[Callable[[Key, dict[str, Any] | None], None]] = []
 
     def _touch(self, kind: str, key: Key) -> None:
         self._touched[kind, key] = time.monotonic()
@@ -43,11 +45,15 @@ class Cache:
         key = key_of(obj)
         self.tasks[key] = obj
         self._touch("task", key)
+        for listener in self.task_listeners:
+            listener(key, obj)
         return key
 
     def drop_task(self, key: Key) -> None:
         self.tasks.pop(key, None)
         self._touched.pop(("task", key), None)
+        for listener in self.task_listeners:
+            listener(key, None)
 
     # -- task types
     def put_tasktype(self, obj: dict[str, Any]) -> Key:

@@ -24,12 +24,14 @@ from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     JOBS,
     PODS,
+    TASKQUEUES,
     TASKTYPES,
     ApiError,
     KubeClient,
     NotFound,
     Resource,
 )
+from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
@@ -41,7 +43,7 @@ from asynctask_operator.settings import OperatorSettings
 logger = logging.getLogger(__name__)
 
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
-WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task" or "tasktype"
+WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype" or "queue"
 MAX_ERROR_BACKOFF = 60.0
 
 
@@ -56,7 +58,17 @@ class Runtime:
         self.cache = Cache()
         self.queue: WorkQueue[WorkKey] = WorkQueue()
         self.clock: Clock[WorkKey] = Clock(self.queue)
-        self.tasks = TaskReconciler(self.cache, api, settings)
+        self.admissions = Admissions(
+            api,
+            settings.default_concurrency,
+            wake_task=lambda key: self.queue.add(("task", *key)),
+            wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
+            status_interval=settings.queue_status_seconds,
+        )
+        self.cache.task_listeners.append(
+            lambda key, obj: self.admissions.observe_task(key, obj, settings.core.default_queue)
+        )
+        self.tasks = TaskReconciler(self.cache, api, settings, self.admissions)
         self._failures: dict[WorkKey, int] = {}
 
     # ------------------------------------------------------------------ cache feeding
@@ -78,6 +90,10 @@ class Runtime:
             self.cache.put_tasktype(obj)
             self.queue.add(("tasktype", *key))
         self._wake_tasks_of_type(key)
+
+    def on_taskqueue(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        for ns, name in self.admissions.on_queue(event_type, obj):
+            self.queue.add(("task", ns, name))
 
     def on_job(self, event_type: str | None, obj: dict[str, Any]) -> None:
         ns, name = key_of(obj)
@@ -121,6 +137,7 @@ class Runtime:
         began = time.monotonic()
         try:
             types = await self._list(TASKTYPES)
+            queues = await self._list(TASKQUEUES)
             tasks = await self._list(ASYNCTASKS)
         except NotFound as exc:
             raise SystemExit(
@@ -131,6 +148,11 @@ class Runtime:
         pods = await self._list(PODS, OWNED_SELECTOR)
         for obj in types:
             self.cache.put_tasktype(obj)
+        listed_queues = {key_of(o) for o in queues}
+        for obj in queues:
+            self.on_taskqueue(None, obj)
+        for key in [k for k in self.admissions.objects if k not in listed_queues]:
+            self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
         for obj in jobs:
             self.cache.put_job(obj)
         for obj in pods:
@@ -196,6 +218,9 @@ class Runtime:
         kind, ns, name = key
         if kind == "task":
             return await self.tasks.reconcile((ns, name), utcnow())
+        if kind == "queue":
+            self.admissions.pump((ns, name))
+            return None
         await self._reconcile_tasktype((ns, name))
         return None
 
@@ -231,6 +256,7 @@ class Runtime:
 
         kopf.on.event(GROUP, VERSION, "asynctasks", registry=registry)(feed(self.on_task))
         kopf.on.event(GROUP, VERSION, "tasktypes", registry=registry)(feed(self.on_tasktype))
+        kopf.on.event(GROUP, VERSION, "taskqueues", registry=registry)(feed(self.on_taskqueue))
         kopf.on.event("batch", "v1", "jobs", registry=registry)(feed(self.on_job))
         kopf.on.event("v1", "pods", registry=registry)(feed(self.on_pod))
         return registry
@@ -253,6 +279,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
+    background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
     stop_flag: asyncio.Future[None] | None = None
     if stop is not None:
         stop_flag = asyncio.get_running_loop().create_future()

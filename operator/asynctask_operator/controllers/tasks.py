@@ -8,6 +8,7 @@ reconcile recognises (a Job without a status that names it is adopted, never dou
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import logging
 import random
@@ -16,8 +17,10 @@ from typing import Any
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
-from asynctask_operator.core.lifecycle import Decision, Observed, decide, refuse
+from asynctask_operator.core.effective import effective_priority, effective_spec
+from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
 from asynctask_operator.core.models import AsyncTask
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
@@ -42,10 +45,11 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 class TaskReconciler:
-    def __init__(self, cache: Cache, api: KubeClient, settings: OperatorSettings) -> None:
+    def __init__(self, cache: Cache, api: KubeClient, settings: OperatorSettings, admissions: Admissions) -> None:
         self.cache = cache
         self.api = api
         self.settings = settings
+        self.admissions = admissions
 
     async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
         """Bring one task a step closer to done; return seconds until it wants another look."""
@@ -60,21 +64,46 @@ class TaskReconciler:
         await self._confirm_missing_job(task)
         observed = self._observe(task, now)
         decision = decide(observed, self.settings.core)
-        decision = await self._apply(task, observed, decision)
+        if decision.wants_admission and self._request_slot(key, observed):
+            observed = dataclasses.replace(observed, admission=Admission(granted=True))
+            decision = decide(observed, self.settings.core)
+        # A slot reserved for a Job that was not created goes back to the queue.
+        try:
+            decision = await self._apply(task, observed, decision)
+        except BaseException:
+            next_attempt = (task.status.attempt or 0) + 1
+            if self.admissions.is_reserved(key) and next_attempt not in self.cache.jobs_of(task.metadata.uid):
+                self.admissions.release(key)
+            raise
+        if self.admissions.is_reserved(key) and not _started(decision):
+            self.admissions.release(key)
         return decision.requeue_after
+
+    def _request_slot(self, key: Key, observed: Observed) -> bool:
+        task = observed.task
+        queue = effective_spec(task, observed.tasktype, self.settings.core).queue
+        created = task.metadata.creation_timestamp or ""
+        return self.admissions.request(key, (key[0], queue), effective_priority(task, observed.tasktype), created)
 
     def _observe(self, task: AsyncTask, now: dt.datetime) -> Observed:
         ns = task.metadata.namespace
+        tasktype = self.cache.tasktypes.get((ns, task.spec.type))
+        queue = (task.status.effective.queue if task.status.effective else None) or effective_spec(
+            task, tasktype, self.settings.core
+        ).queue
+        waiting = self.admissions.waiting((ns, queue))
+        granted = self.admissions.is_reserved((ns, task.metadata.name))
         jobs = self.cache.jobs_of(task.metadata.uid)
         pods: dict[str, list[PodView]] = {j.name: self.cache.pods_of(ns, j.name) for j in jobs.values()}
         return Observed(
             task=task,
-            tasktype=self.cache.tasktypes.get((ns, task.spec.type)),
+            tasktype=tasktype,
             types_synced="tasktypes" in self.cache.synced,
             jobs=jobs,
             pods=pods,
             now=now,
             jitter_sample=random.random(),
+            admission=Admission(granted=granted, reason=waiting.reason, message=waiting.message),
         )
 
     async def _confirm_missing_job(self, task: AsyncTask) -> None:
@@ -146,6 +175,10 @@ class TaskReconciler:
                 f"Job {view.name} belongs to an earlier object of the same name; waiting for it to be deleted",
             )
         return decision
+
+
+def _started(decision: Decision) -> bool:
+    return decision.create_job is not None or (decision.status is not None and decision.status.phase == "Running")
 
 
 def _log_transition(task: AsyncTask, decision: Decision) -> None:

@@ -20,6 +20,8 @@ from asynctask_operator.core.models import (
     VERSION,
     AsyncTaskSpec,
     AsyncTaskStatus,
+    TaskQueueSpec,
+    TaskQueueStatus,
     TaskTypeSpec,
     TaskTypeStatus,
 )
@@ -198,9 +200,29 @@ def tasktype_crd() -> dict[str, Any]:
     )
 
 
+def taskqueue_crd() -> dict[str, Any]:
+    return _crd(
+        kind="TaskQueue",
+        plural="taskqueues",
+        singular="taskqueue",
+        short_names=["tq"],
+        spec_model=TaskQueueSpec,
+        status_model=TaskQueueStatus,
+        columns=[
+            _col("Concurrency", ".spec.concurrency", "integer"),
+            _col("Running", ".status.running", "integer"),
+            _col("Pending", ".status.pending", "integer"),
+            _col("Paused", ".spec.paused", "boolean"),
+            _col("Age", ".metadata.creationTimestamp", "date"),
+            _col("Oldest Pending", ".status.oldestPendingSeconds", "integer", priority=1),
+        ],
+    )
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD object, in the order they should be applied."""
     return {
         "asynctask.dev_tasktypes.yaml": tasktype_crd(),
+        "asynctask.dev_taskqueues.yaml": taskqueue_crd(),
         "asynctask.dev_asynctasks.yaml": asynctask_crd(),
     }

@@ -46,6 +46,15 @@ MAX_ATTEMPTS_KEPT = 10
 
 
 @dataclasses.dataclass(frozen=True)
+class Admission:
+    """What the task's queue says: a slot is reserved for it, or why it waits."""
+
+    granted: bool = True
+    reason: str = "Queued"
+    message: str = ""
+
+
+@dataclasses.dataclass(frozen=True)
 class Observed:
     """Everything :func:`decide` may look at."""
 
@@ -56,6 +65,7 @@ class Observed:
     pods: Mapping[str, Sequence[PodView]]  # pods by the name of their Job
     now: dt.datetime
     jitter_sample: float = 0.5
+    admission: Admission = Admission()
 
 
 @dataclasses.dataclass(frozen=True)
@@ -65,6 +75,7 @@ class Decision:
     delete_job: str | None = None
     delete_task: bool = False
     requeue_after: float | None = None  # seconds until something is due
+    wants_admission: bool = False  # ready to start an attempt, waiting for its queue
 
     @property
     def writes(self) -> bool:
@@ -92,6 +103,7 @@ class _Draft:
         self.create_job: dict[str, Any] | None = None
         self.delete_job: str | None = None
         self.delete_task = False
+        self.wants_admission = False
         self.due: list[dt.datetime] = []
 
     # -- reading
@@ -150,6 +162,7 @@ class _Draft:
             delete_job=self.delete_job,
             delete_task=self.delete_task,
             requeue_after=requeue,
+            wants_admission=self.wants_admission,
         )
 
 
@@ -257,6 +270,13 @@ def _admit(draft: _Draft) -> None:
     attempt = draft.attempt + 1
     name = job_name(task.metadata.name, attempt)
     existing = obs.jobs.get(attempt)
+    if existing is None and not obs.admission.granted:
+        # Wait for the queue. (A Job that exists already was admitted before a crash: adopt it below.)
+        draft.wants_admission = True
+        if draft.phase != "Pending" or draft.fields.get("reason") != obs.admission.reason:
+            draft.set(next_retry_time=None)
+            draft.move("Pending", obs.admission.reason, obs.admission.message)
+        return
     if existing is None:
         draft.create_job = render_job(task, tasktype, attempt, effective)
     if first_admission:

@@ -1,0 +1,158 @@
+"""The one admission loop: TaskQueue state in, reserved slots out.
+
+Everything here runs on the operator's single event loop, so a reservation made in
+:meth:`Admissions.pump` is visible to the next reconcile before any other task can
+take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.QueueBook`)
+is pure; this module feeds it from the cache and turns its answers into work:
+reserved tasks are queued for reconcile (which creates their Jobs), a queue limited
+by rate is pumped again when its next token is due, and queue status is written at
+most every ``status_interval`` seconds.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import time
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, KubeClient, NotFound
+from asynctask_operator.controllers.cache import Key
+from asynctask_operator.core.conditions import set_condition
+from asynctask_operator.core.models import TaskQueue, TaskQueueStatus
+from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
+
+logger = logging.getLogger(__name__)
+
+
+class Admissions:
+    def __init__(
+        self,
+        api: KubeClient,
+        default_concurrency: int | None,
+        wake_task: Callable[[Key], None],
+        wake_queue_at: Callable[[QueueKey, float], None],
+        now: Callable[[], float] = time.time,
+        status_interval: float = 5.0,
+    ) -> None:
+        self.api = api
+        self.book: QueueBook[Key] = QueueBook(default_concurrency)
+        self.objects: dict[QueueKey, TaskQueue] = {}
+        self._wake_task = wake_task
+        self._wake_queue_at = wake_queue_at
+        self._now = now
+        self.status_interval = status_interval
+
+    # -- fed by the cache
+    def on_queue(self, event_type: str | None, obj: dict[str, Any]) -> list[Key]:
+        """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change."""
+        meta = obj.get("metadata") or {}
+        key: QueueKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        queue: TaskQueue | None = None
+        if event_type != "DELETED":
+            try:
+                queue = TaskQueue.model_validate(obj)
+            except ValidationError as exc:
+                logger.error("TaskQueue %s/%s does not parse, treated as absent: %s", *key, exc)
+        old = self.objects.pop(key, None)
+        if queue is not None:
+            self.objects[key] = queue
+        if old is not None and queue is not None and old.spec == queue.spec:
+            return []  # only its status changed (likely our own write)
+        self.book.set_queue(key, queue.spec if queue else None)
+        waiting = self.book.waiting_tasks(key)
+        self.pump(key)
+        return waiting
+
+    def observe_task(self, task: Key, obj: dict[str, Any] | None, default_queue: str) -> None:
+        """Keep the ledger in step with what a task is (called on every cache update of a task)."""
+        status = (obj or {}).get("status") or {}
+        phase = status.get("phase") or "Pending"
+        if obj is None or phase in ("Succeeded", "Failed", "Cancelled", "Retrying"):
+            self.task_idle(task)
+        elif phase == "Running":
+            spec = obj.get("spec") or {}
+            queue = (status.get("effective") or {}).get("queue") or spec.get("queue") or default_queue
+            self.book.running(task, (task[0], queue))
+        else:
+            where = self.book.not_running(task)
+            if where is not None:
+                self.pump(where)
+
+    def task_idle(self, task: Key) -> None:
+        """The task neither waits nor runs now (finished, retrying, deleted): its slot, if any, frees."""
+        where = self.book.forget(task)
+        if where is not None:
+            self.pump(where)
+
+    # -- used by the reconciler
+    def is_reserved(self, task: Key) -> bool:
+        return self.book.is_reserved(task)
+
+    def waiting(self, queue: QueueKey) -> Waiting:
+        return self.book.waiting(queue)
+
+    def request(self, task: Key, queue: QueueKey, priority: int, created: str) -> bool:
+        """Put the task in line and pump its queue; ``True`` if it got a slot right away."""
+        self.book.request(task, queue, admission_order(priority, created, task[1]), self._now())
+        return task in self.pump(queue, wake_self=task)
+
+    def release(self, task: Key) -> None:
+        """A reservation not used (its write failed, or the task changed its mind)."""
+        self.task_idle(task)
+
+    def pump(self, queue: QueueKey, wake_self: Key | None = None) -> list[Key]:
+        admitted, retry_at = self.book.pump(queue, self._now())
+        for task in admitted:
+            if task != wake_self:
+                self._wake_task(task)
+        if retry_at is not None:
+            self._wake_queue_at(queue, retry_at)
+        if admitted:
+            logger.debug("queue %s/%s admitted %d task(s)", *queue, len(admitted))
+        return admitted
+
+    # -- queue status, throttled
+    async def write_statuses_forever(self) -> None:
+        while True:
+            await asyncio.sleep(self.status_interval)
+            for key in list(self.objects):
+                try:
+                    await self.write_status(key)
+                except ApiError as exc:
+                    logger.warning("TaskQueue %s/%s status not written: %s", *key, exc)
+
+    async def write_status(self, key: QueueKey) -> None:
+        queue = self.objects.get(key)
+        if queue is None:
+            return
+        counts = self.book.counts(key, self._now())
+        current = queue.status or TaskQueueStatus()
+        generation = queue.metadata.generation
+        paused = bool(queue.spec.paused)
+        conditions = set_condition(
+            current.conditions or [],
+            "Admitting",
+            not paused and queue.spec.concurrency > 0,
+            "Paused" if paused else ("ZeroConcurrency" if queue.spec.concurrency == 0 else "Admitting"),
+            "paused: the backlog is kept" if paused else f"admitting up to {queue.spec.concurrency} at once",
+            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._now())),
+            generation,
+        )
+        new = TaskQueueStatus(
+            pending=counts.pending,
+            running=counts.running,
+            oldest_pending_seconds=counts.oldest_pending_seconds,
+            observed_generation=generation,
+            conditions=conditions,
+        )
+        if new == current:
+            return
+        try:
+            updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
+        except NotFound:
+            return
+        self.objects[key] = TaskQueue.model_validate(updated)

@@ -1,0 +1,252 @@
+"""Admission through TaskQueues: who runs next, and when (SPEC 2.2).
+
+:class:`QueueBook` is the operator's in-memory ledger of every queue: which tasks
+wait (a heap in :func:`admission_order`), which run, which hold a *reservation* (a
+slot taken for a task whose Job is being created), and each queue's rate limit.
+It does no I/O and takes the time as an argument, so it is tested like the rest of
+the core. Kueue's rule holds: the ledger reserves a slot first ("assume"), the
+reconciler then writes, and releases the slot if the write fails — so two tasks
+never both take the last slot, whatever the order events arrive in.
+
+The ledger is rebuilt from the objects after a restart: Running tasks hold their
+slots as soon as the cache is synced, and nothing is reserved twice.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import heapq
+from collections.abc import Hashable
+from typing import Generic, TypeVar
+
+from asynctask_operator.core.models import TaskQueueSpec
+
+K = TypeVar("K", bound=Hashable)
+QueueKey = tuple[str, str]  # (namespace, queue name)
+
+UNLIMITED = -1  # the concurrency of the implicit default queue when the operator sets none
+
+QUEUED = "Queued"
+QUEUE_NOT_FOUND = "QueueNotFound"
+QUEUE_PAUSED = "QueuePaused"
+
+
+def admission_order(priority: int, creation_timestamp: str, name: str) -> tuple[int, str, str]:
+    """Sort key: highest priority first, then the oldest, then by name (a total order).
+
+    RFC 3339 timestamps in UTC (``...Z``) sort as strings in time order.
+
+    >>> sorted([admission_order(0, "2026-01-01T00:00:00Z", "b"), admission_order(5, "2026-01-02T00:00:00Z", "a")])[0]
+    (-5, '2026-01-02T00:00:00Z', 'a')
+    """
+    return (-priority, creation_timestamp, name)
+
+
+@dataclasses.dataclass
+class TokenBucket:
+    """Evenly spaced admissions: one every ``60 / per_minute`` seconds, no bursts.
+
+    A burst of 1,000 tasks against 60/min starts one per second.
+    """
+
+    per_minute: int
+    next_time: float = 0.0
+
+    @property
+    def interval(self) -> float:
+        return 60.0 / self.per_minute
+
+    def ready_at(self, now: float) -> float:
+        return max(now, self.next_time)
+
+    def take(self, now: float) -> bool:
+        if now < self.next_time:
+            return False
+        self.next_time = now + self.interval
+        return True
+
+
+@dataclasses.dataclass
+class _Queue(Generic[K]):
+    spec: TaskQueueSpec | None  # None: the queue does not exist
+    heap: list[tuple[tuple[int, str, str], int, K]] = dataclasses.field(default_factory=list)
+    pending: dict[K, tuple[int, str, str]] = dataclasses.field(default_factory=dict)
+    running: set[K] = dataclasses.field(default_factory=set)
+    reserved: set[K] = dataclasses.field(default_factory=set)
+    bucket: TokenBucket | None = None
+    pending_since: dict[K, float] = dataclasses.field(default_factory=dict)
+
+
+@dataclasses.dataclass(frozen=True)
+class Waiting:
+    reason: str  # Queued | QueueNotFound | QueuePaused
+    message: str
+
+
+@dataclasses.dataclass(frozen=True)
+class QueueCounts:
+    pending: int
+    running: int
+    oldest_pending_seconds: int
+    exists: bool
+
+
+class QueueBook(Generic[K]):
+    """Every queue's waiting, running and reserved tasks.
+
+    ``default_concurrency`` applies to the implicit ``default`` queue of every namespace
+    (``None``: unlimited) unless a TaskQueue named ``default`` exists there.
+    """
+
+    def __init__(self, default_concurrency: int | None = None, default_name: str = "default") -> None:
+        self.default_concurrency = default_concurrency
+        self.default_name = default_name
+        self._queues: dict[QueueKey, _Queue[K]] = {}
+        self._where: dict[K, QueueKey] = {}  # a task's queue, while it waits, holds or runs
+        self._seq = 0
+
+    # ------------------------------------------------------------------ queues
+
+    def _queue(self, key: QueueKey) -> _Queue[K]:
+        queue = self._queues.get(key)
+        if queue is None:
+            queue = _Queue(spec=self._implicit(key))
+            self._queues[key] = queue
+        return queue
+
+    def _implicit(self, key: QueueKey) -> TaskQueueSpec | None:
+        if key[1] != self.default_name:
+            return None
+        if self.default_concurrency is None:
+            return TaskQueueSpec.model_construct(concurrency=UNLIMITED)
+        return TaskQueueSpec(concurrency=self.default_concurrency)
+
+    def set_queue(self, key: QueueKey, spec: TaskQueueSpec | None) -> None:
+        """A TaskQueue appeared, changed or (``None``) went away."""
+        queue = self._queue(key)
+        queue.spec = spec if spec is not None else self._implicit(key)
+        per_minute = queue.spec.max_starts_per_minute if queue.spec else None
+        if per_minute is None:
+            queue.bucket = None
+        elif queue.bucket is None or queue.bucket.per_minute != per_minute:
+            queue.bucket = TokenBucket(per_minute, queue.bucket.next_time if queue.bucket else 0.0)
+
+    def queues(self) -> list[QueueKey]:
+        return list(self._queues)
+
+    # ------------------------------------------------------------------ tasks
+
+    def request(self, task: K, queue_key: QueueKey, order: tuple[int, str, str], now: float) -> None:
+        """The task wants to start an attempt: wait in its queue (re-ordering if already waiting)."""
+        self._leave(task, keep_pending_since=True)
+        queue = self._queue(queue_key)
+        self._where[task] = queue_key
+        queue.pending[task] = order
+        queue.pending_since.setdefault(task, now)
+        self._seq += 1
+        heapq.heappush(queue.heap, (order, self._seq, task))
+
+    def running(self, task: K, queue_key: QueueKey) -> None:
+        """The task is observed Running: it holds a slot until it stops running."""
+        if self._where.get(task) != queue_key:
+            self._leave(task)
+        queue = self._queue(queue_key)
+        self._where[task] = queue_key
+        queue.pending.pop(task, None)
+        queue.pending_since.pop(task, None)
+        queue.reserved.discard(task)
+        queue.running.add(task)
+
+    def not_running(self, task: K) -> QueueKey | None:
+        """The task is observed not Running (say, Pending again after a manual retry): free its slot."""
+        where = self._where.get(task)
+        if where is None or task not in self._queues[where].running:
+            return None
+        self._leave(task)
+        return where
+
+    def forget(self, task: K) -> QueueKey | None:
+        """The task no longer waits, holds or runs (finished, retrying, deleted, refused)."""
+        where = self._where.get(task)
+        self._leave(task)
+        return where
+
+    release = forget  # a reservation whose write failed gives its slot back the same way
+
+    def _leave(self, task: K, keep_pending_since: bool = False) -> None:
+        where = self._where.pop(task, None)
+        if where is None:
+            return
+        queue = self._queues[where]
+        queue.pending.pop(task, None)  # its heap entry is skipped lazily
+        if not keep_pending_since:
+            queue.pending_since.pop(task, None)
+        queue.running.discard(task)
+        queue.reserved.discard(task)
+
+    def waiting_tasks(self, queue_key: QueueKey) -> list[K]:
+        queue = self._queues.get(queue_key)
+        return list(queue.pending) if queue else []
+
+    def is_reserved(self, task: K) -> bool:
+        where = self._where.get(task)
+        return where is not None and task in self._queues[where].reserved
+
+    # ------------------------------------------------------------------ admitting
+
+    def waiting(self, queue_key: QueueKey) -> Waiting:
+        """Why a task in this queue is not admitted yet."""
+        queue = self._queue(queue_key)
+        ns, name = queue_key
+        if queue.spec is None:
+            return Waiting(
+                QUEUE_NOT_FOUND,
+                f"TaskQueue {name!r} does not exist in namespace {ns}; the task is admitted as soon as it is created",
+            )
+        if queue.spec.paused:
+            return Waiting(QUEUE_PAUSED, f"TaskQueue {name!r} is paused")
+        limit = queue.spec.concurrency
+        return Waiting(
+            QUEUED,
+            f"waiting in TaskQueue {name!r} ({len(queue.running) + len(queue.reserved)} of "
+            f"{'unlimited' if limit == UNLIMITED else limit} slots in use, {len(queue.pending)} waiting)",
+        )
+
+    def pump(self, queue_key: QueueKey, now: float) -> tuple[list[K], float | None]:
+        """Reserve slots for the best waiting tasks; return them and when to pump again (rate limit)."""
+        queue = self._queue(queue_key)
+        spec = queue.spec
+        if spec is None or spec.paused:
+            return [], None
+        admitted: list[K] = []
+        while queue.pending:
+            limit = spec.concurrency
+            if limit != UNLIMITED and len(queue.running) + len(queue.reserved) >= limit:
+                break
+            if queue.bucket is not None and not queue.bucket.take(now):
+                return admitted, queue.bucket.ready_at(now)
+            task = self._pop(queue)
+            if task is None:
+                break
+            queue.reserved.add(task)
+            queue.pending_since.pop(task, None)
+            admitted.append(task)
+        return admitted, None
+
+    def _pop(self, queue: _Queue[K]) -> K | None:
+        while queue.heap:
+            order, _, task = heapq.heappop(queue.heap)
+            if queue.pending.get(task) == order:
+                del queue.pending[task]
+                return task
+        return None
+
+    def counts(self, queue_key: QueueKey, now: float) -> QueueCounts:
+        queue = self._queue(queue_key)
+        oldest = min(queue.pending_since.values(), default=now)
+        return QueueCounts(
+            pending=len(queue.pending),
+            running=len(queue.running) + len(queue.reserved),
+            oldest_pending_seconds=int(max(now - oldest, 0)),
+            exists=queue.spec is not None,
+        )
