@@ -58,6 +58,9 @@ def _parser() -> argparse.ArgumentParser:
         default=None,
         help="concurrency of the implicit 'default' queue of every namespace (default: unlimited)",
     )
+    run.add_argument(
+        "--queue-status-seconds", type=float, default=5.0, help="TaskQueue status write period (default 5)"
+    )
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
@@ -88,6 +91,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         namespaces=tuple(args.namespace),
         workers=args.workers,
         default_concurrency=args.default_concurrency,
+        queue_status_seconds=args.queue_status_seconds,
         resync_seconds=args.resync_seconds,
         kubeconfig=args.kubeconfig,
         context=args.context,

@@ -25,6 +25,7 @@ import yaml
 NS = "default"
 AT = kmock.resource("asynctask.dev", "v1alpha1", "asynctasks")
 TT = kmock.resource("asynctask.dev", "v1alpha1", "tasktypes")
+TQ = kmock.resource("asynctask.dev", "v1alpha1", "taskqueues")
 JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
 _rv = itertools.count(1000)
@@ -191,6 +192,11 @@ class Cluster:
         resp = await self.k.post(f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/tasktypes", json=body)
         assert resp.status == 200, await resp.text()
 
+    async def create_queue(self, name: str, spec: dict[str, Any]) -> None:
+        body = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue", "metadata": self._meta(name), "spec": spec}
+        resp = await self.k.post(f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/taskqueues", json=body)
+        assert resp.status == 200, await resp.text()
+
     async def create_task(self, name: str, spec: dict[str, Any], **meta: Any) -> None:
         body = {
             "apiVersion": "asynctask.dev/v1alpha1",
@@ -227,6 +233,9 @@ class Cluster:
 
     def job(self, name: str) -> dict[str, Any]:
         return dict(self.k.objects[JOBS, NS, name])
+
+    def queue_status(self, name: str) -> dict[str, Any]:
+        return dict(self.k.objects[TQ, NS, name].get("status") or {})
 
     def job_deleted(self, name: str) -> bool:
         return (JOBS, NS, name) in self.k.objects and self.k.objects[JOBS, NS, name].deleted

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import dataclasses
 import heapq
+import math
 from collections.abc import Hashable
 from typing import Generic, TypeVar
 
@@ -50,11 +51,16 @@ class TokenBucket:
     """
 
     per_minute: int
-    next_time: float = 0.0
+    last_start: float | None = None  # when the last token was taken
 
     @property
     def interval(self) -> float:
         return 60.0 / self.per_minute
+
+    @property
+    def next_time(self) -> float:
+        """One interval (at the current rate) after the last start, so a new rate applies at once."""
+        return -math.inf if self.last_start is None else self.last_start + self.interval
 
     def ready_at(self, now: float) -> float:
         return max(now, self.next_time)
@@ -62,7 +68,7 @@ class TokenBucket:
     def take(self, now: float) -> bool:
         if now < self.next_time:
             return False
-        self.next_time = now + self.interval
+        self.last_start = now
         return True
 
 
@@ -129,7 +135,7 @@ class QueueBook(Generic[K]):
         if per_minute is None:
             queue.bucket = None
         elif queue.bucket is None or queue.bucket.per_minute != per_minute:
-            queue.bucket = TokenBucket(per_minute, queue.bucket.next_time if queue.bucket else 0.0)
+            queue.bucket = TokenBucket(per_minute, queue.bucket.last_start if queue.bucket else None)
 
     def queues(self) -> list[QueueKey]:
         return list(self._queues)
@@ -138,11 +144,16 @@ class QueueBook(Generic[K]):
 
     def request(self, task: K, queue_key: QueueKey, order: tuple[int, str, str], now: float) -> None:
         """The task wants to start an attempt: wait in its queue (re-ordering if already waiting)."""
-        self._leave(task, keep_pending_since=True)
+        where = self._where.get(task)
+        before = self._queues[where] if where is not None else None
+        if where == queue_key and before is not None and before.pending.get(task) == order:
+            return  # already waiting there in that place: a heap entry per call would pile up
+        since = before.pending_since.get(task) if before is not None else None
+        self._leave(task)
         queue = self._queue(queue_key)
         self._where[task] = queue_key
         queue.pending[task] = order
-        queue.pending_since.setdefault(task, now)
+        queue.pending_since[task] = now if since is None else since  # waiting since it first asked
         self._seq += 1
         heapq.heappush(queue.heap, (order, self._seq, task))
 
@@ -173,14 +184,13 @@ class QueueBook(Generic[K]):
 
     release = forget  # a reservation whose write failed gives its slot back the same way
 
-    def _leave(self, task: K, keep_pending_since: bool = False) -> None:
+    def _leave(self, task: K) -> None:
         where = self._where.pop(task, None)
         if where is None:
             return
         queue = self._queues[where]
         queue.pending.pop(task, None)  # its heap entry is skipped lazily
-        if not keep_pending_since:
-            queue.pending_since.pop(task, None)
+        queue.pending_since.pop(task, None)
         queue.running.discard(task)
         queue.reserved.discard(task)
 
