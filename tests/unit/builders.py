@@ -15,7 +15,7 @@ import copy
 import datetime as dt
 from typing import Any
 
-from asynctask_operator.core.lifecycle import Observed
+from asynctask_operator.core.lifecycle import Admission, Observed
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, TaskType
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK_UID
 from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
@@ -342,6 +342,9 @@ def pod(job_name: str = "t-1", suffix: str = "x7k2p") -> PodBuilder:
 # --------------------------------------------------------------------------- what decide() sees
 
 
+GRANTED = Admission()  # what decide() sees unless a test says the task's queue holds it
+
+
 def observe(
     obj: AsyncTask,
     *,
@@ -351,6 +354,7 @@ def observe(
     pods: tuple[PodView, ...] = (),
     types_synced: bool = True,
     jitter_sample: float = 0.5,
+    admission: Admission = GRANTED,
 ) -> Observed:
     by_job: dict[str, list[PodView]] = {}
     for p in pods:
@@ -363,4 +367,5 @@ def observe(
         pods=by_job,
         now=now,
         jitter_sample=jitter_sample,
+        admission=admission,
     )
