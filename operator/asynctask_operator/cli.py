@@ -10,7 +10,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
-import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -79,8 +78,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.command == "crds":
         return _crds(args)
     setup_logging(args.log_format, args.verbose)
-    if args.kubeconfig:  # kopf's login reads the same file
-        os.environ["KUBECONFIG"] = args.kubeconfig
     settings = OperatorSettings(
         core=dataclasses.replace(
             CoreConfig(),

@@ -123,11 +123,16 @@ def test_retry_policy_schema() -> None:
     assert retry["retryOn"]["x-kubernetes-list-type"] == "set"
 
 
-@pytest.mark.parametrize("field", ["type", "queue"])
-def test_immutable_fields_have_a_cel_transition_rule(field: str) -> None:
-    [rule] = AT_SPEC["properties"][field]["x-kubernetes-validations"]
+def test_spec_type_has_a_cel_transition_rule() -> None:
+    [rule] = AT_SPEC["properties"]["type"]["x-kubernetes-validations"]
     assert rule["rule"] == "self == oldSelf"
-    assert f"spec.{field} is immutable" in rule["message"]
+    assert "spec.type is immutable" in rule["message"]
+
+
+def test_spec_queue_rule_is_on_the_spec_so_adding_or_removing_it_is_caught_too() -> None:
+    [rule] = AT_SPEC["x-kubernetes-validations"]
+    assert "spec.queue is immutable" in rule["message"]
+    assert rule["fieldPath"] == ".queue"
 
 
 def test_payload_keeps_any_json() -> None:

@@ -191,7 +191,8 @@ def test_a_new_task_without_a_slot_waits_pending_with_the_queues_reason(admissio
     assert status is not None
     assert (status.phase, status.reason, status.message) == ("Pending", admission.reason, admission.message)
     assert (status.attempt, status.attempts, status.start_time) == (None, None, None)
-    assert status.effective is None  # fixed at admission, not before
+    # What is in force is fixed when the task enters its queue, so `kubectl get at` shows the queue.
+    assert status.effective is not None and status.effective.queue == "default"
     assert {c.type: (c.status, c.reason) for c in status.conditions or []} == {"Running": ("False", admission.reason)}
 
 

@@ -139,3 +139,21 @@ def test_a_job_still_running_after_cancel_is_deleted_on_the_next_look() -> None:
     story.step(60)  # the status was written; the delete was lost (a crash)
     decision = story.step(70)
     assert (decision.status, decision.delete_job) == (None, "t-1")
+
+
+def test_a_job_that_completed_before_the_cancel_was_seen_ends_succeeded() -> None:
+    """The Job finished first; a cancel noticed afterwards cannot undo that."""
+    story = running()
+    story.task = with_cancel(story.task)
+    decision = story.step(60, **attempt_succeeded("t", 1))
+    assert (story.status.phase, story.status.reason, decision.delete_job) == ("Succeeded", "Completed", None)
+
+
+def test_a_failure_seen_with_a_cancel_is_recorded_then_cancelled() -> None:
+    story = running()
+    story.task = with_cancel(story.task)
+    story.step(60, **attempt_failed("t", 1))
+    assert [(a.outcome, a.exit_code) for a in story.status.attempts or []] == [("Failed", 1)]
+    story.step(61)
+    assert (story.status.phase, story.status.reason) == ("Cancelled", "Cancelled")
+    assert len(story.status.attempts or []) == 1, "no further attempt starts"

@@ -34,6 +34,7 @@ import urllib3.exceptions
 logger = logging.getLogger(__name__)
 
 USER_AGENT = "asynctask-operator"
+RETRY_AFTER_CAP = 60.0
 RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
 
@@ -128,6 +129,27 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
         config_file=kubeconfig, context=context, client_configuration=config
     )
     return config
+
+
+def credentials(config: kubernetes.client.Configuration) -> dict[str, Any]:
+    """What kopf's login needs, read from a loaded client configuration (same fields as kopf.ConnectionInfo)."""
+    hook = getattr(config, "refresh_api_key_hook", None)
+    if hook is not None:  # exec plugins and expiring tokens refresh here
+        hook(config)
+    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
+    parts = header.split(" ", 1) if header else []
+    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
+    return {
+        "server": config.host,
+        "ca_path": config.ssl_ca_cert,
+        "insecure": not config.verify_ssl,
+        "username": config.username or None,
+        "password": config.password or None,
+        "scheme": scheme,
+        "token": token,
+        "certificate_path": config.cert_file,
+        "private_key_path": config.key_file,
+    }
 
 
 class KubeClient:
@@ -232,8 +254,8 @@ class KubeClient:
             if status not in RETRIED_CODES or last:
                 raise _error(status, data)
             after = headers.get("Retry-After", "")
-            if after.isdigit():
-                delay = min(max(delay, float(after)), self.retry.max_seconds)
+            if after.isdigit():  # the server knows best how long to back off (within reason)
+                delay = min(max(delay, float(after)), RETRY_AFTER_CAP)
             logger.warning("API %s %s answered %s; retrying in %.1fs", method, path, status, delay)
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, self.retry.max_seconds)

@@ -30,6 +30,8 @@ from asynctask_operator.adapters.kube import (
     KubeClient,
     NotFound,
     Resource,
+    credentials,
+    load_configuration,
 )
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
@@ -243,8 +245,11 @@ class Runtime:
         registry = kopf.OperatorRegistry()
 
         @kopf.on.login(registry=registry)
-        def login(**kwargs: Any) -> kopf.ConnectionInfo | None:
-            return kopf.login_via_client(**kwargs)
+        def login(**_: Any) -> kopf.ConnectionInfo:
+            # The same kubeconfig/context (or in-cluster account) as the operator's own client:
+            # kopf's stock login would read $KUBECONFIG as it was when the client library loaded.
+            config = load_configuration(self.settings.kubeconfig, self.settings.context)
+            return kopf.ConnectionInfo(**credentials(config))
 
         def feed(handler: Any) -> Any:
             async def on_event(event: dict[str, Any], **_: Any) -> None:

@@ -16,7 +16,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, Conflict, Invalid, KubeClient, NotFound
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.core.effective import effective_priority, effective_spec
@@ -62,6 +62,7 @@ class TaskReconciler:
             logger.error("AsyncTask %s/%s does not parse, skipped: %s", key[0], key[1], exc)
             return None
         await self._confirm_missing_job(task)
+        await self._fetch_lagging_pods(task)
         observed = self._observe(task, now)
         decision = decide(observed, self.settings.core)
         if decision.wants_admission and self._request_slot(key, observed):
@@ -81,7 +82,9 @@ class TaskReconciler:
 
     def _request_slot(self, key: Key, observed: Observed) -> bool:
         task = observed.task
-        queue = effective_spec(task, observed.tasktype, self.settings.core).queue
+        queue = (task.status.effective.queue if task.status.effective else None) or effective_spec(
+            task, observed.tasktype, self.settings.core
+        ).queue
         created = task.metadata.creation_timestamp or ""
         return self.admissions.request(key, (key[0], queue), effective_priority(task, observed.tasktype), created)
 
@@ -117,6 +120,23 @@ class TaskReconciler:
             self.cache.put_job(await self.api.get(JOBS, task.metadata.namespace, name))
         except NotFound:
             pass
+
+    async def _fetch_lagging_pods(self, task: AsyncTask) -> None:
+        """A failed Job whose pod the pod watch has not delivered yet: read the pods once.
+
+        Jobs and pods arrive on separate watches. Deciding from the Job alone would lose
+        the exit code, or mistake an OOM kill for a plain failure."""
+        if task.phase != "Running" or not task.status.attempt:
+            return
+        job = self.cache.jobs_of(task.metadata.uid).get(task.status.attempt)
+        if job is None or not job.failed or job.failed_reason == "DeadlineExceeded":
+            return
+        pods = self.cache.pods_of(job.namespace, job.name)
+        if any(c.state == "terminated" for p in pods for c in p.containers) or any(p.reason for p in pods):
+            return
+        selector = f"batch.kubernetes.io/job-name={job.name}"
+        for pod in await self.api.list_objects(PODS, job.namespace, selector):
+            self.cache.put_pod(pod)
 
     async def _apply(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
         ns, name = task.metadata.namespace, task.metadata.name

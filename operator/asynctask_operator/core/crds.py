@@ -103,7 +103,7 @@ def _crd(
     columns: list[dict[str, Any]],
     status_default: dict[str, Any] | None = None,
     selectable: list[str] = (),  # type: ignore[assignment]
-    categories: list[str] = ("asynctask",),  # type: ignore[assignment]
+    categories: list[str] = ("asynctask-all",),  # type: ignore[assignment]
 ) -> dict[str, Any]:
     status = structural(status_model)
     if status_default is not None:

@@ -177,7 +177,7 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
         _finished(draft)
         return draft.decision()
 
-    if task.spec.cancel:
+    if task.spec.cancel and not _attempt_already_ended(draft):
         _finish(draft, "Cancelled", "Cancelled", "cancelled by spec.cancel", outcome="Cancelled")
         _finished(draft)
         return draft.decision()
@@ -205,6 +205,15 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
 # --------------------------------------------------------------------------- steps
 
 
+def _attempt_already_ended(draft: _Draft) -> bool:
+    """The running attempt's Job has finished, though the status does not say so yet.
+
+    Its outcome happened before a cancel or deadline is noticed, so it is recorded first:
+    a task whose Job completed ends Succeeded even if cancel came in the meantime."""
+    job = draft.obs.jobs.get(draft.attempt)
+    return draft.phase == "Running" and job is not None and job.finished
+
+
 def _past_deadline(draft: _Draft) -> bool:
     """Fail the task when its whole-task deadline has passed; else remember when it falls due."""
     effective = draft.effective()
@@ -217,8 +226,7 @@ def _past_deadline(draft: _Draft) -> bool:
     if draft.obs.now < deadline:
         draft.due.append(deadline)
         return False
-    job = draft.obs.jobs.get(draft.attempt)
-    if draft.phase == "Running" and job is not None and job.finished:
+    if _attempt_already_ended(draft):
         # Seen late (say, after a restart): the attempt's own outcome stands and is recorded
         # first; a retry it would earn is then cut off by the deadline on the next look.
         draft.due.append(deadline)
@@ -270,6 +278,12 @@ def _admit(draft: _Draft) -> None:
     attempt = draft.attempt + 1
     name = job_name(task.metadata.name, attempt)
     existing = obs.jobs.get(attempt)
+    if first_admission:  # what is in force is fixed when the task first enters its queue
+        draft.set(
+            effective=effective.model_dump(),
+            queued_time=draft.fields.get("queued_time") or task.metadata.creation_timestamp or draft.now,
+            round=RetryRound(first_attempt=1, requested=task.metadata.annotations.get(RETRY_ANNOTATION)).model_dump(),
+        )
     if existing is None and not obs.admission.granted:
         # Wait for the queue. (A Job that exists already was admitted before a crash: adopt it below.)
         draft.wants_admission = True
@@ -279,12 +293,6 @@ def _admit(draft: _Draft) -> None:
         return
     if existing is None:
         draft.create_job = render_job(task, tasktype, attempt, effective)
-    if first_admission:
-        draft.set(
-            effective=effective.model_dump(),
-            queued_time=draft.fields.get("queued_time") or task.metadata.creation_timestamp or draft.now,
-            round=RetryRound(first_attempt=1, requested=task.metadata.annotations.get(RETRY_ANNOTATION)).model_dump(),
-        )
     draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
     draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
     total = _attempts_allowed(draft)
@@ -406,6 +414,7 @@ def _finished(draft: _Draft) -> None:
             message=f"retry requested ({RETRY_ANNOTATION}={requested})",
             completion_time=None,
             duration_seconds=None,
+            start_time=None,  # the new round's duration counts from its own first attempt
             error=None,
             queued_time=draft.now,
             round=RetryRound(first_attempt=draft.attempt + 1, requested=requested).model_dump(),

@@ -80,7 +80,7 @@ class RetryPolicy(Model):
         "Default Exponential.",
     )
     base_seconds: int | None = Field(None, ge=0, le=86400, description="Default 10.")
-    max_seconds: int | None = Field(None, ge=0, le=604800, description="Cap on one delay. Default 600.")
+    max_seconds: int | None = Field(None, ge=0, le=604800, description="Cap on one delay; 0 means no cap. Default 600.")
     jitter: bool | None = Field(None, description="Spread each delay by +/-20%. Default true.")
     retry_on: list[RetryableOutcome] | None = Field(
         None,
@@ -226,6 +226,23 @@ class TaskType(Model):
 class AsyncTaskSpec(Model):
     """What to run. ``type`` is required and, with ``queue``, immutable."""
 
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+        json_schema_extra=k8s(
+            validations=[
+                cel(
+                    "has(self.queue) == has(oldSelf.queue) && (!has(self.queue) || self.queue == oldSelf.queue)",
+                    "spec.queue is immutable (it cannot be set, changed or removed after creation); "
+                    "create a new AsyncTask instead",
+                    fieldPath=".queue",
+                )
+            ]
+        ),
+    )
+
     type: str = Field(
         min_length=1,
         max_length=253,
@@ -247,9 +264,6 @@ class AsyncTaskSpec(Model):
         max_length=63,
         pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
         description="TaskQueue name. Default: the type's defaults.queue, then 'default'.",
-        json_schema_extra=k8s(
-            validations=[cel("self == oldSelf", "spec.queue is immutable; create a new AsyncTask instead")]
-        ),
     )
     priority: int | None = Field(
         None,

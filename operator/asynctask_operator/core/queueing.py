@@ -215,12 +215,11 @@ class QueueBook(Generic[K]):
             )
         if queue.spec.paused:
             return Waiting(QUEUE_PAUSED, f"TaskQueue {name!r} is paused")
+        # Stable text, no live counts: the status is written when the reason changes, and a
+        # count frozen at that moment would mislead (`kubectl get tq` shows the live ones).
         limit = queue.spec.concurrency
-        return Waiting(
-            QUEUED,
-            f"waiting in TaskQueue {name!r} ({len(queue.running) + len(queue.reserved)} of "
-            f"{'unlimited' if limit == UNLIMITED else limit} slots in use, {len(queue.pending)} waiting)",
-        )
+        shown = "unlimited" if limit == UNLIMITED else str(limit)
+        return Waiting(QUEUED, f"waiting for a free slot in TaskQueue {name!r} (concurrency {shown})")
 
     def pump(self, queue_key: QueueKey, now: float) -> tuple[list[K], float | None]:
         """Reserve slots for the best waiting tasks; return them and when to pump again (rate limit)."""
