@@ -6,6 +6,7 @@ rules here use none of them, so a standard evaluator gives the API server's answ
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterator
 from typing import Any
 
@@ -80,3 +81,68 @@ def test_type_cannot_change(old: str, new: str, allowed: bool) -> None:
 def test_restart_policy_must_be_never(value: str, allowed: bool) -> None:
     [rule] = [r for _, p, r in ALL_RULES if p.endswith("restartPolicy")]
     assert evaluate(rule["rule"], value) is allowed
+
+
+def st_spec() -> dict[str, Any]:
+    crd = all_crds()["asynctask.dev_scheduledtasks.yaml"]
+    spec: dict[str, Any] = crd["spec"]["versions"][0]["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    return spec
+
+
+@pytest.mark.parametrize(
+    ("schedule", "allowed"),
+    [
+        ("0 2 * * *", True),
+        ("*/5 * * * *", True),
+        ("0 9 * * MON-FRI", True),
+        ("0,30 1-3 1,15 JAN,JUL 0", True),
+        ("0  2 * * *", True),  # more than one space between fields
+        ("0 0 L * *", True),
+        ("@hourly", True),
+        ("@daily", True),
+        ("@midnight", True),
+        ("@weekly", True),
+        ("@monthly", True),
+        ("@yearly", True),
+        ("@annually", True),
+        ("* * * *", False),
+        ("0 0 0 * * *", False),
+        ("@every 5m", False),
+        ("@reboot", False),
+        ("@Daily", False),
+        ("every day", False),
+        ("0 2 * * * ", False),
+        (" 0 2 * * *", False),
+        ("0\t2 * * *", False),
+        ("0 2 * * *; rm", False),
+    ],
+)
+def test_the_api_server_refuses_schedules_that_are_not_five_fields_or_a_macro(schedule: str, allowed: bool) -> None:
+    [rule] = st_spec()["properties"]["schedule"]["x-kubernetes-validations"]
+    assert evaluate(rule["rule"], schedule) is allowed
+
+
+@pytest.mark.parametrize(
+    ("zone", "allowed"),
+    [
+        ("UTC", True),
+        ("Europe/Berlin", True),
+        ("America/Argentina/Buenos_Aires", True),
+        ("America/Port-au-Prince", True),
+        ("Etc/GMT+5", True),
+        ("../etc/passwd", False),
+        ("/etc/localtime", False),
+        ("Europe/", False),
+        ("Europe Berlin", False),
+    ],
+)
+def test_time_zone_pattern(zone: str, allowed: bool) -> None:
+    pattern = st_spec()["properties"]["timeZone"]["pattern"]
+    assert (re.search(pattern, zone) is not None) is allowed
+
+
+def test_the_template_of_a_scheduled_task_may_change_its_type_and_queue() -> None:
+    """AsyncTaskSpec's transition rules guard one task; under taskTemplate they would freeze the template."""
+    template_spec = st_spec()["properties"]["taskTemplate"]["properties"]["spec"]
+    found = list(rules(template_spec))
+    assert all("oldSelf" not in rule["rule"] for _, rule in found)

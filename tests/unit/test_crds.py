@@ -221,3 +221,76 @@ def test_tasktype_refuses_a_restart_policy_other_than_never() -> None:
 def test_tasktype_printer_columns() -> None:
     [version] = CRDS["TaskType"]["spec"]["versions"]
     assert [c["name"] for c in version["additionalPrinterColumns"]] == ["Image", "Queue", "Ready", "Age"]
+
+
+# --------------------------------------------------------------------------- ScheduledTask
+
+ST_CRD = EVERY_CRD["ScheduledTask"]
+ST_SCHEMA = schema_of(ST_CRD)
+ST_SPEC = ST_SCHEMA["properties"]["spec"]
+[ST_VERSION] = ST_CRD["spec"]["versions"]
+
+
+def test_scheduledtask_names() -> None:
+    assert ST_CRD["metadata"]["name"] == "scheduledtasks.asynctask.dev"
+    assert ST_CRD["spec"]["scope"] == "Namespaced"
+    assert ST_CRD["spec"]["names"]["shortNames"] == ["st"]
+    assert ST_VERSION["subresources"] == {"status": {}}
+
+
+def test_scheduledtask_printer_columns() -> None:
+    shown = [c for c in ST_VERSION["additionalPrinterColumns"] if not c.get("priority")]
+    assert [c["name"] for c in shown] == [
+        "Schedule",
+        "TimeZone",
+        "Suspend",
+        "Active",
+        "Last Schedule",
+        "Next Schedule",
+        "Age",
+    ]
+    columns = {c["name"]: c for c in shown}
+    assert columns["Last Schedule"]["type"] == "date"
+    # A future time as type date would print "<invalid>": the next fire is shown as written.
+    assert columns["Next Schedule"] == {
+        "name": "Next Schedule",
+        "type": "string",
+        "jsonPath": ".status.nextScheduleTime",
+    }
+
+
+def test_scheduledtask_spec_defaults_and_bounds() -> None:
+    props = ST_SPEC["properties"]
+    assert sorted(ST_SPEC["required"]) == ["schedule", "taskTemplate"]
+    assert props["timeZone"]["default"] == "UTC"
+    assert props["suspend"]["default"] is False
+    assert props["concurrencyPolicy"] == {**props["concurrencyPolicy"], "default": "Allow"}
+    assert props["concurrencyPolicy"]["enum"] == ["Allow", "Forbid", "Replace"]
+    assert props["successfulTasksHistoryLimit"]["default"] == 3
+    assert props["failedTasksHistoryLimit"]["default"] == 1
+    assert props["startingDeadlineSeconds"]["minimum"] == 1
+    assert "default" not in props["startingDeadlineSeconds"]
+
+
+def test_task_template_is_the_asynctask_spec_without_its_transition_rules() -> None:
+    template = ST_SPEC["properties"]["taskTemplate"]
+    assert template["required"] == ["spec"]
+    assert template["properties"]["spec"]["required"] == ["type"]
+    assert set(template["properties"]["spec"]["properties"]) == set(AT_SPEC["properties"])
+    assert "oldSelf" not in str(template)  # the template may change; the next run uses the new one
+    assert template["properties"]["metadata"]["properties"]["labels"]["additionalProperties"] == {"type": "string"}
+
+
+def test_scheduledtask_status_fields() -> None:
+    status = ST_SCHEMA["properties"]["status"]["properties"]
+    assert set(status) >= {
+        "lastScheduleTime",
+        "nextScheduleTime",
+        "lastSuccessfulTime",
+        "active",
+        "missedRuns",
+        "counts",
+        "conditions",
+    }
+    assert set(status["counts"]["properties"]) == {"succeeded", "failed", "skipped"}
+    assert status["active"]["items"] == {"type": "string"}

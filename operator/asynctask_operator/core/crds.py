@@ -20,6 +20,8 @@ from asynctask_operator.core.models import (
     VERSION,
     AsyncTaskSpec,
     AsyncTaskStatus,
+    ScheduledTaskSpec,
+    ScheduledTaskStatus,
     TaskQueueSpec,
     TaskQueueStatus,
     TaskTypeSpec,
@@ -219,10 +221,56 @@ def taskqueue_crd() -> dict[str, Any]:
     )
 
 
+def scheduledtask_crd() -> dict[str, Any]:
+    crd = _crd(
+        kind="ScheduledTask",
+        plural="scheduledtasks",
+        singular="scheduledtask",
+        short_names=["st"],
+        spec_model=ScheduledTaskSpec,
+        status_model=ScheduledTaskStatus,
+        columns=[
+            _col("Schedule", ".spec.schedule"),
+            _col("TimeZone", ".spec.timeZone"),
+            _col("Suspend", ".spec.suspend", "boolean"),
+            _col("Active", ".status.active"),
+            _col("Last Schedule", ".status.lastScheduleTime", "date"),
+            _col("Next Schedule", ".status.nextScheduleTime", "string"),
+            _col("Age", ".metadata.creationTimestamp", "date"),
+            _col("Ready", '.status.conditions[?(@.type=="Ready")].status', priority=1),
+            _col("Missed", ".status.missedRuns", "integer", priority=1),
+        ],
+    )
+    [version] = crd["spec"]["versions"]
+    spec = version["schema"]["openAPIV3Schema"]["properties"]["spec"]
+    # The template is the AsyncTask spec, but not its transition rules: those guard one task
+    # against change, while a ScheduledTask's template may change freely (the next run uses it).
+    spec["properties"]["taskTemplate"] = without_transition_rules(spec["properties"]["taskTemplate"])
+    return crd
+
+
+def without_transition_rules(node: Any) -> Any:
+    """A copy of a schema without the CEL rules that compare with ``oldSelf``."""
+    if isinstance(node, list):
+        return [without_transition_rules(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key == "x-kubernetes-validations":
+            kept = [rule for rule in value if "oldSelf" not in rule["rule"]]
+            if kept:
+                out[key] = kept
+        else:
+            out[key] = without_transition_rules(value)
+    return out
+
+
 def all_crds() -> dict[str, dict[str, Any]]:
     """File name -> CRD object, in the order they should be applied."""
     return {
         "asynctask.dev_tasktypes.yaml": tasktype_crd(),
         "asynctask.dev_taskqueues.yaml": taskqueue_crd(),
         "asynctask.dev_asynctasks.yaml": asynctask_crd(),
+        "asynctask.dev_scheduledtasks.yaml": scheduledtask_crd(),
     }

@@ -21,6 +21,10 @@ LABEL_ATTEMPT = "asynctask.dev/attempt"
 LABEL_MANAGED_BY = "app.kubernetes.io/managed-by"
 MANAGER = "asynctask-operator"
 RESERVED_LABEL_PREFIX = "asynctask.dev/"
+LABEL_SCHEDULED_TASK = "asynctask.dev/scheduled-task"
+ANNOTATION_SCHEDULED_TIME = "asynctask.dev/scheduled-time"
+ANNOTATION_RUN_NOW = "asynctask.dev/run-now"
+MAX_OBJECT_NAME = 253
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")
 
@@ -55,3 +59,21 @@ def label_value(value: str) -> str:
         return value
     cleaned = re.sub(r"[^-A-Za-z0-9_.]", "-", value).strip("-_.")
     return _shorten(cleaned, "", MAX_LABEL_VALUE).strip("-_.") or short_hash(value)
+
+
+def scheduled_run_name(scheduled_task: str, unix_minute: int) -> str:
+    """Name of the AsyncTask a ScheduledTask creates for one fire time: the name is the lock.
+
+    >>> scheduled_run_name("nightly-report", 29384720)
+    'nightly-report-29384720'
+    """
+    return _shorten(scheduled_task, f"-{unix_minute}", MAX_OBJECT_NAME)
+
+
+def manual_run_name(scheduled_task: str, run_now: str) -> str:
+    """Name of the AsyncTask one ``asynctask.dev/run-now`` value creates.
+
+    >>> manual_run_name("nightly-report", "1767225600")
+    'nightly-report-manual-d66f78a8'
+    """
+    return _shorten(scheduled_task, f"-manual-{short_hash(run_now)}", MAX_OBJECT_NAME)
