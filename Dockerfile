@@ -1,0 +1,66 @@
+# syntax=docker/dockerfile:1
+#
+# The operator's image: `docker build -t asynctask-operator:0.1.0 .`
+#
+# Reproducible inputs: an exact base image tag, and every Python package pinned to an
+# exact version and its sha256 hashes (requirements.lock for the runtime,
+# requirements-build.lock for the tools that build the wheel; both from `scripts/lock`).
+# Wheels only: nothing is compiled, so the slim image needs no compiler.
+# TODO(follow-up): pin the base image by digest as well (python:3.11.17-slim-bookworm@sha256:...),
+# resolved with `docker buildx imagetools inspect` where a registry can be reached.
+ARG PYTHON_IMAGE=python:3.11.17-slim-bookworm
+
+# ---------------------------------------------------------------------------- builder
+FROM ${PYTHON_IMAGE} AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PIP_NO_INPUT=1 \
+    PIP_ONLY_BINARY=:all:
+
+WORKDIR /src
+
+# Build tools in a venv of their own, never shipped.
+COPY requirements-build.lock ./
+RUN python -m venv /opt/build \
+ && /opt/build/bin/pip install --require-hashes --no-deps -r requirements-build.lock
+
+# Runtime dependencies: a layer that changes only when the lock does. The runtime venv
+# has no pip or setuptools; the build venv's pip installs into it.
+COPY requirements.lock ./
+RUN python -m venv --without-pip /opt/venv \
+ && /opt/build/bin/pip --python /opt/venv/bin/python install --require-hashes --no-deps -r requirements.lock
+
+# The operator itself, as a wheel built with the pinned tools (no build isolation: no
+# unpinned downloads).
+COPY pyproject.toml README.md ./
+COPY operator/ operator/
+RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
+ && /opt/build/bin/pip --python /opt/venv/bin/python install --no-deps /tmp/wheels/*.whl \
+ && /opt/build/bin/pip --python /opt/venv/bin/python check \
+ && /opt/venv/bin/asynctask-operator --version
+
+# ---------------------------------------------------------------------------- runtime
+FROM ${PYTHON_IMAGE}
+
+LABEL org.opencontainers.image.title="asynctask-operator" \
+      org.opencontainers.image.description="Declarative asynchronous tasks for Kubernetes" \
+      org.opencontainers.image.licenses="Apache-2.0"
+
+COPY --from=builder /opt/venv /opt/venv
+
+# HOME: UID 10001 has no home directory; /tmp is the one writable place (an emptyDir in the
+# chart, whose root filesystem is read-only). No .pyc writes at run time: pip compiled them.
+ENV PATH=/opt/venv/bin:$PATH \
+    HOME=/tmp \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PYTHONUNBUFFERED=1
+
+# Numeric, so that Kubernetes can check runAsNonRoot; matches the chart's securityContext.
+USER 10001:10001
+
+# /healthz, /readyz and the /v1/ task report endpoint (--http-port).
+EXPOSE 8080
+
+ENTRYPOINT ["asynctask-operator"]
+CMD ["run"]

@@ -1,0 +1,90 @@
+{{/* The chart's name, and the release's full name (both DNS labels). */}}
+{{- define "asynctask-operator.name" -}}
+{{- default .Chart.Name .Values.nameOverride | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+
+{{- define "asynctask-operator.fullname" -}}
+{{- if .Values.fullnameOverride -}}
+{{- .Values.fullnameOverride | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- $name := default .Chart.Name .Values.nameOverride -}}
+{{- if contains $name .Release.Name -}}
+{{- .Release.Name | trunc 63 | trimSuffix "-" -}}
+{{- else -}}
+{{- printf "%s-%s" .Release.Name $name | trunc 63 | trimSuffix "-" -}}
+{{- end -}}
+{{- end -}}
+{{- end -}}
+
+{{/*
+Labels of every object. Never app.kubernetes.io/managed-by=asynctask-operator: the
+operator watches the pods that carry it, and this pod is not a task.
+*/}}
+{{- define "asynctask-operator.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "asynctask-operator.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: operator
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{- define "asynctask-operator.selectorLabels" -}}
+app.kubernetes.io/name: {{ include "asynctask-operator.name" . }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "asynctask-operator.serviceAccountName" -}}
+{{- if .Values.serviceAccount.create -}}
+{{- default (include "asynctask-operator.fullname" .) .Values.serviceAccount.name -}}
+{{- else -}}
+{{- required "serviceAccount.name is required when serviceAccount.create is false" .Values.serviceAccount.name -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "asynctask-operator.image" -}}
+{{- if .Values.image.digest -}}
+{{- printf "%s@%s" .Values.image.repository .Values.image.digest -}}
+{{- else -}}
+{{- printf "%s:%s" .Values.image.repository (default .Chart.AppVersion .Values.image.tag) -}}
+{{- end -}}
+{{- end -}}
+
+{{- define "asynctask-operator.reportUrl" -}}
+{{- default (printf "http://%s.%s.svc:%v" (include "asynctask-operator.fullname" .) .Release.Namespace .Values.service.port) .Values.reports.url -}}
+{{- end -}}
+
+{{/*
+The PolicyRules of one scope, as YAML, from files/rules.yaml: generated from the one table
+in operator/asynctask_operator/rbac.py (`python -m asynctask_operator.rbac --write
+charts/asynctask-operator/files/rules.yaml`; a unit test keeps it current).
+The file is {scope: {feature: [PolicyRule]}}; "<report-key-secret>" stands for the Secret's name.
+Call: include "asynctask-operator.rules" (dict "root" $ "scope" "namespaced")
+*/}}
+{{- define "asynctask-operator.rules" -}}
+{{- $root := .root -}}
+{{- $text := $root.Files.Get "files/rules.yaml" -}}
+{{- if not $text -}}
+{{- fail "files/rules.yaml is missing from the chart: run `python -m asynctask_operator.rbac --write charts/asynctask-operator/files/rules.yaml`" -}}
+{{- end -}}
+{{- $all := $text | replace "<report-key-secret>" $root.Values.reports.keySecret | fromYaml -}}
+{{- if not (hasKey $all .scope) -}}
+{{- fail (printf "files/rules.yaml has no scope %q" .scope) -}}
+{{- end -}}
+{{- $out := list -}}
+{{- range $feature, $rules := get $all .scope -}}
+{{- if eq $feature "always" -}}
+{{- $out = concat $out $rules -}}
+{{- else if eq $feature "reports" -}}
+{{- if $root.Values.reports.enabled -}}
+{{- $out = concat $out $rules -}}
+{{- end -}}
+{{- else -}}
+{{- fail (printf "files/rules.yaml: unknown feature %q; teach templates/_helpers.tpl when it is needed" $feature) -}}
+{{- end -}}
+{{- end -}}
+{{- if $out -}}
+{{- toYaml $out -}}
+{{- else -}}
+[]
+{{- end -}}
+{{- end -}}

@@ -1,0 +1,194 @@
+"""The Kubernetes permissions the running operator needs: one table, the source of truth.
+
+Everything that grants or describes the operator's RBAC comes from ``RULES``:
+
+- the Helm chart's ClusterRole/Role rules, through a generated file::
+
+      python -m asynctask_operator.rbac --write charts/asynctask-operator/files/rules.yaml
+
+- the RBAC table of docs/install.md (``python -m asynctask_operator.rbac --markdown``).
+
+``tests/unit/test_rbac.py`` holds the table to the code: every API call the operator
+makes (``api.create/get/list_objects/patch/delete/replace(RESOURCE, ...)``) and every
+watch kopf opens must be granted here, and nothing here may go unused, but for a short
+list of exceptions that say why. ``tests/unit/test_chart.py`` checks that the generated
+file is up to date.
+
+Scopes:
+
+``namespaced``
+    Objects in the served namespaces. A ClusterRole bound cluster-wide when the
+    operator serves every namespace; a Role and RoleBinding in each namespace given
+    with ``--namespace`` otherwise.
+``own-namespace``
+    Objects in the operator's own namespace only (``$POD_NAMESPACE``): always a Role there.
+``cluster``
+    Cluster-scoped objects: always a ClusterRole. The running operator needs none.
+
+``when`` names the feature a rule is needed for: ``always``, or ``reports`` (only when
+``--report-url`` is set: the report-token key is then read from, or created as, a Secret).
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import pathlib
+import sys
+from collections.abc import Iterable, Sequence
+from typing import Any, Literal
+
+import yaml
+
+Scope = Literal["cluster", "namespaced", "own-namespace"]
+Feature = Literal["always", "reports"]
+
+SCOPES: tuple[Scope, ...] = ("namespaced", "own-namespace", "cluster")
+FEATURES: tuple[Feature, ...] = ("always", "reports")
+
+VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+REPORT_KEY_SECRET = "<report-key-secret>"
+"""Stands for the name given with ``--report-key-secret`` in a rule's ``resource_names``.
+The chart replaces it with ``.Values.reports.keySecret``."""
+
+
+@dataclasses.dataclass(frozen=True)
+class Rule:
+    group: str
+    """API group; ``""`` is the core group."""
+    resources: tuple[str, ...]
+    """Plural resource names, ``name/subresource`` for a subresource."""
+    verbs: tuple[str, ...]
+    scope: Scope
+    reason: str
+    """Why the operator needs it, in one line."""
+    when: Feature = "always"
+    resource_names: tuple[str, ...] = ()
+    """Limit the rule to these object names (not possible for create, list and watch)."""
+
+
+RULES: tuple[Rule, ...] = (
+    # -- AsyncTasks
+    Rule("asynctask.dev", ("asynctasks",), ("list", "watch"), "namespaced",
+         "follow every task: kopf's watch stream and the periodic resync listing"),
+    Rule("asynctask.dev", ("asynctasks",), ("delete",), "namespaced",
+         "delete a finished task when its TTL runs out, and ScheduledTask runs beyond the history limits"),
+    Rule("asynctask.dev", ("asynctasks",), ("create", "get"), "namespaced",
+         "create the AsyncTask of a ScheduledTask run; read it back after a 409 (its name is the lock)"),
+    Rule("asynctask.dev", ("asynctasks",), ("patch",), "namespaced",
+         "cancel the running run of a ScheduledTask with concurrencyPolicy Replace (spec.cancel)"),
+    Rule("asynctask.dev", ("asynctasks/status",), ("patch",), "namespaced",
+         "write a task's phase, attempts, progress, result and conditions"),
+    Rule("asynctask.dev", ("asynctasks/finalizers",), ("update",), "namespaced",
+         "Jobs name their AsyncTask as owner with blockOwnerDeletion: true (OwnerReferencesPermissionEnforcement)"),
+    # -- TaskTypes, TaskQueues, ScheduledTasks
+    Rule("asynctask.dev", ("tasktypes", "taskqueues", "scheduledtasks"), ("list", "watch"), "namespaced",
+         "follow task types, queues and schedules: kopf's watch streams and the resync listing"),
+    Rule("asynctask.dev", ("tasktypes/status", "taskqueues/status", "scheduledtasks/status"), ("patch",),
+         "namespaced", "TaskType Ready, TaskQueue counts, ScheduledTask last/next schedule and active runs"),
+    Rule("asynctask.dev", ("scheduledtasks",), ("get",), "namespaced",
+         "re-read a ScheduledTask after its status write conflicted (409)"),
+    Rule("asynctask.dev", ("scheduledtasks/finalizers",), ("update",), "namespaced",
+         "ScheduledTask runs name their ScheduledTask as owner with blockOwnerDeletion: true"),
+    # -- Jobs and their pods
+    Rule("batch", ("jobs",), ("create",), "namespaced", "one Job per attempt"),
+    Rule("batch", ("jobs",), ("get",), "namespaced",
+         "read a Job directly: after a 409 to adopt it, and to confirm it is gone before failing JobDeleted"),
+    Rule("batch", ("jobs",), ("list", "watch"), "namespaced",
+         "follow the Jobs it created (label app.kubernetes.io/managed-by=asynctask-operator)"),
+    Rule("batch", ("jobs",), ("delete",), "namespaced", "stop the running Job on cancel or when the deadline passes"),
+    Rule("", ("pods",), ("list", "watch"), "namespaced",
+         "exit codes, OOMKilled, eviction and image pull errors of the attempts' pods (same label)"),
+    # -- the report-token key, in the operator's own namespace
+    Rule("", ("secrets",), ("get",), "own-namespace",
+         "read the HMAC key of report tokens (--report-key-secret)", when="reports",
+         resource_names=(REPORT_KEY_SECRET,)),
+    Rule("", ("secrets",), ("create",), "own-namespace",
+         "create that Secret with a new key on first start (create cannot be limited to a name)", when="reports"),
+)  # fmt: skip
+
+
+def grants(rules: Iterable[Rule] = RULES) -> set[tuple[str, str, str]]:
+    """Every (group, resource, verb) the rules grant."""
+    return {(r.group, res, verb) for r in rules for res in r.resources for verb in r.verbs}
+
+
+def policy_rules(
+    scope: Scope,
+    when: Iterable[Feature] = FEATURES,
+    *,
+    report_key_secret: str = REPORT_KEY_SECRET,
+    rules: Iterable[Rule] = RULES,
+) -> list[dict[str, Any]]:
+    """The ``rules`` of a ClusterRole or Role for ``scope``, for the features in ``when``.
+
+    The verbs of each resource are collected (in ``VERB_ORDER``), then resources with
+    the same verbs are listed together, in the table's order::
+
+        >>> policy_rules("own-namespace", report_key_secret="k")[0]
+        {'apiGroups': [''], 'resources': ['secrets'], 'verbs': ['get'], 'resourceNames': ['k']}
+    """
+    features = set(when)
+    verbs_of: dict[tuple[str, str, tuple[str, ...]], set[str]] = {}
+    for rule in rules:
+        if rule.scope != scope or rule.when not in features:
+            continue
+        names = tuple(report_key_secret if n == REPORT_KEY_SECRET else n for n in rule.resource_names)
+        for resource in rule.resources:
+            verbs_of.setdefault((rule.group, resource, names), set()).update(rule.verbs)
+    merged: dict[tuple[str, tuple[str, ...], tuple[str, ...]], list[str]] = {}
+    for (group, resource, names), verbs in verbs_of.items():
+        merged.setdefault((group, tuple(sorted(verbs, key=VERB_ORDER.index)), names), []).append(resource)
+    out: list[dict[str, Any]] = []
+    for (group, verbs_, names), resources in merged.items():
+        policy: dict[str, Any] = {"apiGroups": [group], "resources": resources, "verbs": list(verbs_)}
+        if names:
+            policy["resourceNames"] = list(names)
+        out.append(policy)
+    return out
+
+
+def chart_rules_yaml() -> str:
+    """The chart's ``files/rules.yaml``: ``{scope: {feature: [PolicyRule]}}``, the Secret's name left open."""
+    document = {scope: {feature: policy_rules(scope, [feature]) for feature in FEATURES} for scope in SCOPES}
+    header = (
+        "# Generated by `python -m asynctask_operator.rbac --write charts/asynctask-operator/files/rules.yaml`\n"
+        "# from operator/asynctask_operator/rbac.py. Do not edit.\n"
+        f"# {{scope: {{feature: [PolicyRule]}}}}; {REPORT_KEY_SECRET} stands for --report-key-secret.\n"
+    )
+    return header + yaml.safe_dump(document, sort_keys=False, default_flow_style=None, width=120)
+
+
+def markdown_table(rules: Iterable[Rule] = RULES) -> str:
+    """The table of docs/install.md: one row per rule (a unit test keeps the doc in step)."""
+    where = {"namespaced": "served namespaces", "own-namespace": "own namespace", "cluster": "cluster"}
+    lines = ["| API group | resources | verbs | where | why |", "| --- | --- | --- | --- | --- |"]
+    for r in rules:
+        group = f"`{r.group}`" if r.group else '`""` (core)'
+        resources = ", ".join(f"`{x}`" for x in r.resources)
+        if r.resource_names:
+            resources += " named " + ", ".join(f"`{n}`" for n in r.resource_names)
+        scope = where[r.scope] + {"always": "", "reports": ", only with `--report-url`"}[r.when]
+        verbs = ", ".join(f"`{v}`" for v in r.verbs)
+        lines.append(f"| {group} | {resources} | {verbs} | {scope} | {r.reason} |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m asynctask_operator.rbac", description="print or write the RBAC rules of the Helm chart"
+    )
+    parser.add_argument("--write", metavar="FILE", help="write the rules file here instead of printing it")
+    parser.add_argument("--markdown", action="store_true", help="print the table of docs/install.md instead")
+    args = parser.parse_args(argv)
+    text = markdown_table() if args.markdown else chart_rules_yaml()
+    if args.write:
+        pathlib.Path(args.write).write_text(text)
+    else:
+        sys.stdout.write(text)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,81 @@
+"""SPEC 4: the container image is slim, non-root and reproducible.
+
+No Docker engine is needed: these read the Dockerfile, .dockerignore and the lock files.
+What they cannot check (that the image builds and runs) is checked by building it.
+"""
+
+from __future__ import annotations
+
+import pathlib
+import re
+import tomllib
+
+from packaging.requirements import Requirement
+from packaging.specifiers import SpecifierSet
+from packaging.utils import canonicalize_name
+
+ROOT = pathlib.Path(__file__).resolve().parents[2]
+DOCKERFILE = (ROOT / "Dockerfile").read_text()
+RELOCK = "run scripts/lock"
+
+
+def pins(lock: str) -> dict[str, str]:
+    """name -> exact version of each ``name==version`` line of a pip-compile lock."""
+    found = re.findall(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s;\\]+)", (ROOT / lock).read_text(), re.M)
+    return {canonicalize_name(name): version for name, version in found}
+
+
+def hashed_entries(lock: str) -> tuple[int, int]:
+    text = (ROOT / lock).read_text()
+    entries = re.split(r"\n(?=[A-Za-z0-9])", text)
+    pinned = [e for e in entries if "==" in e.split("\n")[0]]
+    return len(pinned), sum(1 for e in pinned if "--hash=sha256:" in e)
+
+
+def test_the_lock_pins_every_runtime_dependency() -> None:
+    locked = pins("requirements.lock")
+    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+        requirement = Requirement(line)
+        name = canonicalize_name(requirement.name)
+        assert name in locked, f"{requirement.name} is a dependency but not in requirements.lock: {RELOCK}"
+        assert requirement.specifier.contains(locked[name], prereleases=True), (
+            f"requirements.lock pins {name}=={locked[name]}, outside {requirement.specifier}: {RELOCK}"
+        )
+
+
+def test_the_locks_are_hashed_and_exact() -> None:
+    for lock in ("requirements.lock", "requirements-build.lock"):
+        count, hashed = hashed_entries(lock)
+        assert count and hashed == count, f"{lock}: every pin needs its sha256 hashes ({RELOCK})"
+        text = (ROOT / lock).read_text()
+        assert "--index-url" not in text and "--find-links" not in text, f"{lock} names a local index"
+    assert {"pip", "setuptools", "wheel"} <= set(pins("requirements-build.lock"))
+    assert not {"pip", "setuptools", "wheel"} & set(pins("requirements.lock")), "build tools are not runtime deps"
+
+
+def test_the_base_image_is_an_exact_python_version() -> None:
+    [image] = re.findall(r"^ARG PYTHON_IMAGE=(\S+)$", DOCKERFILE, re.M)
+    match = re.fullmatch(r"python:(3\.\d+)\.\d+-slim-bookworm(@sha256:[0-9a-f]{64})?", image)
+    assert match, f"{image}: use an exact python:X.Y.Z-slim-bookworm tag"
+    requires = SpecifierSet(tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["requires-python"])
+    assert requires.contains(f"{match.group(1)}.0"), f"the package does not support the image's Python {image}"
+    assert f"with Python {match.group(1)}" in (ROOT / "requirements.lock").read_text(), (
+        f"requirements.lock was resolved for another Python than the image's {match.group(1)}"
+    )
+    assert re.findall(r"^FROM (\S+)", DOCKERFILE, re.M) == ["${PYTHON_IMAGE}", "${PYTHON_IMAGE}"]
+
+
+def test_the_image_runs_as_a_non_root_uid() -> None:
+    runtime = DOCKERFILE.split("\nFROM ")[-1]
+    assert re.search(r"^USER 10001:10001$", runtime, re.M), "the chart's runAsUser is 10001"
+    assert 'ENTRYPOINT ["asynctask-operator"]' in runtime
+    assert 'CMD ["run"]' in runtime
+    assert "--require-hashes" in DOCKERFILE
+
+
+def test_dockerignore_lets_in_what_the_dockerfile_copies() -> None:
+    allowed = {line[1:].rstrip("/") for line in (ROOT / ".dockerignore").read_text().splitlines() if line[:1] == "!"}
+    copied = set()
+    for line in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE, re.M):
+        copied |= {p.rstrip("/") for p in line.split()[:-1]}
+    assert copied == allowed, f"COPY {sorted(copied)} but .dockerignore lets in {sorted(allowed)}"
