@@ -26,6 +26,7 @@ NS = "default"
 AT = kmock.resource("asynctask.dev", "v1alpha1", "asynctasks")
 TT = kmock.resource("asynctask.dev", "v1alpha1", "tasktypes")
 TQ = kmock.resource("asynctask.dev", "v1alpha1", "taskqueues")
+ST = kmock.resource("asynctask.dev", "v1alpha1", "scheduledtasks")
 JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
 _rv = itertools.count(1000)
@@ -46,6 +47,14 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     )
     k.resources["asynctask.dev/v1alpha1/taskqueues"] = kmock.ResourceInfo(
         kind="TaskQueue", singular="taskqueue", namespaced=True, verbs=both, subresources={"status"}, shortnames={"tq"}
+    )
+    k.resources["asynctask.dev/v1alpha1/scheduledtasks"] = kmock.ResourceInfo(
+        kind="ScheduledTask",
+        singular="scheduledtask",
+        namespaced=True,
+        verbs=both,
+        subresources={"status"},
+        shortnames={"st"},
     )
     k.resources["batch/v1/jobs"] = kmock.ResourceInfo(
         kind="Job", singular="job", namespaced=True, verbs=both, subresources={"status"}

@@ -83,6 +83,7 @@ class Resource:
 ASYNCTASKS = Resource("asynctask.dev", "v1alpha1", "asynctasks")
 TASKTYPES = Resource("asynctask.dev", "v1alpha1", "tasktypes")
 TASKQUEUES = Resource("asynctask.dev", "v1alpha1", "taskqueues")
+SCHEDULEDTASKS = Resource("asynctask.dev", "v1alpha1", "scheduledtasks")
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")

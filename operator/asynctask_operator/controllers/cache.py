@@ -1,8 +1,9 @@
 """The operator's view of the cluster, filled by watch events and by its own writes.
 
 Tasks are kept raw (they are parsed when reconciled); TaskTypes parsed; Jobs and pods
-as slim views (a Job's pod template is not needed to follow it). Indexes answer the
-questions the reconciler asks: the Jobs a task owns, the pods of a Job.
+as slim views (a Job's pod template is not needed to follow it); ScheduledTasks raw.
+Indexes answer the questions the reconcilers ask: the Jobs a task owns, the pods of a
+Job, the AsyncTasks a ScheduledTask owns.
 """
 
 from __future__ import annotations
@@ -25,9 +26,19 @@ def key_of(obj: dict[str, Any]) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def scheduled_owner(obj: dict[str, Any]) -> tuple[str, str] | None:
+    """(uid, name) of the ScheduledTask that controls an AsyncTask, if one does."""
+    for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
+        if ref.get("kind") == "ScheduledTask" and ref.get("controller") and ref.get("uid"):
+            return str(ref["uid"]), str(ref.get("name") or "")
+    return None
+
+
 class Cache:
     def __init__(self) -> None:
         self.tasks: dict[Key, dict[str, Any]] = {}
+        self.scheduledtasks: dict[Key, dict[str, Any]] = {}
+        self._runs_by_owner: dict[str, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
         self.tasktypes: dict[Key, TaskType] = {}
         self.jobs: dict[Key, JobView] = {}
         self.pods: dict[Key, PodView] = {}
@@ -43,17 +54,46 @@ class Cache:
     # -- tasks
     def put_task(self, obj: dict[str, Any]) -> Key:
         key = key_of(obj)
+        self._unindex_run(key)
         self.tasks[key] = obj
+        owner = scheduled_owner(obj)
+        if owner is not None:
+            self._runs_by_owner[owner[0]][key[1]] = obj
         self._touch("task", key)
         for listener in self.task_listeners:
             listener(key, obj)
         return key
 
     def drop_task(self, key: Key) -> None:
+        self._unindex_run(key)
         self.tasks.pop(key, None)
         self._touched.pop(("task", key), None)
         for listener in self.task_listeners:
             listener(key, None)
+
+    def _unindex_run(self, key: Key) -> None:
+        old = self.tasks.get(key)
+        owner = scheduled_owner(old) if old is not None else None
+        if owner is not None:
+            runs = self._runs_by_owner.get(owner[0], {})
+            runs.pop(key[1], None)
+            if not runs:
+                self._runs_by_owner.pop(owner[0], None)
+
+    def runs_of(self, owner_uid: str) -> list[dict[str, Any]]:
+        """The AsyncTasks a ScheduledTask (by uid) controls."""
+        return list(self._runs_by_owner.get(owner_uid, {}).values())
+
+    # -- scheduled tasks
+    def put_scheduledtask(self, obj: dict[str, Any]) -> Key:
+        key = key_of(obj)
+        self.scheduledtasks[key] = obj
+        self._touch("scheduledtask", key)
+        return key
+
+    def drop_scheduledtask(self, key: Key) -> None:
+        self.scheduledtasks.pop(key, None)
+        self._touched.pop(("scheduledtask", key), None)
 
     # -- task types
     def put_tasktype(self, obj: dict[str, Any]) -> Key:

@@ -24,6 +24,7 @@ from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     JOBS,
     PODS,
+    SCHEDULEDTASKS,
     TASKQUEUES,
     TASKTYPES,
     ApiError,
@@ -35,6 +36,7 @@ from asynctask_operator.adapters.kube import (
 )
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
 from asynctask_operator.core.models import GROUP, TERMINAL_PHASES, VERSION
@@ -45,7 +47,7 @@ from asynctask_operator.settings import OperatorSettings
 logger = logging.getLogger(__name__)
 
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
-WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype" or "queue"
+WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "queue" or "scheduledtask"
 MAX_ERROR_BACKOFF = 60.0
 
 
@@ -72,6 +74,8 @@ class Runtime:
         )
         self.tasks = TaskReconciler(self.cache, api, settings, self.admissions)
         self._failures: dict[WorkKey, int] = {}
+        self.schedules = ScheduleReconciler(self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)))
+        self.cache.task_listeners.append(self.schedules.observe_task)  # a run changed phase: wake its schedule
 
     # ------------------------------------------------------------------ cache feeding
 
@@ -96,6 +100,15 @@ class Runtime:
     def on_taskqueue(self, event_type: str | None, obj: dict[str, Any]) -> None:
         for ns, name in self.admissions.on_queue(event_type, obj):
             self.queue.add(("task", ns, name))
+
+    def on_scheduledtask(self, event_type: str | None, obj: dict[str, Any]) -> None:
+        key = key_of(obj)
+        if event_type == "DELETED":
+            self.cache.drop_scheduledtask(key)
+            self.clock.cancel(("scheduledtask", *key))
+            return
+        self.cache.put_scheduledtask(obj)
+        self.queue.add(("scheduledtask", *key))
 
     def on_job(self, event_type: str | None, obj: dict[str, Any]) -> None:
         ns, name = key_of(obj)
@@ -141,6 +154,7 @@ class Runtime:
             types = await self._list(TASKTYPES)
             queues = await self._list(TASKQUEUES)
             tasks = await self._list(ASYNCTASKS)
+            scheduled = await self._list(SCHEDULEDTASKS)
         except NotFound as exc:
             raise SystemExit(
                 "the asynctask.dev CRDs are not installed in this cluster: run `asynctask-operator crds --apply` "
@@ -161,19 +175,24 @@ class Runtime:
             self.cache.put_pod(obj)
         for obj in tasks:
             self.cache.put_task(obj)
+        for obj in scheduled:
+            self.cache.put_scheduledtask(obj)
         for kind, listed, drop in (
             ("tasktype", types, self.cache.drop_tasktype),
             ("job", jobs, self.cache.drop_job),
             ("pod", pods, self.cache.drop_pod),
             ("task", tasks, self.cache.drop_task),
+            ("scheduledtask", scheduled, self.cache.drop_scheduledtask),
         ):
             for key in self.cache.stale(kind, {key_of(o) for o in listed}, began):
                 drop(key)
-        self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods"})
+        self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods", "scheduledtasks"})
         for ns, name in list(self.cache.tasktypes):
             self.queue.add(("tasktype", ns, name))
         for ns, name in list(self.cache.tasks):
             self.queue.add(("task", ns, name))
+        for ns, name in list(self.cache.scheduledtasks):
+            self.queue.add(("scheduledtask", ns, name))
         logger.info(
             "synced %d tasks, %d task types, %d jobs, %d pods in %.2fs",
             len(tasks),
@@ -220,6 +239,8 @@ class Runtime:
         kind, ns, name = key
         if kind == "task":
             return await self.tasks.reconcile((ns, name), utcnow())
+        if kind == "scheduledtask":
+            return await self.schedules.reconcile((ns, name), utcnow())
         if kind == "queue":
             self.admissions.pump((ns, name))
             return None
@@ -262,6 +283,7 @@ class Runtime:
         kopf.on.event(GROUP, VERSION, "asynctasks", registry=registry)(feed(self.on_task))
         kopf.on.event(GROUP, VERSION, "tasktypes", registry=registry)(feed(self.on_tasktype))
         kopf.on.event(GROUP, VERSION, "taskqueues", registry=registry)(feed(self.on_taskqueue))
+        kopf.on.event(GROUP, VERSION, "scheduledtasks", registry=registry)(feed(self.on_scheduledtask))
         kopf.on.event("batch", "v1", "jobs", registry=registry)(feed(self.on_job))
         kopf.on.event("v1", "pods", registry=registry)(feed(self.on_pod))
         return registry

@@ -1,0 +1,167 @@
+"""Reconcile one ScheduledTask: read the cache, ask the core, apply the difference.
+
+The decision is :func:`~asynctask_operator.core.schedule.decide_schedule`'s; this module
+only writes it, in a crash-safe order: cancel (concurrencyPolicy Replace), create the
+runs, write the status, delete runs beyond the history limits. A crash between two of
+them leaves a state the next reconcile recognises: a run whose AsyncTask exists is
+adopted, never created twice (its name is the lock, a 409 means it exists).
+
+Fire times come from the operator's one clock: the reconcile returns the seconds until
+the next fire time and the worker schedules the key then — no timer or daemon per object.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import datetime as dt
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from pydantic import ValidationError
+
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
+from asynctask_operator.controllers.tasks import RequeueSoon, status_patch
+from asynctask_operator.core.models import AsyncTask, ScheduledTask
+from asynctask_operator.core.schedule import ScheduleDecision, ScheduleObserved, decide_schedule
+
+logger = logging.getLogger(__name__)
+
+
+class ScheduleReconciler:
+    def __init__(self, cache: Cache, api: KubeClient, wake: Callable[[Key], None]) -> None:
+        self.cache = cache
+        self.api = api
+        self.wake = wake  # queue a ScheduledTask for reconciling
+        self._runs: dict[Key, tuple[str, str]] = {}  # run -> (owner name, last phase seen)
+
+    # ------------------------------------------------------------------ waking
+
+    def observe_task(self, key: Key, obj: dict[str, Any] | None) -> None:
+        """Cache listener: wake the owning ScheduledTask when one of its runs appears, changes phase or goes.
+
+        That is what moves ``status.active`` and ``counts``, and lets a Forbid schedule run again."""
+        if obj is None:
+            gone = self._runs.pop(key, None)
+            if gone is not None:
+                self.wake((key[0], gone[0]))
+            return
+        owner = scheduled_owner(obj)
+        if owner is None:
+            return
+        phase = str((obj.get("status") or {}).get("phase") or "Pending")
+        before = self._runs.get(key)
+        self._runs[key] = (owner[1], phase)
+        if before is None or before[1] != phase:
+            self.wake((key[0], owner[1]))
+
+    # ------------------------------------------------------------------ reconciling
+
+    async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
+        """Start what is due; return seconds until the next fire time."""
+        raw = self.cache.scheduledtasks.get(key)
+        if raw is None:
+            return None
+        try:
+            scheduled = ScheduledTask.model_validate(raw)
+        except ValidationError as exc:  # only with a CRD older than this operator
+            logger.error("ScheduledTask %s/%s does not parse, skipped: %s", key[0], key[1], exc)
+            return None
+        observed = ScheduleObserved(scheduled=scheduled, children=self._runs_of(scheduled), now=now)
+        decision = decide_schedule(observed)
+        for note in decision.notes:
+            logger.info("ScheduledTask %s/%s: %s", key[0], key[1], note)
+        await self._cancel(scheduled, decision)
+        refused = await self._create(scheduled, decision)
+        if refused is not None:
+            decision = decide_schedule(dataclasses.replace(observed, template_refused=refused))
+        if not await self._write_status(scheduled, decision):
+            return None
+        await self._prune(scheduled, decision)
+        if decision.wake_at is None:
+            return None
+        return max((decision.wake_at - now).total_seconds(), 0.05)
+
+    def _runs_of(self, scheduled: ScheduledTask) -> list[AsyncTask]:
+        runs: list[AsyncTask] = []
+        for raw in self.cache.runs_of(scheduled.metadata.uid):
+            try:
+                runs.append(AsyncTask.model_validate(raw))
+            except ValidationError:
+                continue
+        return runs
+
+    async def _cancel(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> None:
+        ns = scheduled.metadata.namespace
+        for name in decision.cancel:
+            try:
+                self.cache.put_task(await self.api.patch(ASYNCTASKS, ns, name, {"spec": {"cancel": True}}))
+            except NotFound:
+                continue
+            logger.info(
+                "ScheduledTask %s/%s: cancelled run %s (concurrencyPolicy Replace)", ns, scheduled.metadata.name, name
+            )
+
+    async def _create(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> str | None:
+        """Create the runs; the API server's message when it refuses one (the template is broken)."""
+        ns = scheduled.metadata.namespace
+        for manifest in decision.create:
+            name = manifest["metadata"]["name"]
+            try:
+                self.cache.put_task(await self.api.create(ASYNCTASKS, ns, manifest))
+                logger.info("ScheduledTask %s/%s: started run %s", ns, scheduled.metadata.name, name)
+                continue
+            except Conflict:
+                pass  # the name is the lock: another operator, or an earlier try, created it
+            except Invalid as exc:
+                logger.warning(
+                    "ScheduledTask %s/%s: run %s refused: %s", ns, scheduled.metadata.name, name, exc.message
+                )
+                return exc.message
+            try:
+                existing = await self.api.get(ASYNCTASKS, ns, name)
+            except NotFound:
+                continue  # created and deleted meanwhile: the status no longer lists it next time
+            self.cache.put_task(existing)
+            owner = scheduled_owner(existing)
+            if owner is None or owner[0] != scheduled.metadata.uid:
+                logger.warning(
+                    "ScheduledTask %s/%s: AsyncTask %s exists and is not this schedule's run; not replacing it",
+                    ns,
+                    scheduled.metadata.name,
+                    name,
+                )
+        return None
+
+    async def _write_status(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> bool:
+        """Write the new status (if it changed); False when the ScheduledTask is gone."""
+        if decision.status is None:
+            return True
+        ns, name = scheduled.metadata.namespace, scheduled.metadata.name
+        patch: dict[str, Any] = {"status": status_patch(scheduled.status.dump(), decision.status.dump())}
+        if scheduled.metadata.resource_version:
+            patch["metadata"] = {"resourceVersion": scheduled.metadata.resource_version}
+        try:
+            updated = await self.api.patch(SCHEDULEDTASKS, ns, name, patch, subresource="status")
+        except Conflict as exc:  # changed since we read it (another operator?): decide again on fresh data
+            with contextlib.suppress(NotFound):
+                self.cache.put_scheduledtask(await self.api.get(SCHEDULEDTASKS, ns, name))
+            raise RequeueSoon(0.2, f"status write conflicted: {exc.message}") from exc
+        except NotFound:
+            self.cache.drop_scheduledtask((ns, name))
+            return False
+        if updated.get("metadata"):
+            self.cache.put_scheduledtask(updated)
+        return True
+
+    async def _prune(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> None:
+        ns = scheduled.metadata.namespace
+        for name, uid in decision.delete:
+            try:
+                if not await self.api.delete(ASYNCTASKS, ns, name, uid=uid or None):
+                    continue  # gone already
+            except Conflict:
+                continue  # a newer object of that name: not ours to delete
+            logger.info("ScheduledTask %s/%s: deleted run %s (history limit)", ns, scheduled.metadata.name, name)
