@@ -16,7 +16,8 @@ import jsonschema
 import pytest
 import yaml
 
-from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec, TaskType, TaskTypeSpec
+from asynctask_operator.core.cron import parse_schedule
+from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec, ScheduledTaskSpec, TaskType, TaskTypeSpec
 from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -54,6 +55,8 @@ def all_docs() -> Iterator[tuple[str, Doc]]:
 DOCS = list(all_docs())
 TASKTYPES = [(w, d) for w, d in DOCS if d.get("kind") == "TaskType"]
 TASKS = [(w, d) for w, d in DOCS if d.get("kind") == "AsyncTask"]
+SCHEDULED = [(w, d) for w, d in DOCS if d.get("kind") == "ScheduledTask"]
+KINDS = ("TaskType", "AsyncTask", "ScheduledTask")
 
 
 def crd_schemas() -> dict[str, dict[str, Any]]:
@@ -94,6 +97,7 @@ def test_there_are_examples() -> None:
         "timeout",
         "cancel",
         "ttl",
+        "scheduled",
     }
 
 
@@ -112,7 +116,7 @@ def test_folder_has_a_readme_and_manifests_in_apply_order(folder: pathlib.Path) 
 @pytest.mark.parametrize(("where", "doc"), DOCS, ids=[w for w, _ in DOCS])
 def test_manifest_is_accepted_by_the_crd_schema(where: str, doc: Doc) -> None:
     assert doc.get("apiVersion") == API_VERSION, where
-    assert doc.get("kind") in ("TaskType", "AsyncTask"), where
+    assert doc.get("kind") in KINDS, where
     metadata = doc.get("metadata") or {}
     assert metadata.get("name"), f"{where}: metadata.name is missing"
     assert "namespace" not in metadata, f"{where}: examples go to the user's current namespace"
@@ -145,6 +149,13 @@ def test_asynctask_is_valid_for_the_operator(where: str, doc: Doc) -> None:
     assert spec.ttl_seconds_after_finished is not None, f"{where}: set ttlSecondsAfterFinished"
 
 
+@pytest.mark.parametrize(("where", "doc"), SCHEDULED, ids=[w for w, _ in SCHEDULED])
+def test_scheduledtask_is_valid_for_the_operator(where: str, doc: Doc) -> None:
+    spec = ScheduledTaskSpec.model_validate(doc["spec"])
+    parse_schedule(spec.schedule, spec.time_zone)  # raises ScheduleError: the operator would not be Ready
+    assert spec.task_template.spec.ttl_seconds_after_finished is not None, f"{where}: set ttlSecondsAfterFinished"
+
+
 def test_names_are_unique_across_folders() -> None:
     """All examples can share one namespace (the end-to-end tests apply them into one)."""
     seen: dict[tuple[str, str], str] = {}
@@ -158,6 +169,11 @@ def test_names_are_unique_across_folders() -> None:
 def test_tasks_name_a_tasktype_of_their_folder(folder: pathlib.Path) -> None:
     docs = [doc for _, doc in manifests(folder)]
     types = {d["metadata"]["name"]: d for d in docs if d["kind"] == "TaskType"}
+    for scheduled in (d for d in docs if d["kind"] == "ScheduledTask"):
+        wanted = scheduled["spec"]["taskTemplate"]["spec"]["type"]
+        assert wanted in types, (
+            f"ScheduledTask {scheduled['metadata']['name']} names TaskType {wanted!r}, not in {folder}"
+        )
     for task in (d for d in docs if d["kind"] == "AsyncTask"):
         name = task["metadata"]["name"]
         if name in UNKNOWN_TYPE_TASKS:
@@ -198,5 +214,8 @@ def test_the_e2e_expectations_match_the_examples() -> None:
     assert by_name["AsyncTask", "short-lived"]["spec"]["ttlSecondsAfterFinished"] == 5
     for name in ("failing", "oom", "bad-image", "too-slow"):
         assert by_name["AsyncTask", name]["spec"]["retry"]["maxRetries"] == 0, name
+    every_minute = by_name["ScheduledTask", "every-minute"]["spec"]
+    assert every_minute["schedule"] == "*/1 * * * *"
+    assert every_minute["concurrencyPolicy"] == "Forbid"
     limits = by_name["TaskType", "memory-hog"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert limits["resources"]["limits"]["memory"] == "16Mi"

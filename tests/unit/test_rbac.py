@@ -59,19 +59,6 @@ CALLED_NOT_GRANTED: dict[Grant, tuple[str, str]] = {
 """Calls in the code that the running operator never makes: (module.function allowed to make it, why)."""
 
 PLANNED: dict[Grant, str] = {
-    **{
-        ("asynctask.dev", res, verb): "ScheduledTask (being built): its watch, status and runs"
-        for res, verb in [
-            ("scheduledtasks", "get"),
-            ("scheduledtasks", "list"),
-            ("scheduledtasks", "watch"),
-            ("scheduledtasks/status", "patch"),
-            ("scheduledtasks/finalizers", "update"),
-            ("asynctasks", "create"),
-            ("asynctasks", "get"),
-            ("asynctasks", "patch"),
-        ]
-    },
     ("", "secrets", "get"): "report endpoint (being built): the report-token key",
     ("", "secrets", "create"): "report endpoint (being built): the report-token key",
 }
