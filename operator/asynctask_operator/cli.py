@@ -10,6 +10,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 import pathlib
 import sys
 from collections.abc import Sequence
@@ -60,6 +61,20 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument(
         "--queue-status-seconds", type=float, default=5.0, help="TaskQueue status write period (default 5)"
     )
+    run.add_argument("--http-port", type=int, default=8080, help="port of /healthz, /readyz, /v1/ (0: off)")
+    run.add_argument(
+        "--report-url",
+        help="base URL at which task pods reach this operator's port, e.g. http://asynctask-operator.asynctask-system"
+        ".svc:8080; unset: pods get no ASYNCTASK_REPORT_URL/TOKEN",
+    )
+    run.add_argument("--report-key-secret", default="asynctask-report-key", help="Secret holding the token key")
+    run.add_argument(
+        "--report-key-namespace",
+        default=os.environ.get("POD_NAMESPACE", "default"),
+        help="namespace of that Secret (default: $POD_NAMESPACE, else 'default')",
+    )
+    run.add_argument("--progress-interval", type=float, default=2.0, help="seconds between progress writes")
+    run.add_argument("--result-limit", type=int, default=16 * 1024, help="largest result in bytes (default 16384)")
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
@@ -84,7 +99,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             payload_limit_bytes=args.payload_limit,
             default_ttl_seconds=args.default_ttl,
             unknown_type_grace_seconds=args.unknown_type_grace,
+            report_url=args.report_url,
+            progress_interval_seconds=args.progress_interval,
+            result_limit_bytes=args.result_limit,
         ),
+        http_port=args.http_port,
+        report_key_secret=args.report_key_secret,
+        report_key_namespace=args.report_key_namespace,
         namespaces=tuple(args.namespace),
         workers=args.workers,
         default_concurrency=args.default_concurrency,

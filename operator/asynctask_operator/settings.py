@@ -32,6 +32,16 @@ class OperatorSettings:
     queue_status_seconds: float = 5.0
     """TaskQueue status (pending, running, oldestPendingSeconds) is written at most this often."""
 
+    http_port: int = 8080
+    """Port of /healthz, /readyz and the /v1/ report endpoint; 0 turns the server off."""
+
+    report_key_secret: str = "asynctask-report-key"
+    """Secret (data.key) holding the HMAC key of report tokens; created when missing.
+    Only used when ``core.report_url`` is set."""
+
+    report_key_namespace: str = "default"
+    """Namespace of that Secret: the operator's own (the chart passes POD_NAMESPACE)."""
+
     kubeconfig: str | None = None
     """Path of a kubeconfig; default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config."""
 

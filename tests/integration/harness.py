@@ -66,6 +66,7 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", singular="namespace", namespaced=False, verbs=both
     )
+    k.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", singular="secret", namespaced=True, verbs=both)
     k.resources["v1/pods"] = kmock.ResourceInfo(
         kind="Pod", singular="pod", namespaced=True, verbs=both, subresources={"status"}
     )
@@ -87,14 +88,23 @@ def write_kubeconfig(path: pathlib.Path, url: str) -> None:
 
 
 class Operator:
-    """The operator as a child process: ``await start()``, ``kill()``, ``await stop()``."""
+    """The operator as a child process: ``await start()``, ``kill()``, ``await stop()``.
 
-    def __init__(self, kubeconfig: pathlib.Path, logfile: pathlib.Path, *extra: str) -> None:
+    ``verbose=False`` runs it at its production log level (the benchmarks do: debug
+    logging would be part of what they measure)."""
+
+    def __init__(self, kubeconfig: pathlib.Path, logfile: pathlib.Path, *extra: str, verbose: bool = True) -> None:
         self.kubeconfig = kubeconfig
         self.logfile = logfile
         self.extra = extra
+        self.verbose = verbose
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+
+    @property
+    def pid(self) -> int:
+        assert self.proc is not None, "not started"
+        return self.proc.pid
 
     async def start(self, timeout: float = 30) -> None:
         self.starts += 1
@@ -112,9 +122,13 @@ class Operator:
             str(self.kubeconfig),
             "--log-format",
             "text",
-            "--verbose",
+            *(["--verbose"] if self.verbose else []),
             "--unknown-type-grace",
             "2",
+            "--queue-status-seconds",
+            "0.5",
+            "--http-port",
+            "0",
             *self.extra,
             stdout=log,
             stderr=log,
@@ -156,8 +170,10 @@ class Operator:
         return self.logfile.read_text()
 
 
-async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float = 15, what: str = "") -> None:
-    """Poll ``check`` until it is true (no fixed sleeps in tests: wait for a condition)."""
+async def eventually(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 15, what: str = "", interval: float = 0.05
+) -> None:
+    """Poll ``check`` every ``interval`` seconds until it is true (no fixed sleeps in tests: wait for a condition)."""
     deadline = time.monotonic() + timeout
     while True:
         result = check()
@@ -167,7 +183,7 @@ async def eventually(check: Callable[[], bool | Awaitable[bool]], timeout: float
             return
         if time.monotonic() > deadline:
             raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        await asyncio.sleep(0.05)
+        await asyncio.sleep(interval)
 
 
 class Cluster:

@@ -19,6 +19,7 @@ from asynctask_operator.core.lifecycle import Admission, Observed
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, TaskType
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK_UID
 from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
+from asynctask_operator.core.reporting import Reported
 
 CREATED = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
 NAMESPACE = "media"
@@ -355,6 +356,7 @@ def observe(
     types_synced: bool = True,
     jitter_sample: float = 0.5,
     admission: Admission = GRANTED,
+    reported: Reported | None = None,
 ) -> Observed:
     by_job: dict[str, list[PodView]] = {}
     for p in pods:
@@ -368,4 +370,5 @@ def observe(
         now=now,
         jitter_sample=jitter_sample,
         admission=admission,
+        reported=reported,
     )

@@ -87,6 +87,7 @@ SCHEDULEDTASKS = Resource("asynctask.dev", "v1alpha1", "scheduledtasks")
 JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")
+SECRETS = Resource("", "v1", "secrets")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 
 

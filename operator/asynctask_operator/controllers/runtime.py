@@ -11,31 +11,39 @@ lost event could have left stale.
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import dataclasses
 import datetime as dt
 import logging
+import secrets
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
+from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     JOBS,
     PODS,
     SCHEDULEDTASKS,
+    SECRETS,
     TASKQUEUES,
     TASKTYPES,
     ApiError,
+    Conflict,
     KubeClient,
     NotFound,
     Resource,
     credentials,
     load_configuration,
 )
+from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
@@ -72,7 +80,13 @@ class Runtime:
         self.cache.task_listeners.append(
             lambda key, obj: self.admissions.observe_task(key, obj, settings.core.default_queue)
         )
-        self.tasks = TaskReconciler(self.cache, api, settings, self.admissions)
+        self.reports = ReportStore(
+            self.cache, lambda: self.settings.core, wake=lambda key: self.queue.add(("task", *key))
+        )
+        self.metrics = Metrics()
+        self.metrics.watch_queues(self._queue_samples)
+        api.counter.listeners.append(self.metrics.api_request)
+        self.tasks = TaskReconciler(self.cache, api, settings, self.admissions, self.reports, self.metrics)
         self._failures: dict[WorkKey, int] = {}
         self.schedules = ScheduleReconciler(self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)))
         self.cache.task_listeners.append(self.schedules.observe_task)  # a run changed phase: wake its schedule
@@ -84,6 +98,7 @@ class Runtime:
         if event_type == "DELETED":
             self.cache.drop_task(key)
             self.clock.cancel(("task", *key))
+            self.reports.forget(key)
             return
         self.cache.put_task(obj)
         self.queue.add(("task", *key))
@@ -215,6 +230,7 @@ class Runtime:
     async def worker(self) -> None:
         while True:
             key = await self.queue.get()
+            began = time.perf_counter()
             try:
                 due = await self._reconcile(key)
                 self._failures.pop(key, None)
@@ -233,7 +249,16 @@ class Runtime:
                     logger.exception("%s %s/%s: reconcile failed; again in %.1fs", *key, delay)
                 self.clock.schedule(key, time.time() + delay)
             finally:
+                self.metrics.reconcile_seconds.labels(key[0]).observe(time.perf_counter() - began)
                 self.queue.done(key)
+
+    def _queue_samples(self) -> list[tuple[str, str, int, int]]:
+        now = time.time()
+        samples = []
+        for ns, name in self.admissions.book.queues():
+            counts = self.admissions.book.counts((ns, name), now)
+            samples.append((ns, name, counts.pending, counts.running))
+        return samples
 
     async def _reconcile(self, key: WorkKey) -> float | None:
         kind, ns, name = key
@@ -301,7 +326,19 @@ class Runtime:
 
 async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
     """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``."""
+    if settings.core.report_url:
+        key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
+        settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
     runtime = Runtime(api, settings)
+    server: HttpServer | None = None
+    if settings.http_port:
+        server = HttpServer(
+            settings.http_port,
+            runtime.reports,
+            ready=lambda: "asynctasks" in runtime.cache.synced,
+            metrics=runtime.metrics.exposition,
+        )
+        await server.start()
     await runtime.sync()
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
@@ -321,10 +358,41 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             stop_flag=stop_flag,
         )
     finally:
+        if server is not None:
+            await server.stop()
         for task in background:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*background, return_exceptions=True)
+
+
+async def load_report_key(api: KubeClient, namespace: str, name: str) -> bytes:
+    """The HMAC key of report tokens, shared by every replica and restart through one Secret.
+
+    Read it; if it does not exist, generate one and create the Secret (if another replica
+    created it first, the 409 sends us back to read theirs)."""
+    for _ in range(3):
+        try:
+            secret = await api.get(SECRETS, namespace, name)
+            value = (secret.get("data") or {}).get("key")
+            if value:
+                return base64.b64decode(value)
+            raise SystemExit(f"Secret {namespace}/{name} has no data.key: delete it to have a new key generated")
+        except NotFound:
+            pass
+        body = {
+            "apiVersion": "v1",
+            "kind": "Secret",
+            "metadata": {"name": name, "namespace": namespace, "labels": {"app.kubernetes.io/managed-by": MANAGER}},
+            "type": "Opaque",
+            "data": {"key": base64.b64encode(secrets.token_bytes(32)).decode()},
+        }
+        try:
+            await api.create(SECRETS, namespace, body)
+            logger.info("created Secret %s/%s with a new report-token key", namespace, name)
+        except Conflict:
+            continue
+    raise SystemExit(f"could not read or create Secret {namespace}/{name} for the report-token key")
 
 
 async def _relay(stop: asyncio.Event, flag: asyncio.Future[None]) -> None:

@@ -17,11 +17,13 @@ from typing import Any
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.core.effective import effective_priority, effective_spec
-from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
-from asynctask_operator.core.models import AsyncTask
+from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, parse_ts, refuse
+from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, AsyncTaskStatus
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
 from asynctask_operator.settings import OperatorSettings
@@ -45,11 +47,21 @@ def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
 
 
 class TaskReconciler:
-    def __init__(self, cache: Cache, api: KubeClient, settings: OperatorSettings, admissions: Admissions) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        api: KubeClient,
+        settings: OperatorSettings,
+        admissions: Admissions,
+        reports: ReportStore,
+        metrics: Metrics | None = None,
+    ) -> None:
         self.cache = cache
         self.api = api
         self.settings = settings
         self.admissions = admissions
+        self.reports = reports
+        self.metrics = metrics
 
     async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
         """Bring one task a step closer to done; return seconds until it wants another look."""
@@ -107,6 +119,7 @@ class TaskReconciler:
             now=now,
             jitter_sample=random.random(),
             admission=Admission(granted=granted, reason=waiting.reason, message=waiting.message),
+            reported=self.reports.get((ns, task.metadata.name)),
         )
 
     async def _confirm_missing_job(self, task: AsyncTask) -> None:
@@ -163,6 +176,9 @@ class TaskReconciler:
             if updated.get("metadata"):
                 self.cache.put_task(updated)
             _log_transition(task, decision)
+            self._note_reports(task, decision, observed.now)
+            if self.metrics is not None:
+                _count(self.metrics, task, decision.status, observed.now)
         if decision.delete_job is not None:
             await self.api.delete(JOBS, ns, decision.delete_job)
         if decision.delete_task:
@@ -195,6 +211,40 @@ class TaskReconciler:
                 f"Job {view.name} belongs to an earlier object of the same name; waiting for it to be deleted",
             )
         return decision
+
+    def _note_reports(self, task: AsyncTask, decision: Decision, now: dt.datetime) -> None:
+        assert decision.status is not None
+        key = (task.metadata.namespace, task.metadata.name)
+        if decision.status.phase in ("Succeeded", "Failed", "Cancelled"):
+            self.reports.forget(key)
+            return
+        progress_written = decision.status.progress != task.status.progress
+        self.reports.written(key, decision.status.attempt or 0, progress_written, now)
+
+
+def _count(metrics: Metrics, task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> None:
+    """Metrics of one status write: what it says happened between the old status and the new."""
+    ns, type_ = task.metadata.namespace, task.spec.type
+    old = task.status
+    queue = new.effective.queue if new.effective else ""
+    if old.phase is None and old.attempt is None:
+        metrics.tasks_created.labels(ns, type_).inc()
+    ended = {a.attempt for a in old.attempts or [] if a.outcome}
+    for attempt in new.attempts or []:
+        if attempt.outcome and attempt.attempt not in ended:
+            metrics.attempts.labels(ns, type_, attempt.outcome).inc()
+    if new.phase == "Running" and old.phase != "Running" and (new.attempt or 0) == _round_start(new):
+        since = parse_ts(new.queued_time)
+        if since is not None:
+            metrics.queue_wait.labels(ns, queue).observe(max((now - since).total_seconds(), 0.0))
+    if new.phase in TERMINAL_PHASES and old.phase not in TERMINAL_PHASES:
+        metrics.tasks_finished.labels(ns, type_, queue, new.phase, new.reason or "").inc()
+        if new.duration_seconds is not None:
+            metrics.task_duration.labels(ns, type_, new.phase).observe(new.duration_seconds)
+
+
+def _round_start(status: AsyncTaskStatus) -> int:
+    return status.round.first_attempt if status.round else 1
 
 
 def _started(decision: Decision) -> bool:

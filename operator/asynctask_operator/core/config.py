@@ -36,3 +36,16 @@ class CoreConfig:
 
     default_retry: RetryPolicy = BUILTIN_RETRY
     """Retry fields neither the task nor its TaskType sets."""
+
+    report_url: str | None = None
+    """Base URL at which task pods reach the operator's report endpoint (``--report-url``).
+    Unset: pods get no ASYNCTASK_REPORT_URL/TOKEN (results can still come from the termination message)."""
+
+    report_key: bytes | None = dataclasses.field(default=None, repr=False)
+    """HMAC key of report tokens, loaded from (or stored in) a Secret at start-up. Never logged."""
+
+    progress_interval_seconds: float = 2.0
+    """At most one status write per task per interval for progress; the latest report wins."""
+
+    result_limit_bytes: int = 16 * 1024
+    """Largest result accepted (HTTP 413 above it; never truncated)."""

@@ -31,6 +31,7 @@ from asynctask_operator.core.models import (
     AsyncTaskStatus,
     Attempt,
     EffectiveSpec,
+    Progress,
     RetryRound,
     TaskError,
     TaskType,
@@ -38,6 +39,7 @@ from asynctask_operator.core.models import (
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import JobView, PodView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
+from asynctask_operator.core.reporting import Reported, mint_token, result_from_termination_message
 from asynctask_operator.core.retry import next_retry_delay, retry_verdict
 from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema
 
@@ -66,6 +68,7 @@ class Observed:
     now: dt.datetime
     jitter_sample: float = 0.5
     admission: Admission = Admission()
+    reported: Reported | None = None  # progress/result the running attempt posted
 
 
 @dataclasses.dataclass(frozen=True)
@@ -292,7 +295,7 @@ def _admit(draft: _Draft) -> None:
             draft.move("Pending", obs.admission.reason, obs.admission.message)
         return
     if existing is None:
-        draft.create_job = render_job(task, tasktype, attempt, effective)
+        draft.create_job = render_job(task, tasktype, attempt, effective, _report_env(draft, attempt))
     draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
     draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
     total = _attempts_allowed(draft)
@@ -318,11 +321,17 @@ def _watch_attempt(draft: _Draft) -> None:
     pods = obs.pods.get(job.name, ()) if job is not None else ()
     result = attempt_result(job, pods, effective.timeout_seconds)
     if result is None:
+        _take_reports(draft, final=False)
         return
     if job is not None and not job.finished and not job.deleting:
         draft.delete_job = job.name
     _end_attempt(draft, result, job)
+    _take_reports(draft, final=True)
     if result.succeeded:
+        if draft.fields.get("result") is None and result.termination_message:
+            draft.set(
+                result=result_from_termination_message(result.termination_message, draft.config.result_limit_bytes)
+            )
         _finish(draft, "Succeeded", "Completed", f"attempt {attempt} succeeded")
         return
     round_ = draft.fields.get("round") or {}
@@ -340,6 +349,45 @@ def _watch_attempt(draft: _Draft) -> None:
         result.reason,
         f"attempt {attempt} of {_attempts_allowed(draft)} failed ({result.message}); next attempt at {ts(due)}",
     )
+
+
+def _report_env(draft: _Draft, attempt: int) -> dict[str, str] | None:
+    config, meta = draft.config, draft.obs.task.metadata
+    if not config.report_url or not config.report_key:
+        return None
+    base = config.report_url.rstrip("/")
+    return {
+        "ASYNCTASK_REPORT_URL": f"{base}/v1/namespaces/{meta.namespace}/asynctasks/{meta.name}",
+        "ASYNCTASK_REPORT_TOKEN": mint_token(config.report_key, meta.namespace, meta.name, meta.uid, attempt),
+    }
+
+
+def _take_reports(draft: _Draft, final: bool) -> None:
+    """Put what the running attempt reported into the status.
+
+    A result is written at once (it must survive a restart); progress at most once per
+    ``progress_interval_seconds`` (the latest wins), and always with the attempt's end."""
+    reported = draft.obs.reported
+    if reported is None or reported.attempt != draft.attempt:
+        return
+    if reported.has_result and draft.fields.get("result") != reported.result:
+        draft.set(result=reported.result)
+    if reported.progress is None:
+        return
+    progress = Progress.model_validate(reported.progress).model_dump()
+    if draft.fields.get("progress") == progress:
+        return
+    written = reported.progress_written_at
+    interval = dt.timedelta(seconds=draft.config.progress_interval_seconds)
+    if (
+        final
+        or draft.fields.get("result") != draft.obs.task.status.result
+        or written is None
+        or draft.obs.now - written >= interval
+    ):
+        draft.set(progress=progress)
+    else:
+        draft.due.append(written + interval)
 
 
 def _end_attempt(draft: _Draft, result: AttemptResult, job: JobView | None) -> None:
