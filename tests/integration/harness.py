@@ -66,6 +66,7 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", singular="namespace", namespaced=False, verbs=both
     )
+    k.resources["v1/events"] = kmock.ResourceInfo(kind="Event", singular="event", namespaced=True, verbs=both)
     k.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", singular="secret", namespaced=True, verbs=both)
     k.resources["v1/pods"] = kmock.ResourceInfo(
         kind="Pod", singular="pod", namespaced=True, verbs=both, subresources={"status"}

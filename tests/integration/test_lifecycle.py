@@ -69,6 +69,8 @@ async def test_nonzero_exit_fails_with_exit_code(cluster: Cluster, operator: Ope
     assert status["attempts"][0]["exitCode"] == 3
     assert status["error"]["code"] == "PodFailed"
     assert "exited with code 3" in status["error"]["message"]
+    events = [o for (res, _, _), o in cluster.k.objects.items() if res.plural == "events" and not o.deleted]
+    assert [(e["reason"], e["involvedObject"]["name"], e["type"]) for e in events] == [("PodFailed", "boom", "Warning")]
 
 
 async def test_image_pull_failure_ends_pod_error_and_deletes_the_job(cluster: Cluster, operator: Operator) -> None:

@@ -16,7 +16,17 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.adapters.kube import (
+    ASYNCTASKS,
+    EVENTS,
+    JOBS,
+    PODS,
+    ApiError,
+    Conflict,
+    Invalid,
+    KubeClient,
+    NotFound,
+)
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
@@ -179,6 +189,7 @@ class TaskReconciler:
             self._note_reports(task, decision, observed.now)
             if self.metrics is not None:
                 _count(self.metrics, task, decision.status, observed.now)
+            await self._post_event(task, decision.status, observed.now)
         if decision.delete_job is not None:
             await self.api.delete(JOBS, ns, decision.delete_job)
         if decision.delete_task:
@@ -212,6 +223,22 @@ class TaskReconciler:
             )
         return decision
 
+    async def _post_event(self, task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> None:
+        """A Kubernetes Event for what an operator of the cluster wants to see: failures and retries.
+
+        Not for every transition: each Event is an API write. Best effort: a refused Event
+        is logged, never retried, and never holds up the task."""
+        if new.phase == task.status.phase or new.phase not in ("Retrying", "Failed"):
+            return
+        reason = new.reason or new.phase or ""
+        event = task_event(task, "Warning", reason, new.message or "", now)
+        try:
+            await self.api.create(EVENTS, task.metadata.namespace, event)
+        except ApiError as exc:
+            logger.warning(
+                "Event %s on AsyncTask %s/%s not posted: %s", reason, task.metadata.namespace, task.metadata.name, exc
+            )
+
     def _note_reports(self, task: AsyncTask, decision: Decision, now: dt.datetime) -> None:
         assert decision.status is not None
         key = (task.metadata.namespace, task.metadata.name)
@@ -220,6 +247,33 @@ class TaskReconciler:
             return
         progress_written = decision.status.progress != task.status.progress
         self.reports.written(key, decision.status.attempt or 0, progress_written, now)
+
+
+def task_event(task: AsyncTask, type_: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:
+    """A core/v1 Event about ``task`` (what ``kubectl describe at`` lists)."""
+    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{task.metadata.name[:200]}.", "namespace": task.metadata.namespace},
+        "involvedObject": {
+            "apiVersion": task.api_version,
+            "kind": "AsyncTask",
+            "name": task.metadata.name,
+            "namespace": task.metadata.namespace,
+            "uid": task.metadata.uid,
+            "resourceVersion": task.metadata.resource_version,
+        },
+        "type": type_,
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "asynctask-operator"},
+        "reportingComponent": "asynctask-operator",
+        "reportingInstance": "asynctask-operator",
+        "firstTimestamp": stamp,
+        "lastTimestamp": stamp,
+        "count": 1,
+    }
 
 
 def _count(metrics: Metrics, task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> None:
