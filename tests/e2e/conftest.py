@@ -9,6 +9,11 @@ Optional environment:
 - ``ASYNCTASK_E2E_ARTIFACTS``: a folder for ``operator.log`` (default: a pytest tmp dir).
 - ``ASYNCTASK_E2E_KEEP_ON_FAILURE=1``: keep the test namespace when a test failed, to look
   at it (``kubectl -n asynctask-e2e-... get at,jobs,pods``).
+- ``ASYNCTASK_E2E_REPORT_HOST``: an address of this machine that pods reach (on kind: the
+  IPv4 gateway of the ``kind`` Docker network). The operator, which runs here and serves
+  HTTP on a free port of every address, then gets ``--report-url http://<it>:<port>``, so
+  tasks can report progress and results. Unset: no ``--report-url``, and results come only
+  from termination messages.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ import os
 import pathlib
 import re
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Generator, Iterator
@@ -33,6 +39,7 @@ from tests.e2e.helpers import (
     KEEP_ON_FAILURE_ENV,
     KUBECONFIG_ENV,
     REPO_ROOT,
+    REPORT_HOST_ENV,
     SKIP_REASON,
     Cluster,
     OperatorProcess,
@@ -132,6 +139,23 @@ def _create_namespace(client: ApiClient) -> str:
     return name
 
 
+def _free_port() -> int:
+    """A TCP port free on every address of this machine (the operator binds 0.0.0.0)."""
+    with socket.socket() as sock:
+        sock.bind(("0.0.0.0", 0))
+        return int(sock.getsockname()[1])
+
+
+def _report_url(port: int) -> str | None:
+    """``http://$ASYNCTASK_E2E_REPORT_HOST:<port>``, or None when that variable is unset."""
+    host = os.environ.get(REPORT_HOST_ENV, "").strip()
+    if not host:
+        return None
+    if ":" in host and not host.startswith("["):
+        host = f"[{host}]"  # an IPv6 address
+    return f"http://{host}:{port}"
+
+
 def _write(config: pytest.Config, title: str, text: str) -> None:
     """Print past pytest's output capture (a session teardown has no test report to attach to)."""
     reporter = config.pluginmanager.get_plugin("terminalreporter")
@@ -156,7 +180,10 @@ def cluster(
     artifacts = os.environ.get(ARTIFACTS_ENV)
     folder = pathlib.Path(artifacts) if artifacts else tmp_path_factory.mktemp("operator")
     folder.mkdir(parents=True, exist_ok=True)
-    operator = OperatorProcess(kubeconfig, namespace, folder / "operator.log")
+    port = _free_port()
+    operator = OperatorProcess(
+        kubeconfig, namespace, folder / "operator.log", http_port=port, report_url=_report_url(port)
+    )
     failed_to_start = False
     try:
         try:

@@ -28,6 +28,7 @@ from kubernetes.client import ApiClient, ApiException
 KUBECONFIG_ENV = "ASYNCTASK_E2E_KUBECONFIG"
 ARTIFACTS_ENV = "ASYNCTASK_E2E_ARTIFACTS"
 KEEP_ON_FAILURE_ENV = "ASYNCTASK_E2E_KEEP_ON_FAILURE"
+REPORT_HOST_ENV = "ASYNCTASK_E2E_REPORT_HOST"
 SKIP_REASON = f"end-to-end tests need a cluster: set {KUBECONFIG_ENV} to the path of a kubeconfig"
 
 GROUP = "asynctask.dev"
@@ -181,11 +182,23 @@ def decode_json(response: Any) -> Obj:
 
 
 class OperatorProcess:
-    """``python -m asynctask_operator run`` as a subprocess, its output in a log file."""
+    """``python -m asynctask_operator run`` as a subprocess, its output in a log file.
+
+    ``http_port`` is the port of its HTTP server (on every address of this machine), and
+    ``report_url`` the base URL pods were told to report to (None: no --report-url).
+    """
 
     SYNCED = re.compile(r"\bsynced\b")
 
-    def __init__(self, kubeconfig: str, namespace: str, log_path: pathlib.Path, *extra_args: str) -> None:
+    def __init__(
+        self,
+        kubeconfig: str,
+        namespace: str,
+        log_path: pathlib.Path,
+        *extra_args: str,
+        http_port: int | None = None,
+        report_url: str | None = None,
+    ) -> None:
         self.command = [
             sys.executable,
             "-m",
@@ -199,8 +212,13 @@ class OperatorProcess:
             "text",
             "--default-ttl",
             "3600",
+            *(["--http-port", str(http_port)] if http_port is not None else []),
+            # The token key's Secret goes into the test namespace, deleted with it.
+            *(["--report-url", report_url, "--report-key-namespace", namespace] if report_url else []),
             *extra_args,
         ]
+        self.http_port = http_port
+        self.report_url = report_url
         self.kubeconfig = kubeconfig
         self.log_path = log_path
         self.process: subprocess.Popen[bytes] | None = None

@@ -8,7 +8,11 @@ its pydantic models; both are checked here without a cluster.
 
 from __future__ import annotations
 
+import json
+import os
 import pathlib
+import shutil
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
@@ -18,6 +22,7 @@ import yaml
 
 from asynctask_operator.core.cron import parse_schedule
 from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec, ScheduledTaskSpec, TaskType, TaskTypeSpec
+from asynctask_operator.core.reporting import parse_progress, parse_result, result_from_termination_message
 from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
@@ -98,6 +103,7 @@ def test_there_are_examples() -> None:
         "cancel",
         "ttl",
         "scheduled",
+        "progress",
     }
 
 
@@ -219,3 +225,74 @@ def test_the_e2e_expectations_match_the_examples() -> None:
     assert every_minute["concurrencyPolicy"] == "Forbid"
     limits = by_name["TaskType", "memory-hog"]["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]
     assert limits["resources"]["limits"]["memory"] == "16Mi"
+    assert by_name["AsyncTask", "progress-demo"]["spec"]["type"] == "progress"
+    assert by_name["AsyncTask", "progress-demo"]["spec"]["retry"] == {"maxRetries": 0}
+
+
+# --------------------------------------------------------------------------- examples/progress, its script run here
+
+FAKE_WGET = """#!/bin/sh
+# Records each POST as three lines: the URL, the Authorization header, the body.
+url="" body="" auth=""
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --post-data) body="$2"; shift 2 ;;
+    --header) case "$2" in Authorization:*) auth="$2" ;; esac; shift 2 ;;
+    -q) shift ;;
+    -O) shift 2 ;;
+    -O-) shift ;;
+    *) url="$1"; shift ;;
+  esac
+done
+printf '%s\\n%s\\n%s\\n' "$url" "$auth" "$body" >> "$WGET_LOG"
+echo '{"status": 202, "message": "accepted"}'
+"""
+
+
+def progress_script() -> str:
+    [tasktype] = [d for w, d in TASKTYPES if w.startswith("progress/")]
+    command = tasktype["spec"]["jobTemplate"]["spec"]["template"]["spec"]["containers"][0]["command"]
+    assert command[:2] == ["sh", "-c"], command
+    return str(command[2])
+
+
+def run_progress_script(tmp_path: pathlib.Path, report_url: str | None) -> tuple[list[tuple[str, str, str]], str]:
+    """Run the example's script with sh, a fake wget and an instant sleep: (the POSTs, the termination message)."""
+    if shutil.which("sh") is None or shutil.which("timeout") is None or shutil.which("expr") is None:
+        pytest.skip("needs a POSIX sh with timeout and expr")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    for name, text in (("wget", FAKE_WGET), ("sleep", "#!/bin/sh\nexit 0\n")):
+        (bin_dir / name).write_text(text)
+        (bin_dir / name).chmod(0o755)
+    termination_log = tmp_path / "termination-log"
+    wget_log = tmp_path / "wget.log"
+    env = {"PATH": f"{bin_dir}{os.pathsep}{os.environ.get('PATH', '')}", "WGET_LOG": str(wget_log)}
+    if report_url is not None:
+        env |= {"ASYNCTASK_REPORT_URL": report_url, "ASYNCTASK_REPORT_TOKEN": "v1.1.token"}
+    script = progress_script().replace("/dev/termination-log", str(termination_log))
+    done = subprocess.run(["sh", "-c", script], env=env, capture_output=True, text=True, timeout=30, check=False)
+    assert done.returncode == 0, f"exit {done.returncode}\n{done.stdout}\n{done.stderr}"
+    lines = wget_log.read_text().splitlines() if wget_log.exists() else []
+    posts = [(lines[i], lines[i + 1], lines[i + 2]) for i in range(0, len(lines), 3)]
+    return posts, termination_log.read_text() if termination_log.exists() else ""
+
+
+def test_progress_example_reports_five_steps_and_a_result(tmp_path: pathlib.Path) -> None:
+    url = "http://operator:8080/v1/namespaces/ns/asynctasks/progress-demo"
+    posts, termination_message = run_progress_script(tmp_path, url)
+    assert [p[0] for p in posts] == [f"{url}/progress"] * 5 + [f"{url}/result"]
+    assert all(p[1] == "Authorization: Bearer v1.1.token" for p in posts), posts
+    steps = [parse_progress(body.encode()) for _, _, body in posts[:5]]  # what the operator would accept
+    assert [s.percent for s in steps] == [20, 40, 60, 80, 100]
+    assert [(s.steps_done, s.steps_total) for s in steps] == [(i, 5) for i in range(1, 6)]
+    assert [(s.step, s.message) for s in steps] == [(f"s{i}", f"step {i}") for i in range(1, 6)]
+    assert parse_result(posts[5][2].encode(), 16 * 1024) == {"frames": 120}
+    assert termination_message == "", "with a report URL the result goes over HTTP only"
+
+
+def test_progress_example_without_a_report_url_writes_the_termination_message(tmp_path: pathlib.Path) -> None:
+    posts, termination_message = run_progress_script(tmp_path, None)
+    assert posts == []
+    assert result_from_termination_message(termination_message, 16 * 1024) == {"frames": 120}
+    assert json.loads(termination_message) == {"frames": 120}
