@@ -75,6 +75,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     run.add_argument("--progress-interval", type=float, default=2.0, help="seconds between progress writes")
     run.add_argument("--result-limit", type=int, default=16 * 1024, help="largest result in bytes (default 16384)")
+    run.add_argument(
+        "--leader-elect",
+        action="store_true",
+        help="hold a coordination.k8s.io Lease before acting (for several replicas; the chart's default)",
+    )
+    run.add_argument("--lease-name", default="asynctask-operator", help="Lease name (in --report-key-namespace)")
+    run.add_argument("--lease-duration", type=int, default=15, help="seconds a Lease is valid (default 15)")
+    run.add_argument("--renew-deadline", type=float, default=10.0, help="leader gives up after (default 10)")
+    run.add_argument("--retry-period", type=float, default=2.0, help="renew/try interval (default 2)")
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
@@ -106,6 +115,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         http_port=args.http_port,
         report_key_secret=args.report_key_secret,
         report_key_namespace=args.report_key_namespace,
+        leader_elect=args.leader_elect,
+        lease_name=args.lease_name,
+        lease_seconds=args.lease_duration,
+        renew_deadline=args.renew_deadline,
+        retry_period=args.retry_period,
         namespaces=tuple(args.namespace),
         workers=args.workers,
         default_concurrency=args.default_concurrency,

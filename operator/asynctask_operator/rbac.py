@@ -98,6 +98,8 @@ RULES: tuple[Rule, ...] = (
     Rule("batch", ("jobs",), ("list", "watch"), "namespaced",
          "follow the Jobs it created (label app.kubernetes.io/managed-by=asynctask-operator)"),
     Rule("batch", ("jobs",), ("delete",), "namespaced", "stop the running Job on cancel or when the deadline passes"),
+    Rule("coordination.k8s.io", ("leases",), ("get", "create", "patch"), "own-namespace",
+         "leader election (--leader-elect): one replica holds the Lease and acts", when="always"),
     Rule("", ("events",), ("create",), "namespaced",
          "Events on an AsyncTask when an attempt fails, a retry is scheduled or the task fails"),
     Rule("", ("pods",), ("list", "watch"), "namespaced",

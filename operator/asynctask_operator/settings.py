@@ -42,6 +42,21 @@ class OperatorSettings:
     report_key_namespace: str = "default"
     """Namespace of that Secret: the operator's own (the chart passes POD_NAMESPACE)."""
 
+    leader_elect: bool = False
+    """Hold a coordination.k8s.io Lease before acting, so that of several replicas one runs."""
+
+    lease_name: str = "asynctask-operator"
+    """Name of the Lease (in ``report_key_namespace``, the operator's own namespace)."""
+
+    lease_seconds: int = 15
+    """How long a Lease is valid without renewal: a standby takes over at most this long after the leader dies."""
+
+    renew_deadline: float = 10.0
+    """A leader that could not renew for this long stops acting (before its Lease expires)."""
+
+    retry_period: float = 2.0
+    """How often the leader renews and a standby tries."""
+
     kubeconfig: str | None = None
     """Path of a kubeconfig; default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config."""
 

@@ -66,6 +66,9 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["v1/namespaces"] = kmock.ResourceInfo(
         kind="Namespace", singular="namespace", namespaced=False, verbs=both
     )
+    k.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
+        kind="Lease", singular="lease", namespaced=True, verbs=both
+    )
     k.resources["v1/events"] = kmock.ResourceInfo(kind="Event", singular="event", namespaced=True, verbs=both)
     k.resources["v1/secrets"] = kmock.ResourceInfo(kind="Secret", singular="secret", namespaced=True, verbs=both)
     k.resources["v1/pods"] = kmock.ResourceInfo(
@@ -107,7 +110,7 @@ class Operator:
         assert self.proc is not None, "not started"
         return self.proc.pid
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         self.starts += 1
         log = self.logfile.open("a")
         log.write(f"\n===== start {self.starts} =====\n")
@@ -137,7 +140,7 @@ class Operator:
         )
         try:
             await eventually(
-                lambda: "synced" in self.logfile.read_text()[offset:] or self.proc.returncode is not None,  # type: ignore[union-attr]
+                lambda: marker in self.logfile.read_text()[offset:] or self.proc.returncode is not None,  # type: ignore[union-attr]
                 timeout,
                 "operator to sync",
             )

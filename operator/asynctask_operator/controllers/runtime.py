@@ -16,13 +16,16 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import os
 import secrets
+import socket
 import time
 from collections.abc import Iterable
 from typing import Any
 
 import kopf
 
+from asynctask_operator.adapters.election import LeaderElector
 from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
@@ -330,6 +333,17 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
         settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
     runtime = Runtime(api, settings)
+    elector: LeaderElector | None = None
+    if settings.leader_elect:
+        elector = LeaderElector(
+            api,
+            settings.report_key_namespace,
+            settings.lease_name,
+            f"{socket.gethostname()}-{os.getpid()}",
+            lease_seconds=settings.lease_seconds,
+            renew_deadline=settings.renew_deadline,
+            retry_period=settings.retry_period,
+        )
     server: HttpServer | None = None
     if settings.http_port:
         server = HttpServer(
@@ -339,15 +353,26 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             metrics=runtime.metrics.exposition,
         )
         await server.start()
+    if elector is not None:
+        await elector.acquire()  # a standby waits here; its probes answer meanwhile
     await runtime.sync()
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
     background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
-    stop_flag: asyncio.Future[None] | None = None
+    halt = asyncio.Event()
     if stop is not None:
-        stop_flag = asyncio.get_running_loop().create_future()
-        background.append(asyncio.create_task(_relay(stop, stop_flag)))
+        background.append(asyncio.create_task(_forward(stop, halt)))
+    if elector is not None:
+
+        def lost() -> None:  # stop writing now, before the Lease can pass to a standby
+            for task in background:
+                task.cancel()
+            halt.set()
+
+        background.append(asyncio.create_task(elector.keep(on_lost=lost), name="lease"))
+    stop_flag: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    relay = asyncio.create_task(_relay(halt, stop_flag))
     try:
         await kopf.operator(
             registry=runtime.registry(),
@@ -358,12 +383,15 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             stop_flag=stop_flag,
         )
     finally:
+        relay.cancel()
         if server is not None:
             await server.stop()
         for task in background:
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*background, return_exceptions=True)
+    if elector is not None and not elector.leading:
+        raise SystemExit("lost the leader Lease: exiting, to come back as a standby")
 
 
 async def load_report_key(api: KubeClient, namespace: str, name: str) -> bytes:
@@ -393,6 +421,11 @@ async def load_report_key(api: KubeClient, namespace: str, name: str) -> bytes:
         except Conflict:
             continue
     raise SystemExit(f"could not read or create Secret {namespace}/{name} for the report-token key")
+
+
+async def _forward(source: asyncio.Event, target: asyncio.Event) -> None:
+    await source.wait()
+    target.set()
 
 
 async def _relay(stop: asyncio.Event, flag: asyncio.Future[None]) -> None:
