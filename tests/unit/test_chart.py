@@ -104,6 +104,11 @@ GOOD_VALUES: list[dict[str, Any]] = [
     {"podDisruptionBudget": {"minAvailable": "50%"}},
     {"networkPolicy": {"enabled": True, "extraIngressFrom": [{"namespaceSelector": {}}]}},
     {"extraArgs": ["--workers", "32"], "logFormat": "text", "verbose": True},
+    {"replicas": 1, "leaderElection": {"enabled": False}},
+    {
+        "replicas": 3,
+        "leaderElection": {"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 2.5},
+    },
 ]
 
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
@@ -125,6 +130,12 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"reports": {"url": "ftp://x"}}, "/reports/url"),
     ({"httpPort": 0}, "/httpPort"),
     ({"service": {"port": 70000}}, "/service/port"),
+    ({"leaderElection": {"enabled": "yes"}}, "/leaderElection/enabled"),
+    ({"leaderElection": {"leaseDurationSeconds": 1}}, "/leaderElection/leaseDurationSeconds"),
+    ({"leaderElection": {"leaseDurationSeconds": 15.5}}, "/leaderElection/leaseDurationSeconds"),
+    ({"leaderElection": {"renewDeadlineSeconds": 0}}, "/leaderElection/renewDeadlineSeconds"),
+    ({"leaderElection": {"retryPeriodSeconds": -1}}, "/leaderElection/retryPeriodSeconds"),
+    ({"leaderElection": {"leaseName": "x"}}, "leaseName"),  # the Lease is named after the release
     ({"watchNamespace": ["a"]}, "watchNamespace"),  # a typo is refused, not ignored
     ({"serviceMonitor": {"enabled": True}}, "serviceMonitor"),  # metrics are not built yet
 ]
@@ -193,7 +204,7 @@ def test_default_install_is_cluster_wide(chart: Any) -> None:
         ("ClusterRole", None),
         ("ClusterRoleBinding", None),
         ("Deployment", NAMESPACE),
-        ("Role", NAMESPACE),  # the report-token Secret only
+        ("Role", NAMESPACE),  # the leader-election Lease and the report-token Secret
         ("RoleBinding", NAMESPACE),
         ("Service", NAMESPACE),
         ("ServiceAccount", NAMESPACE),
@@ -210,7 +221,66 @@ def test_default_install_is_cluster_wide(chart: Any) -> None:
         "--default-ttl", "604800",
         "--report-url", f"http://{FULLNAME}.{NAMESPACE}.svc:8080",
         "--report-key-secret", "asynctask-report-key",
+        *LEADER_ARGS,
     ]  # fmt: skip
+
+
+LEADER_ARGS = [
+    "--leader-elect",
+    "--lease-name", FULLNAME,
+    "--lease-duration", "15",
+    "--renew-deadline", "10",
+    "--retry-period", "2",
+]  # fmt: skip
+
+
+def test_two_replicas_elect_a_leader_by_default(chart: Any) -> None:
+    objects = render(chart)
+    assert one(objects, "Deployment")["spec"]["replicas"] == 2
+    args = container(objects)["args"]
+    start = args.index("--leader-elect")
+    assert args[start : start + len(LEADER_ARGS)] == LEADER_ARGS
+    [lease_rule] = [r for r in one(objects, "Role", NAMESPACE)["rules"] if r["apiGroups"] == ["coordination.k8s.io"]]
+    assert lease_rule == {
+        "apiGroups": ["coordination.k8s.io"],
+        "resources": ["leases"],
+        "verbs": ["get", "create", "patch"],
+    }
+
+
+def test_leader_election_timings_reach_the_args(chart: Any) -> None:
+    timings = {"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 2.5}
+    args = container(render(chart, {"leaderElection": timings}))["args"]
+    for flag, value in (("--lease-duration", "30"), ("--renew-deadline", "20"), ("--retry-period", "2.5")):
+        assert args[args.index(flag) + 1] == value
+
+
+def test_one_replica_without_leader_election(chart: Any) -> None:
+    objects = render(chart, {"replicas": 1, "leaderElection": {"enabled": False}})
+    deployment = one(objects, "Deployment")
+    assert deployment["spec"]["replicas"] == 1
+    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two acting operators during a rollout
+    assert not [a for a in container(objects)["args"] if a.startswith("--lease") or a == "--leader-elect"]
+
+
+def test_more_than_one_replica_needs_leader_election(chart: Any, helm: Any) -> None:
+    with pytest.raises(helm.HelmError, match=r"replicas > 1 needs leaderElection\.enabled"):
+        render(chart, {"replicas": 2, "leaderElection": {"enabled": False}})
+
+
+@pytest.mark.parametrize(
+    "timings",
+    [
+        {"renewDeadlineSeconds": 15},  # renew = lease
+        {"renewDeadlineSeconds": 20},  # renew > lease
+        {"retryPeriodSeconds": 10},  # retry = renew
+        {"leaseDurationSeconds": 5},  # lease < renew
+    ],
+    ids=lambda v: json.dumps(v),
+)
+def test_leader_election_timings_must_be_ordered(chart: Any, helm: Any, timings: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmError, match="retryPeriodSeconds < renewDeadlineSeconds < leaseDurationSeconds"):
+        render(chart, {"leaderElection": timings})
 
 
 def test_namespaced_install_has_a_role_per_namespace(chart: Any) -> None:
@@ -222,7 +292,7 @@ def test_namespaced_install_has_a_role_per_namespace(chart: Any) -> None:
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": FULLNAME}
         assert binding["subjects"] == [{"kind": "ServiceAccount", "name": FULLNAME, "namespace": NAMESPACE}]
     assert one(objects, "Role", NAMESPACE)["rules"] == rbac.policy_rules(
-        "own-namespace", ["reports"], report_key_secret="asynctask-report-key"
+        "own-namespace", report_key_secret="asynctask-report-key"
     )
     args = container(objects)["args"]
     assert args[args.index("--namespace") :][:4] == ["--namespace", "a", "--namespace", "b"]
@@ -230,14 +300,20 @@ def test_namespaced_install_has_a_role_per_namespace(chart: Any) -> None:
 
 def test_without_reports_no_secret_access(chart: Any) -> None:
     objects = render(chart, {"reports": {"enabled": False}})
-    assert not [o for o in objects if o["kind"] in ("Role", "RoleBinding")]
+    assert [o["metadata"]["namespace"] for o in objects if o["kind"] in ("Role", "RoleBinding")] == [NAMESPACE] * 2
+    assert one(objects, "Role")["rules"] == [
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
+    ]  # the Lease only: no Secret at all
+    assert one(objects, "Role")["rules"] == rbac.policy_rules("own-namespace", ["always"])
     assert not [a for a in container(objects)["args"] if a.startswith("--report")]
 
 
 def test_report_key_secret_name_reaches_role_and_args(chart: Any) -> None:
     objects = render(chart, {"reports": {"keySecret": "my-key", "url": "https://r.example.com"}})
-    [get_rule, _] = one(objects, "Role")["rules"]
-    assert get_rule["resourceNames"] == ["my-key"]
+    [lease_rule, get_rule, create_rule] = one(objects, "Role")["rules"]
+    assert lease_rule["resources"] == ["leases"]
+    assert get_rule == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["my-key"]}
+    assert create_rule == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
     args = container(objects)["args"]
     assert args[args.index("--report-key-secret") + 1] == "my-key"
     assert args[args.index("--report-url") + 1] == "https://r.example.com"
@@ -256,8 +332,13 @@ def test_pod_is_restricted_and_probed(chart: Any) -> None:
     deployment = one(objects, "Deployment")
     pod = deployment["spec"]["template"]["spec"]
     main = container(objects)
-    assert deployment["spec"]["replicas"] == 1
-    assert deployment["spec"]["strategy"] == {"type": "Recreate"}  # never two operators during a rollout
+    assert deployment["spec"]["replicas"] == 2
+    # Only the leader is Ready: a rollout must not wait for a new (standby) pod to be Ready
+    # before it stops the old leader, or it would never finish.
+    assert deployment["spec"]["strategy"] == {
+        "type": "RollingUpdate",
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "100%"},
+    }
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
     assert main["securityContext"] == {
@@ -294,15 +375,22 @@ def test_image_by_digest(chart: Any) -> None:
     )
 
 
+def test_no_pdb_by_default(chart: Any) -> None:
+    """Only the leader is Ready: minAvailable 1 would forbid evicting it, and so block draining its node."""
+    assert not [o for o in render(chart) if o["kind"] == "PodDisruptionBudget"]
+
+
 def test_pdb_only_with_more_than_one_replica(chart: Any) -> None:
-    assert not [
-        o for o in render(chart, {"podDisruptionBudget": {"enabled": True}}) if o["kind"] == "PodDisruptionBudget"
-    ]
-
-
-def test_more_than_one_replica_is_refused_until_leader_election(chart: Any, helm: Any) -> None:
-    with pytest.raises(helm.HelmError, match="leader election"):
-        render(chart, {"replicas": 2})
+    one_replica = {"replicas": 1, "podDisruptionBudget": {"enabled": True}}
+    assert not [o for o in render(chart, one_replica) if o["kind"] == "PodDisruptionBudget"]
+    pdb = one(render(chart, {"podDisruptionBudget": {"enabled": True}}), "PodDisruptionBudget")
+    assert pdb["spec"] == {
+        "minAvailable": 1,
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",  # a standby is never Ready: always evictable
+        "selector": {
+            "matchLabels": {"app.kubernetes.io/name": "asynctask-operator", "app.kubernetes.io/instance": RELEASE}
+        },
+    }
 
 
 def test_network_policy(chart: Any) -> None:
@@ -333,6 +421,8 @@ RENDER_CASES: list[dict[str, Any]] = [
     {},
     {"watchNamespaces": ["a", "b"], "networkPolicy": {"enabled": True}},
     {"reports": {"enabled": False}, "defaultConcurrency": 2, "serviceAccount": {"annotations": {"a": "b"}}},
+    {"replicas": 1, "leaderElection": {"enabled": False}, "podDisruptionBudget": {"enabled": True}},
+    {"replicas": 3, "podDisruptionBudget": {"enabled": True}},
 ]
 
 
