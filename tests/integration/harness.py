@@ -291,42 +291,14 @@ class Cluster:
 
     async def job_fails(self, job: str, exit_code: int = 1, reason: str = "Error", pod_reason: str = "") -> None:
         await self._pod(job, "Failed", {"terminated": {"exitCode": exit_code, "reason": reason}}, pod_reason)
-        await self.patch(
-            "/apis/batch/v1",
-            f"jobs/{job}",
-            {
-                "status": {
-                    "failed": 1,
-                    "conditions": [
-                        {
-                            "type": "Failed",
-                            "status": "True",
-                            "reason": "BackoffLimitExceeded",
-                            "message": "Job has reached the specified backoff limit",
-                        }
-                    ],
-                }
-            },
-        )
+        await self._job_failed(job, "BackoffLimitExceeded", "Job has reached the specified backoff limit")
 
     async def job_times_out(self, job: str) -> None:
-        await self.patch(
-            "/apis/batch/v1",
-            f"jobs/{job}",
-            {
-                "status": {
-                    "failed": 1,
-                    "conditions": [
-                        {
-                            "type": "Failed",
-                            "status": "True",
-                            "reason": "DeadlineExceeded",
-                            "message": "Job was active longer than specified deadline",
-                        }
-                    ],
-                }
-            },
-        )
+        await self._job_failed(job, "DeadlineExceeded", "Job was active longer than specified deadline")
+
+    async def _job_failed(self, job: str, reason: str, message: str) -> None:
+        condition = {"type": "Failed", "status": "True", "reason": reason, "message": message}
+        await self.patch("/apis/batch/v1", f"jobs/{job}", {"status": {"failed": 1, "conditions": [condition]}})
 
     async def pod_waiting(self, job: str, reason: str, message: str = "") -> None:
         await self._pod(job, "Pending", {"waiting": {"reason": reason, "message": message}})

@@ -38,17 +38,22 @@ def stamp(moment: dt.datetime) -> str:
 # --------------------------------------------------------------------------- AsyncTask
 
 
+def object_meta(name: str, created: dt.datetime | None = None) -> dict[str, Any]:
+    """The metadata every built object starts from (namespace, uid, generation 1, created at CREATED)."""
+    return {
+        "name": name,
+        "namespace": NAMESPACE,
+        "uid": f"uid-{name}",
+        "generation": 1,
+        "creationTimestamp": stamp(created or CREATED),
+        "labels": {},
+        "annotations": {},
+    }
+
+
 class TaskBuilder:
     def __init__(self, name: str) -> None:
-        self._meta: dict[str, Any] = {
-            "name": name,
-            "namespace": NAMESPACE,
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "creationTimestamp": stamp(CREATED),
-            "labels": {},
-            "annotations": {},
-        }
+        self._meta: dict[str, Any] = object_meta(name)
         self._spec: dict[str, Any] = {"type": "echo"}
         self._status: dict[str, Any] = {}
 

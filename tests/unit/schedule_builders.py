@@ -18,7 +18,7 @@ from asynctask_operator.core.cron import unix_minute
 from asynctask_operator.core.models import AsyncTask, ScheduledTask, ScheduledTaskStatus
 from asynctask_operator.core.naming import scheduled_run_name
 from asynctask_operator.core.schedule import ScheduleDecision, ScheduleObserved, decide_schedule
-from tests.unit.builders import NAMESPACE, stamp, task
+from tests.unit.builders import object_meta, stamp, task
 
 CREATED = dt.datetime(2026, 1, 5, 0, 0, tzinfo=dt.UTC)
 
@@ -33,15 +33,7 @@ def minutes(n: float) -> dt.timedelta:
 
 class ScheduledTaskBuilder:
     def __init__(self, name: str) -> None:
-        self._meta: dict[str, Any] = {
-            "name": name,
-            "namespace": NAMESPACE,
-            "uid": f"uid-{name}",
-            "generation": 1,
-            "creationTimestamp": stamp(CREATED),
-            "labels": {},
-            "annotations": {},
-        }
+        self._meta: dict[str, Any] = object_meta(name, CREATED)
         self._spec: dict[str, Any] = {
             "schedule": "0 2 * * *",
             "taskTemplate": {"metadata": {"labels": {"report": "nightly"}}, "spec": {"type": "echo"}},

@@ -23,36 +23,19 @@ def set_condition(
 ) -> list[Condition]:
     """Return ``conditions`` with ``type_`` set; the transition time moves only when the status does."""
     wanted = "True" if status else "False"
-    out: list[Condition] = []
-    found = False
-    for cond in conditions:
-        if cond.type != type_:
-            out.append(cond)
-            continue
-        found = True
-        since = cond.last_transition_time if cond.status == wanted else now
-        out.append(
-            Condition(
-                type=type_,
-                status=wanted,
-                reason=reason,
-                message=message,
-                last_transition_time=since,
-                observed_generation=generation,
-            )
-        )
-    if not found:
-        out.append(
-            Condition(
-                type=type_,
-                status=wanted,
-                reason=reason,
-                message=message,
-                last_transition_time=now,
-                observed_generation=generation,
-            )
-        )
-    return out
+    previous = get_condition(conditions, type_)
+    since = previous.last_transition_time if previous is not None and previous.status == wanted else now
+    updated = Condition(
+        type=type_,
+        status=wanted,
+        reason=reason,
+        message=message,
+        last_transition_time=since,
+        observed_generation=generation,
+    )
+    if previous is None:
+        return [*conditions, updated]
+    return [updated if c.type == type_ else c for c in conditions]
 
 
 def get_condition(conditions: Sequence[Condition] | None, type_: str) -> Condition | None:
