@@ -29,8 +29,17 @@ def lease(holder: str | None, renewed_seconds_ago: float | None, duration: int =
         (lease(None, None), "take"),  # released
         (lease("other", None), "take"),  # never renewed
     ],
-    ids=["no-lease", "mine", "mine-late", "held", "held-almost-expired", "expired-now", "expired", "released",
-         "never-renewed"],
+    ids=[
+        "no-lease",
+        "mine",
+        "mine-late",
+        "held",
+        "held-almost-expired",
+        "expired-now",
+        "expired",
+        "released",
+        "never-renewed",
+    ],
 )
 def test_next_move(record: LeaseRecord | None, move: Move) -> None:
     assert next_move(record, "me", T0) == move
