@@ -1,0 +1,287 @@
+"""API requests per task, by path: success, retry, cancel, TTL.
+
+    python -m bench.api_budget [--n 20] [--json PATH]
+
+Runs N tasks through each path at once against kmock, playing the Job controller
+and the kubelet, and counts the operator's own requests (its User-Agent) about each
+task: requests name the task, its Job (``<task>-<attempt>``), or select the Job's
+pods. Requests about no task (watches, the initial listings, TaskType status) are
+listed apart.
+
+- success: the Job completes.
+- retry: ``maxRetries: 1``, Fixed 1 s backoff; the first Job fails, the second completes.
+- cancel: ``spec.cancel: true`` while Running.
+- ttl: ``ttlSecondsAfterFinished: 1``; the Job completes and the task is deleted.
+
+Exits 1 when the budget of SPEC §5 is exceeded: more than 3 writes per task until
+Succeeded on the success path, any write after Succeeded there, or more than 1 write
+(the DELETE) after Succeeded on the TTL path.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import time
+from collections.abc import Sequence
+from typing import Any
+
+from tests.integration.harness import AT, NS
+
+from bench.common import (
+    API,
+    TASKTYPE_SPEC,
+    Bench,
+    BenchEmulator,
+    Hit,
+    PhaseLog,
+    emit,
+    emulator,
+    parser,
+    percentile,
+    quiet,
+    rounded,
+    table,
+    wait_for,
+    workdir,
+)
+
+PATHS = ("success", "retry", "cancel", "ttl")
+TERMINAL = {"success": "Succeeded", "retry": "Succeeded", "cancel": "Cancelled", "ttl": "Succeeded"}
+RETRY = {"maxRetries": 1, "backoff": "Fixed", "baseSeconds": 1, "jitter": False}
+WAIT = 30.0  # seconds any one step may take
+
+# What docs/operations.md promises, for the table (writes until the terminal phase + after it).
+EXPECTED_WRITES = {"success": (3, 0), "retry": (6, 0), "cancel": (3, 1), "ttl": (3, 1)}
+
+
+class Driver:
+    """Moves each task along its path, as a user, the Job controller and the kubelet would."""
+
+    def __init__(self, bench: Bench, phases: PhaseLog) -> None:
+        self.bench = bench
+        self.c = bench.cluster
+        self.phases = phases
+
+    async def until(self, name: str, phase: str, nth: int = 1) -> None:
+        await wait_for(
+            lambda: self.phases.time_of(name, phase, nth) is not None,
+            WAIT,
+            f"{name} {phase} (#{nth})",
+            operator=self.bench.operator,
+        )
+
+    async def success(self, name: str) -> None:
+        await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600})
+        await self.until(name, "Running")
+        await self.c.job_succeeds(f"{name}-1")
+        await self.until(name, "Succeeded")
+
+    async def retry(self, name: str) -> None:
+        await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600, "retry": RETRY})
+        await self.until(name, "Running")
+        await self.c.job_fails(f"{name}-1")
+        await self.until(name, "Running", nth=2)
+        await self.c.job_succeeds(f"{name}-2")
+        await self.until(name, "Succeeded")
+
+    async def cancel(self, name: str) -> None:
+        await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600})
+        await self.until(name, "Running")
+        await self.c.patch(API, f"asynctasks/{name}", {"spec": {"cancel": True}})
+        await self.until(name, "Cancelled")
+        await wait_for(lambda: self.c.job_deleted(f"{name}-1"), WAIT, f"Job {name}-1 deleted")
+
+    async def ttl(self, name: str) -> None:
+        await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 1})
+        await self.until(name, "Running")
+        await self.c.job_succeeds(f"{name}-1")
+        await self.until(name, "Succeeded")
+        objects = self.bench.k.objects
+        await wait_for(lambda: objects[AT, NS, name].deleted, WAIT, f"{name} deleted by its TTL")
+
+
+def task_names(path: str, n: int) -> list[str]:
+    return [f"{path}-{i:04d}" for i in range(n)]
+
+
+def path_of(hit: Hit) -> str | None:
+    subject = hit.subject
+    for path in PATHS:
+        if subject.startswith(path + "-"):
+            return path
+    return None
+
+
+def key(hit: Hit) -> str:
+    return f"{hit.verb} {hit.resource}" + (" (kopf)" if hit.kopf else "")
+
+
+def analyse(k: BenchEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
+    hits = k.operator_hits()
+    by_path: dict[str, list[Hit]] = collections.defaultdict(list)
+    other: collections.Counter[str] = collections.Counter()
+    for hit in hits:
+        path = path_of(hit)
+        if path is None:
+            other[key(hit)] += 1
+        else:
+            by_path[path].append(hit)
+    paths: dict[str, Any] = {}
+    for path in PATHS:
+        counts = collections.Counter(key(h) for h in by_path[path])
+        to_terminal = after_terminal = 0
+        for hit in by_path[path]:
+            if not hit.write:
+                continue
+            task = task_of(hit.subject, path)
+            ended = phases.time_of(task, TERMINAL[path])
+            if ended is not None and hit.t > ended:
+                after_terminal += 1
+            else:
+                to_terminal += 1
+        writes = sum(1 for h in by_path[path] if h.write)
+        paths[path] = {
+            "tasks": n,
+            "per_task": {name: round(count / n, 3) for name, count in sorted(counts.items())},
+            "writes_per_task": round(writes / n, 3),
+            "reads_per_task": round((len(by_path[path]) - writes) / n, 3),
+            "writes_to_terminal_per_task": round(to_terminal / n, 3),
+            "writes_after_terminal_per_task": round(after_terminal / n, 3),
+            "conflicts": sum(1 for h in by_path[path] if h.status == 409),
+        }
+    return {"paths": paths, "other": dict(sorted(other.items()))}
+
+
+def task_of(subject: str, path: str) -> str:
+    """The task a subject names: the task itself, or its Job ``<task>-<attempt>``."""
+    prefix, _, rest = subject.partition("-")
+    number = rest.split("-", 1)[0]
+    return f"{prefix}-{number}"
+
+
+def ttl_delays(k: BenchEmulator, phases: PhaseLog, n: int) -> list[float]:
+    """Seconds from the Succeeded write to the operator's DELETE of each TTL task."""
+    delays = []
+    for hit in k.operator_hits():
+        if hit.verb == "delete" and hit.resource == "asynctasks" and hit.name and hit.name.startswith("ttl-"):
+            ended = phases.time_of(hit.name, "Succeeded")
+            if ended is not None:
+                delays.append(hit.t - ended)
+    return delays
+
+
+def retry_delays(k: BenchEmulator, phases: PhaseLog) -> list[float]:
+    """Seconds from the Retrying write to the creation of the second attempt's Job (the backoff: 1 s)."""
+    delays = []
+    for hit in k.operator_hits():
+        if hit.verb == "create" and hit.resource == "jobs" and hit.status == 200 and (hit.name or "").endswith("-2"):
+            retrying = phases.time_of(hit.name.rsplit("-", 1)[0], "Retrying")  # type: ignore[union-attr]
+            if retrying is not None:
+                delays.append(hit.t - retrying)
+    return delays
+
+
+def check_budget(paths: dict[str, Any]) -> list[str]:
+    problems = []
+    success, ttl = paths["success"], paths["ttl"]
+    if success["writes_to_terminal_per_task"] > 3:
+        problems.append(f"success path: {success['writes_to_terminal_per_task']} writes per task until Succeeded > 3")
+    if success["writes_after_terminal_per_task"] > 0:
+        problems.append(f"success path: {success['writes_after_terminal_per_task']} writes per task after Succeeded")
+    if ttl["writes_after_terminal_per_task"] > 1:
+        problems.append(f"ttl path: {ttl['writes_after_terminal_per_task']} writes per task after Succeeded > 1")
+    return problems
+
+
+async def run(n: int, folder: str | None) -> dict[str, Any]:
+    wd = workdir(folder, "api-budget")
+    async with emulator() as k:
+        bench = Bench(k, wd)
+        phases = PhaseLog(k)
+        await bench.cluster.create_tasktype("bench", TASKTYPE_SPEC)
+        await bench.start()
+        driver = Driver(bench, phases)
+        t0 = time.monotonic()
+        try:
+            await asyncio.gather(
+                *(getattr(driver, path)(name) for path in PATHS for name in task_names(path, n)),
+            )
+            # Anything the operator would still write (late or repeated writes) is counted too.
+            await quiet(k, bench.stats, window=2.0, timeout=60)
+        finally:
+            await bench.stop()
+        elapsed = time.monotonic() - t0
+        result = analyse(k, phases, n)
+        delays = ttl_delays(k, phases, n)
+        backoffs = retry_delays(k, phases)
+    problems = check_budget(result["paths"])
+    return {
+        "bench": "api_budget",
+        "n": n,
+        **result,
+        "ttl_delete_seconds": {
+            "p50": rounded(percentile(delays, 50)),
+            "max": rounded(max(delays, default=float("nan"))),
+        },
+        "retry_delay_seconds": {
+            "min": rounded(min(backoffs, default=float("nan"))),
+            "p50": rounded(percentile(backoffs, 50)),
+            "max": rounded(max(backoffs, default=float("nan"))),
+        },
+        "budget_ok": not problems,
+        "budget_problems": problems,
+        "seconds": round(elapsed, 2),
+        "operator_log": str(bench.operator.logfile),
+    }
+
+
+def render(result: dict[str, Any]) -> list[str]:
+    paths = result["paths"]
+    columns = sorted({c for p in paths.values() for c in p["per_task"]}, key=lambda c: (c.split()[0] == "get", c))
+    per_task = table(
+        f"Operator API requests per task (N={result['n']} tasks per path)",
+        ["path", *columns, "writes", "reads"],
+        [
+            [path, *(p["per_task"].get(c, 0) for c in columns), p["writes_per_task"], p["reads_per_task"]]
+            for path, p in paths.items()
+        ],
+    )
+    budget = table(
+        "Writes per task: until the terminal phase + after it (expected per docs/operations.md)",
+        ["path", "terminal", "until", "after", "expected", "409s"],
+        [
+            [
+                path,
+                TERMINAL[path],
+                p["writes_to_terminal_per_task"],
+                p["writes_after_terminal_per_task"],
+                "{} + {}".format(*EXPECTED_WRITES[path]),
+                p["conflicts"],
+            ]
+            for path, p in paths.items()
+        ],
+    )
+    other = table(
+        "Requests about no task (whole run)", ["request", "count"], [[k, v] for k, v in result["other"].items()]
+    )
+    ttl = result["ttl_delete_seconds"]
+    verdict = "budget OK" if result["budget_ok"] else "BUDGET EXCEEDED: " + "; ".join(result["budget_problems"])
+    back = result["retry_delay_seconds"]
+    summary = (
+        f"TTL 1 s: delete {ttl['p50']} s (p50), {ttl['max']} s (max) after Succeeded\n"
+        f"retry backoff 1 s: next Job {back['min']} s (min), {back['p50']} s (p50), {back['max']} s (max) after Retrying\n"
+        f"{verdict}"
+    )
+    return [per_task, budget, other, summary]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parser(__doc__.split("\n\n")[0], default_n=20).parse_args(argv)
+    result = asyncio.run(run(args.n, args.workdir))
+    emit(render(result), result, args.json)
+    return 0 if result["budget_ok"] else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

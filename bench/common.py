@@ -1,0 +1,636 @@
+"""What every benchmark shares: kmock with a request log, the operator process, /proc figures, output.
+
+The benchmarks run the real operator process (``python -m asynctask_operator run``)
+against kmock's Kubernetes emulator, started in-process, as the integration tests do
+(``tests/integration/harness.py``). kmock is a store, not an API server: it runs no
+controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
+
+:class:`BenchEmulator` is kmock's emulator plus a light log of every request
+(:class:`Hit`, with the answer's status) and listeners called after each answered
+request. Counting from that log is O(1) per request, unlike iterating kmock's own
+request list, and a listener is how a benchmark learns the moment a Job is created.
+(kmock's ``kmock[...] >> sink`` catcher cannot do this: a reaction without a payload
+is disabled after the first request it sees, so it fires once.)
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import collections
+import contextlib
+import itertools
+import json
+import math
+import os
+import pathlib
+import sys
+import tempfile
+import time
+from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
+from typing import Any, cast
+
+import aiohttp.test_utils
+import aiohttp.web_runner
+import attrs
+import kmock
+from kmock._internal import k8s as kmock_k8s
+from tests.integration.harness import Cluster, Operator, declare_resources, write_kubeconfig
+
+from asynctask_operator.core.crds import all_crds
+
+# The operator process sends its own requests as "asynctask-operator", and kopf's (the watches) as "kopf/...".
+OPERATOR_AGENTS = ("asynctask-operator", "kopf/")
+WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
+API = "/apis/asynctask.dev/v1alpha1"
+BATCH = "/apis/batch/v1"
+
+# A TaskType whose Jobs the benchmarks complete by hand (kmock runs no pods).
+TASKTYPE_SPEC: dict[str, Any] = {
+    "jobTemplate": {
+        "spec": {
+            "template": {"spec": {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36"}]}}
+        }
+    }
+}
+
+
+# --------------------------------------------------------------------------- kmock with a request log
+
+
+@attrs.define
+class Hit:
+    """One request kmock answered, as the benchmarks count it."""
+
+    t: float  # time.monotonic() when kmock received it
+    operator: bool  # sent by the operator process (its client, or kopf's)
+    kopf: bool  # sent by kopf's client (watches and their listings)
+    method: str
+    verb: str  # get, list, watch, create, update, patch, delete
+    resource: str  # plural, plus "/status" for the subresource
+    namespace: str | None
+    name: str | None  # from the path, or from the body of a create (an Event's: the object it is about)
+    selector: str  # labelSelector, if any
+    status: int | None = None  # the answer's code; None while a watch streams
+
+    @property
+    def write(self) -> bool:
+        return self.verb in WRITE_VERBS
+
+    @property
+    def subject(self) -> str:
+        """The name the request is about: the object's, or the Job name a pod listing selects."""
+        if self.name:
+            return self.name
+        for part in self.selector.split(","):
+            key, _, value = part.partition("=")
+            if key.strip() in ("batch.kubernetes.io/job-name", "job-name"):
+                return value.strip()
+        return ""
+
+
+Listener = Callable[[Hit, Any], None]
+
+
+def _verb(method: str, name: str | None, params: dict[str, str]) -> str:
+    if method == "GET":
+        if name:
+            return "get"
+        return "watch" if params.get("watch", "").lower() in ("1", "true") else "list"
+    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
+
+
+@attrs.define(kw_only=True)
+class BenchEmulator(kmock.KubernetesEmulator):
+    """kmock's emulator with a request log, and closer to an API server where it matters for measuring.
+
+    - every answered request is a :class:`Hit` in :attr:`hits`, and goes to each of :attr:`listeners`;
+    - kmock's own request history keeps only requests in flight (:meth:`_forget`), and an object
+      named in the URL is found by key: a request costs the same after 100,000 as after 10;
+    - resourceVersions are given and the operator's are checked (:meth:`_version`);
+    - a watch from a resourceVersion resumes after it (:meth:`_serve_watch`).
+    """
+
+    hits: list[Hit] = attrs.field(factory=list, init=False)
+    listeners: list[Listener] = attrs.field(factory=list, init=False)
+    last_operator_hit: float = attrs.field(default=0.0, init=False)
+    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(10_000_000), init=False)
+
+    async def _handle(self, request: Any) -> Any:
+        try:
+            return await self._handle_logged(request)
+        finally:
+            self._forget(request)
+
+    async def _handle_logged(self, request: Any) -> Any:
+        hit = self._hit(request)
+        if hit is None or hit.verb == "watch":  # a watch answers when it ends: count it when it starts
+            return await super()._handle(request)
+        try:
+            self._version(request, hit)
+            response = await super()._handle(request)
+        except kmock_k8s.KubernetesError as exc:
+            hit.status = exc.status
+            raise
+        hit.status = int(response.status)
+        for listener in self.listeners:
+            listener(hit, request)
+        return response
+
+    def _version(self, request: Any, hit: Hit) -> None:
+        """Give every created or changed object a new resourceVersion, and check the operator's.
+
+        (And a name to an object created with ``generateName``, as an API server does.)
+
+        kmock keeps whatever resourceVersion a body carries and checks none. A real API
+        server answers 409 to a write whose resourceVersion is not the current one, which
+        is how the operator notices it decided on stale data; without it a stale decision
+        would be written (and counted) as if it were a new one. The harness's own writes
+        carry a fresh resourceVersion of their own and are not checked."""
+        if not isinstance(request.data, dict) or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
+            return
+        meta = request.data.setdefault("metadata", {})
+        if request.action == kmock.action.CREATE and not meta.get("name") and meta.get("generateName"):
+            meta["name"] = f"{meta['generateName']}{next(self._versions):x}"  # kmock knows no generateName
+        if request.action == kmock.action.UPDATE and hit.operator and meta.get("resourceVersion"):
+            stored = self._objects._objects.get((request.resource, request.namespace, request.name))
+            if stored is not None and not stored.deleted:
+                current = (stored.get("metadata") or {}).get("resourceVersion")
+                if current is not None and current != meta["resourceVersion"]:
+                    raise kmock_k8s.KubernetesError(
+                        status=409,
+                        reason="Conflict",
+                        message="the object has been modified; please apply your changes to the latest version",
+                    )
+        meta["resourceVersion"] = str(next(self._versions))
+
+    async def _serve_list(self, request: Any) -> Any:
+        listing = cast(dict[str, Any], await super()._serve_list(request))
+        listing["metadata"] = {"resourceVersion": str(next(self._versions))}  # kmock answers "..."
+        return listing
+
+    async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
+        """A watch; from a resourceVersion, only what changed after it, as an API server does.
+
+        kmock streams every object as ADDED to every watch, so a client that lists and
+        then watches from the listing's resourceVersion (kopf does) would get each object
+        twice at startup, and again at each reconnect."""
+        self._forget(request)  # matched already; a stream open for minutes need not be matched against
+        since = request.params.get("resourceVersion", "")
+        if not since.isdigit() or since == "0":
+            async for item in super()._serve_watch(request):
+                yield item
+            return
+        yield b""  # the headers: the stream is open
+        bus = self._buses[request.resource]
+        async with self._lock:
+            mark = await bus.mark()
+            changed = [
+                {"type": "MODIFIED", "object": obj.raw}
+                for obj in self._KubernetesEmulator__get_objs(request, strict=False)
+                if not obj.deleted and _version_of(obj) > int(since)
+            ]
+        for event in changed:
+            yield event
+        async for event in bus.stream(since=mark):
+            meta = (event.get("object") or {}).get("metadata") or {}
+            if self._KubernetesEmulator__check(  # type: ignore[attr-defined]
+                request, request.resource, meta.get("namespace"), meta.get("name"), strict=False
+            ):
+                yield event
+
+    def _KubernetesEmulator__get_objs(self, request: Any, strict: bool) -> list[Any]:
+        """kmock's object lookup, by key when the request names one object (kmock scans them all)."""
+        if request.name is not None and (strict or request.namespace is not None):
+            found = self._objects._objects.get((request.resource, request.namespace, request.name))
+            if found is not None:
+                return [found]
+        return super()._KubernetesEmulator__get_objs(request, strict)  # type: ignore[misc,no-any-return]
+
+    def _forget(self, request: Any) -> None:
+        """Drop an answered request from kmock's own history.
+
+        kmock matches each request against its reactions by scanning every request it
+        has ever received (``request in reaction._source``), so its cost grows with the
+        history: O(requests²) over a run, seconds per request after a few thousand.
+        The benchmarks count from :attr:`hits` instead and keep only requests in flight
+        (the open watches) in kmock's history: ``for r in kmock`` sees those only."""
+        for i in range(len(self._requests) - 1, -1, -1):
+            if self._requests[i] is request:
+                del self._requests[i]
+                break
+        for payload in self._payloads:
+            payload._requests.clear()
+
+    def _hit(self, request: Any) -> Hit | None:
+        agent = str(request.headers.get("User-Agent", ""))
+        operator = agent.startswith(OPERATOR_AGENTS)
+        if request.resource is None or not request.resource.plural:  # discovery, /version
+            if operator:
+                self.last_operator_hit = time.monotonic()
+            return None
+        method = str(request.method.value).upper()
+        name = request.name
+        if method == "POST" and not name and isinstance(request.data, dict):
+            name = (request.data.get("metadata") or {}).get("name")
+            if request.resource.plural == "events":  # an Event counts for the object it is about
+                name = (request.data.get("involvedObject") or {}).get("name") or name
+        params = dict(request.params or {})
+        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
+        hit = Hit(
+            t=time.monotonic(),
+            operator=operator,
+            kopf=agent.startswith("kopf/"),
+            method=method,
+            verb=_verb(method, name if method != "POST" else None, params),
+            resource=resource,
+            namespace=request.namespace,
+            name=name,
+            selector=params.get("labelSelector", ""),
+        )
+        self.hits.append(hit)
+        if operator:
+            self.last_operator_hit = hit.t
+        return hit
+
+    def operator_hits(self, since: int = 0) -> list[Hit]:
+        return [h for h in self.hits[since:] if h.operator]
+
+
+def _version_of(obj: Any) -> int:
+    version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+    return int(version) if version.isdigit() else 0
+
+
+class QuickShutdownServer(aiohttp.test_utils.RawTestServer):
+    """kmock's server, not waiting 5 s at exit for the watch streams of a stopped operator."""
+
+    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web_runner.ServerRunner:
+        runner = await super()._make_runner(debug=debug, **kwargs)
+        runner._shutdown_timeout = 0.1
+        return runner
+
+
+def declare_all(k: kmock.KubernetesEmulator) -> None:
+    """The harness's resources, plus every CRD this operator version generates, Secrets and Events.
+
+    (So a benchmark keeps working when a new kind is added before the harness knows it.)"""
+    declare_resources(k)
+    verbs = {"get", "list", "watch", "create", "update", "patch", "delete"}
+    for crd in all_crds().values():
+        spec, names = crd["spec"], crd["spec"]["names"]
+        for version in spec["versions"]:
+            key = f"{spec['group']}/{version['name']}/{names['plural']}"
+            if key not in k.resources:
+                k.resources[key] = kmock.ResourceInfo(
+                    kind=names["kind"],
+                    singular=names.get("singular"),
+                    namespaced=spec["scope"] == "Namespaced",
+                    verbs=verbs,
+                    subresources=set(version.get("subresources") or {}),
+                    shortnames=set(names.get("shortNames") or ()),
+                )
+    for key, kind in (("v1/secrets", "Secret"), ("v1/events", "Event")):
+        if key not in k.resources:
+            k.resources[key] = kmock.ResourceInfo(kind=kind, singular=kind.lower(), namespaced=True, verbs=verbs)
+
+
+async def bookmarks(k: BenchEmulator, interval: float = 20.0) -> None:
+    """Send a BOOKMARK on every watch stream every ``interval`` seconds, as an API server does.
+
+    kopf reopens a watch that brought no event for 70 s (its ``inactivity_timeout``);
+    a real API server's bookmarks keep an idle stream alive, and a reopened stream
+    resumes from its resourceVersion. kmock sends no bookmarks and replays every object
+    to a reopened stream, so without these an idle operator would reprocess everything
+    it watches every 70 s, which no cluster makes it do."""
+    while True:
+        await asyncio.sleep(interval)
+        resources: list[Any] = list(k.resources)
+        for resource in resources:
+            info = k.resources[resource]
+            event = {
+                "type": "BOOKMARK",
+                "object": {
+                    "kind": info.kind,
+                    "apiVersion": f"{resource.group}/{resource.version}" if resource.group else resource.version,
+                    "metadata": {"resourceVersion": str(next(k._versions))},
+                },
+            }
+            await k._buses[resource].put(event)
+
+
+@contextlib.asynccontextmanager
+async def emulator() -> AsyncIterator[BenchEmulator]:
+    """kmock serving on a loopback port, the operator's resources declared, bookmarks sent."""
+    async with BenchEmulator() as k, kmock.Server(k, server_cls=QuickShutdownServer):
+        declare_all(k)
+        keepalive = asyncio.create_task(bookmarks(k))
+        try:
+            yield k
+        finally:
+            keepalive.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await keepalive
+
+
+class PhaseLog:
+    """Every phase the operator wrote on each task, with the time kmock answered the write.
+
+    Read from the status patches themselves (a patch names the phase when it changes it)."""
+
+    def __init__(self, k: BenchEmulator) -> None:
+        self.history: dict[str, list[tuple[str, float]]] = {}
+        self.reached: collections.Counter[str] = collections.Counter()  # tasks that reached each phase
+        k.listeners.append(self._on_hit)
+
+    def _on_hit(self, hit: Hit, request: Any) -> None:
+        if not (hit.operator and hit.resource == "asynctasks/status" and hit.status == 200 and hit.name):
+            return
+        phase = ((request.data or {}).get("status") or {}).get("phase") if isinstance(request.data, dict) else None
+        if phase:
+            seen = self.history.setdefault(hit.name, [])
+            if phase not in (p for p, _ in seen):
+                self.reached[phase] += 1
+            seen.append((phase, hit.t))
+
+    def time_of(self, name: str, phase: str, nth: int = 1) -> float | None:
+        """When ``name`` entered ``phase`` for the ``nth`` time (1: the first)."""
+        times = [t for p, t in self.history.get(name, ()) if p == phase]
+        return times[nth - 1] if len(times) >= nth else None
+
+    def phase(self, name: str) -> str | None:
+        seen = self.history.get(name)
+        return seen[-1][0] if seen else None
+
+
+# --------------------------------------------------------------------------- the operator
+
+
+# After the harness's own options (tuned for tests), the operator's defaults again: the benchmarks
+# measure the operator as it runs in production. The HTTP port stays off (benchmarks may run at once).
+PRODUCTION_ARGS = ("--http-port", "0", "--queue-status-seconds", "5", "--unknown-type-grace", "10")
+
+
+class Bench:
+    """One benchmark's kmock, work folder, kubeconfig, and operator process."""
+
+    def __init__(self, k: BenchEmulator, workdir: pathlib.Path, *operator_args: str) -> None:
+        self.k = k
+        self.cluster = Cluster(k)
+        self.workdir = workdir
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.kubeconfig = workdir / "kubeconfig"
+        write_kubeconfig(self.kubeconfig, str(k.url))
+        args = (*PRODUCTION_ARGS, *operator_args)
+        self.operator = Operator(self.kubeconfig, workdir / "operator.log", *args, verbose=False)
+
+    async def start(self, timeout: float = 60) -> float:
+        """Start the operator; return the seconds until it logged ``synced``."""
+        t0 = time.monotonic()
+        await self.operator.start(timeout)
+        return time.monotonic() - t0
+
+    @property
+    def stats(self) -> ProcStats:
+        return ProcStats(self.operator.pid)
+
+    async def stop(self) -> None:
+        """SIGKILL and wait: nothing is measured at shutdown (a graceful stop takes kopf ~5 s)."""
+        self.operator.kill()
+        if self.operator.proc is not None:
+            await self.operator.proc.wait()
+
+
+# --------------------------------------------------------------------------- /proc figures
+
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+class ProcStats:
+    """CPU seconds and memory of a (Linux) process, from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+
+    def cpu_seconds(self) -> float:
+        """User + system CPU time of every thread of the process so far."""
+        text = pathlib.Path(f"/proc/{self.pid}/stat").read_text()
+        fields = text.rsplit(")", 1)[1].split()  # after "pid (comm)": field 3 onwards
+        return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime, stime: fields 14 and 15
+
+    def _status_kb(self, key: str) -> int:
+        for line in pathlib.Path(f"/proc/{self.pid}/status").read_text().splitlines():
+            if line.startswith(key + ":"):
+                return int(line.split()[1])
+        raise KeyError(key)
+
+    def rss_mb(self) -> float:
+        return self._status_kb("VmRSS") / 1024
+
+    def peak_rss_mb(self) -> float:
+        """VmHWM: the largest resident set the process has had."""
+        return self._status_kb("VmHWM") / 1024
+
+
+# --------------------------------------------------------------------------- waiting
+
+
+async def wait_for(
+    check: Callable[[], bool], timeout: float, what: str, interval: float = 0.05, operator: Operator | None = None
+) -> float:
+    """Poll ``check`` until true; return the time it became true (monotonic). Fail after ``timeout``."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if check():
+            return time.monotonic()
+        if operator is not None and operator.proc is not None and operator.proc.returncode is not None:
+            raise BenchError(f"the operator exited ({operator.proc.returncode}) while waiting for {what}")
+        if time.monotonic() > deadline:
+            raise BenchError(f"timed out after {timeout:.0f}s waiting for {what}")
+        await asyncio.sleep(interval)
+
+
+async def progress(
+    count: Callable[[], int], goal: int, stall: float, what: str, operator: Operator | None = None
+) -> bool:
+    """Wait until ``count()`` reaches ``goal``; ``False`` if it stops growing for ``stall`` seconds first."""
+    last, since = count(), time.monotonic()
+    while last < goal:
+        await asyncio.sleep(0.1)
+        if operator is not None and operator.proc is not None and operator.proc.returncode is not None:
+            raise BenchError(f"the operator exited ({operator.proc.returncode}) while waiting for {what}")
+        now = count()
+        if now != last:
+            last, since = now, time.monotonic()
+        elif time.monotonic() - since > stall:
+            return False
+    return True
+
+
+async def quiet(
+    k: BenchEmulator, stats: ProcStats, window: float = 2.0, timeout: float = 120.0, cpu_share: float = 0.1
+) -> float:
+    """Wait until the operator made no request and used under ``cpu_share`` of a core for ``window`` s.
+
+    Return the monotonic time its work ended: its last request, or when its CPU use
+    dropped, whichever is later (both measured at 0.1 s resolution)."""
+    deadline = time.monotonic() + timeout
+    samples: list[tuple[float, float]] = []  # (time, cpu seconds)
+    busy_until = time.monotonic()
+    while True:
+        now = time.monotonic()
+        samples.append((now, stats.cpu_seconds()))
+        if len(samples) >= 2 and samples[-1][1] - samples[-2][1] > cpu_share * (samples[-1][0] - samples[-2][0]):
+            busy_until = now
+        last = max(busy_until, k.last_operator_hit)
+        if now - last >= window:
+            return last
+        if now > deadline:
+            raise BenchError(f"the operator did not settle within {timeout:.0f}s")
+        await asyncio.sleep(0.1)
+
+
+class BenchError(Exception):
+    pass
+
+
+# --------------------------------------------------------------------------- playing the Job controller
+
+
+class JobPlayer:
+    """Completes every Job the operator creates, as the Job controller would (status Complete).
+
+    Each Job completes ``run_seconds`` after it appears. No pod is created: a Job's Complete condition alone decides a success. Patches go
+    through kmock's HTTP API (``concurrency`` at once), so the operator's watch sees them."""
+
+    def __init__(
+        self,
+        k: BenchEmulator,
+        concurrency: int = 16,
+        names: Callable[[str], bool] | None = None,
+        run_seconds: float = 0.0,
+    ) -> None:
+        self.cluster = Cluster(k)
+        self.names = names
+        self.run_seconds = run_seconds
+        self._sem = asyncio.Semaphore(concurrency)
+        self._tasks: set[asyncio.Task[None]] = set()
+        self.completed = 0
+        self.errors: list[BaseException] = []
+        k.listeners.append(self._on_hit)
+
+    def _on_hit(self, hit: Hit, request: Any) -> None:
+        created = hit.operator and hit.verb == "create" and hit.resource == "jobs" and hit.status == 200
+        if created and hit.name and (self.names is None or self.names(hit.name)):
+            task = asyncio.create_task(self._complete(hit.name))
+            self._tasks.add(task)
+            task.add_done_callback(self._done)
+
+    def _done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            self.errors.append(task.exception())  # type: ignore[arg-type]
+
+    async def _complete(self, job: str) -> None:
+        if self.run_seconds:
+            await asyncio.sleep(self.run_seconds)
+        async with self._sem:
+            await self.cluster.patch(
+                BATCH,
+                f"jobs/{job}",
+                {
+                    "status": {
+                        "startTime": utc_now(),
+                        "succeeded": 1,
+                        "completionTime": utc_now(),
+                        "conditions": [{"type": "Complete", "status": "True"}],
+                    }
+                },
+            )
+            self.completed += 1
+
+    async def close(self) -> None:
+        for task in list(self._tasks):
+            task.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+
+
+def utc_now() -> str:
+    return time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+
+
+# --------------------------------------------------------------------------- figures and output
+
+
+def percentile(values: Sequence[float], p: float) -> float:
+    """The ``p``-th percentile (nearest rank) of ``values``; NaN when there are none."""
+    if not values:
+        return math.nan
+    ordered = sorted(values)
+    rank = max(1, math.ceil(p / 100 * len(ordered)))
+    return ordered[rank - 1]
+
+
+def rounded(value: float, digits: int = 3) -> float | None:
+    return None if value is None or math.isnan(value) else round(value, digits)
+
+
+def table(title: str, headers: Sequence[str], rows: Iterable[Sequence[Any]]) -> str:
+    cells = [[str(h) for h in headers]] + [[_cell(v) for v in row] for row in rows]
+    widths = [max(len(r[i]) for r in cells) for i in range(len(headers))]
+    lines = [title, "  ".join(h.ljust(w) for h, w in zip(cells[0], widths, strict=True))]
+    lines.append("  ".join("-" * w for w in widths))
+    for row in cells[1:]:
+        lines.append("  ".join((v.rjust(w) if _numeric(v) else v.ljust(w)) for v, w in zip(row, widths, strict=True)))
+    return "\n".join(lines)
+
+
+def _cell(value: Any) -> str:
+    if value is None:
+        return "-"
+    if isinstance(value, float):
+        return f"{value:.3f}".rstrip("0").rstrip(".") if value == value else "-"
+    return str(value)
+
+
+def _numeric(text: str) -> bool:
+    try:
+        float(text)
+    except ValueError:
+        return False
+    return True
+
+
+def emit(tables: Sequence[str], result: dict[str, Any], json_path: str | None) -> None:
+    """Print the tables, then the result as one JSON object on one line (and write it to ``json_path``)."""
+    for text in tables:
+        print(text)
+        print()
+    line = json.dumps(result, sort_keys=True)
+    print(line)
+    sys.stdout.flush()
+    if json_path:
+        pathlib.Path(json_path).write_text(line + "\n")
+
+
+def parser(description: str, default_n: int) -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(description=description)
+    p.add_argument("--n", type=int, default=default_n, help=f"number of tasks (default {default_n})")
+    p.add_argument("--json", metavar="PATH", help="also write the result (one JSON object) to PATH")
+    p.add_argument("--workdir", metavar="DIR", help="folder for the kubeconfig and operator.log (default: a temp dir)")
+    return p
+
+
+def workdir(path: str | None, name: str) -> pathlib.Path:
+    if path:
+        return pathlib.Path(path)
+    return pathlib.Path(tempfile.mkdtemp(prefix=f"asynctask-bench-{name}-"))
+
+
+def task_body(name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
+    return {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "AsyncTask",
+        "metadata": {"name": name, **meta},
+        "spec": spec,
+    }

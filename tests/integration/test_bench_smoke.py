@@ -1,0 +1,60 @@
+"""The benchmarks (bench/) run at a tiny N: their JSON has the keys runs are compared by, and the counts hold.
+
+Only counts are asserted, never timings: how fast this machine is, is not what is tested.
+"""
+
+from __future__ import annotations
+
+import json
+import pathlib
+from collections.abc import Callable, Sequence
+from typing import Any
+
+from bench import api_budget, scale, throughput
+
+
+def run(main: Callable[[Sequence[str]], int], tmp_path: pathlib.Path, *argv: str) -> tuple[int, dict[str, Any]]:
+    out = tmp_path / "result.json"
+    code = main([*argv, "--json", str(out), "--workdir", str(tmp_path / "work")])
+    return code, json.loads(out.read_text())
+
+
+def test_api_budget(tmp_path: pathlib.Path) -> None:
+    # The exit code is not asserted: it also covers the TTL and cancel paths (see docs/performance.md).
+    _, result = run(api_budget.main, tmp_path, "--n", "2")
+    assert set(result["paths"]) == {"success", "retry", "cancel", "ttl"}
+    for path in result["paths"].values():
+        assert {"per_task", "writes_per_task", "reads_per_task", "writes_to_terminal_per_task"} <= set(path)
+    success = result["paths"]["success"]
+    assert success["per_task"]["create jobs"] == 1
+    assert success["writes_to_terminal_per_task"] <= 3
+    assert success["writes_after_terminal_per_task"] == 0
+    assert result["paths"]["retry"]["per_task"]["create jobs"] == 2
+    assert {"budget_ok", "ttl_delete_seconds", "other"} <= set(result)
+
+
+def test_throughput(tmp_path: pathlib.Path) -> None:
+    code, result = run(throughput.main, tmp_path, "--n", "20")
+    assert code == 0
+    assert {"admitted_per_s", "latency_s", "operator_cpu_s_per_1000", "operator_peak_rss_mb"} <= set(result)
+    assert {"p50", "p95", "p99"} <= set(result["latency_s"])
+    assert result["stuck"] == 0
+    assert result["job_conflicts"] == 0
+
+
+def test_throughput_through_a_queue(tmp_path: pathlib.Path) -> None:
+    # Jobs that run 0.3 s make the race described in docs/performance.md unlikely; a stuck task is not asserted.
+    argv = ("--n", "20", "--queue-concurrency", "3", "--job-seconds", "0.3", "--stall", "10")
+    _, result = run(throughput.main, tmp_path, *argv)
+    assert result["queue_concurrency"] == 3
+    assert 1 <= result["max_active_jobs"] <= 3
+
+
+def test_scale(tmp_path: pathlib.Path) -> None:
+    code, result = run(scale.main, tmp_path, "--n", "200", "--burst", "10", "--idle", "1")
+    assert {"first_start", "restart", "idle", "burst_empty", "burst_full", "rss_empty_mb"} <= set(result)
+    assert {"synced_s", "converged_s", "rss_mb", "peak_rss_mb", "requests", "writes"} <= set(result["restart"])
+    assert result["running"] == 4 and result["finished"] == 196
+    assert result["duplicate_job_creates"] == 0
+    assert result["writes_to_finished"] == 0
+    assert code == 0
