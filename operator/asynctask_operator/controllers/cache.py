@@ -46,14 +46,26 @@ class Cache:
         self._pods_by_job: dict[Key, dict[str, PodView]] = collections.defaultdict(dict)
         self._touched: dict[tuple[str, Key], float] = {}
         self.synced: set[str] = set()
+        self._events: dict[tuple[str, Key], float] = {}
         self.task_listeners: list[Callable[[Key, dict[str, Any] | None], None]] = []
+
+    def watched(self, kind: str, key: Key) -> None:
+        """A watch event for this object arrived now (see ``answer_to_request_at``)."""
+        self._events[kind, key] = time.monotonic()
+
+    def _newer_event(self, kind: str, key: Key, request_at: float | None) -> bool:
+        return request_at is not None and self._events.get((kind, key), float("-inf")) >= request_at
 
     def _touch(self, kind: str, key: Key) -> None:
         self._touched[kind, key] = time.monotonic()
 
     # -- tasks
-    def put_task(self, obj: dict[str, Any]) -> Key:
+    def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> Key:
+        """Store a task; from a write's answer (``answer_to_request_at``: when the request was sent)
+        only if no watch event for it arrived since: that event is at least as new as the answer."""
         key = key_of(obj)
+        if self._newer_event("task", key, answer_to_request_at):
+            return key
         self._unindex_run(key)
         self.tasks[key] = obj
         owner = scheduled_owner(obj)
@@ -110,9 +122,11 @@ class Cache:
         self._touched.pop(("tasktype", key), None)
 
     # -- jobs
-    def put_job(self, obj: dict[str, Any]) -> JobView:
+    def put_job(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> JobView:
         view = job_view(obj)
         key = (view.namespace, view.name)
+        if self._newer_event("job", key, answer_to_request_at) and key in self.jobs:
+            return self.jobs[key]
         old = self.jobs.get(key)
         if old is not None and old.owner_uid and old.owner_uid != view.owner_uid:
             self._jobs_by_owner[old.owner_uid].pop(view.name, None)

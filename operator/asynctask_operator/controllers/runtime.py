@@ -103,6 +103,7 @@ class Runtime:
             self.clock.cancel(("task", *key))
             self.reports.forget(key)
             return
+        self.cache.watched("task", key)
         self.cache.put_task(obj)
         self.queue.add(("task", *key))
 
@@ -133,6 +134,7 @@ class Runtime:
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
         else:
+            self.cache.watched("job", (ns, name))
             view = self.cache.put_job(obj)
         if view is not None and view.owner_name:
             self.queue.add(("task", ns, view.owner_name))

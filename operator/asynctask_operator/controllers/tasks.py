@@ -12,6 +12,7 @@ import dataclasses
 import datetime as dt
 import logging
 import random
+import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -176,6 +177,7 @@ class TaskReconciler:
             }
             if not patch["metadata"]:
                 del patch["metadata"]
+            sent = time.monotonic()
             try:
                 updated = await self.api.patch(ASYNCTASKS, ns, name, patch, subresource="status")
             except Conflict as exc:  # someone changed the task since we read it: decide again on fresh data
@@ -184,7 +186,7 @@ class TaskReconciler:
                 self.cache.drop_task((ns, name))
                 return Decision()
             if updated.get("metadata"):
-                self.cache.put_task(updated)
+                self.cache.put_task(updated, answer_to_request_at=sent)
             _log_transition(task, decision)
             self._note_reports(task, decision, observed.now)
             if self.metrics is not None:
@@ -202,7 +204,8 @@ class TaskReconciler:
         ns = task.metadata.namespace
         manifest = decision.create_job
         try:
-            self.cache.put_job(await self.api.create(JOBS, ns, manifest))
+            sent = time.monotonic()
+            self.cache.put_job(await self.api.create(JOBS, ns, manifest), answer_to_request_at=sent)
             return decision
         except Conflict:
             pass  # the name is the lock: it exists already; adopt it if it is ours

@@ -341,7 +341,9 @@ def _watch_attempt(draft: _Draft) -> None:
         _finish(draft, "Failed", verdict.reason, verdict.message)
         return
     delay = next_retry_delay(effective.retry, in_round, obs.jitter_sample)
-    due = obs.now + dt.timedelta(seconds=delay)
+    # Rounded up to a whole second: nextRetryTime is written in whole seconds and is what a
+    # restarted operator waits for, so the wait is never shortened by the rounding.
+    due = _ceil_second(obs.now + dt.timedelta(seconds=delay))
     draft.set(next_retry_time=ts(due))
     draft.due.append(due)
     draft.move(
@@ -388,6 +390,11 @@ def _take_reports(draft: _Draft, final: bool) -> None:
         draft.set(progress=progress)
     else:
         draft.due.append(written + interval)
+
+
+def _ceil_second(moment: dt.datetime) -> dt.datetime:
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + dt.timedelta(seconds=1)
 
 
 def _end_attempt(draft: _Draft, result: AttemptResult, job: JobView | None) -> None:
