@@ -45,6 +45,7 @@ class Cache:
         self._jobs_by_owner: dict[str, dict[str, JobView]] = collections.defaultdict(dict)
         self._pods_by_job: dict[Key, dict[str, PodView]] = collections.defaultdict(dict)
         self._touched: dict[tuple[str, Key], float] = {}
+        self._dropped: dict[tuple[str, Key], float] = {}
         self.synced: set[str] = set()
         self._events: dict[tuple[str, Key], float] = {}
         self.task_listeners: list[Callable[[Key, dict[str, Any] | None], None]] = []
@@ -58,6 +59,10 @@ class Cache:
 
     def _touch(self, kind: str, key: Key) -> None:
         self._touched[kind, key] = time.monotonic()
+
+    def _forget(self, kind: str, key: Key) -> None:
+        self._touched.pop((kind, key), None)
+        self._dropped[kind, key] = time.monotonic()
 
     # -- tasks
     def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> Key:
@@ -79,7 +84,7 @@ class Cache:
     def drop_task(self, key: Key) -> None:
         self._unindex_run(key)
         self.tasks.pop(key, None)
-        self._touched.pop(("task", key), None)
+        self._forget("task", key)
         for listener in self.task_listeners:
             listener(key, None)
 
@@ -105,7 +110,7 @@ class Cache:
 
     def drop_scheduledtask(self, key: Key) -> None:
         self.scheduledtasks.pop(key, None)
-        self._touched.pop(("scheduledtask", key), None)
+        self._forget("scheduledtask", key)
 
     # -- task types
     def put_tasktype(self, obj: dict[str, Any]) -> Key:
@@ -119,7 +124,7 @@ class Cache:
 
     def drop_tasktype(self, key: Key) -> None:
         self.tasktypes.pop(key, None)
-        self._touched.pop(("tasktype", key), None)
+        self._forget("tasktype", key)
 
     # -- jobs
     def put_job(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> JobView:
@@ -138,7 +143,7 @@ class Cache:
 
     def drop_job(self, key: Key) -> JobView | None:
         view = self.jobs.pop(key, None)
-        self._touched.pop(("job", key), None)
+        self._forget("job", key)
         if view is not None and view.owner_uid:
             owned = self._jobs_by_owner.get(view.owner_uid, {})
             owned.pop(view.name, None)
@@ -160,7 +165,7 @@ class Cache:
 
     def drop_pod(self, key: Key) -> PodView | None:
         view = self.pods.pop(key, None)
-        self._touched.pop(("pod", key), None)
+        self._forget("pod", key)
         if view is not None:
             byjob = self._pods_by_job.get((view.namespace, view.job_name), {})
             byjob.pop(view.name, None)
@@ -178,6 +183,13 @@ class Cache:
         return namespace, view.owner_name
 
     # -- resync
+    def changed_since(self, kind: str, key: Key, since: float) -> bool:
+        """Put or dropped (by a watch event, or the answer to a write) at ``since`` or later."""
+        return max(self._touched.get((kind, key), 0.0), self._dropped.get((kind, key), 0.0)) >= since
+
+    def forget_drops_before(self, since: float) -> None:
+        self._dropped = {k: when for k, when in self._dropped.items() if when >= since}
+
     def stale(self, kind: str, listed: set[Key], since: float) -> list[Key]:
         """Keys of ``kind`` not in a full listing begun at ``since`` and not updated after it."""
         return [

@@ -182,21 +182,31 @@ class Runtime:
             ) from None
         jobs = await self._list(JOBS, OWNED_SELECTOR)
         pods = await self._list(PODS, OWNED_SELECTOR)
+        # What the cache got since the listing began (a watch event, the answer to a write) is at
+        # least as new as the listing, and the watch brings whatever comes after it: putting the
+        # listed copy over it would undo a newer state with nothing left to redo it (a finished Job
+        # seen running again, a task read back to an earlier phase). The listing only fills gaps.
+        changed = self.cache.changed_since
         for obj in types:
-            self.cache.put_tasktype(obj)
+            if not changed("tasktype", key_of(obj), began):
+                self.cache.put_tasktype(obj)
         listed_queues = {key_of(o) for o in queues}
         for obj in queues:
             self.on_taskqueue(None, obj)
         for key in [k for k in self.admissions.objects if k not in listed_queues]:
             self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
         for obj in jobs:
-            self.cache.put_job(obj)
+            if not changed("job", key_of(obj), began):
+                self.cache.put_job(obj)
         for obj in pods:
-            self.cache.put_pod(obj)
+            if not changed("pod", key_of(obj), began):
+                self.cache.put_pod(obj)
         for obj in tasks:
-            self.cache.put_task(obj)
+            if not changed("task", key_of(obj), began):
+                self.cache.put_task(obj)
         for obj in scheduled:
-            self.cache.put_scheduledtask(obj)
+            if not changed("scheduledtask", key_of(obj), began):
+                self.cache.put_scheduledtask(obj)
         for kind, listed, drop in (
             ("tasktype", types, self.cache.drop_tasktype),
             ("job", jobs, self.cache.drop_job),
@@ -206,6 +216,7 @@ class Runtime:
         ):
             for key in self.cache.stale(kind, {key_of(o) for o in listed}, began):
                 drop(key)
+        self.cache.forget_drops_before(began)
         self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods", "scheduledtasks"})
         for ns, name in list(self.cache.tasktypes):
             self.queue.add(("tasktype", ns, name))

@@ -193,11 +193,25 @@ class TaskReconciler:
                 _count(self.metrics, task, decision.status, observed.now)
             await self._post_event(task, decision.status, observed.now)
         if decision.delete_job is not None:
-            await self.api.delete(JOBS, ns, decision.delete_job)
+            await self._delete_running_job(ns, decision.delete_job)
         if decision.delete_task:
             logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
             await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)
         return decision
+
+    async def _delete_running_job(self, ns: str, name: str) -> None:
+        """Delete a Job the decision saw running, once the API server confirms it still is.
+
+        The cache can hold an older copy of a Job than it had a moment before (kopf replays its
+        listing as events when a watch restarts): a finished Job read back as running must not be
+        deleted, its pods and logs with it."""
+        sent = time.monotonic()
+        try:
+            job = self.cache.put_job(await self.api.get(JOBS, ns, name), answer_to_request_at=sent)
+        except NotFound:
+            return
+        if not job.finished and not job.deleting:
+            await self.api.delete(JOBS, ns, name)
 
     async def _create_job(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
         assert decision.create_job is not None

@@ -41,7 +41,7 @@ from asynctask_operator.core.observed import JobView, PodView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
 from asynctask_operator.core.reporting import Reported, mint_token, result_from_termination_message
 from asynctask_operator.core.retry import next_retry_delay, retry_verdict
-from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema
+from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
 
 RETRY_ANNOTATION = "asynctask.dev/retry-requested"
 MAX_ATTEMPTS_KEPT = 10
@@ -90,9 +90,23 @@ def ts(moment: dt.datetime) -> str:
 
 
 def parse_ts(text: str | None) -> dt.datetime | None:
+    """A time the status holds; ``None`` for none, or for one that cannot be read (the operator writes
+    only what :func:`ts` makes, but a hand with the status subresource can write anything)."""
     if not text:
         return None
-    return dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    try:
+        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
+
+
+def _after(moment: dt.datetime, seconds: float) -> dt.datetime:
+    """``seconds`` after ``moment``; the end of time when that is past it (a delay without a cap)."""
+    try:
+        return moment + dt.timedelta(seconds=seconds)
+    except OverflowError:
+        return dt.datetime.max.replace(microsecond=0, tzinfo=dt.UTC)
 
 
 class _Draft:
@@ -116,7 +130,7 @@ class _Draft:
 
     @property
     def attempt(self) -> int:
-        return int(self.fields.get("attempt") or 0)
+        return max(int(self.fields.get("attempt") or 0), 0)  # (a status edited by hand can say anything)
 
     def status(self) -> AsyncTaskStatus:
         return AsyncTaskStatus.model_validate(self.fields)
@@ -180,6 +194,9 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
         _finished(draft)
         return draft.decision()
 
+    if draft.phase in ("Pending", "Retrying") and draft.attempt + 1 in obs.jobs:
+        _adopt_unrecorded_attempt(draft)
+
     if task.spec.cancel and not _attempt_already_ended(draft):
         _finish(draft, "Cancelled", "Cancelled", "cancelled by spec.cancel", outcome="Cancelled")
         _finished(draft)
@@ -208,6 +225,18 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
 # --------------------------------------------------------------------------- steps
 
 
+def _adopt_unrecorded_attempt(draft: _Draft) -> None:
+    """The next attempt's Job exists, though the status does not record the attempt.
+
+    Its Job was created, and the status write that records it did not happen: the operator
+    crashed in between, or the write was refused because the task changed meanwhile (a user
+    cancelling it just as it started). The attempt ran, so it is recorded first, whatever
+    comes next (a cancel, the deadline, the Job's own end): attempts stay numbered as they
+    ran, and a later attempt never reuses this Job's name."""
+    draft.set(next_retry_time=None)
+    _admit(draft)
+
+
 def _attempt_already_ended(draft: _Draft) -> bool:
     """The running attempt's Job has finished, though the status does not say so yet.
 
@@ -225,7 +254,7 @@ def _past_deadline(draft: _Draft) -> bool:
     since = parse_ts(draft.fields.get("queued_time")) or parse_ts(draft.obs.task.metadata.creation_timestamp)
     if since is None:
         return False
-    deadline = since + dt.timedelta(seconds=effective.deadline_seconds)
+    deadline = _after(since, effective.deadline_seconds)
     if draft.obs.now < deadline:
         draft.due.append(deadline)
         return False
@@ -258,7 +287,7 @@ def _admit(draft: _Draft) -> None:
         age = (obs.now - (parse_ts(task.metadata.creation_timestamp) or obs.now)).total_seconds()
         grace = draft.config.unknown_type_grace_seconds
         if not obs.types_synced or (age < grace and draft.attempt == 0):
-            draft.due.append(obs.now + dt.timedelta(seconds=max(grace - age, 0.5)))
+            draft.due.append(_after(obs.now, max(grace - age, 0.5)))
             return
         _refuse(
             draft,
@@ -270,6 +299,7 @@ def _admit(draft: _Draft) -> None:
         )
         return
     try:
+        check_job_template(tasktype.spec.job_template)
         check_payload_schema(tasktype.spec.payload_schema)
         check_payload(tasktype, task.spec.payload, draft.config.payload_limit_bytes)
     except Refusal as refusal:
@@ -343,7 +373,7 @@ def _watch_attempt(draft: _Draft) -> None:
     delay = next_retry_delay(effective.retry, in_round, obs.jitter_sample)
     # Rounded up to a whole second: nextRetryTime is written in whole seconds and is what a
     # restarted operator waits for, so the wait is never shortened by the rounding.
-    due = _ceil_second(obs.now + dt.timedelta(seconds=delay))
+    due = _ceil_second(_after(obs.now, delay))
     draft.set(next_retry_time=ts(due))
     draft.due.append(due)
     draft.move(
@@ -490,7 +520,7 @@ def _finished(draft: _Draft) -> None:
     if done is None:
         return
     ttl = draft.effective().ttl_seconds_after_finished
-    expires = done + dt.timedelta(seconds=ttl)
+    expires = _after(done, ttl)
     if obs.now >= expires:
         draft.delete_task = True
     else:

@@ -8,6 +8,7 @@ from typing import Any
 import jsonschema
 import jsonschema.exceptions
 import jsonschema.validators
+import referencing.exceptions
 
 from asynctask_operator.core.models import TaskType
 
@@ -34,7 +35,7 @@ def check_payload_schema(schema: dict[str, Any] | None) -> None:
     """Raise :class:`Refusal` (InvalidTaskType) when ``spec.payloadSchema`` is not a valid JSON Schema."""
     if schema is None:
         return
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+    cls = _validator_class(schema)
     try:
         cls.check_schema(schema)
     except jsonschema.exceptions.SchemaError as exc:
@@ -57,11 +58,60 @@ def check_payload(tasktype: TaskType, payload: Any, limit_bytes: int) -> None:
     if schema is None:
         return
     check_payload_schema(schema)
-    cls = jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
-    error = jsonschema.exceptions.best_match(cls(schema).iter_errors(payload))
+    try:
+        error = jsonschema.exceptions.best_match(_validator_class(schema)(schema).iter_errors(payload))
+    except referencing.exceptions.Unresolvable as exc:  # remote references are never fetched
+        raise Refusal(
+            "InvalidTaskType",
+            f"spec.payloadSchema has a $ref that does not resolve within the schema: {_clip(str(exc))}",
+        ) from None
+    except RecursionError:
+        raise Refusal("InvalidTaskType", "spec.payloadSchema has a $ref that refers back to itself") from None
     if error is not None:
         where = "".join(f"[{p}]" if isinstance(p, int) else f".{p}" for p in error.absolute_path)
         raise Refusal(
             "InvalidPayload",
             f"spec.payload{where} does not match TaskType {tasktype.metadata.name} payloadSchema: {error.message}",
         )
+
+
+def check_job_template(template: dict[str, Any]) -> None:
+    """Raise :class:`Refusal` (InvalidTaskType) when ``spec.jobTemplate`` has a part the Job is built from
+    (labels, annotations, containers and their env) of the wrong type.
+
+    The CRD schema keeps most of a JobTemplateSpec as written (the API server checks it for real
+    when the Job is created); the parts the operator edits must at least have the right shape."""
+
+    def shape(value: Any, kind: type, where: str, optional: bool = True) -> Any:
+        if value is None and optional:
+            return kind()
+        if not isinstance(value, kind):
+            what = "an object" if kind is dict else "a list" if kind is list else "a string"
+            found = "null" if value is None else type(value).__name__
+            raise Refusal("InvalidTaskType", f"spec.jobTemplate.{where} must be {what}, not {found}")
+        return value
+
+    meta = shape(template.get("metadata"), dict, "metadata")
+    shape(meta.get("labels"), dict, "metadata.labels")
+    shape(meta.get("annotations"), dict, "metadata.annotations")
+    pod = shape(shape(template.get("spec"), dict, "spec").get("template"), dict, "spec.template")
+    shape(
+        shape(pod.get("metadata"), dict, "spec.template.metadata").get("labels"), dict, "spec.template.metadata.labels"
+    )
+    pod_spec = shape(pod.get("spec"), dict, "spec.template.spec")
+    for field in ("containers", "initContainers"):
+        for i, container in enumerate(shape(pod_spec.get(field), list, f"spec.template.spec.{field}")):
+            where = f"spec.template.spec.{field}[{i}]"
+            for j, env in enumerate(shape(shape(container, dict, where, False).get("env"), list, f"{where}.env")):
+                shape(shape(env, dict, f"{where}.env[{j}]", False).get("name"), str, f"{where}.env[{j}].name", False)
+
+
+def _validator_class(schema: dict[str, Any]) -> type[jsonschema.protocols.Validator]:
+    """The validator of the draft ``$schema`` names (2020-12 when it names none)."""
+    if not isinstance(schema.get("$schema", ""), str):
+        raise Refusal("InvalidTaskType", "spec.payloadSchema.$schema must be a string: the URI of a JSON Schema draft")
+    return jsonschema.validators.validator_for(schema, default=jsonschema.Draft202012Validator)
+
+
+def _clip(text: str, limit: int = 300) -> str:
+    return text if len(text) <= limit else text[: limit - 1] + "…"
