@@ -21,6 +21,7 @@ import datetime as dt
 import functools
 import json
 import re
+from collections.abc import Sequence
 from typing import Any
 
 import celpy
@@ -45,6 +46,7 @@ from asynctask_operator.core.naming import (
 from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
 from asynctask_operator.core.outcomes import attempt_result
 from asynctask_operator.core.retry import JITTER, next_retry_delay
+from tests.unit.builders import observe
 
 # --------------------------------------------------------------------------- the API server's side
 
@@ -538,23 +540,13 @@ def observed(
     task: AsyncTask,
     tasktype: TaskType | None,
     now: dt.datetime,
-    jobs: list[JobView] = (),  # type: ignore[assignment]
-    pods: list[PodView] = (),  # type: ignore[assignment]
+    jobs: Sequence[JobView] = (),
+    pods: Sequence[PodView] = (),
     jitter: float = 0.5,
     admission: Admission = GRANTED,
 ) -> Observed:
-    by_job: dict[str, list[PodView]] = {}
-    for p in pods:
-        by_job.setdefault(p.job_name, []).append(p)
-    return Observed(
-        task=task,
-        tasktype=tasktype,
-        types_synced=True,
-        jobs={j.attempt: j for j in jobs if j.attempt is not None},
-        pods=by_job,
-        now=now,
-        jitter_sample=jitter,
-        admission=admission,
+    return observe(
+        task, now=now, tasktype=tasktype, jobs=tuple(jobs), pods=tuple(pods), jitter_sample=jitter, admission=admission
     )
 
 
