@@ -20,6 +20,7 @@ import yaml
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import CRDS, KubeClient, NotFound, load_configuration
 from asynctask_operator.controllers import runtime
+from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
 from asynctask_operator.logs import setup_logging
@@ -85,6 +86,26 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--renew-deadline", type=float, default=10.0, help="leader gives up after (default 10)")
     run.add_argument("--retry-period", type=float, default=2.0, help="renew/try interval (default 2)")
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
+    run.add_argument(
+        "--callback-allowed-host",
+        action="append",
+        default=[],
+        metavar="HOST",
+        help="callbacks to this host (or *.domain) skip the SSRF guard (repeatable)",
+    )
+    run.add_argument(
+        "--callback-allowed-cidr",
+        action="append",
+        default=[],
+        metavar="CIDR",
+        help="callbacks to addresses in this network skip the SSRF guard, e.g. 10.20.0.0/16 (repeatable)",
+    )
+    run.add_argument("--callback-max-attempts", type=int, default=6, help="deliveries per event (default 6)")
+    run.add_argument(
+        "--callback-backoff-seconds", type=float, default=20.0, help="first delay between deliveries (default 20)"
+    )
+    run.add_argument("--callback-timeout", type=float, default=10.0, help="per-request timeout (default 10)")
+    run.add_argument("--callback-max-in-flight", type=int, default=64, help="deliveries in flight at once (default 64)")
     run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
     run.add_argument("--verbose", "-v", action="store_true")
 
@@ -111,7 +132,12 @@ def main(argv: Sequence[str] | None = None) -> int:
             report_url=args.report_url,
             progress_interval_seconds=args.progress_interval,
             result_limit_bytes=args.result_limit,
+            callback_max_attempts=args.callback_max_attempts,
+            callback_base_seconds=args.callback_backoff_seconds,
+            callback_timeout_seconds=args.callback_timeout,
         ),
+        callback_policy=_callback_policy(args),
+        callback_max_in_flight=args.callback_max_in_flight,
         http_port=args.http_port,
         report_key_secret=args.report_key_secret,
         report_key_namespace=args.report_key_namespace,
@@ -136,6 +162,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         api.close()
     return 0
+
+
+def _callback_policy(args: argparse.Namespace) -> DestinationPolicy:
+    try:
+        return DestinationPolicy.of(args.callback_allowed_host, args.callback_allowed_cidr)
+    except ValueError as exc:
+        raise SystemExit(f"--callback-allowed-cidr: {exc}") from None
 
 
 def _crds(args: argparse.Namespace) -> int:

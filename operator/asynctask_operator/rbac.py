@@ -104,6 +104,9 @@ RULES: tuple[Rule, ...] = (
          "Events on an AsyncTask when an attempt fails, a retry is scheduled or the task fails"),
     Rule("", ("pods",), ("list", "watch"), "namespaced",
          "exit codes, OOMKilled, eviction and image pull errors of the attempts' pods (same label)"),
+    Rule("", ("secrets",), ("get",), "namespaced",
+         "read the Secrets a task's callback names (secretRef, headersSecretRef) when it delivers; never "
+         "listed or watched, cached 30 s"),
     # -- the report-token key, in the operator's own namespace
     Rule("", ("secrets",), ("get",), "own-namespace",
          "read the HMAC key of report tokens (--report-key-secret)", when="reports",

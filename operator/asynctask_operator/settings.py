@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
 
 
@@ -62,3 +63,9 @@ class OperatorSettings:
 
     context: str | None = None
     """The kubeconfig context to use; default: its current context."""
+
+    callback_policy: DestinationPolicy = dataclasses.field(default_factory=DestinationPolicy)
+    """Hosts and networks callbacks may reach besides public addresses (the SSRF guard's exceptions)."""
+
+    callback_max_in_flight: int = 64
+    """Callback deliveries in flight at once; more wait for a slot (never a reconcile worker)."""

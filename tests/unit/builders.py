@@ -15,6 +15,7 @@ import copy
 import datetime as dt
 from typing import Any
 
+from asynctask_operator.core.callbacks import DeliveryOutcome
 from asynctask_operator.core.lifecycle import Admission, Observed
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, TaskType
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK_UID
@@ -92,6 +93,11 @@ class TaskBuilder:
 
     def cancel(self, value: bool = True) -> TaskBuilder:
         self._spec["cancel"] = value
+        return self
+
+    def callback(self, url: str = "https://hooks.example.com/tasks", **fields: Any) -> TaskBuilder:
+        """spec.callback, fields in camelCase as in a manifest: ``callback(events=["Running"])``."""
+        self._spec["callback"] = {"url": url, **fields}
         return self
 
     def labels(self, **labels: str) -> TaskBuilder:
@@ -362,6 +368,7 @@ def observe(
     jitter_sample: float = 0.5,
     admission: Admission = GRANTED,
     reported: Reported | None = None,
+    callback_outcome: DeliveryOutcome | None = None,
 ) -> Observed:
     by_job: dict[str, list[PodView]] = {}
     for p in pods:
@@ -376,4 +383,5 @@ def observe(
         jitter_sample=jitter_sample,
         admission=admission,
         reported=reported,
+        callback_outcome=callback_outcome,
     )

@@ -44,8 +44,10 @@ from asynctask_operator.adapters.kube import (
     load_configuration,
 )
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.callbacks import CallbackDispatcher, SecretReader
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
@@ -67,7 +69,7 @@ def utcnow() -> dt.datetime:
 
 
 class Runtime:
-    def __init__(self, api: KubeClient, settings: OperatorSettings) -> None:
+    def __init__(self, api: KubeClient, settings: OperatorSettings, sender: Sender | None = None) -> None:
         self.api = api
         self.settings = settings
         self.cache = Cache()
@@ -89,7 +91,16 @@ class Runtime:
         self.metrics = Metrics()
         self.metrics.watch_queues(self._queue_samples)
         api.counter.listeners.append(self.metrics.api_request)
-        self.tasks = TaskReconciler(self.cache, api, settings, self.admissions, self.reports, self.metrics)
+        self.callbacks = CallbackDispatcher(
+            sender or HttpxSender(settings.callback_policy, max_connections=max(settings.callback_max_in_flight, 1)),
+            SecretReader(api),
+            wake=lambda key: self.queue.add(("task", *key)),
+            max_in_flight=max(settings.callback_max_in_flight, 1),
+            metrics=self.metrics,
+        )
+        self.tasks = TaskReconciler(
+            self.cache, api, settings, self.admissions, self.reports, self.metrics, self.callbacks
+        )
         self._failures: dict[WorkKey, int] = {}
         self.schedules = ScheduleReconciler(self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)))
         self.cache.task_listeners.append(self.schedules.observe_task)  # a run changed phase: wake its schedule
@@ -102,6 +113,7 @@ class Runtime:
             self.cache.drop_task(key)
             self.clock.cancel(("task", *key))
             self.reports.forget(key)
+            self.callbacks.forget(key)
             return
         self.cache.watched("task", key)
         self.cache.put_task(obj)
@@ -381,6 +393,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         def lost() -> None:  # stop writing now, before the Lease can pass to a standby
             for task in background:
                 task.cancel()
+            runtime.callbacks.cancel()
             halt.set()
 
         background.append(asyncio.create_task(elector.keep(on_lost=lost), name="lease"))
@@ -403,6 +416,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*background, return_exceptions=True)
+            await runtime.callbacks.close()
     if elector is not None and not elector.leading:
         raise SystemExit("lost the leader Lease: exiting, to come back as a standby")
 

@@ -31,6 +31,7 @@ from asynctask_operator.adapters.kube import (
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.core.effective import effective_priority, effective_spec
 from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, parse_ts, refuse
@@ -66,6 +67,7 @@ class TaskReconciler:
         admissions: Admissions,
         reports: ReportStore,
         metrics: Metrics | None = None,
+        callbacks: CallbackDispatcher | None = None,
     ) -> None:
         self.cache = cache
         self.api = api
@@ -73,6 +75,7 @@ class TaskReconciler:
         self.admissions = admissions
         self.reports = reports
         self.metrics = metrics
+        self.callbacks = callbacks
 
     async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
         """Bring one task a step closer to done; return seconds until it wants another look."""
@@ -131,6 +134,7 @@ class TaskReconciler:
             jitter_sample=random.random(),
             admission=Admission(granted=granted, reason=waiting.reason, message=waiting.message),
             reported=self.reports.get((ns, task.metadata.name)),
+            callback_outcome=self.callbacks.outcome((ns, task.metadata.name)) if self.callbacks else None,
         )
 
     async def _confirm_missing_job(self, task: AsyncTask) -> None:
@@ -189,6 +193,8 @@ class TaskReconciler:
                 self.cache.put_task(updated, answer_to_request_at=sent)
             _log_transition(task, decision)
             self._note_reports(task, decision, observed.now)
+            if self.callbacks is not None:
+                self.callbacks.written((ns, name), decision.status.callback)
             if self.metrics is not None:
                 _count(self.metrics, task, decision.status, observed.now)
             await self._post_event(task, decision.status, observed.now)
@@ -197,6 +203,8 @@ class TaskReconciler:
         if decision.delete_task:
             logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
             await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)
+        if decision.send_callback is not None and self.callbacks is not None:
+            self.callbacks.submit((ns, name), decision.send_callback)  # the status records the event by now
         return decision
 
     async def _delete_running_job(self, ns: str, name: str) -> None:
@@ -245,10 +253,16 @@ class TaskReconciler:
 
         Not for every transition: each Event is an API write. Best effort: a refused Event
         is logged, never retried, and never holds up the task."""
+        gave_up = _callback_gave_up(task.status, new)
+        if gave_up is not None:
+            await self._post(task, task_event(task, "Warning", *gave_up, now))
         if new.phase == task.status.phase or new.phase not in ("Retrying", "Failed"):
             return
         reason = new.reason or new.phase or ""
-        event = task_event(task, "Warning", reason, new.message or "", now)
+        await self._post(task, task_event(task, "Warning", reason, new.message or "", now))
+
+    async def _post(self, task: AsyncTask, event: dict[str, Any]) -> None:
+        reason = event["reason"]
         try:
             await self.api.create(EVENTS, task.metadata.namespace, event)
         except ApiError as exc:
@@ -312,6 +326,17 @@ def _count(metrics: Metrics, task: AsyncTask, new: AsyncTaskStatus, now: dt.date
         metrics.tasks_finished.labels(ns, type_, queue, new.phase, new.reason or "").inc()
         if new.duration_seconds is not None:
             metrics.task_duration.labels(ns, type_, new.phase).observe(new.duration_seconds)
+
+
+def _callback_gave_up(old: AsyncTaskStatus, new: AsyncTaskStatus) -> tuple[str, str] | None:
+    """(reason, message) of the Event when this write ends a callback undelivered."""
+    record = new.callback
+    if record is None or record.state not in ("Failed", "Refused"):
+        return None
+    before = old.callback
+    if before is not None and before.id == record.id and before.state == record.state:
+        return None
+    return f"Callback{record.state}", f"{record.event} event not delivered: {record.last_error or ''}"
 
 
 def _round_start(status: AsyncTaskStatus) -> int:

@@ -10,6 +10,7 @@ ADMITTED = "Admitted"
 RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
+CALLBACK_DELIVERED = "CallbackDelivered"
 
 
 def set_condition(

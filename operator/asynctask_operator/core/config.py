@@ -49,3 +49,15 @@ class CoreConfig:
 
     result_limit_bytes: int = 16 * 1024
     """Largest result accepted (HTTP 413 above it; never truncated)."""
+
+    callback_max_attempts: int = 6
+    """Deliveries of one callback event before it is given up (a callback's maxAttempts overrides it)."""
+
+    callback_base_seconds: float = 20.0
+    """Delay after the first failed delivery; doubled after each (20, 40, 80, 160, 320 s: about 10 minutes)."""
+
+    callback_max_delay_seconds: float = 600.0
+    """Cap on one delay between deliveries (a longer Retry-After is capped at an hour)."""
+
+    callback_timeout_seconds: float = 10.0
+    """Per-request timeout of a delivery (a callback's timeoutSeconds overrides it)."""

@@ -31,6 +31,7 @@ def effective_spec(task: AsyncTask, tasktype: TaskType | None, config: CoreConfi
         deadline_seconds=spec.deadline_seconds or defaults.deadline_seconds,
         ttl_seconds_after_finished=config.default_ttl_seconds if ttl is None else ttl,
         retry=merge_retry(spec.retry, defaults.retry, config.default_retry),
+        callback=spec.callback or defaults.callback,
     )
 
 

@@ -22,6 +22,7 @@ import datetime as dt
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+from asynctask_operator.core import callbacks
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.effective import effective_spec
@@ -30,6 +31,7 @@ from asynctask_operator.core.models import (
     AsyncTask,
     AsyncTaskStatus,
     Attempt,
+    CallbackStatus,
     EffectiveSpec,
     Progress,
     RetryRound,
@@ -69,6 +71,7 @@ class Observed:
     jitter_sample: float = 0.5
     admission: Admission = Admission()
     reported: Reported | None = None  # progress/result the running attempt posted
+    callback_outcome: callbacks.DeliveryOutcome | None = None  # how the last callback delivery went
 
 
 @dataclasses.dataclass(frozen=True)
@@ -79,6 +82,7 @@ class Decision:
     delete_task: bool = False
     requeue_after: float | None = None  # seconds until something is due
     wants_admission: bool = False  # ready to start an attempt, waiting for its queue
+    send_callback: callbacks.CallbackSend | None = None  # deliver this once the status is written
 
     @property
     def writes(self) -> bool:
@@ -121,6 +125,7 @@ class _Draft:
         self.delete_job: str | None = None
         self.delete_task = False
         self.wants_admission = False
+        self.send_callback: callbacks.CallbackSend | None = None
         self.due: list[dt.datetime] = []
 
     # -- reading
@@ -180,19 +185,25 @@ class _Draft:
             delete_task=self.delete_task,
             requeue_after=requeue,
             wants_admission=self.wants_admission,
+            send_callback=self.send_callback,
         )
 
 
 def decide(obs: Observed, config: CoreConfig) -> Decision:
     """What to do about one task now."""
-    task = obs.task
-    if task.metadata.deletion_timestamp:
+    if obs.task.metadata.deletion_timestamp:
         return Decision()  # being deleted: the garbage collector takes its Jobs
     draft = _Draft(obs, config)
+    _lifecycle(draft)
+    _callback(draft)
+    return draft.decision()
 
+
+def _lifecycle(draft: _Draft) -> None:
+    obs, task = draft.obs, draft.obs.task
     if draft.phase in ("Succeeded", "Failed", "Cancelled"):
         _finished(draft)
-        return draft.decision()
+        return
 
     if draft.phase in ("Pending", "Retrying") and draft.attempt + 1 in obs.jobs:
         _adopt_unrecorded_attempt(draft)
@@ -200,16 +211,16 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
     if task.spec.cancel and not _attempt_already_ended(draft):
         _finish(draft, "Cancelled", "Cancelled", "cancelled by spec.cancel", outcome="Cancelled")
         _finished(draft)
-        return draft.decision()
+        return
 
     if _past_deadline(draft):
-        return draft.decision()
+        return
 
     if draft.phase == "Retrying":
         due = parse_ts(draft.fields.get("next_retry_time"))
         if due is not None and due > obs.now:
             draft.due.append(due)
-            return draft.decision()
+            return
         draft.set(next_retry_time=None)
         _admit(draft)
     elif draft.phase == "Pending":
@@ -219,7 +230,6 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
         _watch_attempt(draft)
     if draft.phase in ("Succeeded", "Failed", "Cancelled"):
         _finished(draft)
-    return draft.decision()
 
 
 # --------------------------------------------------------------------------- steps
@@ -531,4 +541,66 @@ def refuse(obs: Observed, config: CoreConfig, reason: str, message: str) -> Deci
     """End a task that cannot start for a reason only the API server could tell (its Job was refused)."""
     draft = _Draft(obs, config)
     _refuse(draft, Refusal(reason, message))
+    _callback(draft)
     return draft.decision()
+
+
+def _callback(draft: _Draft) -> None:
+    """Record a new callback event, fold in how a delivery went, and ask for the next delivery.
+
+    The event is recorded in the status write of the phase change that caused it, so that
+    neither can happen without the other. A finished task is not deleted by its TTL while
+    its callback is still being delivered."""
+    obs = draft.obs
+    effective = draft.fields.get("effective")
+    spec = EffectiveSpec.model_validate(effective).callback if effective else None
+    raw = draft.fields.get("callback")
+    record = CallbackStatus.model_validate(raw) if raw else None
+    before = obs.task.status
+    moved = (draft.phase, draft.attempt) != (before.phase or "Pending", max(before.attempt or 0, 0))
+    if spec is not None and moved:
+        event = callbacks.new_event(spec, obs.task.metadata.uid, draft.phase, draft.attempt, draft.now, record)
+        if event is not None:
+            record = event
+    outcome = obs.callback_outcome
+    if (
+        record is not None
+        and outcome is not None
+        and record.state in callbacks.OPEN_STATES
+        and outcome.id == record.id
+        and outcome.delivery == record.attempts + 1
+    ):
+        record = callbacks.after_delivery(record, outcome, spec, draft.config, ts)
+        if record.state == "Delivered":
+            draft.condition(cond.CALLBACK_DELIVERED, True, "Delivered", f"{record.event} event delivered")
+        elif record.state in ("Failed", "Refused"):
+            draft.condition(cond.CALLBACK_DELIVERED, False, "Callback" + record.state, record.last_error or "")
+    if record is not None and record.model_dump() != raw:
+        draft.set(callback=record.model_dump())
+    if record is None or record.state not in callbacks.OPEN_STATES:
+        return
+    draft.delete_task = False  # the TTL waits for the delivery to end (at most the retry schedule)
+    due = parse_ts(record.next_attempt_time)
+    if due is not None and due > obs.now:
+        draft.due.append(due)
+        return
+    if spec is None:  # a status edited by hand: nothing says where to send it
+        return
+    refusal = callbacks.url_refusal(spec.url)
+    if refusal is not None:
+        outcome = callbacks.DeliveryOutcome(id=record.id, delivery=record.attempts + 1, at=obs.now, refused=refusal)
+        record = callbacks.after_delivery(record, outcome, spec, draft.config, ts)
+        draft.set(callback=record.model_dump())
+        draft.condition(cond.CALLBACK_DELIVERED, False, "CallbackRefused", refusal)
+        return
+    timeout = float(spec.timeout_seconds or draft.config.callback_timeout_seconds)
+    draft.send_callback = callbacks.CallbackSend(
+        namespace=obs.task.metadata.namespace,
+        id=record.id,
+        delivery=record.attempts + 1,
+        url=spec.url,
+        event=callbacks.cloud_event(obs.task, draft.status(), record),
+        secret_ref=spec.secret_ref,
+        headers_secret_ref=spec.headers_secret_ref,
+        timeout_seconds=timeout,
+    )

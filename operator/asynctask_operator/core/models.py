@@ -28,6 +28,8 @@ Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "C
 RetryableOutcome = Literal["Failed", "Timeout", "PodError"]
 Phase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+CallbackEvent = Literal["Succeeded", "Failed", "Cancelled", "Running", "Retrying"]
+CallbackState = Literal["Pending", "Delivering", "Delivered", "Failed", "Refused"]
 
 
 def k8s(**extra: Any) -> dict[str, Any]:
@@ -96,6 +98,53 @@ class RetryPolicy(Model):
     )
 
 
+class SecretKeyRef(Model):
+    """One key of a Secret in the task's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+    key: str = Field(min_length=1, max_length=253, pattern=r"^[-._a-zA-Z0-9]+$")
+
+
+class SecretRef(Model):
+    """A Secret in the task's namespace."""
+
+    name: str = Field(min_length=1, max_length=253, pattern=r"^[a-z0-9]([-a-z0-9.]*[a-z0-9])?$")
+
+
+class CallbackSpec(Model):
+    """A webhook the operator calls when the task reaches one of ``events`` (SPEC 3.4)."""
+
+    url: str = Field(
+        min_length=8,
+        max_length=2048,
+        pattern=r"^https?://[^\s/?#@]+([/?#]\S*)?$",
+        description="http:// or https:// URL that receives a CloudEvents 1.0 JSON event (POST). Addresses that "
+        "are loopback, link-local, private or unspecified are refused unless the operator allows them.",
+    )
+    events: list[CallbackEvent] | None = Field(
+        None,
+        min_length=1,
+        max_length=5,
+        description="Phases that trigger a call. Default [Succeeded, Failed, Cancelled].",
+        json_schema_extra=k8s(list_type="set"),
+    )
+    secret_ref: SecretKeyRef | None = Field(
+        None,
+        description="Secret key holding the Standard Webhooks signing secret (whsec_<base64>, or any bytes "
+        "used as the raw key). Unset: the calls are not signed.",
+    )
+    headers_secret_ref: SecretRef | None = Field(
+        None,
+        description="Secret whose every key is sent as an HTTP header of that name (e.g. an API key).",
+    )
+    max_attempts: int | None = Field(
+        None, ge=1, le=20, description="Deliveries tried before giving up. Default: the operator's (6)."
+    )
+    timeout_seconds: int | None = Field(
+        None, ge=1, le=60, description="Per-request timeout. Default: the operator's (10)."
+    )
+
+
 class TaskDefaults(Model):
     """Values an AsyncTask of this type gets where it leaves a field out."""
 
@@ -105,6 +154,7 @@ class TaskDefaults(Model):
     deadline_seconds: int | None = Field(None, ge=1, le=31536000)
     retry: RetryPolicy | None = None
     ttl_seconds_after_finished: int | None = Field(None, ge=0, le=31536000)
+    callback: CallbackSpec | None = None
 
 
 # --------------------------------------------------------------------------- TaskType
@@ -282,6 +332,9 @@ class AsyncTaskSpec(Model):
         None, ge=0, le=31536000, description="Delete the task this long after it finished. Default 7 days."
     )
     cancel: bool | None = Field(None, description="Set true to cancel a task that has not finished.")
+    callback: CallbackSpec | None = Field(
+        None, description="Webhook called when the task changes phase. Default: the type's defaults.callback."
+    )
 
 
 class Attempt(Model):
@@ -319,6 +372,7 @@ class EffectiveSpec(Model):
     deadline_seconds: int | None = None
     ttl_seconds_after_finished: int
     retry: RetryPolicy
+    callback: CallbackSpec | None = None
 
 
 class RetryRound(Model):
@@ -328,6 +382,21 @@ class RetryRound(Model):
     requested: str | None = Field(
         None, description="The asynctask.dev/retry-requested value that started this round (honoured once)."
     )
+
+
+class CallbackStatus(Model):
+    """Delivery of the latest callback event; a newer event replaces it."""
+
+    id: str = Field(description="The event's id (also webhook-id): the same on every retry of this event.")
+    event: CallbackEvent
+    task_attempt: int = Field(0, description="The task's attempt the event is about.")
+    event_time: str | None = None
+    state: CallbackState
+    attempts: int = Field(0, description="Deliveries tried so far.")
+    last_status_code: int | None = None
+    last_error: str | None = None
+    last_attempt_time: str | None = None
+    next_attempt_time: str | None = None
 
 
 class AsyncTaskStatus(Model):
@@ -346,6 +415,7 @@ class AsyncTaskStatus(Model):
     error: TaskError | None = None
     effective: EffectiveSpec | None = None
     round: RetryRound | None = None
+    callback: CallbackStatus | None = None
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
 

@@ -1,0 +1,193 @@
+"""Callback deliveries, off the reconcile path: each one its own asyncio task, at most N at once.
+
+The reconciler asks for a delivery (``Decision.send_callback``) after the status write
+that recorded the event; :class:`CallbackDispatcher` makes it in the background and
+keeps the outcome in memory until the reconciler has written it into
+``status.callback``. A slow or dead receiver therefore holds one delivery slot for at
+most its timeout, never a worker. Nothing here writes to the API server: the status is
+the reconciler's, and an outcome lost in a crash only means one more delivery (the
+receiver de-duplicates on ``webhook-id``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import datetime as dt
+import json
+import logging
+import time
+from collections.abc import Callable
+
+from asynctask_operator.adapters.kube import SECRETS, ApiError, KubeClient, NotFound
+from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.webhooks import Sender
+from asynctask_operator.controllers.cache import Key
+from asynctask_operator.core.callbacks import (
+    CallbackSend,
+    DeliveryOutcome,
+    custom_headers,
+    verdict,
+    webhook_headers,
+)
+from asynctask_operator.core.models import CallbackStatus
+
+logger = logging.getLogger(__name__)
+
+SECRET_TTL = 30.0
+
+
+class SecretMissing(Exception):
+    """A referenced Secret or key is not there (yet): retried, like a network error."""
+
+
+class SecretReader:
+    """Reads the Secrets callbacks reference (GET only, cached for a short while)."""
+
+    def __init__(self, api: KubeClient, ttl: float = SECRET_TTL) -> None:
+        self.api = api
+        self.ttl = ttl
+        self._cache: dict[Key, tuple[float, dict[str, bytes] | None]] = {}
+
+    async def data(self, namespace: str, name: str) -> dict[str, bytes]:
+        key = (namespace, name)
+        cached = self._cache.get(key)
+        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+            found = cached[1]
+        else:
+            try:
+                secret = await self.api.get(SECRETS, namespace, name)
+                found = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
+            except NotFound:
+                found = None
+            self._cache[key] = (time.monotonic(), found)
+        if found is None:
+            raise SecretMissing(f"Secret {namespace}/{name} not found: create it, or fix the callback's secret refs")
+        return found
+
+    async def signing_secret(self, send: CallbackSend) -> bytes | None:
+        ref = send.secret_ref
+        if ref is None:
+            return None
+        data = await self.data(send.namespace, ref.name)
+        value = data.get(ref.key)
+        if not value:
+            raise SecretMissing(f"Secret {send.namespace}/{ref.name} has no key {ref.key!r} (callback.secretRef.key)")
+        return value
+
+    async def headers(self, send: CallbackSend) -> dict[str, str]:
+        ref = send.headers_secret_ref
+        if ref is None:
+            return {}
+        return custom_headers(f"{send.namespace}/{ref.name}", await self.data(send.namespace, ref.name))
+
+
+class CallbackDispatcher:
+    def __init__(
+        self,
+        sender: Sender,
+        secrets: SecretReader,
+        wake: Callable[[Key], None],
+        max_in_flight: int = 64,
+        metrics: Metrics | None = None,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
+        self.sender = sender
+        self.secrets = secrets
+        self._wake = wake
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._metrics = metrics
+        self._now = now
+        self._in_flight: dict[Key, tuple[str, int]] = {}
+        self._outcomes: dict[Key, DeliveryOutcome] = {}
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    @property
+    def in_flight(self) -> int:
+        return len(self._in_flight)
+
+    def outcome(self, key: Key) -> DeliveryOutcome | None:
+        return self._outcomes.get(key)
+
+    def submit(self, key: Key, send: CallbackSend) -> None:
+        """Start ``send`` unless that very delivery is under way or its outcome awaits its write."""
+        wanted = (send.id, send.delivery)
+        if self._in_flight.get(key) == wanted:
+            return
+        known = self._outcomes.get(key)
+        if known is not None and (known.id, known.delivery) == wanted:
+            return
+        self._in_flight[key] = wanted
+        task = asyncio.create_task(self._deliver(key, send), name=f"callback {key[0]}/{key[1]}")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def written(self, key: Key, record: CallbackStatus | None) -> None:
+        """The status now says ``record``: an outcome it already contains (or that no longer applies) goes."""
+        known = self._outcomes.get(key)
+        if known is None:
+            return
+        if record is None or record.id != known.id or record.attempts >= known.delivery:
+            del self._outcomes[key]
+
+    def forget(self, key: Key) -> None:
+        self._outcomes.pop(key, None)
+
+    def cancel(self) -> None:
+        """Stop every delivery under way (leadership lost: another replica takes over from the status)."""
+        for task in list(self._tasks):
+            task.cancel()
+
+    async def close(self) -> None:
+        self.cancel()
+        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self.sender.aclose()
+
+    async def _deliver(self, key: Key, send: CallbackSend) -> None:
+        try:
+            async with self._slots:
+                outcome = await self._attempt(send)
+        finally:
+            if self._in_flight.get(key) == (send.id, send.delivery):
+                del self._in_flight[key]
+        self._outcomes[key] = outcome
+        kind, message = verdict(outcome)
+        if self._metrics is not None:
+            self._metrics.callbacks.labels(send.namespace, kind).inc()
+        level = logging.INFO if kind == "delivered" else logging.WARNING
+        logger.log(
+            level,
+            "callback %s of AsyncTask %s/%s, delivery %d: %s%s",
+            send.event.get("type"),
+            key[0],
+            key[1],
+            send.delivery,
+            kind,
+            f" ({message})" if message else "",
+        )
+        self._wake(key)
+
+    async def _attempt(self, send: CallbackSend) -> DeliveryOutcome:
+        def outcome(**fields: object) -> DeliveryOutcome:
+            return DeliveryOutcome(id=send.id, delivery=send.delivery, at=self._now(), **fields)  # type: ignore[arg-type]
+
+        try:
+            secret = await self.secrets.signing_secret(send)
+            extra = await self.secrets.headers(send)
+        except SecretMissing as exc:
+            return outcome(error=str(exc))
+        except ValueError as exc:  # a reserved or malformed header in the Secret: no retry can fix that
+            return outcome(fatal=str(exc))
+        except ApiError as exc:
+            return outcome(error=f"reading the callback's Secret failed: {exc}")
+        body = json.dumps(send.event, separators=(",", ":"), ensure_ascii=False).encode()
+        headers = {**extra, **webhook_headers(send.id, self._now(), body, secret)}
+        answer = await self.sender.send(send.url, body, headers, send.timeout_seconds)
+        return outcome(
+            status_code=answer.status_code,
+            error=answer.error,
+            refused=answer.refused,
+            retry_after=answer.retry_after,
+            location=answer.location,
+            body_excerpt=answer.body_excerpt,
+        )
