@@ -7,7 +7,12 @@ values.schema.json accepts the defaults and refuses bad values (checked with jso
 Run where ``helm-python-sdk`` installs (it bundles Helm's Go library; the test extra
 installs it on Linux x86-64): the chart rendered by Helm itself, for the default values,
 namespaced mode and bad values, and every rendered object validated against the
-Kubernetes 1.31 OpenAPI schemas by ``kubernetes-validate``.
+Kubernetes 1.31 OpenAPI schemas by ``kubernetes-validate`` (all but the Prometheus Operator's
+ServiceMonitor and PrometheusRule, whose schemas it does not have).
+
+Monitoring (``metrics.*``): the ServiceMonitor scrapes the Service's port, and every metric
+that the alerts and the Grafana dashboard query is one ``adapters/metrics.py`` exports, with
+labels it has.
 """
 
 from __future__ import annotations
@@ -15,6 +20,7 @@ from __future__ import annotations
 import copy
 import json
 import pathlib
+import re
 import tomllib
 from collections.abc import Iterator
 from typing import Any
@@ -24,6 +30,7 @@ import pytest
 import yaml
 
 from asynctask_operator import rbac
+from asynctask_operator.adapters.metrics import Metrics
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "asynctask-operator"
@@ -109,6 +116,29 @@ GOOD_VALUES: list[dict[str, Any]] = [
         "replicas": 3,
         "leaderElection": {"leaseDurationSeconds": 30, "renewDeadlineSeconds": 20, "retryPeriodSeconds": 2.5},
     },
+    {"metrics": {"serviceMonitor": {"enabled": True}, "prometheusRule": {"enabled": True}}},
+    {
+        "metrics": {
+            "dashboard": {"enabled": True, "namespace": "monitoring", "annotations": {"grafana_folder": "Tasks"}}
+        }
+    },
+    {
+        "metrics": {
+            "serviceMonitor": {"interval": "1m30s", "scrapeTimeout": "10s", "labels": {"release": "prom"}},
+            "prometheusRule": {
+                "labels": {"prometheus.example.com/rules": "main"},
+                "selector": 'cluster="prod", job="asynctask"',
+                "thresholds": {
+                    "failureRatio": 1,
+                    "failureMinFinished": 1,
+                    "queueStalledFor": "1h",
+                    "queueWaitSeconds": 0.5,
+                    "apiErrorRatio": 0.01,
+                },
+            },
+            "dashboard": {"labels": {}},
+        }
+    },
 ]
 
 BAD_VALUES: list[tuple[dict[str, Any], str]] = [
@@ -137,8 +167,33 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"leaderElection": {"retryPeriodSeconds": -1}}, "/leaderElection/retryPeriodSeconds"),
     ({"leaderElection": {"leaseName": "x"}}, "leaseName"),  # the Lease is named after the release
     ({"watchNamespace": ["a"]}, "watchNamespace"),  # a typo is refused, not ignored
-    ({"serviceMonitor": {"enabled": True}}, "serviceMonitor"),  # metrics are not built yet
+    ({"serviceMonitor": {"enabled": True}}, "serviceMonitor"),  # it is metrics.serviceMonitor
 ]
+
+MONITORING_BAD_VALUES: list[tuple[dict[str, Any], str]] = [
+    ({"metrics": {"serviceMonitor": {"enabled": "true"}}}, "/metrics/serviceMonitor/enabled"),
+    ({"metrics": {"serviceMonitor": {"interval": 30}}}, "/metrics/serviceMonitor/interval"),
+    ({"metrics": {"serviceMonitor": {"interval": "30"}}}, "/metrics/serviceMonitor/interval"),  # no unit
+    ({"metrics": {"serviceMonitor": {"interval": ""}}}, "/metrics/serviceMonitor/interval"),
+    ({"metrics": {"serviceMonitor": {"scrapeTimeout": "ten seconds"}}}, "/metrics/serviceMonitor/scrapeTimeout"),
+    ({"metrics": {"serviceMonitor": {"labels": {"release": 1}}}}, "/metrics/serviceMonitor/labels/release"),
+    ({"metrics": {"serviceMonitor": {"labels": {"bad key": "x"}}}}, "/metrics/serviceMonitor/labels"),
+    ({"metrics": {"serviceMonitor": {"enable": True}}}, "enable"),  # a typo is refused
+    ({"metrics": {"prometheusRule": {"labels": {"a": "x" * 64}}}}, "/metrics/prometheusRule/labels/a"),
+    ({"metrics": {"prometheusRule": {"selector": '{job="x"}'}}}, "/metrics/prometheusRule/selector"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"failureRatio": 0}}}}, "failureRatio"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"failureRatio": 1.5}}}}, "failureRatio"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"failureRatio": "10%"}}}}, "failureRatio"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"failureMinFinished": 0}}}}, "failureMinFinished"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"queueStalledFor": "15 minutes"}}}}, "queueStalledFor"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"queueWaitSeconds": 0}}}}, "queueWaitSeconds"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"apiErrorRatio": -0.1}}}}, "apiErrorRatio"),
+    ({"metrics": {"prometheusRule": {"thresholds": {"failureRate": 0.1}}}}, "failureRate"),
+    ({"metrics": {"dashboard": {"namespace": "Monitoring"}}}, "/metrics/dashboard/namespace"),
+    ({"metrics": {"dashboard": {"labels": {"grafana_dashboard": 1}}}}, "/metrics/dashboard/labels/grafana_dashboard"),
+    ({"metrics": {"grafana": {"enabled": True}}}, "grafana"),
+]
+BAD_VALUES += MONITORING_BAD_VALUES
 
 
 @pytest.mark.parametrize("overrides", GOOD_VALUES, ids=lambda v: json.dumps(v)[:60])
@@ -417,12 +472,23 @@ def test_helm_lint_is_clean(helm: Any) -> None:
     assert not problems and not report["errors"], report
 
 
+MONITORING_ON: dict[str, Any] = {
+    "metrics": {
+        "serviceMonitor": {"enabled": True},
+        "prometheusRule": {"enabled": True},
+        "dashboard": {"enabled": True},
+    }
+}
+# The Prometheus Operator's custom resources: kubernetes-validate has no schema for them.
+NOT_VALIDATED = {("monitoring.coreos.com/v1", "ServiceMonitor"), ("monitoring.coreos.com/v1", "PrometheusRule")}
+
 RENDER_CASES: list[dict[str, Any]] = [
     {},
     {"watchNamespaces": ["a", "b"], "networkPolicy": {"enabled": True}},
     {"reports": {"enabled": False}, "defaultConcurrency": 2, "serviceAccount": {"annotations": {"a": "b"}}},
     {"replicas": 1, "leaderElection": {"enabled": False}, "podDisruptionBudget": {"enabled": True}},
     {"replicas": 3, "podDisruptionBudget": {"enabled": True}},
+    MONITORING_ON,
 ]
 
 
@@ -433,7 +499,325 @@ def test_rendered_objects_are_valid_kubernetes_1_31(chart: Any, overrides: dict[
     for obj in objects:
         if obj["kind"] in ("Role", "ClusterRole"):
             assert obj["rules"], f"{obj['kind']}/{obj['metadata']['name']} grants nothing: leave it out"
+        if (obj["apiVersion"], obj["kind"]) in NOT_VALIDATED:
+            continue
         try:
             validate.validate(obj, KUBE_VERSION, strict=True)
         except validate.ValidationError as exc:
             pytest.fail(f"{obj['kind']}/{obj['metadata']['name']}: {exc.message} at {list(exc.path)}")
+
+
+# --------------------------------------------------------------------------- monitoring (metrics.*)
+
+MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule", "ConfigMap")
+ALERTS = {
+    "AsyncTaskFailureRateHigh",
+    "AsyncTaskQueueStalled",
+    "AsyncTaskQueueWaitHigh",
+    "AsyncTaskCallbackFailures",
+    "AsyncTaskOperatorDown",
+    "AsyncTaskOperatorNoLeader",
+    "AsyncTaskApiErrorsHigh",
+}
+# Labels Prometheus adds to every series of a target (ServiceMonitor discovery), and `le` of buckets.
+TARGET_LABELS = {"job", "namespace", "instance", "pod", "service", "container", "endpoint", "le"}
+PROM_DURATION = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+
+
+def exported_metrics() -> dict[str, set[str]]:
+    """{metric family name as queried: its label names}, from what adapters/metrics.py declares.
+
+    Counters are queried with their ``_total`` suffix; histograms by their name (plus
+    ``_bucket``/``_sum``/``_count``, which :func:`metric_problems` strips)."""
+    metrics = Metrics()
+    metrics.watch_queues(lambda: [("ns", "q", 1, 1)])
+    families: dict[str, set[str]] = {}
+    for family in metrics.registry.collect():
+        name = f"{family.name}_total" if family.type == "counter" else family.name
+        families[name] = {label for sample in family.samples for label in sample.labels}
+    for attribute in vars(metrics).values():  # labelled counters and histograms have no samples yet
+        names = getattr(attribute, "_labelnames", None)
+        if names is not None:
+            base = attribute._name  # without _total
+            key = f"{base}_total" if f"{base}_total" in families else base
+            families.setdefault(key, set()).update(names)
+    return families
+
+
+METRIC = re.compile(r"\b(asynctask_[a-z_]+)\b(\{[^}]*\})?")
+UP = re.compile(r"\bup\{")  # Prometheus' own series of each target: only target labels
+MATCHER = re.compile(r"([A-Za-z_][A-Za-z0-9_]*)\s*(?:=~|!~|!=|=)")
+GROUPING = re.compile(r"\b(?:by|without)\s*\(([^)]*)\)")
+
+
+def metric_problems(expr: str, exported: dict[str, set[str]]) -> list[str]:
+    """What in a PromQL expression (crudely parsed) is not what the operator exports:
+    unknown metric names, label matchers or grouping labels the metrics referenced do not have,
+    unbalanced brackets."""
+    problems: list[str] = []
+    for opening, closing in ("()", "{}", "[]"):
+        if expr.count(opening) != expr.count(closing):
+            problems.append(f"unbalanced {opening}{closing}")
+    labels_in_expr = set(TARGET_LABELS)
+    referenced = METRIC.findall(expr)
+    if not referenced and not UP.search(expr):
+        problems.append("queries no asynctask_ metric (nor Prometheus' up)")
+    for raw_name, selector in referenced:
+        name = re.sub(r"_(bucket|sum|count)$", "", raw_name)
+        if name not in exported:
+            problems.append(f"{raw_name} is not exported by adapters/metrics.py")
+            continue
+        labels_in_expr |= exported[name]
+        for label in MATCHER.findall(selector):
+            if label not in exported[name] | TARGET_LABELS:
+                problems.append(f"{raw_name} has no label {label!r} (it has {sorted(exported[name])})")
+    for group in GROUPING.findall(expr):
+        for label in filter(None, (g.strip() for g in group.split(","))):
+            if label not in labels_in_expr:
+                problems.append(f"grouping by {label!r}, which no metric of the expression has")
+    return problems
+
+
+def dashboard_of(objects: list[Manifest]) -> dict[str, Any]:
+    configmap = one(objects, "ConfigMap")
+    [(key, text)] = configmap["data"].items()
+    assert key.endswith(".json")
+    dashboard: dict[str, Any] = json.loads(text)
+    return dashboard
+
+
+def dashboard_panels(dashboard: dict[str, Any]) -> list[dict[str, Any]]:
+    panels: list[dict[str, Any]] = []
+    for panel in dashboard["panels"]:
+        panels.append(panel)
+        panels.extend(panel.get("panels") or ())  # a collapsed row holds its panels
+    return panels
+
+
+def dashboard_exprs(dashboard: dict[str, Any]) -> dict[str, str]:
+    """{where: PromQL} for every panel query and every query variable."""
+    exprs = {
+        f"panel {p['title']!r} {t['refId']}": t["expr"]
+        for p in dashboard_panels(dashboard)
+        for t in p.get("targets") or ()
+    }
+    for variable in dashboard["templating"]["list"]:
+        if variable["type"] == "query":
+            query = variable["query"]
+            exprs[f"variable {variable['name']}"] = query["query"] if isinstance(query, dict) else query
+    return exprs
+
+
+def rule_exprs(objects: list[Manifest]) -> dict[str, str]:
+    rule = one(objects, "PrometheusRule")
+    return {r["alert"]: r["expr"] for group in rule["spec"]["groups"] for r in group["rules"]}
+
+
+def test_the_metric_check_can_fail() -> None:
+    """metric_problems must catch a metric the operator does not export, a label it lacks, a bad grouping."""
+    exported = exported_metrics()
+    assert metric_problems('sum(rate(asynctask_tasks_finished_total{phase="Failed"}[5m]))', exported) == []
+    assert metric_problems("histogram_quantile(0.9, rate(asynctask_queue_wait_seconds_bucket[5m]))", exported) == []
+    assert metric_problems("max(asynctask_queue_oldest_pending_seconds)", exported) == [
+        "asynctask_queue_oldest_pending_seconds is not exported by adapters/metrics.py"
+    ]
+    assert metric_problems("rate(asynctask_task_created_total[5m])", exported)  # a typo
+    [problem] = metric_problems('rate(asynctask_tasks_created_total{queue="a"}[5m])', exported)
+    assert "no label 'queue'" in problem
+    [problem] = metric_problems("sum by (result) (rate(asynctask_attempts_total[5m]))", exported)
+    assert "grouping by 'result'" in problem
+    assert metric_problems("sum(rate(asynctask_attempts_total[5m])", exported) == ["unbalanced ()"]
+
+
+def test_exported_metrics_are_the_spec_families() -> None:
+    """SPEC 4's families, as the monitoring checks see them (a guard on exported_metrics itself)."""
+    exported = exported_metrics()
+    assert exported["asynctask_tasks_finished_total"] == {"namespace", "type", "queue", "phase", "reason"}
+    assert exported["asynctask_callback_deliveries_total"] == {"namespace", "result"}
+    assert exported["asynctask_queue_pending"] == {"namespace", "queue"}
+    assert exported["asynctask_reconcile_seconds"] == {"kind"}
+    assert {
+        "asynctask_tasks_created_total",
+        "asynctask_task_duration_seconds",
+        "asynctask_queue_wait_seconds",
+        "asynctask_attempts_total",
+        "asynctask_queue_running",
+        "asynctask_scheduled_runs_total",
+        "asynctask_api_requests_total",
+    } <= set(exported)
+
+
+def test_no_monitoring_objects_by_default(chart: Any) -> None:
+    assert not [o for o in render(chart) if o["kind"] in MONITORING_KINDS]
+
+
+@pytest.mark.parametrize("which", ["serviceMonitor", "prometheusRule", "dashboard"])
+def test_each_monitoring_object_alone(chart: Any, which: str) -> None:
+    objects = render(chart, {"metrics": {which: {"enabled": True}}})
+    kind = {"serviceMonitor": "ServiceMonitor", "prometheusRule": "PrometheusRule", "dashboard": "ConfigMap"}[which]
+    assert [o["kind"] for o in objects if o["kind"] in MONITORING_KINDS] == [kind]
+
+
+def test_service_monitor_scrapes_the_services_metrics_port(chart: Any) -> None:
+    objects = render(chart, merged(MONITORING_ON, {"metrics": {"serviceMonitor": {"labels": {"release": "prom"}}}}))
+    monitor, service = one(objects, "ServiceMonitor"), one(objects, "Service")
+    assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
+    assert monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    assert monitor["metadata"]["labels"]["app.kubernetes.io/instance"] == RELEASE
+    spec = monitor["spec"]
+    selector = spec["selector"]["matchLabels"]
+    assert selector.items() <= service["metadata"]["labels"].items(), "the ServiceMonitor does not select the Service"
+    assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = spec["endpoints"]
+    assert endpoint["port"] in [p["name"] for p in service["spec"]["ports"]]
+    assert endpoint["path"] == "/metrics"
+    assert endpoint["interval"] == "30s"
+    assert "scrapeTimeout" not in endpoint  # Prometheus' default
+    # Series keep their own `namespace` (the task's), not the operator's: the alerts group by it.
+    assert endpoint["honorLabels"] is True
+    timed = one(
+        render(chart, {"metrics": {"serviceMonitor": {"enabled": True, "scrapeTimeout": "5s"}}}), "ServiceMonitor"
+    )
+    assert timed["spec"]["endpoints"][0]["scrapeTimeout"] == "5s"
+
+
+def test_prometheus_rule_alerts(chart: Any) -> None:
+    objects = render(chart, MONITORING_ON)
+    rule = one(objects, "PrometheusRule")
+    assert rule["apiVersion"] == "monitoring.coreos.com/v1"
+    assert rule["metadata"]["namespace"] == NAMESPACE
+    rules = [r for group in rule["spec"]["groups"] for r in group["rules"]]
+    assert {r["alert"] for r in rules} == ALERTS
+    assert len(rules) == len(ALERTS)
+    for r in rules:
+        assert set(r) <= {"alert", "expr", "for", "labels", "annotations"}, r["alert"]
+        assert r["labels"]["severity"] in ("warning", "critical"), r["alert"]
+        assert r["annotations"]["summary"] and r["annotations"]["description"], r["alert"]
+        assert "for" not in r or PROM_DURATION.match(r["for"]), r["alert"]
+        # Every series this rule reads is this release's (job="<fullname>" from the ServiceMonitor).
+        selectors = re.findall(r"\b(?:asynctask_[a-z_]+|up)\{([^}]*)\}", r["expr"])
+        assert selectors, r["alert"]
+        assert all(f'job="{FULLNAME}"' in sel for sel in selectors), (r["alert"], r["expr"])
+    exprs = rule_exprs(objects)
+    assert 'phase="Failed"' in exprs["AsyncTaskFailureRateHigh"]
+    assert "sum by (namespace)" in exprs["AsyncTaskFailureRateHigh"]
+    assert "[15m]" in exprs["AsyncTaskFailureRateHigh"]
+    assert 'result=~"failed|refused"' in exprs["AsyncTaskCallbackFailures"]
+    assert 'code=~"5..|429|0"' in exprs["AsyncTaskApiErrorsHigh"]
+    assert exprs["AsyncTaskOperatorDown"].strip() == f'absent(up{{job="{FULLNAME}"}} == 1)'
+
+
+def test_prometheus_rule_thresholds_and_selector(chart: Any) -> None:
+    thresholds = {
+        "failureRatio": 0.5,
+        "failureMinFinished": 20,
+        "queueStalledFor": "1h",
+        "queueWaitSeconds": 600,
+        "apiErrorRatio": 0.2,
+    }
+    selector = 'cluster="prod", job="tasks"'
+    objects = render(
+        chart,
+        {"metrics": {"prometheusRule": {"enabled": True, "thresholds": thresholds, "selector": selector}}},
+    )
+    rules = {r["alert"]: r for g in one(objects, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    assert ") > 0.5\n" in rules["AsyncTaskFailureRateHigh"]["expr"]
+    assert ">= 20" in rules["AsyncTaskFailureRateHigh"]["expr"]
+    assert rules["AsyncTaskQueueStalled"]["for"] == "1h"
+    assert rules["AsyncTaskQueueWaitHigh"]["expr"].rstrip().endswith("> 600")
+    assert rules["AsyncTaskApiErrorsHigh"]["expr"].rstrip().endswith("> 0.2")
+    for name, r in rules.items():
+        assert FULLNAME not in r["expr"], name
+        assert all(sel.startswith(selector) for sel in re.findall(r"\{([^}]*)\}", r["expr"])), (name, r["expr"])
+
+
+def test_prometheus_templates_pass_through_helm(chart: Any) -> None:
+    """Alert annotations keep Prometheus' {{ $labels.x }} / {{ $value }} for Prometheus to expand."""
+    objects = render(chart, MONITORING_ON)
+    rules = {r["alert"]: r for g in one(objects, "PrometheusRule")["spec"]["groups"] for r in g["rules"]}
+    assert "{{ $labels.namespace }}" in rules["AsyncTaskFailureRateHigh"]["annotations"]["summary"]
+    assert "{{ $value | humanizePercentage }}" in rules["AsyncTaskFailureRateHigh"]["annotations"]["description"]
+    assert "{{ $labels.queue }}" in rules["AsyncTaskQueueStalled"]["annotations"]["summary"]
+
+
+def test_dashboard_configmap(chart: Any) -> None:
+    objects = render(chart, MONITORING_ON)
+    configmap = one(objects, "ConfigMap")
+    assert configmap["metadata"]["name"] == f"{FULLNAME}-dashboard"
+    assert configmap["metadata"]["namespace"] == NAMESPACE
+    assert configmap["metadata"]["labels"]["grafana_dashboard"] == "1"
+    assert dashboard_of(objects) == json.loads((CHART / "files" / "dashboard.json").read_text())
+    elsewhere = render(
+        chart,
+        {
+            "metrics": {
+                "dashboard": {
+                    "enabled": True,
+                    "namespace": "monitoring",
+                    # Helm merges maps: null removes the default label.
+                    "labels": {"dash": "yes", "grafana_dashboard": None},
+                    "annotations": {"grafana_folder": "Tasks"},
+                }
+            }
+        },
+    )
+    moved = one(elsewhere, "ConfigMap")
+    assert moved["metadata"]["namespace"] == "monitoring"
+    assert moved["metadata"]["labels"]["dash"] == "yes"
+    assert "grafana_dashboard" not in moved["metadata"]["labels"]
+    assert moved["metadata"]["annotations"] == {"grafana_folder": "Tasks"}
+
+
+def test_dashboard_panels(chart: Any) -> None:
+    dashboard = dashboard_of(render(chart, MONITORING_ON))
+    variables = {v["name"]: v for v in dashboard["templating"]["list"]}
+    assert variables["datasource"]["type"] == "datasource"
+    assert variables["datasource"]["query"] == "prometheus"
+    assert variables["namespace"]["type"] == "query"
+    panels = [p for p in dashboard_panels(dashboard) if p["type"] != "row"]
+    ids = [p["id"] for p in dashboard_panels(dashboard)]
+    assert len(ids) == len(set(ids)), "panel ids must be unique"
+    for panel in panels:
+        assert panel["datasource"]["uid"] == "${datasource}", panel["title"]
+        assert panel["targets"], panel["title"]
+        for target in panel["targets"]:
+            assert target["datasource"]["uid"] == "${datasource}", panel["title"]
+    exprs = dashboard_exprs(dashboard)
+    for where, expr in exprs.items():
+        if where.startswith("panel") and ("asynctask_tasks_" in expr or "asynctask_queue_" in expr):
+            assert 'namespace=~"$namespace"' in expr, f"{where} ignores the namespace variable: {expr}"
+    everything = "\n".join(exprs.values())
+    wanted = {
+        "throughput": "rate(asynctask_tasks_created_total",
+        "finished": "rate(asynctask_tasks_finished_total",
+        "success rate": 'phase="Succeeded"',
+        "duration p50": "histogram_quantile(0.5, sum by (le, type) (rate(asynctask_task_duration_seconds_bucket",
+        "duration p95": "histogram_quantile(0.95, sum by (le, type) (rate(asynctask_task_duration_seconds_bucket",
+        "pending": "asynctask_queue_pending",
+        "running": "asynctask_queue_running",
+        "queue wait p95": "histogram_quantile(0.95, sum by (le, namespace, queue) (rate(asynctask_queue_wait_seconds",
+        "attempts": "sum by (outcome) (rate(asynctask_attempts_total",
+        "callbacks": "sum by (result) (rate(asynctask_callback_deliveries_total",
+        "api": "sum by (code) (rate(asynctask_api_requests_total",
+        "reconcile": "rate(asynctask_reconcile_seconds_bucket",
+    }
+    missing = {what: text for what, text in wanted.items() if text not in everything}
+    assert not missing, f"the dashboard lacks {missing}"
+
+
+def test_alerts_and_dashboard_query_only_exported_metrics(chart: Any) -> None:
+    objects = render(chart, MONITORING_ON)
+    exported = exported_metrics()
+    queries = {f"alert {k}": v for k, v in rule_exprs(objects).items()}
+    queries.update(dashboard_exprs(dashboard_of(objects)))
+    assert len(queries) > 20
+    problems = {where: p for where, expr in queries.items() if (p := metric_problems(expr, exported))}
+    assert not problems, json.dumps(problems, indent=1)
+
+
+@pytest.mark.parametrize(("overrides", "field"), MONITORING_BAD_VALUES[:6], ids=lambda v: json.dumps(v)[:60])
+def test_helm_refuses_bad_monitoring_values(chart: Any, helm: Any, overrides: dict[str, Any], field: str) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema") as refused:
+        render(chart, overrides)
+    assert field.rsplit("/", 1)[-1] in str(refused.value)

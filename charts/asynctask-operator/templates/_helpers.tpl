@@ -88,3 +88,11 @@ Call: include "asynctask-operator.rules" (dict "root" $ "scope" "namespaced")
 []
 {{- end -}}
 {{- end -}}
+
+{{/*
+PromQL label matchers (without braces) that pick this release's series in the PrometheusRule:
+metrics.prometheusRule.selector, or job="<fullname>", the job a ServiceMonitor names after the Service.
+*/}}
+{{- define "asynctask-operator.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.selector | default (printf "job=%q" (include "asynctask-operator.fullname" .)) -}}
+{{- end -}}
