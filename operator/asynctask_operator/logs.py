@@ -37,6 +37,9 @@ def setup_logging(fmt: str = "auto", verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # httpx logs every callback request at INFO; the operator logs each delivery's outcome itself.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
+    logging.getLogger("httpcore").setLevel(logging.INFO)
     if not verbose:
         logging.getLogger("kopf").setLevel(logging.WARNING)
         logging.getLogger("urllib3").setLevel(logging.WARNING)

@@ -2,11 +2,17 @@
 
 The reconciler asks for a delivery (``Decision.send_callback``) after the status write
 that recorded the event; :class:`CallbackDispatcher` makes it in the background and
-keeps the outcome in memory until the reconciler has written it into
-``status.callback``. A slow or dead receiver therefore holds one delivery slot for at
-most its timeout, never a worker. Nothing here writes to the API server: the status is
-the reconciler's, and an outcome lost in a crash only means one more delivery (the
-receiver de-duplicates on ``webhook-id``).
+keeps the outcome in memory for the reconciler to write into ``status.callback``. A
+slow or dead receiver therefore holds one delivery slot for at most its timeout, never
+a worker. Nothing here writes to the API server: the status is the reconciler's, and an
+outcome lost in a crash only means one more delivery (the receiver de-duplicates on
+``webhook-id``).
+
+The outcomes of a task's last few events stay known until the task is deleted. A cache
+copy older than the write that recorded a delivery (a watch event overtaken by the
+operator's own write) then asks for that delivery again: it is not made twice; the
+known outcome is handed to the decision once more instead (which rewrites the record,
+or is refused with a 409 by the API server when the copy was stale).
 """
 
 from __future__ import annotations
@@ -35,6 +41,7 @@ from asynctask_operator.core.models import CallbackStatus
 logger = logging.getLogger(__name__)
 
 SECRET_TTL = 30.0
+OUTCOMES_KEPT = 3  # per task: its latest events (a newer event replaces an undelivered older one)
 
 
 class SecretMissing(Exception):
@@ -99,39 +106,42 @@ class CallbackDispatcher:
         self._metrics = metrics
         self._now = now
         self._in_flight: dict[Key, tuple[str, int]] = {}
-        self._outcomes: dict[Key, DeliveryOutcome] = {}
+        self._outcomes: dict[Key, dict[str, DeliveryOutcome]] = {}  # by task, then by event id
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
     def in_flight(self) -> int:
         return len(self._in_flight)
 
-    def outcome(self, key: Key) -> DeliveryOutcome | None:
-        return self._outcomes.get(key)
+    def outcome(self, key: Key, event_id: str | None) -> DeliveryOutcome | None:
+        """The latest known outcome of delivering event ``event_id`` of the task at ``key``."""
+        if event_id is None:
+            return None
+        return self._outcomes.get(key, {}).get(event_id)
 
     def submit(self, key: Key, send: CallbackSend) -> None:
-        """Start ``send`` unless that very delivery is under way or its outcome awaits its write."""
+        """Start ``send`` unless that very delivery is under way or has been made already."""
         wanted = (send.id, send.delivery)
         if self._in_flight.get(key) == wanted:
             return
-        known = self._outcomes.get(key)
-        if known is not None and (known.id, known.delivery) == wanted:
+        known = self.outcome(key, send.id)
+        if known is not None and known.delivery >= send.delivery:
             return
         self._in_flight[key] = wanted
         task = asyncio.create_task(self._deliver(key, send), name=f"callback {key[0]}/{key[1]}")
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
 
-    def written(self, key: Key, record: CallbackStatus | None) -> None:
-        """The status now says ``record``: an outcome it already contains (or that no longer applies) goes."""
-        known = self._outcomes.get(key)
-        if known is None:
-            return
-        if record is None or record.id != known.id or record.attempts >= known.delivery:
-            del self._outcomes[key]
-
     def forget(self, key: Key) -> None:
+        """The task is gone."""
         self._outcomes.pop(key, None)
+
+    def _keep(self, key: Key, outcome: DeliveryOutcome) -> None:
+        kept = self._outcomes.setdefault(key, {})
+        kept.pop(outcome.id, None)
+        kept[outcome.id] = outcome
+        while len(kept) > OUTCOMES_KEPT:
+            del kept[next(iter(kept))]
 
     def cancel(self) -> None:
         """Stop every delivery under way (leadership lost: another replica takes over from the status)."""
@@ -150,7 +160,7 @@ class CallbackDispatcher:
         finally:
             if self._in_flight.get(key) == (send.id, send.delivery):
                 del self._in_flight[key]
-        self._outcomes[key] = outcome
+        self._keep(key, outcome)
         kind, message = verdict(outcome)
         if self._metrics is not None:
             self._metrics.callbacks.labels(send.namespace, kind).inc()

@@ -134,7 +134,11 @@ class TaskReconciler:
             jitter_sample=random.random(),
             admission=Admission(granted=granted, reason=waiting.reason, message=waiting.message),
             reported=self.reports.get((ns, task.metadata.name)),
-            callback_outcome=self.callbacks.outcome((ns, task.metadata.name)) if self.callbacks else None,
+            callback_outcome=self.callbacks.outcome(
+                (ns, task.metadata.name), task.status.callback.id if task.status.callback else None
+            )
+            if self.callbacks
+            else None,
         )
 
     async def _confirm_missing_job(self, task: AsyncTask) -> None:
@@ -193,8 +197,6 @@ class TaskReconciler:
                 self.cache.put_task(updated, answer_to_request_at=sent)
             _log_transition(task, decision)
             self._note_reports(task, decision, observed.now)
-            if self.callbacks is not None:
-                self.callbacks.written((ns, name), decision.status.callback)
             if self.metrics is not None:
                 _count(self.metrics, task, decision.status, observed.now)
             await self._post_event(task, decision.status, observed.now)
