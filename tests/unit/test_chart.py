@@ -168,6 +168,12 @@ BAD_VALUES: list[tuple[dict[str, Any], str]] = [
     ({"leaderElection": {"leaseName": "x"}}, "leaseName"),  # the Lease is named after the release
     ({"watchNamespace": ["a"]}, "watchNamespace"),  # a typo is refused, not ignored
     ({"serviceMonitor": {"enabled": True}}, "serviceMonitor"),  # it is metrics.serviceMonitor
+    ({"callbacks": {"allowedCIDRs": ["10.0.0.0"]}}, "/callbacks/allowedCIDRs/0"),
+    ({"callbacks": {"allowedHosts": ["http://hooks"]}}, "/callbacks/allowedHosts/0"),
+    ({"callbacks": {"maxAttempts": 0}}, "/callbacks/maxAttempts"),
+    ({"callbacks": {"timeoutSeconds": 0}}, "/callbacks/timeoutSeconds"),
+    ({"callbacks": {"maxInFlight": 0}}, "/callbacks/maxInFlight"),
+    ({"callbacks": {"allowedHost": ["a"]}}, "allowedHost"),  # a typo is refused
 ]
 
 MONITORING_BAD_VALUES: list[tuple[dict[str, Any], str]] = [
@@ -276,6 +282,9 @@ def test_default_install_is_cluster_wide(chart: Any) -> None:
         "--default-ttl", "604800",
         "--report-url", f"http://{FULLNAME}.{NAMESPACE}.svc:8080",
         "--report-key-secret", "asynctask-report-key",
+        "--callback-max-attempts", "6",
+        "--callback-timeout", "10",
+        "--callback-max-in-flight", "64",
         *LEADER_ARGS,
     ]  # fmt: skip
 
@@ -380,6 +389,20 @@ def test_values_become_flags(chart: Any) -> None:
     ]
     assert args[args.index("--default-concurrency") + 1] == "3"
     assert args[-3:] == ["--verbose", "--workers", "32"]
+
+
+def test_callback_values_become_flags(chart: Any) -> None:
+    values = {
+        "callbacks": {"allowedHosts": ["hooks.internal", "*.svc"], "allowedCIDRs": ["10.0.0.0/8"], "maxInFlight": 8}
+    }
+    args = container(render(chart, values))["args"]
+    hosts = [args[i + 1] for i, a in enumerate(args) if a == "--callback-allowed-host"]
+    assert hosts == ["hooks.internal", "*.svc"]
+    assert args[args.index("--callback-allowed-cidr") + 1] == "10.0.0.0/8"
+    assert args[args.index("--callback-max-in-flight") + 1] == "8"
+    assert args[args.index("--callback-max-attempts") + 1] == "6"
+    default_args = container(render(chart))["args"]
+    assert "--callback-allowed-host" not in default_args and "--callback-allowed-cidr" not in default_args
 
 
 def test_pod_is_restricted_and_probed(chart: Any) -> None:
