@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
-import ipaddress
 import json
 from typing import Any
 
@@ -267,11 +266,6 @@ def test_webhook_id_and_timestamp() -> None:
     assert headers["webhook-timestamp"] == "1740830430"  # whole seconds, rounded down
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: webhook_headers writes webhook-timestamp from at.timestamp() but standardwebhooks' sign() "
-    "does at.replace(tzinfo=UTC): a non-UTC aware `at` signs another timestamp than the header says",
-)
 def test_signature_verifies_for_a_time_given_in_another_zone() -> None:
     now = dt.datetime.now(dt.UTC).astimezone(dt.timezone(dt.timedelta(hours=2)))
     headers = webhook_headers("id-1", now, body_of(), WHSEC.encode())
@@ -378,11 +372,6 @@ def test_retry_delay_is_capped_before_jitter(failed: int) -> None:
     assert all(600 * 0.8 <= d <= 600 * 1.2 for d in delays)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: retry_delay applies the +/-20 % jitter after callback_max_delay_seconds, so one delay can be "
-    "up to 1.2x the configured cap (task retries, core/retry.py, re-cap after jitter)",
-)
 def test_retry_delay_never_exceeds_the_cap() -> None:
     config = CoreConfig(callback_base_seconds=20, callback_max_delay_seconds=100)
     assert all(retry_delay(config, 5, f"uid-{i}.failed.1", None) <= 100 for i in range(50))
@@ -425,11 +414,6 @@ def test_parse_retry_after(value: str | None, expected: float | None) -> None:
     assert parse_retry_after(value, NOW) == expected
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: parse_retry_after accepts str.isdigit() values such as '²', then float('²') raises ValueError: "
-    "the sender crashes outside its try (no outcome, the delivery never counts nor ends)",
-)
 def test_parse_retry_after_never_raises_on_unicode_digits() -> None:
     assert parse_retry_after("²", NOW) is None
 
@@ -564,9 +548,6 @@ def test_url_accepted(url: str) -> None:
 # --------------------------------------------------------------------------- SSRF: the address
 
 
-NAT64_LOCAL_GLOBAL = ipaddress.ip_address("64:ff9b:1::a9fe:a9fe").is_global
-
-
 @pytest.mark.parametrize(
     ("address", "kind"),
     [
@@ -608,12 +589,6 @@ def test_address_refused(address: str, kind: str | None) -> None:
         assert f"{kind} addresses are not allowed" in refusal
 
 
-@pytest.mark.xfail(
-    NAT64_LOCAL_GLOBAL,
-    strict=True,
-    reason="BUG: only the well-known NAT64 prefix 64:ff9b::/96 is decoded; the local-use prefix 64:ff9b:1::/48 "
-    "(RFC 8215, not globally reachable per IANA) is allowed on Pythons whose ipaddress calls it global",
-)
 def test_nat64_local_use_prefix_is_refused() -> None:
     assert address_refusal("h", "64:ff9b:1::a9fe:a9fe", DestinationPolicy()) is not None
 

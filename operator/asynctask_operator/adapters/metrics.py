@@ -8,14 +8,14 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-QueueSample = tuple[str, str, int, int]  # (namespace, queue, pending, running)
+QueueSample = tuple[str, str, int, int, int]  # (namespace, queue, pending, running, oldest pending seconds)
 
 
 class _QueueCollector(Collector):
@@ -27,11 +27,18 @@ class _QueueCollector(Collector):
             "asynctask_queue_pending", "Tasks waiting for a slot", labels=["namespace", "queue"]
         )
         running = GaugeMetricFamily("asynctask_queue_running", "Tasks holding a slot", labels=["namespace", "queue"])
-        for namespace, queue, waiting, holding in self._sample():
+        oldest = GaugeMetricFamily(
+            "asynctask_queue_oldest_pending_seconds",
+            "Age of the queue's longest-waiting task (0: none waits)",
+            labels=["namespace", "queue"],
+        )
+        for namespace, queue, waiting, holding, age in self._sample():
             pending.add_metric([namespace, queue], waiting)
             running.add_metric([namespace, queue], holding)
+            oldest.add_metric([namespace, queue], age if waiting else 0)
         yield pending
         yield running
+        yield oldest
 
 
 class Metrics:
@@ -75,6 +82,9 @@ class Metrics:
         )
         self.api_requests = Counter(
             "asynctask_api_requests_total", "Kubernetes API requests", ["verb", "resource", "code"], registry=r
+        )
+        self.leader = Gauge(
+            "asynctask_leader", "1 on the replica that acts (holds the Lease, or runs without election)", registry=r
         )
         self.reconcile_seconds = Histogram(
             "asynctask_reconcile_seconds", "Time of one reconcile", ["kind"], buckets=RECONCILE_BUCKETS, registry=r

@@ -140,9 +140,14 @@ class HttpxSender:
 
     async def send(self, url: str, body: bytes, headers: dict[str, str], timeout: float) -> Answer:
         try:
-            async with self.client.stream(
-                "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
-            ) as response:
+            # httpx's timeouts bound each read; the deadline bounds the whole exchange (a receiver
+            # dribbling a byte every few seconds is cut too).
+            async with (
+                asyncio.timeout(timeout),
+                self.client.stream(
+                    "POST", url, content=body, headers=headers, timeout=httpx.Timeout(timeout)
+                ) as response,
+            ):
                 excerpt = b""
                 async for chunk in response.aiter_bytes():
                     excerpt += chunk
@@ -150,7 +155,7 @@ class HttpxSender:
                         break
         except DestinationRefused as refused:
             return Answer(refused=str(refused))
-        except httpx.TimeoutException as exc:
+        except (httpx.TimeoutException, TimeoutError) as exc:
             return Answer(error=f"timed out after {timeout:g}s ({type(exc).__name__})")
         except httpx.HTTPError as exc:
             return Answer(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)

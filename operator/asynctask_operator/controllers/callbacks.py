@@ -36,7 +36,6 @@ from asynctask_operator.core.callbacks import (
     verdict,
     webhook_headers,
 )
-from asynctask_operator.core.models import CallbackStatus
 
 logger = logging.getLogger(__name__)
 
@@ -192,7 +191,11 @@ class CallbackDispatcher:
             return outcome(error=f"reading the callback's Secret failed: {exc}")
         body = json.dumps(send.event, separators=(",", ":"), ensure_ascii=False).encode()
         headers = {**extra, **webhook_headers(send.id, self._now(), body, secret)}
-        answer = await self.sender.send(send.url, body, headers, send.timeout_seconds)
+        try:
+            answer = await self.sender.send(send.url, body, headers, send.timeout_seconds)
+        except Exception as exc:  # a delivery always ends with an outcome, or its callback would hang
+            logger.exception("callback delivery to %s failed unexpectedly", send.url)
+            return outcome(error=f"{type(exc).__name__}: {exc}")
         return outcome(
             status_code=answer.status_code,
             error=answer.error,

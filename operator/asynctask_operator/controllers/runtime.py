@@ -280,12 +280,12 @@ class Runtime:
                 self.metrics.reconcile_seconds.labels(key[0]).observe(time.perf_counter() - began)
                 self.queue.done(key)
 
-    def _queue_samples(self) -> list[tuple[str, str, int, int]]:
+    def _queue_samples(self) -> list[tuple[str, str, int, int, int]]:
         now = time.time()
         samples = []
         for ns, name in self.admissions.book.queues():
             counts = self.admissions.book.counts((ns, name), now)
-            samples.append((ns, name, counts.pending, counts.running))
+            samples.append((ns, name, counts.pending, counts.running, counts.oldest_pending_seconds))
         return samples
 
     async def _reconcile(self, key: WorkKey) -> float | None:
@@ -381,6 +381,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     if elector is not None:
         await elector.acquire()  # a standby waits here; its probes answer meanwhile
     await runtime.sync()
+    runtime.metrics.leader.set(1)
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
@@ -394,6 +395,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             for task in background:
                 task.cancel()
             runtime.callbacks.cancel()
+            runtime.metrics.leader.set(0)
             halt.set()
 
         background.append(asyncio.create_task(elector.keep(on_lost=lost), name="lease"))

@@ -54,6 +54,9 @@ RESERVED_HEADERS = frozenset(
     }
 )
 
+NAT64_WELL_KNOWN = ipaddress.ip_network("64:ff9b::/96")
+NAT64_LOCAL = ipaddress.ip_network("64:ff9b:1::/48")
+
 Verdict = Literal["delivered", "retry", "failed", "refused"]
 
 
@@ -158,7 +161,7 @@ def webhook_headers(msg_id: str, at: dt.datetime, body: bytes, secret: bytes | N
         "webhook-timestamp": str(math.floor(at.timestamp())),
     }
     if secret:
-        headers["webhook-signature"] = Webhook(signing_key(secret)).sign(msg_id, at, body.decode())
+        headers["webhook-signature"] = Webhook(signing_key(secret)).sign(msg_id, at.astimezone(dt.UTC), body.decode())
     return headers
 
 
@@ -175,6 +178,8 @@ def custom_headers(secret_name: str, data: dict[str, bytes]) -> dict[str, str]:
             raise ValueError(f"Secret {secret_name}: the value of {name!r} is not UTF-8 text") from None
         if "\n" in text or "\r" in text:
             raise ValueError(f"Secret {secret_name}: the value of {name!r} holds a line break")
+        if not text.isascii() or not name.isascii():
+            raise ValueError(f"Secret {secret_name}: header {name!r} must be ASCII (HTTP headers are)")
         headers[lowered] = text
     return headers
 
@@ -239,7 +244,7 @@ def retry_delay(config: CoreConfig, failed: int, msg_id: str, retry_after: float
     delay = min(base, config.callback_max_delay_seconds)
     digest = hashlib.sha256(f"{msg_id}/{failed}".encode()).digest()
     sample = int.from_bytes(digest[:4], "big") / 2**32
-    delay *= 1.0 + 0.2 * (2.0 * sample - 1.0)
+    delay = min(delay * (1.0 + 0.2 * (2.0 * sample - 1.0)), config.callback_max_delay_seconds)
     if retry_after is not None and retry_after > 0:
         delay = max(delay, min(retry_after, MAX_RETRY_AFTER))
     return max(delay, 0.0)
@@ -293,7 +298,7 @@ def parse_retry_after(value: str | None, now: dt.datetime) -> float | None:
     if not value:
         return None
     value = value.strip()
-    if value.isdigit():
+    if value.isascii() and value.isdigit():
         return float(value)
     try:
         from email.utils import parsedate_to_datetime
@@ -383,8 +388,10 @@ def _embedded_ipv4(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> ipaddre
         return None
     if ip.ipv4_mapped is not None:
         return ip.ipv4_mapped
-    if ip in ipaddress.ip_network("64:ff9b::/96"):  # NAT64: the IPv4 address in the last 32 bits
+    if ip in NAT64_WELL_KNOWN:  # NAT64: the IPv4 address in the last 32 bits
         return ipaddress.IPv4Address(int(ip) & 0xFFFFFFFF)
+    if ip in NAT64_LOCAL:  # RFC 8215 local-use NAT64 prefix: never a public destination
+        return ipaddress.IPv4Address("0.0.0.0")
     if ip.sixtofour is not None:
         return ip.sixtofour
     return None
