@@ -536,6 +536,7 @@ MONITORING_KINDS = ("ServiceMonitor", "PrometheusRule", "ConfigMap")
 ALERTS = {
     "AsyncTaskFailureRateHigh",
     "AsyncTaskQueueStalled",
+    "AsyncTaskQueueBacklogOld",
     "AsyncTaskQueueWaitHigh",
     "AsyncTaskCallbackFailures",
     "AsyncTaskOperatorDown",
@@ -553,7 +554,7 @@ def exported_metrics() -> dict[str, set[str]]:
     Counters are queried with their ``_total`` suffix; histograms by their name (plus
     ``_bucket``/``_sum``/``_count``, which :func:`metric_problems` strips)."""
     metrics = Metrics()
-    metrics.watch_queues(lambda: [("ns", "q", 1, 1)])
+    metrics.watch_queues(lambda: [("ns", "q", 1, 1, 30)])
     families: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name
@@ -641,8 +642,8 @@ def test_the_metric_check_can_fail() -> None:
     exported = exported_metrics()
     assert metric_problems('sum(rate(asynctask_tasks_finished_total{phase="Failed"}[5m]))', exported) == []
     assert metric_problems("histogram_quantile(0.9, rate(asynctask_queue_wait_seconds_bucket[5m]))", exported) == []
-    assert metric_problems("max(asynctask_queue_oldest_pending_seconds)", exported) == [
-        "asynctask_queue_oldest_pending_seconds is not exported by adapters/metrics.py"
+    assert metric_problems("max(asynctask_queue_oldest_pending_secs)", exported) == [
+        "asynctask_queue_oldest_pending_secs is not exported by adapters/metrics.py"
     ]
     assert metric_problems("rate(asynctask_task_created_total[5m])", exported)  # a typo
     [problem] = metric_problems('rate(asynctask_tasks_created_total{queue="a"}[5m])', exported)
@@ -729,6 +730,9 @@ def test_prometheus_rule_alerts(chart: Any) -> None:
     assert 'result=~"failed|refused"' in exprs["AsyncTaskCallbackFailures"]
     assert 'code=~"5..|429|0"' in exprs["AsyncTaskApiErrorsHigh"]
     assert exprs["AsyncTaskOperatorDown"].strip() == f'absent(up{{job="{FULLNAME}"}} == 1)'
+    assert "asynctask_queue_oldest_pending_seconds" in exprs["AsyncTaskQueueBacklogOld"]
+    assert "> 3600" in exprs["AsyncTaskQueueBacklogOld"]
+    assert "asynctask_leader" in exprs["AsyncTaskOperatorNoLeader"]
 
 
 def test_prometheus_rule_thresholds_and_selector(chart: Any) -> None:
