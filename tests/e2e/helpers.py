@@ -215,6 +215,10 @@ class OperatorProcess:
             *(["--http-port", str(http_port)] if http_port is not None else []),
             # The token key's Secret goes into the test namespace, deleted with it.
             *(["--report-url", report_url, "--report-key-namespace", namespace] if report_url else []),
+            # The operator runs on this machine: the callback receiver of tests/e2e/test_callbacks.py
+            # listens on its loopback, which the SSRF guard refuses unless allowed.
+            "--callback-allowed-host",
+            "127.0.0.1",
             *extra_args,
         ]
         self.http_port = http_port
