@@ -15,7 +15,7 @@ import kmock
 import pytest
 from standardwebhooks import Webhook
 
-from tests.integration.harness import NS, Cluster, Operator, eventually
+from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests, operator_writes
 
 SECRETS = kmock.resource("", "v1", "secrets")
 EVENTS = kmock.resource("", "v1", "events")
@@ -252,3 +252,26 @@ async def test_selected_running_and_retrying_events_each_get_their_own_id(
     assert seen[-1] == ("succeeded", 2)
     assert len({d.headers["webhook-id"] for d in receiver.to("/hook/all")}) == len(seen)
     assert set(seen) <= {("running", 1), ("retrying", 1), ("running", 2), ("succeeded", 2)}
+
+
+@pytest.mark.operator_args(*FAST)
+async def test_a_callback_delivered_at_once_costs_one_status_write_and_one_secret_read(
+    cluster: Cluster, operator: Operator, receiver: Receiver, kmock: kmock.KubernetesEmulator
+) -> None:
+    await create_secret(kmock, "hook-signing", {"secret": WHSEC})
+    await cluster.create_tasktype("echo")
+    url = receiver.script("/hook/budget", 200)
+    callback = {"url": url, "secretRef": {"name": "hook-signing", "key": "secret"}}
+    for name in ("budget-a", "budget-b"):
+        await run_to_success(cluster, name, {"callback": callback})
+    for name in ("budget-a", "budget-b"):
+        await eventually(state_is(cluster, name, "Delivered"), 15, f"{name}'s callback delivered")
+    await asyncio.sleep(0.5)  # a write that would follow the Delivered one
+
+    writes = operator_writes(kmock)
+    for name in ("budget-a", "budget-b"):
+        # Job, Running, Succeeded (with the event recorded as Pending), Delivered.
+        assert writes.count(("PATCH", f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/asynctasks/{name}/status")) == 3
+        assert writes.count(("POST", f"/apis/batch/v1/namespaces/{NS}/jobs")) == 2
+    reads = [r for r in operator_requests(kmock) if r == ("GET", f"/api/v1/namespaces/{NS}/secrets/hook-signing")]
+    assert len(reads) == 1  # cached: the second task's delivery reads no Secret
