@@ -8,6 +8,7 @@ its pydantic models; both are checked here without a cluster.
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import pathlib
@@ -19,7 +20,9 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
+from standardwebhooks import Webhook
 
+from asynctask_operator.core.callbacks import url_refusal, webhook_headers
 from asynctask_operator.core.cron import parse_schedule
 from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec, ScheduledTaskSpec, TaskType, TaskTypeSpec
 from asynctask_operator.core.reporting import parse_progress, parse_result, result_from_termination_message
@@ -61,7 +64,9 @@ DOCS = list(all_docs())
 TASKTYPES = [(w, d) for w, d in DOCS if d.get("kind") == "TaskType"]
 TASKS = [(w, d) for w, d in DOCS if d.get("kind") == "AsyncTask"]
 SCHEDULED = [(w, d) for w, d in DOCS if d.get("kind") == "ScheduledTask"]
+SECRETS = [(w, d) for w, d in DOCS if d.get("kind") == "Secret"]  # a callback's signing secret
 KINDS = ("TaskType", "AsyncTask", "ScheduledTask")
+CRD_DOCS = [(w, d) for w, d in DOCS if d.get("kind") in KINDS]
 
 
 def crd_schemas() -> dict[str, dict[str, Any]]:
@@ -104,6 +109,7 @@ def test_there_are_examples() -> None:
         "ttl",
         "scheduled",
         "progress",
+        "callback",
     }
 
 
@@ -120,9 +126,16 @@ def test_folder_has_a_readme_and_manifests_in_apply_order(folder: pathlib.Path) 
 
 
 @pytest.mark.parametrize(("where", "doc"), DOCS, ids=[w for w, _ in DOCS])
+def test_manifest_is_one_of_ours_or_a_secret(where: str, doc: Doc) -> None:
+    if doc.get("kind") == "Secret":
+        assert doc.get("apiVersion") == "v1", where
+    else:
+        assert doc.get("apiVersion") == API_VERSION, where
+        assert doc.get("kind") in KINDS, where
+
+
+@pytest.mark.parametrize(("where", "doc"), CRD_DOCS, ids=[w for w, _ in CRD_DOCS])
 def test_manifest_is_accepted_by_the_crd_schema(where: str, doc: Doc) -> None:
-    assert doc.get("apiVersion") == API_VERSION, where
-    assert doc.get("kind") in KINDS, where
     metadata = doc.get("metadata") or {}
     assert metadata.get("name"), f"{where}: metadata.name is missing"
     assert "namespace" not in metadata, f"{where}: examples go to the user's current namespace"
@@ -160,6 +173,15 @@ def test_scheduledtask_is_valid_for_the_operator(where: str, doc: Doc) -> None:
     spec = ScheduledTaskSpec.model_validate(doc["spec"])
     parse_schedule(spec.schedule, spec.time_zone)  # raises ScheduleError: the operator would not be Ready
     assert spec.task_template.spec.ttl_seconds_after_finished is not None, f"{where}: set ttlSecondsAfterFinished"
+
+
+@pytest.mark.parametrize(("where", "doc"), SECRETS, ids=[w for w, _ in SECRETS])
+def test_secret_is_a_plain_placeholder(where: str, doc: Doc) -> None:
+    metadata = doc.get("metadata") or {}
+    assert metadata.get("name") and "namespace" not in metadata, where
+    assert doc.get("type", "Opaque") == "Opaque", where
+    assert set(doc) <= {"apiVersion", "kind", "metadata", "type", "stringData"}, f"{where}: use stringData only"
+    assert doc["stringData"], where
 
 
 def test_names_are_unique_across_folders() -> None:
@@ -296,3 +318,25 @@ def test_progress_example_without_a_report_url_writes_the_termination_message(tm
     assert posts == []
     assert result_from_termination_message(termination_message, 16 * 1024) == {"frames": 120}
     assert json.loads(termination_message) == {"frames": 120}
+
+
+# --------------------------------------------------------------------------- examples/callback
+
+
+def test_callback_example_signs_with_its_secret_and_calls_a_public_url() -> None:
+    docs = [doc for _, doc in manifests(EXAMPLES / "callback")]
+    [task] = [d for d in docs if d["kind"] == "AsyncTask"]
+    callback = AsyncTaskSpec.model_validate(task["spec"]).callback
+    assert callback is not None
+    assert callback.url == "https://hooks.example.com/asynctask"
+    assert url_refusal(callback.url) is None
+    assert set(callback.events or ()) >= {"Succeeded", "Failed", "Cancelled"}
+    assert callback.secret_ref is not None
+    secrets = {d["metadata"]["name"]: d for d in docs if d["kind"] == "Secret"}
+    assert callback.secret_ref.name in secrets, "the signing Secret is in the folder"
+    value = secrets[callback.secret_ref.name]["stringData"][callback.secret_ref.key]
+    assert value.startswith("whsec_"), "the Standard Webhooks form, which every SW library reads"
+    # The placeholder must be a usable key: the operator signs with it, a receiver verifies with it.
+    body = b'{"specversion":"1.0"}'
+    headers = webhook_headers("uid.succeeded.1", dt.datetime.now(dt.UTC), body, value.encode())
+    assert Webhook(value).verify(body, headers) == {"specversion": "1.0"}
