@@ -85,6 +85,11 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--lease-duration", type=int, default=15, help="seconds a Lease is valid (default 15)")
     run.add_argument("--renew-deadline", type=float, default=10.0, help="leader gives up after (default 10)")
     run.add_argument("--retry-period", type=float, default=2.0, help="renew/try interval (default 2)")
+    run.add_argument(
+        "--pod-name",
+        default=os.environ.get("POD_NAME") or None,
+        help="this replica's pod, labelled asynctask.dev/leader=true|false with --leader-elect (default: $POD_NAME)",
+    )
     run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
     run.add_argument(
         "--callback-allowed-host",
@@ -146,6 +151,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         lease_seconds=args.lease_duration,
         renew_deadline=args.renew_deadline,
         retry_period=args.retry_period,
+        pod_name=args.pod_name,
         namespaces=tuple(args.namespace),
         workers=args.workers,
         default_concurrency=args.default_concurrency,

@@ -58,6 +58,10 @@ class OperatorSettings:
     retry_period: float = 2.0
     """How often the leader renews and a standby tries."""
 
+    pod_name: str | None = None
+    """This replica's pod (in ``report_key_namespace``). With leader election, the operator labels it
+    ``asynctask.dev/leader=true|false`` and a standby is Ready too (the Service selects the leader)."""
+
     kubeconfig: str | None = None
     """Path of a kubeconfig; default: in-cluster credentials, else $KUBECONFIG or ~/.kube/config."""
 

@@ -265,7 +265,8 @@ def test_default_install_is_cluster_wide(chart: Any) -> None:
         ("ClusterRole", None),
         ("ClusterRoleBinding", None),
         ("Deployment", NAMESPACE),
-        ("Role", NAMESPACE),  # the leader-election Lease and the report-token Secret
+        ("PodDisruptionBudget", NAMESPACE),
+        ("Role", NAMESPACE),  # the leader-election Lease, the leader label and the report-token Secret
         ("RoleBinding", NAMESPACE),
         ("Service", NAMESPACE),
         ("ServiceAccount", NAMESPACE),
@@ -366,16 +367,17 @@ def test_without_reports_no_secret_access(chart: Any) -> None:
     objects = render(chart, {"reports": {"enabled": False}})
     assert [o["metadata"]["namespace"] for o in objects if o["kind"] in ("Role", "RoleBinding")] == [NAMESPACE] * 2
     assert one(objects, "Role")["rules"] == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
-    ]  # the Lease only: no Secret at all
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+    ]  # the Lease and the leader label: no Secret at all
     assert one(objects, "Role")["rules"] == rbac.policy_rules("own-namespace", ["always"])
     assert not [a for a in container(objects)["args"] if a.startswith("--report")]
 
 
 def test_report_key_secret_name_reaches_role_and_args(chart: Any) -> None:
     objects = render(chart, {"reports": {"keySecret": "my-key", "url": "https://r.example.com"}})
-    [lease_rule, get_rule, create_rule] = one(objects, "Role")["rules"]
-    assert lease_rule["resources"] == ["leases"]
+    [lease_rule, pod_rule, get_rule, create_rule] = one(objects, "Role")["rules"]
+    assert lease_rule["resources"] == ["leases"] and pod_rule["resources"] == ["pods"]
     assert get_rule == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["my-key"]}
     assert create_rule == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
     args = container(objects)["args"]
@@ -415,7 +417,7 @@ def test_pod_is_restricted_and_probed(chart: Any) -> None:
     # before it stops the old leader, or it would never finish.
     assert deployment["spec"]["strategy"] == {
         "type": "RollingUpdate",
-        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": "100%"},
+        "rollingUpdate": {"maxSurge": 1, "maxUnavailable": 0},
     }
     assert pod["securityContext"]["runAsNonRoot"] is True
     assert pod["securityContext"]["seccompProfile"] == {"type": "RuntimeDefault"}
@@ -453,9 +455,21 @@ def test_image_by_digest(chart: Any) -> None:
     )
 
 
-def test_no_pdb_by_default(chart: Any) -> None:
-    """Only the leader is Ready: minAvailable 1 would forbid evicting it, and so block draining its node."""
-    assert not [o for o in render(chart) if o["kind"] == "PodDisruptionBudget"]
+def test_a_pdb_by_default(chart: Any) -> None:
+    """Every replica is Ready under leader election, so minAvailable 1 lets one be evicted at a time."""
+    assert one(render(chart), "PodDisruptionBudget")["spec"]["minAvailable"] == 1
+    assert not [
+        o for o in render(chart, {"podDisruptionBudget": {"enabled": False}}) if o["kind"] == "PodDisruptionBudget"
+    ]
+
+
+def test_the_service_sends_reports_to_the_leader_and_every_replica_knows_its_pod(chart: Any) -> None:
+    objects = render(chart)
+    assert one(objects, "Service")["spec"]["selector"]["asynctask.dev/leader"] == "true"
+    env = {e["name"]: e for e in container(objects)["env"]}
+    assert env["POD_NAME"]["valueFrom"] == {"fieldRef": {"fieldPath": "metadata.name"}}
+    alone = render(chart, {"replicas": 1, "leaderElection": {"enabled": False}})
+    assert "asynctask.dev/leader" not in one(alone, "Service")["spec"]["selector"]
 
 
 def test_pdb_only_with_more_than_one_replica(chart: Any) -> None:
@@ -464,7 +478,7 @@ def test_pdb_only_with_more_than_one_replica(chart: Any) -> None:
     pdb = one(render(chart, {"podDisruptionBudget": {"enabled": True}}), "PodDisruptionBudget")
     assert pdb["spec"] == {
         "minAvailable": 1,
-        "unhealthyPodEvictionPolicy": "AlwaysAllow",  # a standby is never Ready: always evictable
+        "unhealthyPodEvictionPolicy": "AlwaysAllow",  # one not Ready (crash-looping) is always evictable
         "selector": {
             "matchLabels": {"app.kubernetes.io/name": "asynctask-operator", "app.kubernetes.io/instance": RELEASE}
         },

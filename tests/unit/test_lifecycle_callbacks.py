@@ -9,7 +9,7 @@ import pytest
 from pydantic import ValidationError
 
 from asynctask_operator.core import conditions as cond
-from asynctask_operator.core.callbacks import DeliveryOutcome, retry_delay
+from asynctask_operator.core.callbacks import DeliveryOutcome, retry_delay, url_refusal
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION, Admission, Decision, parse_ts
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, CallbackStatus
 from tests.unit.builders import GRANTED, at, task, tasktype, with_annotation, with_cancel
@@ -164,7 +164,8 @@ def test_a_retried_outcome_waits_then_sends_delivery_2() -> None:
     delay = retry_delay(CONFIG, 1, rec.id, None)
     assert at(31) + dt.timedelta(seconds=delay) <= due < at(32) + dt.timedelta(seconds=delay)
     assert decision.requeue_after == pytest.approx((due - at(31)).total_seconds())
-    assert condition(story.status, cond.CALLBACK_DELIVERED) is None  # not decided yet
+    # not decided yet: still the condition the event's recording set
+    assert condition(story.status, cond.CALLBACK_DELIVERED) == ("False", "Pending", "Succeeded event not delivered yet")
 
     before = (due - at(0)).total_seconds() - 1
     waiting = story.step(before)
@@ -317,9 +318,13 @@ def test_ttl_is_not_delayed_by_a_delivered_callback() -> None:
         ("https://hooks.example.com:70000/x", "cannot be parsed"),
     ],
 )
-def test_a_refused_url_is_never_sent(url: str, words: str) -> None:
+def test_a_refused_url_ends_refused(url: str, words: str) -> None:
+    """The dispatcher refuses such a URL without a request (test_webhooks); its outcome ends the callback."""
     story, decision = succeeded(task("t").callback(url).ttl(60))
-    assert decision.send_callback is None
+    assert decision.send_callback is not None
+    refusal = url_refusal(url)
+    assert refusal is not None
+    story.step(31, callback_outcome=outcome(callback_of(story), 31, refused=refusal))
     got = callback_of(story)
     assert (got.state, got.attempts) == ("Refused", 1)
     assert got.last_error is not None and words in got.last_error

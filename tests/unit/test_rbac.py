@@ -336,8 +336,9 @@ def test_the_report_key_secret_is_named_in_the_role() -> None:
     assert get == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["get"], "resourceNames": ["my-key"]}
     assert create == {"apiGroups": [""], "resources": ["secrets"], "verbs": ["create"]}
     assert rbac.policy_rules("own-namespace", ["always"]) == [
-        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]}
-    ]  # the leader-election Lease, needed with or without reports
+        {"apiGroups": ["coordination.k8s.io"], "resources": ["leases"], "verbs": ["get", "create", "patch"]},
+        {"apiGroups": [""], "resources": ["pods"], "verbs": ["patch"]},
+    ]  # the leader-election Lease and the leader label on its own pod, with or without reports
 
 
 def test_the_running_operator_needs_nothing_cluster_scoped() -> None:

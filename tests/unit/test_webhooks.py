@@ -15,6 +15,7 @@ import pytest
 from standardwebhooks import Webhook
 
 from asynctask_operator.adapters.kube import SECRETS, ApiError, KubeClient, NotFound, Resource
+from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import (
     EXCERPT_BYTES,
     USER_AGENT,
@@ -627,3 +628,37 @@ async def test_a_non_ascii_header_value_ends_with_an_outcome() -> None:
     assert got is not None
     assert verdict(got)[0] in ("failed", "retry")
     await d.close()
+
+
+async def test_a_url_the_guard_refuses_is_never_requested() -> None:
+    sender = FakeSender()
+    d, woken, kube = dispatcher(sender)
+    d.submit(KEY, send_of(url="https://hooks.example.com:0/x"))
+    await woken.wait()
+    got = d.outcome(KEY, ID)
+    assert got is not None and got.refused is not None and "port 0" in got.refused
+    assert sender.sent == [] and kube.gets == []
+
+
+@pytest.mark.parametrize("value", [b"whsec_", b"whsec_!!!not base64!!!"])
+async def test_a_malformed_signing_key_is_fatal_and_names_the_secret(value: bytes) -> None:
+    sender = FakeSender()
+    d, woken, _ = dispatcher(sender, FakeKube({**SECRETS_IN_NS, "hook": {"signing": value}}))
+    d.submit(KEY, send_of())
+    await woken.wait()
+    got = d.outcome(KEY, ID)
+    assert got is not None and got.fatal is not None
+    assert "whsec_" in got.fatal and "media/hook key signing" in got.fatal
+    assert sender.sent == []
+
+
+@pytest.mark.parametrize(("delivery", "result"), [(5, "retry"), (6, "failed")])
+async def test_the_last_allowed_delivery_counts_as_failed(delivery: int, result: str) -> None:
+    metrics = Metrics()
+    sender = FakeSender(Answer(status_code=503))
+    kube = FakeKube(SECRETS_IN_NS)
+    woken = Woken()
+    d = CallbackDispatcher(sender, SecretReader(cast(KubeClient, kube)), woken, metrics=metrics)
+    d.submit(KEY, send_of(delivery=delivery, max_attempts=6))
+    await woken.wait()
+    assert metrics.callbacks.labels("media", result)._value.get() == 1

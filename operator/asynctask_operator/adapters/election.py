@@ -15,10 +15,14 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asynctask_operator.adapters.kube import LEASES, ApiError, Conflict, KubeClient, NotFound
+from asynctask_operator.adapters.kube import LEASES, PODS, ApiError, Conflict, KubeClient, NotFound
 from asynctask_operator.core.leadership import LeaseRecord, lease_spec, next_move
 
 logger = logging.getLogger(__name__)
+
+LEADER_LABEL = "asynctask.dev/leader"
+"""On the operator's own pod (``--pod-name``): "true" on the leader, "false" on a standby. The
+chart's Service selects ``"true"``, so task reports reach the leader while every replica is Ready."""
 
 
 class LeaderElector:
@@ -111,3 +115,34 @@ class LeaderElector:
             self.leading = False
             on_lost()
             return
+
+    async def release(self) -> None:
+        """Give the Lease up on a clean shutdown, so that a standby takes over at once (not after
+        ``lease_seconds``). Called only once this replica has stopped acting."""
+        if not self.leading:
+            return
+        self.leading = False
+        try:
+            lease = await self.api.get(LEASES, self.namespace, self.name)
+            record = LeaseRecord.from_lease(lease)
+            if record.holder != self.identity:
+                return
+            patch = {"metadata": {"resourceVersion": record.resource_version}, "spec": {"holderIdentity": None}}
+            await self.api.patch(LEASES, self.namespace, self.name, patch)
+            logger.info("leader election: %s released Lease %s/%s", self.identity, self.namespace, self.name)
+        except ApiError as exc:  # it expires on its own
+            logger.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, exc)
+
+
+async def label_own_pod(api: KubeClient, namespace: str, pod: str, leading: bool) -> bool:
+    """Set :data:`LEADER_LABEL` on this replica's pod; False (logged) when that failed."""
+    value = "true" if leading else "false"
+    try:
+        await api.patch(PODS, namespace, pod, {"metadata": {"labels": {LEADER_LABEL: value}}})
+    except NotFound:
+        logger.error("pod %s/%s (--pod-name) not found: cannot set %s=%s", namespace, pod, LEADER_LABEL, value)
+        return False
+    except ApiError as exc:
+        logger.error("could not set %s=%s on pod %s/%s: %s", LEADER_LABEL, value, namespace, pod, exc)
+        return False
+    return True

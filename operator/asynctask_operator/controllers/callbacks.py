@@ -33,6 +33,7 @@ from asynctask_operator.core.callbacks import (
     CallbackSend,
     DeliveryOutcome,
     custom_headers,
+    url_refusal,
     verdict,
     webhook_headers,
 )
@@ -161,6 +162,8 @@ class CallbackDispatcher:
                 del self._in_flight[key]
         self._keep(key, outcome)
         kind, message = verdict(outcome)
+        if kind == "retry" and send.delivery >= send.max_attempts:
+            kind = "failed"  # the last delivery allowed: the event is given up
         if self._metrics is not None:
             self._metrics.callbacks.labels(send.namespace, kind).inc()
         level = logging.INFO if kind == "delivered" else logging.WARNING
@@ -180,17 +183,22 @@ class CallbackDispatcher:
         def outcome(**fields: object) -> DeliveryOutcome:
             return DeliveryOutcome(id=send.id, delivery=send.delivery, at=self._now(), **fields)  # type: ignore[arg-type]
 
+        refusal = url_refusal(send.url)
+        if refusal is not None:
+            return outcome(refused=refusal)
+        body = json.dumps(send.event, separators=(",", ":"), ensure_ascii=False).encode()
         try:
             secret = await self.secrets.signing_secret(send)
             extra = await self.secrets.headers(send)
+            headers = {**extra, **webhook_headers(send.id, self._now(), body, secret)}
         except SecretMissing as exc:
             return outcome(error=str(exc))
-        except ValueError as exc:  # a reserved or malformed header in the Secret: no retry can fix that
-            return outcome(fatal=str(exc))
+        except ValueError as exc:  # a reserved header or a malformed key in the Secret: no retry can fix that
+            ref = send.secret_ref
+            where = f" (Secret {send.namespace}/{ref.name} key {ref.key})" if ref and "signing" in str(exc) else ""
+            return outcome(fatal=f"{exc}{where}")
         except ApiError as exc:
             return outcome(error=f"reading the callback's Secret failed: {exc}")
-        body = json.dumps(send.event, separators=(",", ":"), ensure_ascii=False).encode()
-        headers = {**extra, **webhook_headers(send.id, self._now(), body, secret)}
         try:
             answer = await self.sender.send(send.url, body, headers, send.timeout_seconds)
         except Exception as exc:  # a delivery always ends with an outcome, or its callback would hang

@@ -25,7 +25,7 @@ from typing import Any
 
 import kopf
 
-from asynctask_operator.adapters.election import LeaderElector
+from asynctask_operator.adapters.election import LeaderElector, label_own_pod
 from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
@@ -369,18 +369,25 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period,
         )
+    labelled = False  # this replica's pod carries asynctask.dev/leader (so a standby may be Ready)
+    if elector is not None and settings.pod_name:
+        labelled = await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=False)
+
+    def ready() -> bool:
+        """The leader once its cache is filled; a standby when the Service cannot send it reports."""
+        if elector is not None and not elector.leading:
+            return labelled
+        return "asynctasks" in runtime.cache.synced
+
     server: HttpServer | None = None
     if settings.http_port:
-        server = HttpServer(
-            settings.http_port,
-            runtime.reports,
-            ready=lambda: "asynctasks" in runtime.cache.synced,
-            metrics=runtime.metrics.exposition,
-        )
+        server = HttpServer(settings.http_port, runtime.reports, ready=ready, metrics=runtime.metrics.exposition)
         await server.start()
     if elector is not None:
         await elector.acquire()  # a standby waits here; its probes answer meanwhile
     await runtime.sync()
+    if labelled and settings.pod_name:
+        await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
     runtime.metrics.leader.set(1)
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
@@ -419,6 +426,8 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*background, return_exceptions=True)
             await runtime.callbacks.close()
+        if elector is not None and elector.leading:  # stopped, not deposed: hand over at once
+            await elector.release()
     if elector is not None and not elector.leading:
         raise SystemExit("lost the leader Lease: exiting, to come back as a standby")
 

@@ -145,12 +145,21 @@ def cloud_event(task: AsyncTask, status: AsyncTaskStatus, record: CallbackStatus
 
 def signing_key(value: bytes) -> str | bytes:
     """A signing secret as a Secret holds it: ``whsec_<base64>`` (Standard Webhooks' form) is used as
-    such; anything else is the raw HMAC key."""
+    such; anything else is the raw HMAC key. Raises ValueError for a ``whsec_`` value that is not base64."""
     try:
         text = value.decode().strip()
     except UnicodeDecodeError:
         return value
-    return text if text.startswith("whsec_") else value
+    if not text.startswith("whsec_"):
+        return value
+    try:
+        Webhook(text)
+    except Exception:
+        raise ValueError(
+            "the signing secret starts with whsec_ but the rest is not base64 (or is empty): "
+            "use whsec_ + base64 of random bytes, e.g. whsec_$(head -c 24 /dev/urandom | base64)"
+        ) from None
+    return text
 
 
 def webhook_headers(msg_id: str, at: dt.datetime, body: bytes, secret: bytes | None) -> dict[str, str]:
@@ -199,6 +208,7 @@ class CallbackSend:
     secret_ref: SecretKeyRef | None
     headers_secret_ref: SecretRef | None
     timeout_seconds: float
+    max_attempts: int = 6  # this is the last delivery when ``delivery`` reaches it
 
 
 @dataclasses.dataclass(frozen=True)

@@ -562,6 +562,7 @@ def _callback(draft: _Draft) -> None:
         event = callbacks.new_event(spec, obs.task.metadata.uid, draft.phase, draft.attempt, draft.now, record)
         if event is not None:
             record = event
+            draft.condition(cond.CALLBACK_DELIVERED, False, "Pending", f"{event.event} event not delivered yet")
     outcome = obs.callback_outcome
     if (
         record is not None
@@ -586,13 +587,6 @@ def _callback(draft: _Draft) -> None:
         return
     if spec is None:  # a status edited by hand: nothing says where to send it
         return
-    refusal = callbacks.url_refusal(spec.url)
-    if refusal is not None:
-        outcome = callbacks.DeliveryOutcome(id=record.id, delivery=record.attempts + 1, at=obs.now, refused=refusal)
-        record = callbacks.after_delivery(record, outcome, spec, draft.config, ts)
-        draft.set(callback=record.model_dump())
-        draft.condition(cond.CALLBACK_DELIVERED, False, "CallbackRefused", refusal)
-        return
     timeout = float(spec.timeout_seconds or draft.config.callback_timeout_seconds)
     draft.send_callback = callbacks.CallbackSend(
         namespace=obs.task.metadata.namespace,
@@ -603,4 +597,5 @@ def _callback(draft: _Draft) -> None:
         secret_ref=spec.secret_ref,
         headers_secret_ref=spec.headers_secret_ref,
         timeout_seconds=timeout,
+        max_attempts=(spec.max_attempts or draft.config.callback_max_attempts),
     )
