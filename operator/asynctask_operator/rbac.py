@@ -101,7 +101,7 @@ RULES: tuple[Rule, ...] = (
     Rule("coordination.k8s.io", ("leases",), ("get", "create", "patch"), "own-namespace",
          "leader election (--leader-elect): one replica holds the Lease and acts", when="always"),
     Rule("", ("pods",), ("patch",), "own-namespace",
-         "label its own pod asynctask.dev/leader=true|false (--pod-name), which the Service selects on"),
+         "label its own pod asynctask.dev/leader=true or false (--pod-name), which the Service selects on"),
     Rule("", ("events",), ("create",), "namespaced",
          "Events on an AsyncTask when an attempt fails, a retry is scheduled or the task fails"),
     Rule("", ("pods",), ("list", "watch"), "namespaced",
