@@ -44,6 +44,7 @@ from asynctask_operator.adapters.kube import (
     load_configuration,
 )
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.controllers import kopfcost
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
 from asynctask_operator.controllers.reports import ReportStore
@@ -337,7 +338,7 @@ class Runtime:
         settings.watching.label_selectors["v1", "pods"] = OWNED_SELECTOR
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 330
-        return settings
+        return kopfcost.trim(settings)
 
 
 async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
