@@ -1,21 +1,27 @@
 """The operator's view of the cluster, filled by watch events and by its own writes.
 
-Tasks are kept raw (they are parsed when reconciled); TaskTypes parsed; Jobs and pods
-as slim views (a Job's pod template is not needed to follow it); ScheduledTasks raw.
-Indexes answer the questions the reconcilers ask: the Jobs a task owns, the pods of a
-Job, the AsyncTasks a ScheduledTask owns.
+Tasks are kept as compact JSON (:class:`TaskStore`: a read decodes a fresh dict, which
+is parsed when reconciled); TaskTypes parsed; Jobs and pods as slim views (a Job's pod
+template is not needed to follow it); ScheduledTasks raw. Indexes answer the questions
+the reconcilers ask: the Jobs a task owns, the pods of a Job, the AsyncTasks a
+ScheduledTask owns.
+
+Memory is what bounds how many tasks one operator can hold (SPEC §5: 10,000 in 150 MB):
+a decoded task is ~100 Python objects (~7 KB) against ~1.5 KB of JSON, and a watch
+event is decoded on its own, so nothing is shared between tasks.
 """
 
 from __future__ import annotations
 
 import collections
+import json
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.core.models import TaskType
+from asynctask_operator.core.models import TERMINAL_PHASES, TaskType
 from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
 
 Key = tuple[str, str]  # (namespace, name)
@@ -34,11 +40,86 @@ def scheduled_owner(obj: dict[str, Any]) -> tuple[str, str] | None:
     return None
 
 
+# Never read by the operator, and the largest parts of an object on a real cluster.
+_DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
+
+
+def slim_task(obj: dict[str, Any]) -> dict[str, Any]:
+    """``obj`` without what nothing in the operator reads: ``metadata.managedFields`` and
+    ``kubectl apply``'s copy of the whole object in an annotation. Shallow: ``obj`` is not changed."""
+    meta = obj.get("metadata")
+    if not isinstance(meta, dict):
+        return obj
+    annotations = meta.get("annotations")
+    dropped = isinstance(annotations, dict) and any(a in annotations for a in _DROPPED_ANNOTATIONS)
+    if "managedFields" not in meta and not dropped:
+        return obj
+    meta = {k: v for k, v in meta.items() if k != "managedFields"}
+    if dropped:
+        assert isinstance(annotations, dict)
+        meta["annotations"] = {k: v for k, v in annotations.items() if k not in _DROPPED_ANNOTATIONS}
+    return {**obj, "metadata": meta}
+
+
+def _encode(obj: dict[str, Any]) -> bytes:
+    return json.dumps(slim_task(obj), separators=(",", ":"), ensure_ascii=False).encode()
+
+
+class TaskStore(MutableMapping[Key, dict[str, Any]]):
+    """The AsyncTasks, each kept as compact JSON; every read decodes a fresh dict.
+
+    A read costs a ``json.loads`` (tens of µs, against the ms of a reconcile), and the
+    dict it returns is the caller's own: changing it changes nothing in the cache.
+    Beside each task, what is asked of all tasks at once (its type and whether it has
+    finished), so that no question about every task decodes every task."""
+
+    def __init__(self) -> None:
+        self._blobs: dict[Key, bytes] = {}
+        self._summary: dict[Key, tuple[str, bool]] = {}  # (spec.type, finished)
+
+    def __getitem__(self, key: Key) -> dict[str, Any]:
+        decoded: dict[str, Any] = json.loads(self._blobs[key])
+        return decoded
+
+    def __setitem__(self, key: Key, obj: dict[str, Any]) -> None:
+        self.store(key, obj, _encode(obj))
+
+    def store(self, key: Key, obj: dict[str, Any], blob: bytes) -> None:
+        """Keep ``obj``, already encoded as ``blob`` (see :meth:`holds`)."""
+        self._blobs[key] = blob
+        phase = str((obj.get("status") or {}).get("phase") or "Pending")
+        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase in TERMINAL_PHASES)
+
+    def __delitem__(self, key: Key) -> None:
+        del self._blobs[key]
+        del self._summary[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._blobs
+
+    def __iter__(self) -> Iterator[Key]:
+        return iter(self._blobs)
+
+    def __len__(self) -> int:
+        return len(self._blobs)
+
+    def holds(self, key: Key, blob: bytes) -> bool:
+        return self._blobs.get(key) == blob
+
+    def unfinished_of_type(self, namespace: str, type_name: str) -> list[Key]:
+        return [
+            key
+            for key, (type_, finished) in self._summary.items()
+            if key[0] == namespace and type_ == type_name and not finished
+        ]
+
+
 class Cache:
     def __init__(self) -> None:
-        self.tasks: dict[Key, dict[str, Any]] = {}
+        self.tasks = TaskStore()
         self.scheduledtasks: dict[Key, dict[str, Any]] = {}
-        self._runs_by_owner: dict[str, dict[str, dict[str, Any]]] = collections.defaultdict(dict)
+        self._runs_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
+        self._run_owner: dict[Key, str] = {}  # run -> the uid of its ScheduledTask
         self.tasktypes: dict[Key, TaskType] = {}
         self.jobs: dict[Key, JobView] = {}
         self.pods: dict[Key, PodView] = {}
@@ -55,14 +136,36 @@ class Cache:
         self._events[kind, key] = time.monotonic()
 
     def _newer_event(self, kind: str, key: Key, request_at: float | None) -> bool:
-        return request_at is not None and self._events.get((kind, key), float("-inf")) >= request_at
+        """A watch event (or the deletion) of this object came at ``request_at`` or later."""
+        if request_at is None:
+            return False
+        seen = max(self._events.get((kind, key), float("-inf")), self._dropped.get((kind, key), float("-inf")))
+        return seen >= request_at
 
     def _touch(self, kind: str, key: Key) -> None:
         self._touched[kind, key] = time.monotonic()
 
     def _forget(self, kind: str, key: Key) -> None:
         self._touched.pop((kind, key), None)
+        # The event time goes with the object (it grew by one entry per object ever seen). The
+        # deletion's time, kept until the next resync, guards what it guarded: the answer to a
+        # write sent before the deletion does not bring the object back (see _newer_event).
+        self._events.pop((kind, key), None)
         self._dropped[kind, key] = time.monotonic()
+
+    def holds(self, kind: str, obj: dict[str, Any]) -> bool:
+        """The cache holds this object as it is (a watch replaying what the listing put there).
+
+        Such an event changes nothing any reconcile would see: the caller can skip it."""
+        if kind == "task":
+            return self.tasks.holds(key_of(obj), _encode(obj))
+        if kind == "job":
+            view = job_view(obj)
+            return self.jobs.get((view.namespace, view.name)) == view
+        if kind == "pod":
+            pview = pod_view(obj)
+            return self.pods.get((pview.namespace, pview.name)) == pview
+        return False
 
     # -- tasks
     def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> Key:
@@ -75,7 +178,8 @@ class Cache:
         self.tasks[key] = obj
         owner = scheduled_owner(obj)
         if owner is not None:
-            self._runs_by_owner[owner[0]][key[1]] = obj
+            self._runs_by_owner[owner[0]].add(key)
+            self._run_owner[key] = owner[0]
         self._touch("task", key)
         for listener in self.task_listeners:
             listener(key, obj)
@@ -89,17 +193,19 @@ class Cache:
             listener(key, None)
 
     def _unindex_run(self, key: Key) -> None:
-        old = self.tasks.get(key)
-        owner = scheduled_owner(old) if old is not None else None
-        if owner is not None:
-            runs = self._runs_by_owner.get(owner[0], {})
-            runs.pop(key[1], None)
+        owner_uid = self._run_owner.pop(key, None)
+        if owner_uid is not None:
+            runs = self._runs_by_owner.get(owner_uid, set())
+            runs.discard(key)
             if not runs:
-                self._runs_by_owner.pop(owner[0], None)
+                self._runs_by_owner.pop(owner_uid, None)
 
     def runs_of(self, owner_uid: str) -> list[dict[str, Any]]:
         """The AsyncTasks a ScheduledTask (by uid) controls."""
-        return list(self._runs_by_owner.get(owner_uid, {}).values())
+        return [self.tasks[key] for key in sorted(self._runs_by_owner.get(owner_uid, ())) if key in self.tasks]
+
+    def unfinished_tasks_of_type(self, namespace: str, type_name: str) -> list[Key]:
+        return self.tasks.unfinished_of_type(namespace, type_name)
 
     # -- scheduled tasks
     def put_scheduledtask(self, obj: dict[str, Any]) -> Key:

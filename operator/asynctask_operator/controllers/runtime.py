@@ -45,6 +45,7 @@ from asynctask_operator.adapters.kube import (
 )
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
+from asynctask_operator.controllers import kopfcost
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
 from asynctask_operator.controllers.callbacks import CallbackDispatcher, SecretReader
@@ -52,7 +53,7 @@ from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
-from asynctask_operator.core.models import GROUP, TERMINAL_PHASES, VERSION
+from asynctask_operator.core.models import GROUP, VERSION
 from asynctask_operator.core.naming import LABEL_MANAGED_BY, MANAGER
 from asynctask_operator.core.tasktypes import tasktype_status
 from asynctask_operator.settings import OperatorSettings
@@ -115,6 +116,8 @@ class Runtime:
             self.reports.forget(key)
             self.callbacks.forget(key)
             return
+        if self.cache.holds("task", obj):  # kopf replaying its listing of what sync() listed: nothing new
+            return
         self.cache.watched("task", key)
         self.cache.put_task(obj)
         self.queue.add(("task", *key))
@@ -145,6 +148,8 @@ class Runtime:
         ns, name = key_of(obj)
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
+        elif self.cache.holds("job", obj):
+            return
         else:
             self.cache.watched("job", (ns, name))
             view = self.cache.put_job(obj)
@@ -153,6 +158,8 @@ class Runtime:
 
     def on_pod(self, event_type: str | None, obj: dict[str, Any]) -> None:
         key = key_of(obj)
+        if event_type != "DELETED" and self.cache.holds("pod", obj):
+            return
         view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
         if view is None:
             return
@@ -161,12 +168,8 @@ class Runtime:
             self.queue.add(("task", *owner))
 
     def _wake_tasks_of_type(self, key: Key) -> None:
-        ns, type_name = key
-        for (tns, tname), raw in self.cache.tasks.items():
-            if tns != ns or (raw.get("spec") or {}).get("type") != type_name:
-                continue
-            if ((raw.get("status") or {}).get("phase") or "Pending") not in TERMINAL_PHASES:
-                self.queue.add(("task", tns, tname))
+        for tns, tname in self.cache.unfinished_tasks_of_type(*key):
+            self.queue.add(("task", tns, tname))
 
     # ------------------------------------------------------------------ listing
 
@@ -182,51 +185,49 @@ class Runtime:
 
         Run once before the first reconcile, then every ``resync_seconds``."""
         began = time.monotonic()
+        # What the cache got since the listing began (a watch event, the answer to a write) is at
+        # least as new as the listing, and the watch brings whatever comes after it: putting the
+        # listed copy over it would undo a newer state with nothing left to redo it (a finished Job
+        # seen running again, a task read back to an earlier phase). The listing only fills gaps.
+        # Each listing goes into the cache as soon as it is read, and only its keys are kept: the
+        # raw objects of every kind at once (~20 KB per task with its Job and pod) would be the
+        # operator's peak memory, which the process keeps long after.
+        changed = self.cache.changed_since
+        listed: dict[str, set[Key]] = {}
+
+        async def fill(kind: str, resource: Resource, put: Any, selector: str | None = None) -> None:
+            keys = listed[kind] = set()
+            for obj in await self._list(resource, selector):
+                key = key_of(obj)
+                keys.add(key)
+                if not changed(kind, key, began):
+                    put(obj)
+
         try:
-            types = await self._list(TASKTYPES)
+            await fill("tasktype", TASKTYPES, self.cache.put_tasktype)
             queues = await self._list(TASKQUEUES)
-            tasks = await self._list(ASYNCTASKS)
-            scheduled = await self._list(SCHEDULEDTASKS)
+            listed_queues = {key_of(o) for o in queues}
+            for obj in queues:
+                self.on_taskqueue(None, obj)
+            for key in [k for k in self.admissions.objects if k not in listed_queues]:
+                self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+            await fill("job", JOBS, self.cache.put_job, OWNED_SELECTOR)
+            await fill("pod", PODS, self.cache.put_pod, OWNED_SELECTOR)
+            await fill("task", ASYNCTASKS, self.cache.put_task)
+            await fill("scheduledtask", SCHEDULEDTASKS, self.cache.put_scheduledtask)
         except NotFound as exc:
             raise SystemExit(
                 "the asynctask.dev CRDs are not installed in this cluster: run `asynctask-operator crds --apply` "
                 f"(or kubectl apply -f crds/) first ({exc.message})"
             ) from None
-        jobs = await self._list(JOBS, OWNED_SELECTOR)
-        pods = await self._list(PODS, OWNED_SELECTOR)
-        # What the cache got since the listing began (a watch event, the answer to a write) is at
-        # least as new as the listing, and the watch brings whatever comes after it: putting the
-        # listed copy over it would undo a newer state with nothing left to redo it (a finished Job
-        # seen running again, a task read back to an earlier phase). The listing only fills gaps.
-        changed = self.cache.changed_since
-        for obj in types:
-            if not changed("tasktype", key_of(obj), began):
-                self.cache.put_tasktype(obj)
-        listed_queues = {key_of(o) for o in queues}
-        for obj in queues:
-            self.on_taskqueue(None, obj)
-        for key in [k for k in self.admissions.objects if k not in listed_queues]:
-            self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
-        for obj in jobs:
-            if not changed("job", key_of(obj), began):
-                self.cache.put_job(obj)
-        for obj in pods:
-            if not changed("pod", key_of(obj), began):
-                self.cache.put_pod(obj)
-        for obj in tasks:
-            if not changed("task", key_of(obj), began):
-                self.cache.put_task(obj)
-        for obj in scheduled:
-            if not changed("scheduledtask", key_of(obj), began):
-                self.cache.put_scheduledtask(obj)
-        for kind, listed, drop in (
-            ("tasktype", types, self.cache.drop_tasktype),
-            ("job", jobs, self.cache.drop_job),
-            ("pod", pods, self.cache.drop_pod),
-            ("task", tasks, self.cache.drop_task),
-            ("scheduledtask", scheduled, self.cache.drop_scheduledtask),
+        for kind, drop in (
+            ("tasktype", self.cache.drop_tasktype),
+            ("job", self.cache.drop_job),
+            ("pod", self.cache.drop_pod),
+            ("task", self.cache.drop_task),
+            ("scheduledtask", self.cache.drop_scheduledtask),
         ):
-            for key in self.cache.stale(kind, {key_of(o) for o in listed}, began):
+            for key in self.cache.stale(kind, listed[kind], began):
                 drop(key)
         self.cache.forget_drops_before(began)
         self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods", "scheduledtasks"})
@@ -238,10 +239,10 @@ class Runtime:
             self.queue.add(("scheduledtask", ns, name))
         logger.info(
             "synced %d tasks, %d task types, %d jobs, %d pods in %.2fs",
-            len(tasks),
-            len(types),
-            len(jobs),
-            len(pods),
+            len(listed["task"]),
+            len(listed["tasktype"]),
+            len(listed["job"]),
+            len(listed["pod"]),
             time.monotonic() - began,
         )
 
@@ -349,7 +350,7 @@ class Runtime:
         settings.watching.label_selectors["v1", "pods"] = OWNED_SELECTOR
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 330
-        return settings
+        return kopfcost.trim(settings)
 
 
 async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:

@@ -12,7 +12,7 @@ from typing import Any
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK_UID
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class JobView:
     namespace: str
     name: str
@@ -33,7 +33,7 @@ class JobView:
         return self.complete or self.failed
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class ContainerView:
     name: str
     state: str  # waiting | running | terminated | unknown
@@ -43,7 +43,7 @@ class ContainerView:
     init: bool = False
 
 
-@dataclasses.dataclass(frozen=True)
+@dataclasses.dataclass(frozen=True, slots=True)
 class PodView:
     namespace: str
     name: str
