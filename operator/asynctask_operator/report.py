@@ -25,10 +25,15 @@ import argparse
 import json
 import os
 import sys
+import time
 import urllib.error
 import urllib.request
 from collections.abc import Sequence
 from typing import Any
+
+RETRIED_STATUSES = frozenset({502, 503, 504})
+RESULT_ATTEMPTS = 7  # 1+2+4+8+16+30 s: a result outlives a leader handover
+PROGRESS_ATTEMPTS = 2  # progress is superseded by the next report anyway
 
 
 class ReportError(Exception):
@@ -74,27 +79,40 @@ class Reporter:
         return self._post("progress", json.dumps(body).encode())
 
     def result(self, value: Any) -> bool:
-        return self._post("result", json.dumps(value).encode())
+        return self._post("result", json.dumps(value).encode(), attempts=RESULT_ATTEMPTS)
 
-    def _post(self, kind: str, body: bytes) -> bool:
+    def _post(self, kind: str, body: bytes, attempts: int = PROGRESS_ATTEMPTS) -> bool:
+        """POST once, again after 1, 2, 4… s while the operator cannot be reached or answers 502/503/504
+        (a leader handing over to a standby has no endpoint for a few seconds). Other refusals raise."""
         if not self.enabled:
             return False
-        request = urllib.request.Request(
-            f"{self.url}/{kind}",
-            data=body,
-            method="POST",
-            headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
-        )
-        try:
-            with urllib.request.urlopen(request, timeout=self.timeout) as response:
-                response.read()
-        except urllib.error.HTTPError as exc:
+        for attempt in range(1, attempts + 1):
+            request = urllib.request.Request(
+                f"{self.url}/{kind}",
+                data=body,
+                method="POST",
+                headers={"Authorization": f"Bearer {self.token}", "Content-Type": "application/json"},
+            )
             try:
-                message = json.loads(exc.read()).get("message", "")
-            except ValueError:
-                message = exc.reason
-            raise ReportError(exc.code, str(message)) from None
-        return True
+                with urllib.request.urlopen(request, timeout=self.timeout) as response:
+                    response.read()
+                return True
+            except urllib.error.HTTPError as exc:
+                try:
+                    message = json.loads(exc.read()).get("message", "")
+                except ValueError:
+                    message = exc.reason
+                if exc.code not in RETRIED_STATUSES or attempt == attempts:
+                    raise ReportError(exc.code, str(message)) from None
+            except (urllib.error.URLError, OSError) as exc:
+                if attempt == attempts:
+                    raise ReportError(0, f"the operator cannot be reached: {exc}") from None
+            self._sleep(min(2.0 ** (attempt - 1), 30.0))
+        return False  # not reached
+
+    @staticmethod
+    def _sleep(seconds: float) -> None:
+        time.sleep(seconds)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

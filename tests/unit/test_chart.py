@@ -698,7 +698,14 @@ def test_each_monitoring_object_alone(chart: Any, which: str) -> None:
 
 def test_service_monitor_scrapes_the_services_metrics_port(chart: Any) -> None:
     objects = render(chart, merged(MONITORING_ON, {"metrics": {"serviceMonitor": {"labels": {"release": "prom"}}}}))
-    monitor, service = one(objects, "ServiceMonitor"), one(objects, "Service")
+    monitor = one(objects, "ServiceMonitor")
+    [service] = [o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == f"{FULLNAME}-metrics"]
+    main = next(o for o in objects if o["kind"] == "Service" and o["metadata"]["name"] == FULLNAME)
+    # Every replica is scraped (the main Service selects only the leader), as job <fullname>.
+    assert "asynctask.dev/leader" not in service["spec"]["selector"]
+    assert service["spec"]["selector"].items() <= main["spec"]["selector"].items()
+    assert not monitor["spec"]["selector"]["matchLabels"].items() <= main["metadata"]["labels"].items()
+    assert service["metadata"]["labels"][monitor["spec"]["jobLabel"]] == FULLNAME
     assert monitor["apiVersion"] == "monitoring.coreos.com/v1"
     assert monitor["metadata"]["namespace"] == NAMESPACE
     assert monitor["metadata"]["labels"]["release"] == "prom"

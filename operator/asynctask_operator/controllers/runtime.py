@@ -365,7 +365,8 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             api,
             settings.report_key_namespace,
             settings.lease_name,
-            f"{socket.gethostname()}-{os.getpid()}",
+            # pid 1 again after a container restart: the suffix makes each process a new candidate.
+            f"{socket.gethostname()}-{os.getpid()}-{secrets.token_hex(3)}",
             lease_seconds=settings.lease_seconds,
             renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period,
@@ -387,7 +388,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     if elector is not None:
         await elector.acquire()  # a standby waits here; its probes answer meanwhile
     await runtime.sync()
-    if labelled and settings.pod_name:
+    if elector is not None and settings.pod_name:  # even if "false" failed: the Service must find the leader
         await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
     runtime.metrics.leader.set(1)
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
@@ -395,11 +396,13 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
     background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
     halt = asyncio.Event()
+    deposed = asyncio.Event()  # the Lease was lost (not a shutdown)
     if stop is not None:
         background.append(asyncio.create_task(_forward(stop, halt)))
     if elector is not None:
 
         def lost() -> None:  # stop writing now, before the Lease can pass to a standby
+            deposed.set()
             for task in background:
                 task.cancel()
             runtime.callbacks.cancel()
@@ -429,7 +432,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
             await runtime.callbacks.close()
         if elector is not None and elector.leading:  # stopped, not deposed: hand over at once
             await elector.release()
-    if elector is not None and not elector.leading:
+    if deposed.is_set():
         raise SystemExit("lost the leader Lease: exiting, to come back as a standby")
 
 
