@@ -216,6 +216,8 @@ async def test_health_and_metrics(cluster: Cluster, reporting: Operator) -> None
     assert has("asynctask_task_duration_seconds_bucket", 'phase="Succeeded"')
     assert has("asynctask_queue_wait_seconds_count", 'queue="default"')
     assert has("asynctask_queue_running", 'queue="default"')
+    assert has("asynctask_queue_oldest_pending_seconds", 'queue="default"')
+    assert has("asynctask_leader 1.0")  # no election: this replica acts
     assert has("asynctask_api_requests_total", 'verb="create"', 'resource="jobs"', 'code="200"')
     assert has("asynctask_reconcile_seconds_count", 'kind="task"')
     assert not any('name="fine"' in line or "fine" in line.split("{")[-1] for line in lines), "no task names"

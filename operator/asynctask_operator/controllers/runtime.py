@@ -103,7 +103,9 @@ class Runtime:
             self.cache, api, settings, self.admissions, self.reports, self.metrics, self.callbacks
         )
         self._failures: dict[WorkKey, int] = {}
-        self.schedules = ScheduleReconciler(self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)))
+        self.schedules = ScheduleReconciler(
+            self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)), metrics=self.metrics
+        )
         self.cache.task_listeners.append(self.schedules.observe_task)  # a run changed phase: wake its schedule
 
     # ------------------------------------------------------------------ cache feeding

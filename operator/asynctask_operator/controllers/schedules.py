@@ -22,6 +22,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
 from asynctask_operator.controllers.tasks import RequeueSoon, status_patch
 from asynctask_operator.core.models import AsyncTask, ScheduledTask
@@ -31,10 +32,13 @@ logger = logging.getLogger(__name__)
 
 
 class ScheduleReconciler:
-    def __init__(self, cache: Cache, api: KubeClient, wake: Callable[[Key], None]) -> None:
+    def __init__(
+        self, cache: Cache, api: KubeClient, wake: Callable[[Key], None], metrics: Metrics | None = None
+    ) -> None:
         self.cache = cache
         self.api = api
         self.wake = wake  # queue a ScheduledTask for reconciling
+        self.metrics = metrics
         self._runs: dict[Key, tuple[str, str]] = {}  # run -> (owner name, last phase seen)
 
     # ------------------------------------------------------------------ waking
@@ -112,6 +116,7 @@ class ScheduleReconciler:
             try:
                 self.cache.put_task(await self.api.create(ASYNCTASKS, ns, manifest))
                 logger.info("ScheduledTask %s/%s: started run %s", ns, scheduled.metadata.name, name)
+                self._count(ns, "started")
                 continue
             except Conflict:
                 pass  # the name is the lock: another operator, or an earlier try, created it
@@ -119,6 +124,7 @@ class ScheduleReconciler:
                 logger.warning(
                     "ScheduledTask %s/%s: run %s refused: %s", ns, scheduled.metadata.name, name, exc.message
                 )
+                self._count(ns, "refused")
                 return exc.message
             try:
                 existing = await self.api.get(ASYNCTASKS, ns, name)
@@ -154,7 +160,16 @@ class ScheduleReconciler:
             return False
         if updated.get("metadata"):
             self.cache.put_scheduledtask(updated)
+        before, after = scheduled.status.counts, decision.status.counts
+        if after is not None:  # runs that ended, and fires not run (Forbid, missed), since the last write
+            for outcome in ("succeeded", "failed", "skipped"):
+                grown = getattr(after, outcome) - (getattr(before, outcome) if before is not None else 0)
+                self._count(ns, outcome, grown)
         return True
+
+    def _count(self, namespace: str, outcome: str, n: int = 1) -> None:
+        if self.metrics is not None and n > 0:
+            self.metrics.scheduled_runs.labels(namespace, outcome).inc(n)
 
     async def _prune(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> None:
         ns = scheduled.metadata.namespace
