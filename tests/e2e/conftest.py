@@ -22,7 +22,6 @@ import functools
 import os
 import pathlib
 import re
-import secrets
 import socket
 import subprocess
 import sys
@@ -43,6 +42,7 @@ from tests.e2e.helpers import (
     SKIP_REASON,
     Cluster,
     OperatorProcess,
+    create_namespace,
     decode_json,
     wait_for,
 )
@@ -117,28 +117,6 @@ def _install_crds(kubeconfig: str, client: ApiClient) -> None:
         wait_for(functools.partial(established, name), 60, f"CRD {name} to be Established")
 
 
-def _create_namespace(client: ApiClient) -> str:
-    core = kubernetes.client.CoreV1Api(client)
-    name = f"asynctask-e2e-{secrets.token_hex(3)}"
-    core.create_namespace(
-        kubernetes.client.V1Namespace(
-            metadata=kubernetes.client.V1ObjectMeta(name=name, labels={"asynctask.dev/e2e": "true"})
-        )
-    )
-
-    def default_service_account() -> bool | None:  # pods cannot be created before it exists
-        try:
-            core.read_namespaced_service_account("default", name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return True
-
-    wait_for(default_service_account, 60, f"the default ServiceAccount of namespace {name}")
-    return name
-
-
 def _free_port() -> int:
     """A TCP port free on every address of this machine (the operator binds 0.0.0.0)."""
     with socket.socket() as sock:
@@ -176,7 +154,7 @@ def cluster(
     """A fresh namespace with the CRDs installed and the operator serving it."""
     _check_server_version(api_client)
     _install_crds(kubeconfig, api_client)
-    namespace = _create_namespace(api_client)
+    namespace = create_namespace(api_client)
     artifacts = os.environ.get(ARTIFACTS_ENV)
     folder = pathlib.Path(artifacts) if artifacts else tmp_path_factory.mktemp("operator")
     folder.mkdir(parents=True, exist_ok=True)

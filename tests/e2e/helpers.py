@@ -14,6 +14,7 @@ import json
 import os
 import pathlib
 import re
+import secrets
 import signal
 import subprocess
 import sys
@@ -499,3 +500,25 @@ class Cluster:
             for cs in (status.get("initContainerStatuses") or []) + (status.get("containerStatuses") or []):
                 lines.append(f"    container {cs.get('name')}: {json.dumps(cs.get('state') or {})}")
         return lines
+
+
+def create_namespace(client: ApiClient, prefix: str = "asynctask-e2e") -> str:
+    """A new namespace labelled asynctask.dev/e2e, once its default ServiceAccount exists (pods need it)."""
+    core = kubernetes.client.CoreV1Api(client)
+    name = f"{prefix}-{secrets.token_hex(3)}"
+    labels = {"asynctask.dev/e2e": "true"}  # the CI workflow dumps namespaces with this label on failure
+    core.create_namespace(
+        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels))
+    )
+
+    def default_service_account() -> bool | None:
+        try:
+            core.read_namespaced_service_account("default", name, _preload_content=False)
+        except ApiException as exc:
+            if exc.status == 404:
+                return None
+            raise
+        return True
+
+    wait_for(default_service_account, 60, f"the default ServiceAccount of namespace {name}")
+    return name

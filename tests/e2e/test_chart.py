@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import os
 import pathlib
-import secrets
 import shutil
 import subprocess
 import tempfile
@@ -33,6 +32,7 @@ from tests.e2e.helpers import (
     SUCCESS_TIMEOUT,
     Cluster,
     container_env,
+    create_namespace,
     decode_json,
     load_example,
     phase_of,
@@ -274,27 +274,6 @@ class Release:
             f"{e.get('type')} {e.get('reason')}: {e.get('message', '')}"
             for e in events
         ]
-
-
-def create_namespace(client: ApiClient, prefix: str) -> str:
-    core = kubernetes.client.CoreV1Api(client)
-    name = f"{prefix}-{secrets.token_hex(3)}"
-    labels = {"asynctask.dev/e2e": "true"}  # the CI workflow dumps namespaces with this label on failure
-    core.create_namespace(
-        kubernetes.client.V1Namespace(metadata=kubernetes.client.V1ObjectMeta(name=name, labels=labels))
-    )
-
-    def default_service_account() -> bool | None:
-        try:
-            core.read_namespaced_service_account("default", name, _preload_content=False)
-        except ApiException as exc:
-            if exc.status == 404:
-                return None
-            raise
-        return True
-
-    wait_for(default_service_account, 60, f"the default ServiceAccount of namespace {name}")
-    return name
 
 
 LEADER_LABEL = "asynctask.dev/leader"

@@ -26,7 +26,7 @@ from asynctask_operator.adapters.webhooks import (
     HttpxSender,
 )
 from asynctask_operator.controllers.callbacks import OUTCOMES_KEPT, CallbackDispatcher, SecretReader
-from asynctask_operator.core.callbacks import CallbackSend, DeliveryOutcome, DestinationPolicy, verdict
+from asynctask_operator.core.callbacks import CallbackSend, DestinationPolicy, verdict
 from asynctask_operator.core.models import SecretKeyRef, SecretRef
 
 URL = "http://hooks.example.com/tasks"
@@ -122,18 +122,7 @@ async def test_a_cut_multibyte_excerpt_is_still_text() -> None:
 
 
 def verdict_of(answer: Answer) -> str:
-    outcome = DeliveryOutcome(
-        id="x",
-        delivery=1,
-        at=dt.datetime(2025, 3, 1, tzinfo=dt.UTC),
-        status_code=answer.status_code,
-        error=answer.error,
-        refused=answer.refused,
-        retry_after=answer.retry_after,
-        location=answer.location,
-        body_excerpt=answer.body_excerpt,
-    )
-    return verdict(outcome)[0]
+    return verdict(answer.outcome("x", 1, dt.datetime(2025, 3, 1, tzinfo=dt.UTC)))[0]
 
 
 # --------------------------------------------------------------------------- the SSRF guard

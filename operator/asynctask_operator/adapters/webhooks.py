@@ -22,7 +22,7 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from asynctask_operator.core.callbacks import DestinationPolicy, address_refusal, parse_retry_after
+from asynctask_operator.core.callbacks import DeliveryOutcome, DestinationPolicy, address_refusal, parse_retry_after
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 USER_AGENT = "asynctask-operator-webhooks"
@@ -43,6 +43,20 @@ class Answer:
     retry_after: float | None = None
     location: str | None = None
     body_excerpt: str = ""
+
+    def outcome(self, msg_id: str, delivery: int, at: dt.datetime) -> DeliveryOutcome:
+        """This answer as the outcome of delivery ``delivery`` of event ``msg_id``."""
+        return DeliveryOutcome(
+            id=msg_id,
+            delivery=delivery,
+            at=at,
+            status_code=self.status_code,
+            error=self.error,
+            refused=self.refused,
+            retry_after=self.retry_after,
+            location=self.location,
+            body_excerpt=self.body_excerpt,
+        )
 
 
 class Sender(Protocol):

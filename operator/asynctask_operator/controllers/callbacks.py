@@ -204,11 +204,4 @@ class CallbackDispatcher:
         except Exception as exc:  # a delivery always ends with an outcome, or its callback would hang
             logger.exception("callback delivery to %s failed unexpectedly", send.url)
             return outcome(error=f"{type(exc).__name__}: {exc}")
-        return outcome(
-            status_code=answer.status_code,
-            error=answer.error,
-            refused=answer.refused,
-            retry_after=answer.retry_after,
-            location=answer.location,
-            body_excerpt=answer.body_excerpt,
-        )
+        return answer.outcome(send.id, send.delivery, self._now())
