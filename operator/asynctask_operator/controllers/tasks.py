@@ -52,8 +52,20 @@ class RequeueSoon(Exception):
 
 
 def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch turning status ``old`` into ``new`` (changed top-level keys only)."""
-    patch: dict[str, Any] = {k: v for k, v in new.items() if old.get(k) != v}
+    """A JSON merge patch (RFC 7396) turning status ``old`` into ``new``: changed keys only.
+
+    A merge patch merges nested objects: a key the new object lacks must be sent as null,
+    at every depth, or the server keeps it (a Delivered callback would keep the lastError of
+    an earlier delivery). Lists are replaced whole."""
+    patch: dict[str, Any] = {}
+    for key, value in new.items():
+        before = old.get(key)
+        if isinstance(value, dict) and isinstance(before, dict):
+            nested = status_patch(before, value)
+            if nested:
+                patch[key] = nested
+        elif before != value:
+            patch[key] = value
     patch.update({k: None for k in old if k not in new})
     return patch
 

@@ -1,0 +1,56 @@
+"""status_patch: a JSON merge patch (RFC 7396) that really turns the old status into the new."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import pytest
+
+from asynctask_operator.controllers.tasks import status_patch
+
+
+def apply_merge_patch(target: Any, patch: Any) -> Any:
+    """RFC 7396, as the API server applies a merge patch."""
+    if not isinstance(patch, dict):
+        return copy.deepcopy(patch)
+    result = dict(target) if isinstance(target, dict) else {}
+    for key, value in patch.items():
+        if value is None:
+            result.pop(key, None)
+        else:
+            result[key] = apply_merge_patch(result.get(key), value)
+    return result
+
+
+CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
+    # a Delivered callback drops the error and the due time of the failed delivery before it
+    (
+        {
+            "phase": "Succeeded",
+            "callback": {"id": "a", "state": "Delivering", "lastError": "HTTP 503", "nextAttemptTime": "t"},
+        },
+        {"phase": "Succeeded", "callback": {"id": "a", "state": "Delivered", "lastStatusCode": 200}},
+        {"callback": {"state": "Delivered", "lastStatusCode": 200, "lastError": None, "nextAttemptTime": None}},
+    ),
+    # a field gone at the top level
+    ({"phase": "Retrying", "nextRetryTime": "t"}, {"phase": "Running"}, {"phase": "Running", "nextRetryTime": None}),
+    # nested twice
+    ({"a": {"b": {"c": 1, "d": 2}}}, {"a": {"b": {"c": 1}}}, {"a": {"b": {"d": None}}}),
+    # lists are replaced whole
+    ({"attempts": [{"n": 1}]}, {"attempts": [{"n": 1}, {"n": 2}]}, {"attempts": [{"n": 1}, {"n": 2}]}),
+    # an object becoming a scalar, and back
+    ({"result": {"x": 1}}, {"result": 5}, {"result": 5}),
+    ({"result": 5}, {"result": {"x": 1}}, {"result": {"x": 1}}),
+    # nothing changed
+    ({"progress": {"percent": 5}}, {"progress": {"percent": 5}}, {}),
+]
+
+
+@pytest.mark.parametrize(("old", "new", "expected"), CASES)
+def test_the_patch_is_minimal_and_applies_to_the_new_status(
+    old: dict[str, Any], new: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    patch = status_patch(old, new)
+    assert patch == expected
+    assert apply_merge_patch(old, patch) == new
