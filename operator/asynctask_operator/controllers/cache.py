@@ -65,6 +65,9 @@ def _encode(obj: dict[str, Any]) -> bytes:
     return json.dumps(slim_task(obj), separators=(",", ":"), ensure_ascii=False).encode()
 
 
+SUPERSEDED_KEPT = 4  # per task: older resourceVersions recognised in a late watch event
+
+
 class TaskStore(MutableMapping[Key, dict[str, Any]]):
     """The AsyncTasks, each kept as compact JSON; every read decodes a fresh dict.
 
@@ -117,6 +120,8 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
 class Cache:
     def __init__(self) -> None:
         self.tasks = TaskStore()
+        self._task_rv: dict[Key, tuple[str, bool]] = {}  # (resourceVersion, from a write's answer) held
+        self._superseded: dict[Key, tuple[str, ...]] = {}  # the last few it held before (older ones)
         self.scheduledtasks: dict[Key, dict[str, Any]] = {}
         self._runs_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
         self._run_owner: dict[Key, str] = {}  # run -> the uid of its ScheduledTask
@@ -168,12 +173,24 @@ class Cache:
         return False
 
     # -- tasks
+    def stale_task(self, obj: dict[str, Any]) -> bool:
+        """This copy of a task is one the cache has already moved past.
+
+        A watch event can arrive after the answer to a later write of the operator's own (the
+        event of its previous write, say). Storing it would take the cache back a version and
+        the next status write would be refused with a 409. resourceVersions are opaque, but
+        one the cache replaced by a newer version is known to be older: such a copy is skipped."""
+        rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
+        return bool(rv) and rv in self._superseded.get(key_of(obj), ())
+
     def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> Key:
         """Store a task; from a write's answer (``answer_to_request_at``: when the request was sent)
         only if no watch event for it arrived since: that event is at least as new as the answer."""
         key = key_of(obj)
-        if self._newer_event("task", key, answer_to_request_at):
+        answer = answer_to_request_at is not None
+        if self._newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
             return key
+        self._note_version(key, str((obj.get("metadata") or {}).get("resourceVersion") or ""), answer)
         self._unindex_run(key)
         self.tasks[key] = obj
         owner = scheduled_owner(obj)
@@ -185,7 +202,22 @@ class Cache:
             listener(key, obj)
         return key
 
+    def _note_version(self, key: Key, rv: str, answer: bool) -> None:
+        """Remember the version now held, and the one it replaced when that one is surely older:
+        an answer replaces only what arrived before its request was sent (see ``put_task``), and
+        a watch event replaces an earlier event of the same stream. An event replacing an answer
+        proves nothing (it may be a version from before the write that the stream delivers late)."""
+        previous = self._task_rv.get(key)
+        if previous is not None and rv and previous[0] != rv and (answer or not previous[1]):
+            self._superseded[key] = (*self._superseded.get(key, ())[-(SUPERSEDED_KEPT - 1) :], previous[0])
+        if answer and rv in self._superseded.get(key, ()):  # the server says it is current after all
+            self._superseded[key] = tuple(v for v in self._superseded[key] if v != rv)
+        if rv:
+            self._task_rv[key] = (rv, answer)
+
     def drop_task(self, key: Key) -> None:
+        self._task_rv.pop(key, None)
+        self._superseded.pop(key, None)
         self._unindex_run(key)
         self.tasks.pop(key, None)
         self._forget("task", key)

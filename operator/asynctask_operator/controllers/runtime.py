@@ -120,6 +120,8 @@ class Runtime:
             return
         if self.cache.holds("task", obj):  # kopf replaying its listing of what sync() listed: nothing new
             return
+        if self.cache.stale_task(obj):  # an older version than the cache holds (our own write overtook it)
+            return
         self.cache.watched("task", key)
         self.cache.put_task(obj)
         self.queue.add(("task", *key))
