@@ -24,6 +24,7 @@ from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
 from asynctask_operator.logs import setup_logging
+from asynctask_operator.memory import tune_malloc
 from asynctask_operator.settings import OperatorSettings
 
 
@@ -127,6 +128,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "crds":
         return _crds(args)
+    tune_malloc()  # before the listings and the client's threads (ADR 0012)
     setup_logging(args.log_format, args.verbose)
     settings = OperatorSettings(
         core=dataclasses.replace(
