@@ -14,6 +14,7 @@ event is decoded on its own, so nothing is shared between tasks.
 from __future__ import annotations
 
 import collections
+import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator, MutableMapping
@@ -278,6 +279,15 @@ class Cache:
             self._jobs_by_owner[view.owner_uid][view.name] = view
         self._touch("job", key)
         return view
+
+    def job_deleting(self, key: Key) -> None:
+        """The operator deleted this Job: hold it as being deleted until the watch reports it gone."""
+        view = self.jobs.get(key)
+        if view is not None and not view.deleting:
+            deleting = dataclasses.replace(view, deleting=True)
+            self.jobs[key] = deleting
+            if view.owner_uid:
+                self._jobs_by_owner[view.owner_uid][view.name] = deleting
 
     def drop_job(self, key: Key) -> JobView | None:
         view = self.jobs.pop(key, None)

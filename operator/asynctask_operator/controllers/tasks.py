@@ -217,6 +217,7 @@ class TaskReconciler:
         if decision.delete_task:
             logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
             await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)
+            self.cache.drop_task((ns, name))  # gone: a reconcile before its DELETED event must not delete it again
         if decision.send_callback is not None and self.callbacks is not None:
             self.callbacks.submit((ns, name), decision.send_callback)  # the status records the event by now
         return decision
@@ -234,6 +235,7 @@ class TaskReconciler:
             return
         if not job.finished and not job.deleting:
             await self.api.delete(JOBS, ns, name)
+            self.cache.job_deleting((ns, name))  # until the watch says so: no second DELETE meanwhile
 
     async def _create_job(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
         assert decision.create_job is not None
