@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import contextlib
 import dataclasses
 import json
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import aiohttp.web
@@ -65,18 +66,27 @@ class Receiver:
         return aiohttp.web.Response(status=answer, text="receiver says hi", headers=headers)
 
 
-@pytest.fixture()
-async def receiver() -> AsyncIterator[Receiver]:
-    rx = Receiver()
+@contextlib.asynccontextmanager
+async def serving(handle: Callable[[aiohttp.web.Request], Awaitable[aiohttp.web.Response]]) -> AsyncIterator[int]:
+    """An HTTP server on 127.0.0.1 answering every POST with ``handle``; yields its port."""
     app = aiohttp.web.Application()
-    app.router.add_route("POST", "/{tail:.*}", rx.handle)
+    app.router.add_route("POST", "/{tail:.*}", handle)
     runner = aiohttp.web.AppRunner(app, shutdown_timeout=0.1)
     await runner.setup()
     site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
     await site.start()
-    rx.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield rx
-    await runner.cleanup()
+    try:
+        yield int(site._server.sockets[0].getsockname()[1])  # type: ignore[union-attr]
+    finally:
+        await runner.cleanup()
+
+
+@pytest.fixture()
+async def receiver() -> AsyncIterator[Receiver]:
+    rx = Receiver()
+    async with serving(rx.handle) as port:
+        rx.port = port
+        yield rx
 
 
 async def create_secret(k: kmock.KubernetesEmulator, name: str, data: dict[str, str]) -> None:

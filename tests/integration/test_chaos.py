@@ -58,7 +58,7 @@ from standardwebhooks import Webhook
 
 from asynctask_operator.core.naming import job_name
 from tests.integration.harness import AT, JOBS, NS, Cluster, Operator
-from tests.integration.test_callbacks import WHSEC, Delivery, create_secret
+from tests.integration.test_callbacks import WHSEC, Delivery, create_secret, serving
 
 TASKS = int(os.environ.get("ASYNCTASK_CHAOS_TASKS", "300"))
 SEED = int(os.environ.get("ASYNCTASK_CHAOS_SEED", "20250301"))
@@ -340,15 +340,9 @@ class FlakyReceiver:
 @pytest.fixture()
 async def receiver() -> AsyncIterator[FlakyReceiver]:
     rx = FlakyReceiver()
-    app = aiohttp.web.Application()
-    app.router.add_route("POST", "/{tail:.*}", rx.handle)
-    runner = aiohttp.web.AppRunner(app, shutdown_timeout=0.1)
-    await runner.setup()
-    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
-    await site.start()
-    rx.port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
-    yield rx
-    await runner.cleanup()
+    async with serving(rx.handle) as port:
+        rx.port = port
+        yield rx
 
 
 def make_callbacks(rng: random.Random, names: list[str], receiver: FlakyReceiver) -> dict[str, dict[str, Any]]:
