@@ -165,8 +165,26 @@ class BenchEmulator(kmock.KubernetesEmulator):
         meta["resourceVersion"] = str(next(self._versions))
 
     async def _serve_list(self, request: Any) -> Any:
+        """kmock's listing, with a resourceVersion (kmock answers "...") and in pages, as an API server does.
+
+        ``limit`` and ``continue`` (kmock ignores both): the page after the continue token's
+        object, in (namespace, name) order, and a token when more remain. Without paging, a
+        client that lists in pages would be measured holding the whole listing at once."""
         listing = cast(dict[str, Any], await super()._serve_list(request))
-        listing["metadata"] = {"resourceVersion": str(next(self._versions))}  # kmock answers "..."
+        params = request.params or {}
+        token = str(params.get("continue") or "")
+        version = token.split("|", 1)[0] if token else str(next(self._versions))
+        listing["metadata"] = {"resourceVersion": version}
+        limit = int(params.get("limit") or 0)
+        if limit > 0:
+            items = sorted(listing["items"], key=_ns_name)
+            if token:
+                after = tuple(token.split("|", 1)[1].split("/", 1))
+                items = [o for o in items if _ns_name(o) > after]
+            if len(items) > limit:
+                last = _ns_name(items[limit - 1])
+                listing["metadata"]["continue"] = f"{version}|{last[0]}/{last[1]}"
+            listing["items"] = items[:limit]
         return listing
 
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
@@ -255,6 +273,11 @@ class BenchEmulator(kmock.KubernetesEmulator):
 
     def operator_hits(self, since: int = 0) -> list[Hit]:
         return [h for h in self.hits[since:] if h.operator]
+
+
+def _ns_name(obj: Any) -> tuple[str, str]:
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 def _version_of(obj: Any) -> int:

@@ -9,8 +9,8 @@ Everything that grants or describes the operator's RBAC comes from ``RULES``:
 - the RBAC table of docs/install.md (``python -m asynctask_operator.rbac --markdown``).
 
 ``tests/unit/test_rbac.py`` holds the table to the code: every API call the operator
-makes (``api.create/get/list_objects/patch/delete/replace(RESOURCE, ...)``) and every
-watch kopf opens must be granted here, and nothing here may go unused, but for a short
+makes (``api.create/get/list_objects/list_pages/watch/patch/delete/replace(RESOURCE, ...)``) and every
+watch kopf or the operator opens must be granted here, and nothing here may go unused, but for a short
 list of exceptions that say why. ``tests/unit/test_chart.py`` checks that the generated
 file is up to date.
 
@@ -71,7 +71,7 @@ class Rule:
 RULES: tuple[Rule, ...] = (
     # -- AsyncTasks
     Rule("asynctask.dev", ("asynctasks",), ("list", "watch"), "namespaced",
-         "follow every task: kopf's watch stream and the periodic resync listing"),
+         "follow every task: the operator's own watch and the listings (at start, after an expired watch, resync)"),
     Rule("asynctask.dev", ("asynctasks",), ("delete",), "namespaced",
          "delete a finished task when its TTL runs out, and ScheduledTask runs beyond the history limits"),
     Rule("asynctask.dev", ("asynctasks",), ("create", "get"), "namespaced",
@@ -84,7 +84,7 @@ RULES: tuple[Rule, ...] = (
          "Jobs name their AsyncTask as owner with blockOwnerDeletion: true (OwnerReferencesPermissionEnforcement)"),
     # -- TaskTypes, TaskQueues, ScheduledTasks
     Rule("asynctask.dev", ("tasktypes", "taskqueues", "scheduledtasks"), ("list", "watch"), "namespaced",
-         "follow task types, queues and schedules: kopf's watch streams and the resync listing"),
+         "follow task types, queues and schedules: kopf's watch streams and the listings"),
     Rule("asynctask.dev", ("tasktypes/status", "taskqueues/status", "scheduledtasks/status"), ("patch",),
          "namespaced", "TaskType Ready, TaskQueue counts, ScheduledTask last/next schedule and active runs"),
     Rule("asynctask.dev", ("scheduledtasks",), ("get",), "namespaced",

@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import pathlib
+from typing import Any
+
 import kmock
 
 from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
 
 JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"
+TASKS_PATH = "/apis/asynctask.dev/v1alpha1/asynctasks"
 
 
 def job_posts(k: kmock.KubernetesEmulator) -> int:
@@ -121,3 +125,29 @@ async def test_server_errors_on_status_write_are_retried(
     await cluster.create_task("patient", {"type": "echo"})
     await eventually(lambda: cluster.phase("patient") == "Running", what="Running")
     assert job_posts(kmock) == 1
+
+
+async def test_a_watch_refused_as_expired_lists_again_and_one_refused_with_500_is_retried(
+    cluster: Cluster, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, kmock: kmock.KubernetesEmulator
+) -> None:
+    """The operator's own watch of tasks (ADR 0013): 410 Gone -> a new listing; 500 -> the watch again."""
+    watches = kmock["get", TASKS_PATH, {"watch": "true"}]
+    watches[:1] << 410
+    watches[1:2] << 500
+    await cluster.create_tasktype("echo")
+    await cluster.create_task("early", {"type": "echo"})
+    op = Operator(kubeconfig, tmp_path / "operator.log")
+    await op.start()
+    try:
+        await eventually(lambda: len(ours(watches)) >= 3, what="a third watch of tasks")
+        await cluster.create_task("late", {"type": "echo"})  # seen only through the third watch
+        await eventually(lambda: cluster.phase("early") == cluster.phase("late") == "Running", what="both Running")
+        listings = [r for r in ours(kmock["get", TASKS_PATH]) if r.params.get("watch") != "true"]
+        assert len(listings) == 2, "the listing before the first reconcile, and one after the 410"
+        assert "expired; listing again" in op.log()
+    finally:
+        await op.stop()
+
+
+def ours(view: Any) -> list[Any]:
+    return [r for r in view if r.headers.get("User-Agent", "").startswith("asynctask-operator")]

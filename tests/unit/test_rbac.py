@@ -36,6 +36,8 @@ METHOD_VERBS = {
     "create": "create",
     "get": "get",
     "list_objects": "list",
+    "list_pages": "list",
+    "watch": "watch",
     "patch": "patch",
     "delete": "delete",
     "replace": "update",

@@ -1,7 +1,8 @@
 """The periodic resync never puts a listed copy over a newer one the cache got meanwhile.
 
-Found by the chaos test: a resync lists tasks, then Jobs, then pods, and only then stores
-what it listed. A watch event (or the answer to a write) that arrives in between is newer
+Found by the chaos test: a resync lists tasks, then Jobs, then pods, and only then stored
+what it listed (now each page is stored as it comes, and the race is between the server's
+answer and the storing of it). A watch event (or the answer to a write) that arrives in between is newer
 than the listing; storing the listed copy over it undid it, with no later event to redo
 it: a completed Job read as running again (its finished task then deleted it, pods and
 logs with it), a task read back to an earlier phase (a Job created again for an attempt
@@ -10,7 +11,7 @@ whose Job had been deleted, or status writes refused with 409 until the next res
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, RequestCounter, Resource
@@ -35,6 +36,17 @@ class ListingApi:
             self.during.pop(resource)()
         return answer
 
+    async def list_pages(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """The snapshot in pages of one object: ``during`` runs after the server answered the first,
+        before the operator has stored it."""
+        answer = await self.list_objects(resource, namespace, label_selector)
+        for obj in answer:
+            yield [obj], "1"
+        if not answer:
+            yield [], "1"
+
 
 def raw_task(phase: str | None, resource_version: str) -> dict[str, Any]:
     obj = task("t").build().model_dump(by_alias=True, exclude_none=True, mode="json")
@@ -54,7 +66,7 @@ async def test_a_job_that_finished_during_the_resync_stays_finished() -> None:
     api = ListingApi({JOBS: [active], ASYNCTASKS: [raw_task("Running", "1")]})
     runtime = await runtime_after_first_sync(api)
     # The Job completes after the resync listed it, before the resync stores what it listed.
-    api.during[PODS] = lambda: runtime.on_job("MODIFIED", job("t", 1).complete().build())
+    api.during[JOBS] = lambda: runtime.on_job("MODIFIED", job("t", 1).complete().build())
     await runtime.sync()
     assert runtime.cache.jobs["media", "t-1"].finished
 
@@ -62,7 +74,7 @@ async def test_a_job_that_finished_during_the_resync_stays_finished() -> None:
 async def test_a_task_written_during_the_resync_is_not_read_back_to_its_listed_phase() -> None:
     api = ListingApi({ASYNCTASKS: [raw_task(None, "1")]})
     runtime = await runtime_after_first_sync(api)
-    api.during[JOBS] = lambda: runtime.on_task("MODIFIED", raw_task("Running", "2"))
+    api.during[ASYNCTASKS] = lambda: runtime.on_task("MODIFIED", raw_task("Running", "2"))
     await runtime.sync()
     assert runtime.cache.tasks["media", "t"]["status"]["phase"] == "Running"
     assert runtime.cache.tasks["media", "t"]["metadata"]["resourceVersion"] == "2"
@@ -72,7 +84,7 @@ async def test_a_job_deleted_during_the_resync_is_not_brought_back() -> None:
     active = job("t", 1).build()
     api = ListingApi({JOBS: [active], PODS: [pod("t-1").build()]})
     runtime = await runtime_after_first_sync(api)
-    api.during[PODS] = lambda: runtime.on_job("DELETED", active)
+    api.during[JOBS] = lambda: runtime.on_job("DELETED", active)
     await runtime.sync()
     assert ("media", "t-1") not in runtime.cache.jobs
 

@@ -12,7 +12,12 @@ Exceptions::
     ApiError              any non-2xx answer that was not retried away
      +-- NotFound         404
      +-- Conflict         409 (AlreadyExists on create, stale resourceVersion on patch)
+     +-- Gone             410 (a watch or listing continued from a resourceVersion too old to serve)
      +-- Invalid          422 (the API server refused the object; the message says why)
+
+Listings come in pages (:meth:`KubeClient.list_pages`) and watches are read line by line
+in a thread of their own (:meth:`KubeClient.watch`): neither holds a whole resource's
+objects in memory at once.
 """
 
 from __future__ import annotations
@@ -20,11 +25,13 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
 import random
-from collections.abc import Callable
+import threading
+from collections.abc import AsyncIterator, Callable, Iterator
 from typing import Any
 
 import kubernetes.client
@@ -37,6 +44,8 @@ USER_AGENT = "asynctask-operator"
 RETRY_AFTER_CAP = 60.0
 RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
+LIST_PAGE_SIZE = 500  # objects per listing request (the API server's default chunking in kubectl)
+WATCH_BUFFER = 256  # watch events read ahead of the consumer; the reading thread waits beyond that
 
 
 class ApiError(Exception):
@@ -55,11 +64,15 @@ class Conflict(ApiError):
     pass
 
 
+class Gone(ApiError):
+    pass
+
+
 class Invalid(ApiError):
     pass
 
 
-_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 422: Invalid}
+_ERRORS: dict[int, type[ApiError]] = {404: NotFound, 409: Conflict, 410: Gone, 422: Invalid}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -192,10 +205,92 @@ class KubeClient:
     async def list_objects(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        query = [("labelSelector", label_selector)] if label_selector else []
-        answer = await self._request("list", "GET", resource, resource.path(namespace), query=query)
-        items: list[dict[str, Any]] = answer.get("items") or []
+        items: list[dict[str, Any]] = []
+        async for page, _ in self.list_pages(resource, namespace, label_selector):
+            items.extend(page)
         return items
+
+    async def list_pages(
+        self,
+        resource: Resource,
+        namespace: str | None = None,
+        label_selector: str | None = None,
+        *,
+        limit: int = LIST_PAGE_SIZE,
+    ) -> AsyncIterator[tuple[list[dict[str, Any]], str]]:
+        """A listing, a page of at most ``limit`` objects at a time, each with the listing's resourceVersion.
+
+        A caller that converts each page as it comes never holds the whole listing. Raises
+        :class:`Gone` when the API server has expired the listing's continue token (the
+        caller lists again)."""
+        token = ""
+        while True:
+            query = [("limit", str(limit))]
+            if label_selector:
+                query.append(("labelSelector", label_selector))
+            if token:
+                query.append(("continue", token))
+            answer = await self._request("list", "GET", resource, resource.path(namespace), query=query)
+            meta = answer.get("metadata") or {}
+            yield answer.get("items") or [], str(meta.get("resourceVersion") or "")
+            token = str(meta.get("continue") or "")
+            if not token:
+                return
+
+    async def watch(
+        self,
+        resource: Resource,
+        namespace: str | None,
+        label_selector: str | None,
+        resource_version: str,
+        *,
+        timeout_seconds: int = 300,
+    ) -> AsyncIterator[dict[str, Any]]:
+        """The events of one watch request from ``resource_version``, decoded, until the server ends it.
+
+        With bookmarks (each one's resourceVersion is where to watch from next). A thread reads
+        and decodes the stream, at most :data:`WATCH_BUFFER` events ahead; closing the iterator
+        closes the connection. Raises :class:`ApiError` when the request is refused (:class:`Gone`
+        when ``resource_version`` is too old) or the connection fails; the caller watches again."""
+        query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
+        if label_selector:
+            query.append(("labelSelector", label_selector))
+        if resource_version:
+            query.append(("resourceVersion", resource_version))
+        stream = _WatchStream(asyncio.get_running_loop())
+        path = resource.path(namespace)
+        read_timeout = timeout_seconds + 30.0  # the server ends the stream first; this is for a dead connection
+        threading.Thread(
+            target=stream.run,
+            args=(lambda: self._open(path, query, read_timeout),),
+            name=f"watch-{resource.plural}",
+            daemon=True,
+        ).start()
+        try:
+            status, data = await stream.opened
+            self.counter.add("watch", resource.plural, status)
+            if not 200 <= status < 300:
+                raise (
+                    ApiError(0, "Unreachable", f"GET {path} (watch): {data!r}") if status == 0 else _error(status, data)
+                )
+            while True:
+                item = await stream.next()
+                if item is None:
+                    return
+                yield item
+        finally:
+            stream.close()
+
+    def _open(self, path: str, query: list[tuple[str, str]], read_timeout: float) -> Any:
+        """Send a request and return the urllib3 response unread (for a watch stream)."""
+        params = self._api.param_serialize(
+            method="GET",
+            resource_path=path,
+            query_params=query,
+            header_params={"Accept": "application/json"},
+            auth_settings=["BearerToken"],
+        )
+        return self._api.call_api(*params, _request_timeout=(10.0, read_timeout)).response
 
     async def patch(
         self,
@@ -279,6 +374,92 @@ class KubeClient:
         response = self._api.call_api(*params, _request_timeout=self.retry.request_timeout)
         data = response.read()  # type: ignore[no-untyped-call]
         return response.status, dict(response.headers or {}), data or b""
+
+
+class _WatchStream:
+    """One watch response, read in a thread; its events handed to the event loop, a bounded few ahead."""
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self.opened: asyncio.Future[tuple[int, bytes]] = loop.create_future()
+        self._events: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+        self._room = threading.Semaphore(WATCH_BUFFER)
+        self._closed = threading.Event()
+        self._response: Any = None
+
+    def run(self, open_: Callable[[], Any]) -> None:
+        try:
+            try:
+                response = open_()
+            except kubernetes.client.ApiException as exc:
+                self._call(self._resolve, int(exc.status or 0), str(exc.body or exc.reason or "").encode())
+                return
+            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                self._call(self._resolve, 0, str(exc).encode())
+                return
+            self._response = response
+            if self._closed.is_set():  # closed while connecting: nobody will read this stream
+                return
+            if not 200 <= response.status < 300:
+                self._call(self._resolve, response.status, response.data or b"")
+                response.release_conn()
+                return
+            self._call(self._resolve, response.status, b"")
+            for line in _lines(response):
+                if self._closed.is_set():
+                    break
+                event = json.loads(line)
+                while not self._room.acquire(timeout=1.0):  # the consumer is behind: wait for it
+                    if self._closed.is_set():
+                        return
+                self._call(self._events.put_nowait, event)
+            self._call(self._events.put_nowait, None)
+        except Exception as exc:  # a dropped connection, a read timeout, a line that is not JSON
+            if not self._closed.is_set():
+                self._call(self._events.put_nowait, exc)
+        finally:
+            with contextlib.suppress(Exception):
+                if self._response is not None:
+                    self._response.release_conn()
+
+    def _resolve(self, status: int, data: bytes) -> None:
+        if not self.opened.done():
+            self.opened.set_result((status, data))
+
+    def _call(self, fn: Callable[..., None], *args: Any) -> None:
+        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
+            self._loop.call_soon_threadsafe(fn, *args)
+
+    async def next(self) -> dict[str, Any] | None:
+        item = await self._events.get()
+        if isinstance(item, BaseException):
+            raise ApiError(0, "WatchBroken", str(item) or type(item).__name__) from item
+        if item is not None:
+            self._room.release()
+        return item
+
+    def close(self) -> None:
+        self._closed.set()
+        response = self._response
+        if response is not None:
+            with contextlib.suppress(Exception):
+                response.shutdown()  # unblocks the thread's read at once
+
+
+def _lines(response: Any) -> Iterator[bytes]:
+    """The non-empty lines of a streamed response body, as they arrive."""
+    buffer = b""
+    for chunk in response.stream(amt=None, decode_content=True):
+        buffer += chunk
+        while True:
+            end = buffer.find(b"\n")
+            if end < 0:
+                break
+            line, buffer = buffer[:end], buffer[end + 1 :]
+            if line.strip():
+                yield line
+    if buffer.strip():
+        yield buffer
 
 
 def _decode(data: bytes) -> dict[str, Any]:

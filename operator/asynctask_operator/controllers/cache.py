@@ -338,8 +338,11 @@ class Cache:
     def forget_drops_before(self, since: float) -> None:
         self._dropped = {k: when for k, when in self._dropped.items() if when >= since}
 
-    def stale(self, kind: str, listed: set[Key], since: float) -> list[Key]:
-        """Keys of ``kind`` not in a full listing begun at ``since`` and not updated after it."""
+    def stale(self, kind: str, listed: set[Key], since: float, namespace: str | None = None) -> list[Key]:
+        """Keys of ``kind`` (in ``namespace``, or any) not in a full listing begun at ``since`` and not
+        updated after it."""
         return [
-            key for (k, key), when in list(self._touched.items()) if k == kind and key not in listed and when < since
+            key
+            for (k, key), when in list(self._touched.items())
+            if k == kind and key not in listed and when < since and (namespace is None or key[0] == namespace)
         ]

@@ -1,11 +1,13 @@
-"""The running operator: kopf watches feed the cache; workers reconcile keys off one queue.
+"""The running operator: watches feed the cache; workers reconcile keys off one queue.
 
-kopf supplies login, the watch streams and the process lifecycle. Its handlers here
-only store what they see and queue a key: no kopf handler state, no finalizers, no
-annotations on the objects. Everything else is ours: the cache (primed by a listing
-before the first reconcile, so "the TaskType does not exist" is never concluded from
-an empty cache), the work queue, the clock, and a periodic resync that repairs what a
-lost event could have left stale.
+Tasks, Jobs and pods (thousands) are listed in pages and watched by the operator itself
+(:meth:`Runtime.follow`, ADR 0013); kopf supplies login, the process lifecycle and the
+watches of TaskTypes, TaskQueues and ScheduledTasks. Every handler only stores what it
+sees and queues a key: no kopf handler state, no finalizers, no annotations on the
+objects. Everything else is ours: the cache (filled by a listing before the first
+reconcile, so "the TaskType does not exist" is never concluded from an empty cache),
+the work queue, the clock, and a periodic resync that repairs what a lost event could
+have left stale.
 """
 
 from __future__ import annotations
@@ -37,6 +39,7 @@ from asynctask_operator.adapters.kube import (
     TASKTYPES,
     ApiError,
     Conflict,
+    Gone,
     KubeClient,
     NotFound,
     Resource,
@@ -63,6 +66,7 @@ logger = logging.getLogger(__name__)
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "queue" or "scheduledtask"
 MAX_ERROR_BACKOFF = 60.0
+MAX_WATCH_BACKOFF = 30.0
 
 
 def utcnow() -> dt.datetime:
@@ -103,6 +107,7 @@ class Runtime:
             self.cache, api, settings, self.admissions, self.reports, self.metrics, self.callbacks
         )
         self._failures: dict[WorkKey, int] = {}
+        self.versions: dict[tuple[str, str | None], str] = {}  # (kind, namespace) -> resourceVersion listed
         self.schedules = ScheduleReconciler(
             self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)), metrics=self.metrics
         )
@@ -175,64 +180,91 @@ class Runtime:
         for tns, tname in self.cache.unfinished_tasks_of_type(*key):
             self.queue.add(("task", tns, tname))
 
-    # ------------------------------------------------------------------ listing
+    # ------------------------------------------------------------------ listing and watching
 
-    async def _list(self, resource: Resource, selector: str | None = None) -> list[dict[str, Any]]:
-        namespaces: Iterable[str | None] = self.settings.namespaces or (None,)
-        items: list[dict[str, Any]] = []
-        for ns in namespaces:
-            items.extend(await self.api.list_objects(resource, ns, selector))
-        return items
+    def _fill(self, kind: str, obj: dict[str, Any]) -> None:
+        """Put a listed object into the cache (a listing fills the cache; the queue is filled after it)."""
+        if kind == "task":
+            self.cache.put_task(obj)
+        elif kind == "job":
+            self.cache.put_job(obj)
+        elif kind == "pod":
+            self.cache.put_pod(obj)
+        elif kind == "tasktype":
+            self.cache.put_tasktype(obj)
+        elif kind == "scheduledtask":
+            self.cache.put_scheduledtask(obj)
+
+    def _drop(self, kind: str, key: Key) -> None:
+        """Forget an object a listing no longer has (its DELETED event was missed)."""
+        if kind == "task":
+            self.on_task("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+        elif kind == "job":
+            self.cache.drop_job(key)
+        elif kind == "pod":
+            self.cache.drop_pod(key)
+        elif kind == "tasktype":
+            self.cache.drop_tasktype(key)
+        elif kind == "scheduledtask":
+            self.on_scheduledtask("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+
+    async def _relist(self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None) -> str:
+        """List one kind (in one namespace, or all) into the cache a page at a time; the listing's resourceVersion.
+
+        What the cache got since the listing began (a watch event, the answer to a write) is at
+        least as new as the listing, and the watch brings whatever comes after it: putting the
+        listed copy over it would undo a newer state with nothing left to redo it (a finished Job
+        seen running again, a task read back to an earlier phase). The listing only fills gaps,
+        and drops what it no longer has. Each page goes into the cache as it is read: the raw
+        objects of a whole listing at once would be the operator's peak memory (~7 KB per task
+        decoded), which the process keeps long after."""
+        while True:
+            began = time.monotonic()
+            listed: set[Key] = set()
+            version = ""
+            try:
+                async for page, listed_version in self.api.list_pages(resource, namespace, selector):
+                    version = listed_version
+                    for obj in page:
+                        key = key_of(obj)
+                        listed.add(key)
+                        if not self.cache.changed_since(kind, key, began):
+                            self._fill(kind, obj)
+            except Gone:  # the continue token expired between two pages: list again from the start
+                logger.info("listing %s: continue token expired; listing again", resource.plural)
+                continue
+            for key in self.cache.stale(kind, listed, began, namespace):
+                self._drop(kind, key)
+            return version
 
     async def sync(self) -> None:
-        """List everything watched, replace what the cache holds, and queue every task.
+        """List everything, fill the cache, and queue every task.
 
-        Run once before the first reconcile, then every ``resync_seconds``."""
+        Run once before the first reconcile (so "the TaskType does not exist" is never concluded
+        from an empty cache), then every ``resync_seconds`` (a level-based repair of whatever a
+        lost event could have left stale). The watches of tasks, Jobs and pods start from the
+        first one's resourceVersions (:meth:`follow`)."""
         began = time.monotonic()
-        # What the cache got since the listing began (a watch event, the answer to a write) is at
-        # least as new as the listing, and the watch brings whatever comes after it: putting the
-        # listed copy over it would undo a newer state with nothing left to redo it (a finished Job
-        # seen running again, a task read back to an earlier phase). The listing only fills gaps.
-        # Each listing goes into the cache as soon as it is read, and only its keys are kept: the
-        # raw objects of every kind at once (~20 KB per task with its Job and pod) would be the
-        # operator's peak memory, which the process keeps long after.
-        changed = self.cache.changed_since
-        listed: dict[str, set[Key]] = {}
-
-        async def fill(kind: str, resource: Resource, put: Any, selector: str | None = None) -> None:
-            keys = listed[kind] = set()
-            for obj in await self._list(resource, selector):
-                key = key_of(obj)
-                keys.add(key)
-                if not changed(kind, key, began):
-                    put(obj)
-
+        namespaces: Iterable[str | None] = self.settings.namespaces or (None,)
         try:
-            await fill("tasktype", TASKTYPES, self.cache.put_tasktype)
-            queues = await self._list(TASKQUEUES)
+            for ns in namespaces:
+                await self._relist("tasktype", TASKTYPES, ns)
+            queues = [obj for ns in namespaces for obj in await self.api.list_objects(TASKQUEUES, ns)]
             listed_queues = {key_of(o) for o in queues}
             for obj in queues:
                 self.on_taskqueue(None, obj)
             for key in [k for k in self.admissions.objects if k not in listed_queues]:
                 self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
-            await fill("job", JOBS, self.cache.put_job, OWNED_SELECTOR)
-            await fill("pod", PODS, self.cache.put_pod, OWNED_SELECTOR)
-            await fill("task", ASYNCTASKS, self.cache.put_task)
-            await fill("scheduledtask", SCHEDULEDTASKS, self.cache.put_scheduledtask)
+            for ns in namespaces:
+                self.versions["job", ns] = await self._relist("job", JOBS, ns, OWNED_SELECTOR)
+                self.versions["pod", ns] = await self._relist("pod", PODS, ns, OWNED_SELECTOR)
+                self.versions["task", ns] = await self._relist("task", ASYNCTASKS, ns)
+                await self._relist("scheduledtask", SCHEDULEDTASKS, ns)
         except NotFound as exc:
             raise SystemExit(
                 "the asynctask.dev CRDs are not installed in this cluster: run `asynctask-operator crds --apply` "
                 f"(or kubectl apply -f crds/) first ({exc.message})"
             ) from None
-        for kind, drop in (
-            ("tasktype", self.cache.drop_tasktype),
-            ("job", self.cache.drop_job),
-            ("pod", self.cache.drop_pod),
-            ("task", self.cache.drop_task),
-            ("scheduledtask", self.cache.drop_scheduledtask),
-        ):
-            for key in self.cache.stale(kind, listed[kind], began):
-                drop(key)
         self.cache.forget_drops_before(began)
         self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods", "scheduledtasks"})
         for ns, name in list(self.cache.tasktypes):
@@ -243,12 +275,63 @@ class Runtime:
             self.queue.add(("scheduledtask", ns, name))
         logger.info(
             "synced %d tasks, %d task types, %d jobs, %d pods in %.2fs",
-            len(listed["task"]),
-            len(listed["tasktype"]),
-            len(listed["job"]),
-            len(listed["pod"]),
+            len(self.cache.tasks),
+            len(self.cache.tasktypes),
+            len(self.cache.jobs),
+            len(self.cache.pods),
             time.monotonic() - began,
         )
+
+    def followers(self) -> list[asyncio.Task[None]]:
+        """The watches of tasks, Jobs and pods, one per served namespace (or one cluster-wide), from
+        the resourceVersions of :meth:`sync`'s listing: call after it."""
+        out = []
+        for ns in self.settings.namespaces or (None,):
+            out.append(asyncio.create_task(self.follow("task", ASYNCTASKS, ns), name=f"watch-tasks-{ns}"))
+            out.append(asyncio.create_task(self.follow("job", JOBS, ns, OWNED_SELECTOR), name=f"watch-jobs-{ns}"))
+            out.append(asyncio.create_task(self.follow("pod", PODS, ns, OWNED_SELECTOR), name=f"watch-pods-{ns}"))
+        return out
+
+    async def follow(self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None) -> None:
+        """Watch one kind, from where the last event (or bookmark) left off, for as long as the operator runs.
+
+        The operator's own list-then-watch, not kopf's, for the kinds there are thousands of: kopf
+        would list everything again at start and keep each object's event machinery and memory
+        (ADR 0013). A watch that ends is resumed; one whose resourceVersion the server no longer
+        serves (410 Gone) lists again; a failure backs off. Events feed the same handlers as kopf's."""
+        handler = {"task": self.on_task, "job": self.on_job, "pod": self.on_pod}[kind]
+        version = self.versions.get((kind, namespace), "")
+        failures = 0
+        while True:
+            try:
+                if not version:
+                    version = await self._relist(kind, resource, namespace, selector)
+                    self._wake_tasks_in(namespace)  # what changed while nobody watched
+                async for event in self.api.watch(resource, namespace, selector, version):
+                    failures = 0
+                    obj = event.get("object")
+                    if not isinstance(obj, dict):
+                        continue
+                    if event.get("type") == "ERROR":  # a Status in place of an object
+                        raise (Gone if obj.get("code") == 410 else ApiError)(
+                            int(obj.get("code") or 0), str(obj.get("reason") or ""), str(obj.get("message") or "")
+                        )
+                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
+                    if event.get("type") != "BOOKMARK":
+                        handler(event.get("type"), obj)
+            except Gone:
+                logger.info("watching %s: resourceVersion %s expired; listing again", resource.plural, version)
+                version = ""
+            except Exception as exc:
+                failures += 1
+                delay = min(0.5 * 2 ** (failures - 1), MAX_WATCH_BACKOFF)
+                logger.warning("watching %s failed (%s); again in %.1fs", resource.plural, exc, delay)
+                await asyncio.sleep(delay)
+
+    def _wake_tasks_in(self, namespace: str | None) -> None:
+        for ns, name in list(self.cache.tasks):
+            if namespace is None or ns == namespace:
+                self.queue.add(("task", ns, name))
 
     async def resync_forever(self) -> None:
         while True:
@@ -338,20 +421,16 @@ class Runtime:
 
             return on_event
 
-        kopf.on.event(GROUP, VERSION, "asynctasks", registry=registry)(feed(self.on_task))
+        # Tasks, Jobs and pods are watched by the operator itself (``follow``); kopf the few rest.
         kopf.on.event(GROUP, VERSION, "tasktypes", registry=registry)(feed(self.on_tasktype))
         kopf.on.event(GROUP, VERSION, "taskqueues", registry=registry)(feed(self.on_taskqueue))
         kopf.on.event(GROUP, VERSION, "scheduledtasks", registry=registry)(feed(self.on_scheduledtask))
-        kopf.on.event("batch", "v1", "jobs", registry=registry)(feed(self.on_job))
-        kopf.on.event("v1", "pods", registry=registry)(feed(self.on_pod))
         return registry
 
     def kopf_settings(self) -> kopf.OperatorSettings:
         settings = kopf.OperatorSettings()
         settings.posting.enabled = False  # kopf's own Events would be API writes per log line
         settings.scanning.disabled = True  # no CRD/namespace scanning: fewer permissions, fewer watches
-        settings.watching.label_selectors["batch", "v1", "jobs"] = OWNED_SELECTOR
-        settings.watching.label_selectors["v1", "pods"] = OWNED_SELECTOR
         settings.watching.server_timeout = 300
         settings.networking.request_timeout = 330
         return kopfcost.trim(settings)
@@ -396,6 +475,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
     runtime.metrics.leader.set(1)
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
+    background.extend(runtime.followers())
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
     background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
