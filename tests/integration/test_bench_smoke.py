@@ -51,10 +51,14 @@ def test_throughput_through_a_queue(tmp_path: pathlib.Path) -> None:
 
 
 def test_scale(tmp_path: pathlib.Path) -> None:
-    code, result = run(scale.main, tmp_path, "--n", "200", "--burst", "10", "--idle", "1")
+    # 1,200 tasks: more than two pages of 500, so the paged listing is part of what runs.
+    code, result = run(scale.main, tmp_path, "--n", "1200", "--burst", "10", "--idle", "1")
     assert {"first_start", "restart", "idle", "burst_empty", "burst_full", "rss_empty_mb"} <= set(result)
     assert {"synced_s", "converged_s", "rss_mb", "peak_rss_mb", "requests", "writes"} <= set(result["restart"])
-    assert result["running"] == 4 and result["finished"] == 196
+    assert result["running"] == 24 and result["finished"] == 1176
+    # Every task was listed (1,200 + 2 templates + the first burst), in three pages.
+    assert "synced 1212 tasks" in pathlib.Path(result["operator_log"]).read_text()
+    assert result["restart"]["requests_by_kind"]["list asynctasks"] == 3
     assert result["duplicate_job_creates"] == 0
     assert result["writes_to_finished"] == 0
     assert code == 0
