@@ -16,6 +16,7 @@ import asyncio
 import dataclasses
 import datetime as dt
 import socket
+import ssl
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
@@ -124,10 +125,13 @@ class GuardedBackend(httpcore.AsyncNetworkBackend):
 class GuardedTransport(httpx.AsyncHTTPTransport):
     """httpx's transport, its connection pool built on :class:`GuardedBackend`."""
 
-    def __init__(self, backend: GuardedBackend, max_connections: int = 64) -> None:
+    def __init__(
+        self, backend: GuardedBackend, max_connections: int = 64, ssl_context: ssl.SSLContext | None = None
+    ) -> None:
+        """``ssl_context``: the CAs to trust (default: httpx's, the certifi bundle)."""
         super().__init__(trust_env=False)
         self._pool = httpcore.AsyncConnectionPool(
-            ssl_context=httpx.create_ssl_context(),
+            ssl_context=ssl_context or httpx.create_ssl_context(),
             max_connections=max_connections,
             max_keepalive_connections=min(max_connections, 20),
             keepalive_expiry=5.0,
