@@ -22,7 +22,7 @@ import os
 import secrets
 import socket
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from typing import Any
 
 import kopf
@@ -67,6 +67,8 @@ OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
 WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "queue" or "scheduledtask"
 MAX_ERROR_BACKOFF = 60.0
 MAX_WATCH_BACKOFF = 30.0
+Store = Callable[[dict[str, Any]], object]  # put a listed object into the cache
+Forget = Callable[[Key], object]  # drop an object a listing no longer has
 
 
 def utcnow() -> dt.datetime:
@@ -182,31 +184,20 @@ class Runtime:
 
     # ------------------------------------------------------------------ listing and watching
 
-    def _fill(self, kind: str, obj: dict[str, Any]) -> None:
-        """Put a listed object into the cache (a listing fills the cache; the queue is filled after it)."""
-        if kind == "task":
-            self.cache.put_task(obj)
-        elif kind == "job":
-            self.cache.put_job(obj)
-        elif kind == "pod":
-            self.cache.put_pod(obj)
-        elif kind == "tasktype":
-            self.cache.put_tasktype(obj)
-        elif kind == "scheduledtask":
-            self.cache.put_scheduledtask(obj)
+    def _listing_of(self, kind: str) -> tuple[Store, Forget]:
+        """How a listing of ``kind`` stores an object, and forgets one it no longer has (a missed DELETED)."""
 
-    def _drop(self, kind: str, key: Key) -> None:
-        """Forget an object a listing no longer has (its DELETED event was missed)."""
-        if kind == "task":
-            self.on_task("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
-        elif kind == "job":
-            self.cache.drop_job(key)
-        elif kind == "pod":
-            self.cache.drop_pod(key)
-        elif kind == "tasktype":
-            self.cache.drop_tasktype(key)
-        elif kind == "scheduledtask":
-            self.on_scheduledtask("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
+        def stub(key: Key) -> dict[str, Any]:
+            return {"metadata": {"namespace": key[0], "name": key[1]}}
+
+        table: dict[str, tuple[Store, Forget]] = {
+            "task": (self.cache.put_task, lambda key: self.on_task("DELETED", stub(key))),
+            "job": (self.cache.put_job, self.cache.drop_job),
+            "pod": (self.cache.put_pod, self.cache.drop_pod),
+            "tasktype": (self.cache.put_tasktype, self.cache.drop_tasktype),
+            "scheduledtask": (self.cache.put_scheduledtask, lambda key: self.on_scheduledtask("DELETED", stub(key))),
+        }
+        return table[kind]
 
     async def _relist(self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None) -> str:
         """List one kind (in one namespace, or all) into the cache a page at a time; the listing's resourceVersion.
@@ -218,6 +209,7 @@ class Runtime:
         and drops what it no longer has. Each page goes into the cache as it is read: the raw
         objects of a whole listing at once would be the operator's peak memory (~7 KB per task
         decoded), which the process keeps long after."""
+        store, forget = self._listing_of(kind)
         while True:
             began = time.monotonic()
             listed: set[Key] = set()
@@ -229,12 +221,12 @@ class Runtime:
                         key = key_of(obj)
                         listed.add(key)
                         if not self.cache.changed_since(kind, key, began):
-                            self._fill(kind, obj)
+                            store(obj)
             except Gone:  # the continue token expired between two pages: list again from the start
                 logger.info("listing %s: continue token expired; listing again", resource.plural)
                 continue
             for key in self.cache.stale(kind, listed, began, namespace):
-                self._drop(kind, key)
+                forget(key)
             return version
 
     async def sync(self) -> None:
