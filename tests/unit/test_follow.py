@@ -157,3 +157,26 @@ async def test_job_events_wake_the_owning_task() -> None:
     runtime = await follow(api, JOBS, "job")
     assert runtime.cache.jobs["media", "t-1"].finished
     assert ("task", "media", "t") in runtime.queue._pending
+
+
+async def test_an_event_the_cache_cannot_take_is_skipped_and_the_stream_goes_on(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    api = ScriptedApi({}, [[event("ADDED", raw_task("poison", "102")), event("ADDED", raw_task("b", "103"))]])
+    runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
+    original = runtime.cache.put_task
+
+    def put_task(obj: dict[str, Any], *args: Any) -> Any:
+        if obj["metadata"]["name"] == "poison":
+            raise ValueError("cannot take this one")
+        return original(obj, *args)
+
+    monkeypatch.setattr(runtime.cache, "put_task", put_task)
+    await runtime.sync()
+    follower = asyncio.create_task(runtime.follow("task", ASYNCTASKS, None))
+    try:
+        await asyncio.wait_for(api.done.wait(), 5)
+    finally:
+        follower.cancel()
+    assert set(runtime.cache.tasks) == {("media", "b")}
+    assert api.watched_from == ["101", "103"], "the stream went on past the event it could not store"

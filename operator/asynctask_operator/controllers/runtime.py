@@ -310,7 +310,10 @@ class Runtime:
                         )
                     version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
                     if event.get("type") != "BOOKMARK":
-                        handler(event.get("type"), obj)
+                        try:
+                            handler(event.get("type"), obj)
+                        except Exception:  # one object the cache cannot take must not stall the stream
+                            logger.exception("%s %s/%s: event skipped", kind, *key_of(obj))
             except Gone:
                 logger.info("watching %s: resourceVersion %s expired; listing again", resource.plural, version)
                 version = ""
