@@ -364,6 +364,24 @@ async def emulator() -> AsyncIterator[BenchEmulator]:
                 await keepalive
 
 
+async def create_tasks(
+    bench: Bench, names: Sequence[str], spec: dict[str, Any], concurrency: int, rate: float | None
+) -> None:
+    """POST every task, ``concurrency`` at once, paced at ``rate`` per second when given."""
+    sem = asyncio.Semaphore(concurrency)
+    start = time.monotonic()
+
+    async def one(i: int, name: str) -> None:
+        if rate:
+            delay = start + i / rate - time.monotonic()
+            if delay > 0:
+                await asyncio.sleep(delay)
+        async with sem:
+            await bench.cluster.create_task(name, spec)
+
+    await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
+
+
 class PhaseLog:
     """Every phase the operator wrote on each task, with the time kmock answered the write.
 

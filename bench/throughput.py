@@ -51,6 +51,7 @@ from bench.common import (
     JobPlayer,
     PhaseLog,
     ProcStats,
+    create_tasks,
     emit,
     emulator,
     parser,
@@ -98,24 +99,6 @@ class Timeline:
             active += delta
             peak = max(peak, active)
         return peak
-
-
-async def create_tasks(
-    bench: Bench, names: Sequence[str], spec: dict[str, Any], concurrency: int, rate: float | None
-) -> None:
-    """POST every task, ``concurrency`` at once, paced at ``rate`` per second when given."""
-    sem = asyncio.Semaphore(concurrency)
-    start = time.monotonic()
-
-    async def one(i: int, name: str) -> None:
-        if rate:
-            delay = start + i / rate - time.monotonic()
-            if delay > 0:
-                await asyncio.sleep(delay)
-        async with sem:
-            await bench.cluster.create_task(name, spec)
-
-    await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
 
 
 async def run_kmock(
