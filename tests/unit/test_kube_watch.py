@@ -133,3 +133,35 @@ async def test_closing_the_iterator_closes_the_connection(server: tuple[Server, 
     assert (await anext(stream))["type"] == "ADDED"
     await stream.aclose()
     await asyncio.wait_for(srv.disconnected.wait(), 5)
+
+
+async def test_events_of_a_body_without_chunked_encoding_arrive_before_it_ends() -> None:
+    """Some proxies stream a watch as a plain body that ends with the connection: each event
+    must still come as it arrives, not when the stream ends."""
+    first_seen = asyncio.Event()
+
+    async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nConnection: close\r\n\r\n")
+        writer.write(json.dumps({"type": "ADDED", "object": obj("a", "11")}).encode() + b"\n")
+        await writer.drain()
+        await asyncio.wait_for(first_seen.wait(), 5)  # the client has the first before the second is sent
+        writer.write(json.dumps({"type": "ADDED", "object": obj("b", "12")}).encode() + b"\n")
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(handle, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    config = kubernetes.client.Configuration()
+    config.host = f"http://127.0.0.1:{port}"
+    client = KubeClient(config, retry=RetryPolicy(attempts=1))
+    names = []
+    try:
+        async with asyncio.timeout(10):
+            async for event in client.watch(ASYNCTASKS, "ns", None, "10"):
+                names.append(event["object"]["metadata"]["name"])
+                first_seen.set()
+    finally:
+        client.close()
+        server.close()
+    assert names == ["a", "b"]

@@ -46,6 +46,7 @@ RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE_SIZE = 500  # objects per listing request (the API server's default chunking in kubectl)
 WATCH_BUFFER = 256  # watch events read ahead of the consumer; the reading thread waits beyond that
+READ_SIZE = 65536  # the most a watch stream's reader takes from the socket at once
 
 
 class ApiError(Exception):
@@ -447,9 +448,12 @@ class _WatchStream:
 
 
 def _lines(response: Any) -> Iterator[bytes]:
-    """The non-empty lines of a streamed response body, as they arrive."""
+    """The non-empty lines of a streamed response body, as they arrive.
+
+    ``read1`` returns what has arrived, chunked or not (``stream()`` would wait for 64 KiB or
+    the end of a body sent without chunked encoding, as some proxies send it)."""
     buffer = b""
-    for chunk in response.stream(amt=None, decode_content=True):
+    while chunk := response.read1(READ_SIZE):
         buffer += chunk
         while True:
             end = buffer.find(b"\n")
