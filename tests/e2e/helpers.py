@@ -230,7 +230,23 @@ class OperatorProcess:
         self._log_file: IO[bytes] | None = None
 
     def start(self, timeout: float = 90.0) -> None:
-        self._log_file = self.log_path.open("wb")
+        self._start("wb", 0, timeout)
+
+    def crash(self) -> None:
+        """SIGKILL: the operator stops at whatever line it was on."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.kill()
+            self.process.wait(10)
+        if self._log_file is not None:
+            self._log_file.close()
+            self._log_file = None
+
+    def start_again(self, timeout: float = 90.0) -> None:
+        """Start after :meth:`crash`, appending to the same log."""
+        self._start("ab", len(self.log()), timeout)
+
+    def _start(self, mode: str, offset: int, timeout: float) -> None:
+        self._log_file = self.log_path.open(mode)
         # KUBECONFIG as well as --kubeconfig: kopf's login reads the kubernetes client's default kubeconfig
         # location, which that library fixes from $KUBECONFIG when it is imported.
         env = {**os.environ, "KUBECONFIG": self.kubeconfig, "PYTHONUNBUFFERED": "1"}
@@ -242,11 +258,13 @@ class OperatorProcess:
             cwd=REPO_ROOT,
             env=env,
         )
-        wait_for(self._synced, timeout, "the operator to log 'synced'", describe=lambda: self.log()[-8000:])
+        wait_for(
+            lambda: self._synced(offset), timeout, "the operator to log 'synced'", describe=lambda: self.log()[-8000:]
+        )
 
-    def _synced(self) -> bool | None:
+    def _synced(self, offset: int) -> bool | None:
         self.assert_alive("before it synced")
-        return True if self.SYNCED.search(self.log()) else None
+        return True if self.SYNCED.search(self.log()[offset:]) else None
 
     @property
     def alive(self) -> bool:
