@@ -78,9 +78,9 @@ def expired() -> dict[str, Any]:
 
 async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = "task") -> Runtime:
     runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
-    await runtime.sync()
+    versions = await runtime.sync()
     runtime.queue._pending.clear()  # the listing queued every task; what follows is what the watch queues
-    follower = asyncio.create_task(runtime.follow(kind, resource, None))
+    follower = asyncio.create_task(runtime.follow(kind, resource, None, version=versions[kind, None]))
     try:
         await asyncio.wait_for(api.done.wait(), 5)
     finally:
@@ -172,8 +172,8 @@ async def test_an_event_the_cache_cannot_take_is_skipped_and_the_stream_goes_on(
         return original(obj, *args)
 
     monkeypatch.setattr(runtime.cache, "put_task", put_task)
-    await runtime.sync()
-    follower = asyncio.create_task(runtime.follow("task", ASYNCTASKS, None))
+    versions = await runtime.sync()
+    follower = asyncio.create_task(runtime.follow("task", ASYNCTASKS, None, version=versions["task", None]))
     try:
         await asyncio.wait_for(api.done.wait(), 5)
     finally:

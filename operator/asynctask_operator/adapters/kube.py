@@ -401,9 +401,8 @@ class _WatchStream:
             self._response = response
             if self._closed.is_set():  # closed while connecting: nobody will read this stream
                 return
-            if not 200 <= response.status < 300:
+            if not 200 <= response.status < 300:  # the connection goes back to the pool below
                 self._call(self._resolve, response.status, response.data or b"")
-                response.release_conn()
                 return
             self._call(self._resolve, response.status, b"")
             for line in _lines(response):

@@ -69,6 +69,7 @@ MAX_ERROR_BACKOFF = 60.0
 MAX_WATCH_BACKOFF = 30.0
 Store = Callable[[dict[str, Any]], object]  # put a listed object into the cache
 Forget = Callable[[Key], object]  # drop an object a listing no longer has
+Versions = dict[tuple[str, str | None], str]  # (kind, namespace) -> the resourceVersion of its listing
 
 
 def utcnow() -> dt.datetime:
@@ -109,7 +110,6 @@ class Runtime:
             self.cache, api, settings, self.admissions, self.reports, self.metrics, self.callbacks
         )
         self._failures: dict[WorkKey, int] = {}
-        self.versions: dict[tuple[str, str | None], str] = {}  # (kind, namespace) -> resourceVersion listed
         self.schedules = ScheduleReconciler(
             self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)), metrics=self.metrics
         )
@@ -229,14 +229,15 @@ class Runtime:
                 forget(key)
             return version
 
-    async def sync(self) -> None:
-        """List everything, fill the cache, and queue every task.
+    async def sync(self) -> Versions:
+        """List everything, fill the cache, and queue every task; the listings' resourceVersions.
 
         Run once before the first reconcile (so "the TaskType does not exist" is never concluded
         from an empty cache), then every ``resync_seconds`` (a level-based repair of whatever a
         lost event could have left stale). The watches of tasks, Jobs and pods start from the
-        first one's resourceVersions (:meth:`follow`)."""
+        first one's resourceVersions (:meth:`followers`)."""
         began = time.monotonic()
+        versions: Versions = {}
         namespaces: Iterable[str | None] = self.settings.namespaces or (None,)
         try:
             for ns in namespaces:
@@ -248,9 +249,9 @@ class Runtime:
             for key in [k for k in self.admissions.objects if k not in listed_queues]:
                 self.on_taskqueue("DELETED", {"metadata": {"namespace": key[0], "name": key[1]}})
             for ns in namespaces:
-                self.versions["job", ns] = await self._relist("job", JOBS, ns, OWNED_SELECTOR)
-                self.versions["pod", ns] = await self._relist("pod", PODS, ns, OWNED_SELECTOR)
-                self.versions["task", ns] = await self._relist("task", ASYNCTASKS, ns)
+                versions["job", ns] = await self._relist("job", JOBS, ns, OWNED_SELECTOR)
+                versions["pod", ns] = await self._relist("pod", PODS, ns, OWNED_SELECTOR)
+                versions["task", ns] = await self._relist("task", ASYNCTASKS, ns)
                 await self._relist("scheduledtask", SCHEDULEDTASKS, ns)
         except NotFound as exc:
             raise SystemExit(
@@ -261,8 +262,7 @@ class Runtime:
         self.cache.synced.update({"tasktypes", "asynctasks", "jobs", "pods", "scheduledtasks"})
         for ns, name in list(self.cache.tasktypes):
             self.queue.add(("tasktype", ns, name))
-        for ns, name in list(self.cache.tasks):
-            self.queue.add(("task", ns, name))
+        self._wake_tasks_in(None)
         for ns, name in list(self.cache.scheduledtasks):
             self.queue.add(("scheduledtask", ns, name))
         logger.info(
@@ -273,18 +273,25 @@ class Runtime:
             len(self.cache.pods),
             time.monotonic() - began,
         )
+        return versions
 
-    def followers(self) -> list[asyncio.Task[None]]:
+    def followers(self, versions: Versions) -> list[asyncio.Task[None]]:
         """The watches of tasks, Jobs and pods, one per served namespace (or one cluster-wide), from
-        the resourceVersions of :meth:`sync`'s listing: call after it."""
-        out = []
+        the resourceVersions :meth:`sync` returned."""
+        out = []  # each Resource named at its call: tests/unit/test_rbac.py reads the grants from here
         for ns in self.settings.namespaces or (None,):
-            out.append(asyncio.create_task(self.follow("task", ASYNCTASKS, ns), name=f"watch-tasks-{ns}"))
-            out.append(asyncio.create_task(self.follow("job", JOBS, ns, OWNED_SELECTOR), name=f"watch-jobs-{ns}"))
-            out.append(asyncio.create_task(self.follow("pod", PODS, ns, OWNED_SELECTOR), name=f"watch-pods-{ns}"))
+            tasks = self.follow("task", ASYNCTASKS, ns, None, versions.get(("task", ns), ""))
+            jobs = self.follow("job", JOBS, ns, OWNED_SELECTOR, versions.get(("job", ns), ""))
+            pods = self.follow("pod", PODS, ns, OWNED_SELECTOR, versions.get(("pod", ns), ""))
+            out += [
+                asyncio.create_task(c, name=f"watch-{k}-{ns}")
+                for k, c in (("tasks", tasks), ("jobs", jobs), ("pods", pods))
+            ]
         return out
 
-    async def follow(self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None) -> None:
+    async def follow(
+        self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None, version: str = ""
+    ) -> None:
         """Watch one kind, from where the last event (or bookmark) left off, for as long as the operator runs.
 
         The operator's own list-then-watch, not kopf's, for the kinds there are thousands of: kopf
@@ -292,7 +299,6 @@ class Runtime:
         (ADR 0013). A watch that ends is resumed; one whose resourceVersion the server no longer
         serves (410 Gone) lists again; a failure backs off. Events feed the same handlers as kopf's."""
         handler = {"task": self.on_task, "job": self.on_job, "pod": self.on_pod}[kind]
-        version = self.versions.get((kind, namespace), "")
         failures = 0
         while True:
             try:
@@ -465,12 +471,12 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         await server.start()
     if elector is not None:
         await elector.acquire()  # a standby waits here; its probes answer meanwhile
-    await runtime.sync()
+    versions = await runtime.sync()
     if elector is not None and settings.pod_name:  # even if "false" failed: the Service must find the leader
         await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
     runtime.metrics.leader.set(1)
     background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
-    background.extend(runtime.followers())
+    background.extend(runtime.followers(versions))
     background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
     background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
     background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
