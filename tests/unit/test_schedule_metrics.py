@@ -7,7 +7,9 @@ from typing import Any, cast
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Invalid, KubeClient, Resource
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache
+from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.core.models import ScheduleCounts
 from tests.unit.schedule_builders import run, run_name, scheduled, utc
@@ -47,7 +49,9 @@ async def reconcile(obj: Any, api: FakeApi, now: dt.datetime, runs: tuple[Any, .
         owner = {"kind": "ScheduledTask", "controller": True, "uid": obj.metadata.uid, "name": obj.metadata.name}
         raw["metadata"]["ownerReferences"] = [owner]
         cache.put_task(raw)
-    reconciler = ScheduleReconciler(cache, cast(KubeClient, api), wake=lambda key: None, metrics=metrics)
+    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None)
+    intake = TaskIntake(cache, admissions, lambda key: None, lambda key: None, lambda: "default")
+    reconciler = ScheduleReconciler(cache, cast(KubeClient, api), intake, wake=lambda key: None, metrics=metrics)
     await reconciler.reconcile((obj.metadata.namespace, obj.metadata.name), now)
     return metrics
 

@@ -155,4 +155,8 @@ class Admissions:
             updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
         except NotFound:
             return
-        self.objects[key] = TaskQueue.model_validate(updated)
+        # The answer is the queue as it is now, a spec changed since the last event included: it
+        # goes the way of an event, or the event of that change, finding its spec held already,
+        # would be taken for a status-only change and the ledger would keep the old spec.
+        for task in self.on_queue("MODIFIED", updated):
+            self._wake_task(task)

@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import Callable, Iterator, MutableMapping
+from collections.abc import Iterator, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -31,6 +31,10 @@ Key = tuple[str, str]  # (namespace, name)
 def key_of(obj: dict[str, Any]) -> Key:
     meta = obj.get("metadata") or {}
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+
+
+def phase_of(obj: dict[str, Any]) -> str:
+    return str((obj.get("status") or {}).get("phase") or "Pending")
 
 
 def scheduled_owner(obj: dict[str, Any]) -> tuple[str, str] | None:
@@ -79,7 +83,7 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
 
     def __init__(self) -> None:
         self._blobs: dict[Key, bytes] = {}
-        self._summary: dict[Key, tuple[str, bool]] = {}  # (spec.type, finished)
+        self._summary: dict[Key, tuple[str, str]] = {}  # (spec.type, status.phase)
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         decoded: dict[str, Any] = json.loads(self._blobs[key])
@@ -91,8 +95,7 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
     def store(self, key: Key, obj: dict[str, Any], blob: bytes) -> None:
         """Keep ``obj``, already encoded as ``blob`` (see :meth:`holds`)."""
         self._blobs[key] = blob
-        phase = str((obj.get("status") or {}).get("phase") or "Pending")
-        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase in TERMINAL_PHASES)
+        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_of(obj))
 
     def __delitem__(self, key: Key) -> None:
         del self._blobs[key]
@@ -110,11 +113,16 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
     def holds(self, key: Key, blob: bytes) -> bool:
         return self._blobs.get(key) == blob
 
+    def phase(self, key: Key) -> str | None:
+        """The phase of the task held (``Pending`` when it has none yet); None when none is held."""
+        summary = self._summary.get(key)
+        return summary[1] if summary is not None else None
+
     def unfinished_of_type(self, namespace: str, type_name: str) -> list[Key]:
         return [
             key
-            for key, (type_, finished) in self._summary.items()
-            if key[0] == namespace and type_ == type_name and not finished
+            for key, (type_, phase) in self._summary.items()
+            if key[0] == namespace and type_ == type_name and phase not in TERMINAL_PHASES
         ]
 
 
@@ -125,7 +133,7 @@ class Cache:
         self._superseded: dict[Key, tuple[str, ...]] = {}  # the last few it held before (older ones)
         self.scheduledtasks: dict[Key, dict[str, Any]] = {}
         self._runs_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
-        self._run_owner: dict[Key, str] = {}  # run -> the uid of its ScheduledTask
+        self._run_owner: dict[Key, tuple[str, str]] = {}  # run -> (uid, name) of its ScheduledTask
         self.tasktypes: dict[Key, TaskType] = {}
         self.jobs: dict[Key, JobView] = {}
         self.pods: dict[Key, PodView] = {}
@@ -135,7 +143,6 @@ class Cache:
         self._dropped: dict[tuple[str, Key], float] = {}
         self.synced: set[str] = set()
         self._events: dict[tuple[str, Key], float] = {}
-        self.task_listeners: list[Callable[[Key, dict[str, Any] | None], None]] = []
 
     def watched(self, kind: str, key: Key) -> None:
         """A watch event for this object arrived now (see ``answer_to_request_at``)."""
@@ -184,24 +191,28 @@ class Cache:
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         return bool(rv) and rv in self._superseded.get(key_of(obj), ())
 
-    def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> Key:
+    def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> bool:
         """Store a task; from a write's answer (``answer_to_request_at``: when the request was sent)
-        only if no watch event for it arrived since: that event is at least as new as the answer."""
+        only if no watch event for it arrived since: that event is at least as new as the answer.
+
+        True when the cache holds something it did not before (a new task, or another copy):
+        what follows from that is :class:`~asynctask_operator.controllers.intake.TaskIntake`'s."""
         key = key_of(obj)
         answer = answer_to_request_at is not None
         if self._newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
-            return key
+            return False
+        blob = _encode(obj)
+        self._touch("task", key)
+        if self.tasks.holds(key, blob):
+            return False
         self._note_version(key, str((obj.get("metadata") or {}).get("resourceVersion") or ""), answer)
         self._unindex_run(key)
-        self.tasks[key] = obj
+        self.tasks.store(key, obj, blob)
         owner = scheduled_owner(obj)
         if owner is not None:
             self._runs_by_owner[owner[0]].add(key)
-            self._run_owner[key] = owner[0]
-        self._touch("task", key)
-        for listener in self.task_listeners:
-            listener(key, obj)
-        return key
+            self._run_owner[key] = owner
+        return True
 
     def _note_version(self, key: Key, rv: str, answer: bool) -> None:
         """Remember the version now held, and the one it replaced when that one is surely older:
@@ -222,16 +233,18 @@ class Cache:
         self._unindex_run(key)
         self.tasks.pop(key, None)
         self._forget("task", key)
-        for listener in self.task_listeners:
-            listener(key, None)
+
+    def run_owner(self, key: Key) -> tuple[str, str] | None:
+        """(uid, name) of the ScheduledTask whose run this task is, if it is one."""
+        return self._run_owner.get(key)
 
     def _unindex_run(self, key: Key) -> None:
-        owner_uid = self._run_owner.pop(key, None)
-        if owner_uid is not None:
-            runs = self._runs_by_owner.get(owner_uid, set())
+        owner = self._run_owner.pop(key, None)
+        if owner is not None:
+            runs = self._runs_by_owner.get(owner[0], set())
             runs.discard(key)
             if not runs:
-                self._runs_by_owner.pop(owner_uid, None)
+                self._runs_by_owner.pop(owner[0], None)
 
     def runs_of(self, owner_uid: str) -> list[dict[str, Any]]:
         """The AsyncTasks a ScheduledTask (by uid) controls."""

@@ -52,6 +52,7 @@ from asynctask_operator.controllers import kopfcost
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
 from asynctask_operator.controllers.callbacks import CallbackDispatcher, SecretReader
+from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
@@ -90,8 +91,12 @@ class Runtime:
             wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
             status_interval=settings.queue_status_seconds,
         )
-        self.cache.task_listeners.append(
-            lambda key, obj: self.admissions.observe_task(key, obj, settings.core.default_queue)
+        self.intake = TaskIntake(
+            self.cache,
+            self.admissions,
+            wake_task=lambda key: self.queue.add(("task", *key)),
+            wake_schedule=lambda key: self.queue.add(("scheduledtask", *key)),
+            default_queue=lambda: self.settings.core.default_queue,
         )
         self.reports = ReportStore(
             self.cache, lambda: self.settings.core, wake=lambda key: self.queue.add(("task", *key))
@@ -107,31 +112,35 @@ class Runtime:
             metrics=self.metrics,
         )
         self.tasks = TaskReconciler(
-            self.cache, api, settings, self.admissions, self.reports, self.metrics, self.callbacks
+            self.cache, api, settings, self.intake, self.admissions, self.reports, self.metrics, self.callbacks
         )
         self._failures: dict[WorkKey, int] = {}
         self.schedules = ScheduleReconciler(
-            self.cache, api, wake=lambda key: self.queue.add(("scheduledtask", *key)), metrics=self.metrics
+            self.cache,
+            api,
+            self.intake,
+            wake=lambda key: self.queue.add(("scheduledtask", *key)),
+            metrics=self.metrics,
         )
-        self.cache.task_listeners.append(self.schedules.observe_task)  # a run changed phase: wake its schedule
 
     # ------------------------------------------------------------------ cache feeding
 
     def on_task(self, event_type: str | None, obj: dict[str, Any]) -> None:
         key = key_of(obj)
         if event_type == "DELETED":
-            self.cache.drop_task(key)
+            self.intake.gone(key)
             self.clock.cancel(("task", *key))
             self.reports.forget(key)
             self.callbacks.forget(key)
             return
-        if self.cache.holds("task", obj):  # kopf replaying its listing of what sync() listed: nothing new
+        # The echo of what is held already (the answer to a write, a listing): whatever stored
+        # that copy queued the task then (TaskIntake), so there is nothing new to do.
+        if self.cache.holds("task", obj):
             return
         if self.cache.stale_task(obj):  # an older version than the cache holds (our own write overtook it)
             return
         self.cache.watched("task", key)
-        self.cache.put_task(obj)
-        self.queue.add(("task", *key))
+        self.intake.take(obj)
 
     def on_tasktype(self, event_type: str | None, obj: dict[str, Any]) -> None:
         key = key_of(obj)
@@ -191,7 +200,7 @@ class Runtime:
             return {"metadata": {"namespace": key[0], "name": key[1]}}
 
         table: dict[str, tuple[Store, Forget]] = {
-            "task": (self.cache.put_task, lambda key: self.on_task("DELETED", stub(key))),
+            "task": (self.intake.take, lambda key: self.on_task("DELETED", stub(key))),
             "job": (self.cache.put_job, self.cache.drop_job),
             "pod": (self.cache.put_pod, self.cache.drop_pod),
             "tasktype": (self.cache.put_tasktype, self.cache.drop_tasktype),
@@ -344,6 +353,16 @@ class Runtime:
 
     # ------------------------------------------------------------------ working
 
+    def background(self, versions: Versions) -> list[asyncio.Task[None]]:
+        """Everything that runs once :meth:`sync` filled the cache: the workers, the watches of tasks,
+        Jobs and pods, the clock, the periodic resync, the queue status writes."""
+        tasks = [asyncio.create_task(self.worker(), name=f"worker-{i}") for i in range(self.settings.workers)]
+        tasks.extend(self.followers(versions))
+        tasks.append(asyncio.create_task(self.clock.run(), name="clock"))
+        tasks.append(asyncio.create_task(self.resync_forever(), name="resync"))
+        tasks.append(asyncio.create_task(self.admissions.write_statuses_forever(), name="queue-status"))
+        return tasks
+
     async def worker(self) -> None:
         while True:
             key = await self.queue.get()
@@ -475,11 +494,7 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     if elector is not None and settings.pod_name:  # even if "false" failed: the Service must find the leader
         await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
     runtime.metrics.leader.set(1)
-    background = [asyncio.create_task(runtime.worker(), name=f"worker-{i}") for i in range(settings.workers)]
-    background.extend(runtime.followers(versions))
-    background.append(asyncio.create_task(runtime.clock.run(), name="clock"))
-    background.append(asyncio.create_task(runtime.resync_forever(), name="resync"))
-    background.append(asyncio.create_task(runtime.admissions.write_statuses_forever(), name="queue-status"))
+    background = runtime.background(versions)
     halt = asyncio.Event()
     deposed = asyncio.Event()  # the Lease was lost (not a shutdown)
     if stop is not None:

@@ -16,6 +16,7 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -24,6 +25,7 @@ from pydantic import ValidationError
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, KubeClient, NotFound
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
+from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.tasks import RequeueSoon, status_patch
 from asynctask_operator.core.models import AsyncTask, ScheduledTask
 from asynctask_operator.core.schedule import ScheduleDecision, ScheduleObserved, decide_schedule
@@ -33,33 +35,18 @@ logger = logging.getLogger(__name__)
 
 class ScheduleReconciler:
     def __init__(
-        self, cache: Cache, api: KubeClient, wake: Callable[[Key], None], metrics: Metrics | None = None
+        self,
+        cache: Cache,
+        api: KubeClient,
+        intake: TaskIntake,
+        wake: Callable[[Key], None],
+        metrics: Metrics | None = None,
     ) -> None:
         self.cache = cache
         self.api = api
+        self.intake = intake  # where the runs it creates or cancels go: that queues them for reconciling
         self.wake = wake  # queue a ScheduledTask for reconciling
         self.metrics = metrics
-        self._runs: dict[Key, tuple[str, str]] = {}  # run -> (owner name, last phase seen)
-
-    # ------------------------------------------------------------------ waking
-
-    def observe_task(self, key: Key, obj: dict[str, Any] | None) -> None:
-        """Cache listener: wake the owning ScheduledTask when one of its runs appears, changes phase or goes.
-
-        That is what moves ``status.active`` and ``counts``, and lets a Forbid schedule run again."""
-        if obj is None:
-            gone = self._runs.pop(key, None)
-            if gone is not None:
-                self.wake((key[0], gone[0]))
-            return
-        owner = scheduled_owner(obj)
-        if owner is None:
-            return
-        phase = str((obj.get("status") or {}).get("phase") or "Pending")
-        before = self._runs.get(key)
-        self._runs[key] = (owner[1], phase)
-        if before is None or before[1] != phase:
-            self.wake((key[0], owner[1]))
 
     # ------------------------------------------------------------------ reconciling
 
@@ -100,10 +87,12 @@ class ScheduleReconciler:
     async def _cancel(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> None:
         ns = scheduled.metadata.namespace
         for name in decision.cancel:
+            sent = time.monotonic()
             try:
-                self.cache.put_task(await self.api.patch(ASYNCTASKS, ns, name, {"spec": {"cancel": True}}))
+                answer = await self.api.patch(ASYNCTASKS, ns, name, {"spec": {"cancel": True}})
             except NotFound:
                 continue
+            self.intake.take(answer, answer_sent_at=sent)
             logger.info(
                 "ScheduledTask %s/%s: cancelled run %s (concurrencyPolicy Replace)", ns, scheduled.metadata.name, name
             )
@@ -113,8 +102,9 @@ class ScheduleReconciler:
         ns = scheduled.metadata.namespace
         for manifest in decision.create:
             name = manifest["metadata"]["name"]
+            sent = time.monotonic()
             try:
-                self.cache.put_task(await self.api.create(ASYNCTASKS, ns, manifest))
+                self.intake.take(await self.api.create(ASYNCTASKS, ns, manifest), answer_sent_at=sent)
                 logger.info("ScheduledTask %s/%s: started run %s", ns, scheduled.metadata.name, name)
                 self._count(ns, "started")
                 continue
@@ -126,11 +116,12 @@ class ScheduleReconciler:
                 )
                 self._count(ns, "refused")
                 return exc.message
+            sent = time.monotonic()
             try:
                 existing = await self.api.get(ASYNCTASKS, ns, name)
             except NotFound:
                 continue  # created and deleted meanwhile: the status no longer lists it next time
-            self.cache.put_task(existing)
+            self.intake.take(existing, answer_sent_at=sent)
             owner = scheduled_owner(existing)
             if owner is None or owner[0] != scheduled.metadata.uid:
                 logger.warning(

@@ -32,6 +32,7 @@ from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.controllers.callbacks import CallbackDispatcher
+from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.core.effective import effective_priority, effective_spec
 from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, parse_ts, refuse
@@ -76,6 +77,7 @@ class TaskReconciler:
         cache: Cache,
         api: KubeClient,
         settings: OperatorSettings,
+        intake: TaskIntake,
         admissions: Admissions,
         reports: ReportStore,
         metrics: Metrics | None = None,
@@ -84,6 +86,7 @@ class TaskReconciler:
         self.cache = cache
         self.api = api
         self.settings = settings
+        self.intake = intake
         self.admissions = admissions
         self.reports = reports
         self.metrics = metrics
@@ -203,10 +206,10 @@ class TaskReconciler:
             except Conflict as exc:  # someone changed the task since we read it: decide again on fresh data
                 raise RequeueSoon(0.2, f"status write conflicted: {exc.message}") from exc
             except NotFound:
-                self.cache.drop_task((ns, name))
+                self.intake.gone((ns, name))
                 return Decision()
             if updated.get("metadata"):
-                self.cache.put_task(updated, answer_to_request_at=sent)
+                self.intake.take(updated, answer_sent_at=sent, own=True)
             _log_transition(task, decision)
             self._note_reports(task, decision, observed.now)
             if self.metrics is not None:
@@ -217,7 +220,7 @@ class TaskReconciler:
         if decision.delete_task:
             logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
             await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)
-            self.cache.drop_task((ns, name))  # gone: a reconcile before its DELETED event must not delete it again
+            self.intake.gone((ns, name))  # gone: a reconcile before its DELETED event must not delete it again
         if decision.send_callback is not None and self.callbacks is not None:
             self.callbacks.submit((ns, name), decision.send_callback)  # the status records the event by now
         return decision

@@ -1,0 +1,67 @@
+"""The one way an AsyncTask enters or leaves the cache, and everything that follows from it.
+
+A watch event, a page of a listing, the answer to a write — whichever brings a copy of a
+task the cache did not hold, the same things follow, here and nowhere else:
+
+- the admission ledger learns what the task is now (running, waiting, finished, gone);
+- the ScheduledTask whose run it is is woken when the run appears, changes phase or goes
+  (that moves its ``status.active`` and ``counts``, and lets a Forbid schedule run again);
+- the task itself is queued for reconciling — unless the copy is the answer to a write of
+  that task's own reconcile, which has acted on what it wrote.
+
+The watch skips an event whose object the cache already holds as it is (a listing replayed,
+the echo of a write). That is right only because whatever put that copy in the cache queued
+the key then: a run a ScheduledTask created, whose create answer was stored and whose ADDED
+event was then skipped, sat Pending until the next resync (issue #10). So every path that
+stores a task goes through :meth:`TaskIntake.take`, the answers to the operator's own writes
+included.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+from asynctask_operator.controllers.admission import Admissions
+from asynctask_operator.controllers.cache import Cache, Key, key_of, phase_of, scheduled_owner
+
+
+class TaskIntake:
+    def __init__(
+        self,
+        cache: Cache,
+        admissions: Admissions,
+        wake_task: Callable[[Key], None],
+        wake_schedule: Callable[[Key], None],
+        default_queue: Callable[[], str],
+    ) -> None:
+        self.cache = cache
+        self.admissions = admissions
+        self._wake_task = wake_task
+        self._wake_schedule = wake_schedule
+        self._default_queue = default_queue
+
+    def take(self, obj: dict[str, Any], *, answer_sent_at: float | None = None, own: bool = False) -> bool:
+        """Store this copy of a task; False when the cache keeps what it has (the same copy, or a newer one).
+
+        ``answer_sent_at``: the copy is the answer to a write sent at that monotonic time (see
+        :meth:`Cache.put_task`). ``own``: the write was the task's own reconcile's."""
+        key = key_of(obj)
+        before = self.cache.tasks.phase(key)
+        if not self.cache.put_task(obj, answer_sent_at):
+            return False
+        self.admissions.observe_task(key, obj, self._default_queue())
+        owner = scheduled_owner(obj)
+        if owner is not None and before != phase_of(obj):
+            self._wake_schedule((key[0], owner[1]))
+        if not own:
+            self._wake_task(key)
+        return True
+
+    def gone(self, key: Key) -> None:
+        """The task is deleted (a DELETED event, a listing without it, a 404, its own TTL delete)."""
+        owner = self.cache.run_owner(key)
+        self.cache.drop_task(key)
+        self.admissions.observe_task(key, None, self._default_queue())
+        if owner is not None:
+            self._wake_schedule((key[0], owner[1]))

@@ -1,0 +1,139 @@
+"""The operator's runtime in the test's own event loop, against :class:`~tests.support.fakekube.FakeKube`.
+
+What the process adds around it (kopf's frame, leader election, the HTTP server) is left
+out; kopf's watches of TaskTypes, TaskQueues and ScheduledTasks are played by plain watch
+loops feeding the same handlers. :class:`JobController` plays the cluster's Job
+controller and kubelet: each Job the operator creates gets a pod that runs to exit 0 and
+the Job completes, each as a separate write, after the create's answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Any, cast
+
+from asynctask_operator.adapters.kube import JOBS, PODS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient, Resource
+from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.settings import OperatorSettings
+from tests.support.fakekube import FakeKube, Obj
+
+
+def _stamp() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+class JobController:
+    """Runs every Job created in ``api`` to success: a pod created, its container terminated with exit 0,
+    then the Job's status Complete (three writes, in that order, as the real controllers make them)."""
+
+    def __init__(self, api: FakeKube, *, exit_code: int = 0) -> None:
+        self.api = api
+        self.exit_code = exit_code
+        self.started: list[str] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+        api.on_create(JOBS.plural, self._created)
+
+    def _created(self, job: Obj) -> None:
+        task = asyncio.get_running_loop().create_task(self.run(job))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def run(self, job: Obj) -> None:
+        meta = job["metadata"]
+        ns, name = meta["namespace"], meta["name"]
+        self.started.append(name)
+        labels = dict((job["spec"]["template"].get("metadata") or {}).get("labels") or {})
+        labels["batch.kubernetes.io/job-name"] = name
+        pod = await self.api.create(
+            PODS,
+            ns,
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {
+                    "name": f"{name}-pod",
+                    "labels": labels,
+                    "ownerReferences": [{"kind": "Job", "name": name, "uid": meta["uid"], "controller": True}],
+                },
+            },
+        )
+        terminated = {"exitCode": self.exit_code, "reason": "Completed" if self.exit_code == 0 else "Error"}
+        await self.api.patch(
+            PODS,
+            ns,
+            pod["metadata"]["name"],
+            {
+                "status": {
+                    "phase": "Succeeded" if self.exit_code == 0 else "Failed",
+                    "containerStatuses": [{"name": "main", "state": {"terminated": terminated}}],
+                }
+            },
+            subresource="status",
+        )
+        condition = (
+            {"type": "Complete", "status": "True"}
+            if self.exit_code == 0
+            else {"type": "Failed", "status": "True", "reason": "BackoffLimitExceeded", "message": "backoff limit"}
+        )
+        counts = {"succeeded": 1} if self.exit_code == 0 else {"failed": 1}
+        await self.api.patch(
+            JOBS,
+            ns,
+            name,
+            {"status": {**counts, "startTime": _stamp(), "completionTime": _stamp(), "conditions": [condition]}},
+            subresource="status",
+        )
+
+
+async def _feed(api: FakeKube, resource: Resource, handler: Callable[[str | None, Obj], None]) -> None:
+    """What kopf does for the small kinds: watch, hand every event to the runtime's handler, watch again."""
+    version = ""
+    while True:
+        async for event in api.watch(resource, None, None, version):
+            obj = event["object"]
+            version = str(obj["metadata"].get("resourceVersion") or version)
+            if event["type"] != "BOOKMARK":
+                handler(event["type"], obj)
+
+
+@contextlib.asynccontextmanager
+async def running(api: FakeKube, settings: OperatorSettings | None = None) -> AsyncIterator[Runtime]:
+    """The runtime synced and running (workers, watches, clock, resync) until the block ends."""
+    runtime = Runtime(cast(KubeClient, api), settings or OperatorSettings(http_port=0))
+    versions = await runtime.sync()
+    background = runtime.background(versions)
+    for resource, handler in (
+        (TASKTYPES, runtime.on_tasktype),
+        (TASKQUEUES, runtime.on_taskqueue),
+        (SCHEDULEDTASKS, runtime.on_scheduledtask),
+    ):
+        background.append(asyncio.create_task(_feed(api, resource, handler), name=f"feed-{resource.plural}"))
+    try:
+        yield runtime
+    finally:
+        for task in background:
+            task.cancel()
+        await asyncio.gather(*background, return_exceptions=True)
+        await runtime.callbacks.close()
+
+
+async def until(
+    check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str | Callable[[], str] = ""
+) -> None:
+    """Wait for ``check`` to hold, yielding to the loop between looks (no fixed sleeps); ``what`` says
+    what was awaited (a callable: read when the wait fails, to show the state then)."""
+    try:
+        async with asyncio.timeout(timeout):
+            while True:
+                result: Any = check()
+                if not isinstance(result, bool):
+                    result = await result
+                if result:
+                    return
+                await asyncio.sleep(0.01)
+    except TimeoutError:
+        said = what() if callable(what) else what
+        raise AssertionError(f"timed out after {timeout}s waiting for {said or check}") from None

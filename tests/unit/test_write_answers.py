@@ -1,0 +1,147 @@
+"""Every place the answer to one of the operator's own writes goes into its view, and what must follow.
+
+The watch skips the event of a copy the cache holds already, so whatever stores a write's
+answer must do then what that event would have done (issue #10: a run created by a
+ScheduledTask sat Pending because its create's answer was stored and nothing queued it):
+
+- a run a ScheduledTask creates, adopts after a 409, or cancels (concurrencyPolicy Replace)
+  is queued for its own reconcile;
+- a task's own status write updates the admission ledger but queues no second reconcile
+  (the reconcile that wrote it has acted on it: that is the 3-writes-per-task budget);
+- a TaskQueue status write whose answer carries a spec changed meanwhile moves the ledger.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any, cast
+
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient
+from asynctask_operator.controllers.admission import Admissions
+from asynctask_operator.controllers.runtime import Runtime, WorkKey
+from asynctask_operator.core.naming import manual_run_name
+from asynctask_operator.settings import OperatorSettings
+from tests.support.fakekube import FakeKube
+from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, create_before_its_fire, fired_a_minute_ago, tasktype
+
+
+async def drained(runtime: Runtime) -> set[WorkKey]:
+    """The keys queued so far, taken off the queue (nothing reconciles them)."""
+    keys = set()
+    while not runtime.queue.idle:
+        key = await runtime.queue.get()
+        runtime.queue.done(key)
+        keys.add(key)
+    return keys
+
+
+def now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+async def synced(api: FakeKube) -> Runtime:
+    runtime = Runtime(cast(KubeClient, api), NO_RESYNC)
+    await runtime.sync()
+    await drained(runtime)  # a sync queues everything; what follows is what the writes queue
+    return runtime
+
+
+def owned_by(scheduled: dict[str, Any]) -> list[dict[str, Any]]:
+    meta = scheduled["metadata"]
+    return [{"apiVersion": "asynctask.dev/v1alpha1", "kind": "ScheduledTask", "name": meta["name"],
+             "uid": meta["uid"], "controller": True}]  # fmt: skip
+
+
+async def test_a_run_the_schedule_creates_is_queued() -> None:
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    await create_before_its_fire(api, fired_a_minute_ago("fired"))
+    runtime = await synced(api)
+    await runtime.schedules.reconcile((NS, "fired"), now())
+    [run] = api.of(ASYNCTASKS, NS)
+    assert ("task", NS, run["metadata"]["name"]) in await drained(runtime)
+
+
+async def test_a_run_adopted_after_a_409_is_queued() -> None:
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    body = fired_a_minute_ago("yearly")
+    body["metadata"]["annotations"] = {"asynctask.dev/run-now": "1"}
+    scheduled = await api.create(SCHEDULEDTASKS, NS, body)
+    runtime = await synced(api)
+    # An earlier try (another replica, or a crash before the status write) created the run already.
+    name = manual_run_name("yearly", "1")
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": name, "ownerReferences": owned_by(scheduled)}})
+    await runtime.schedules.reconcile((NS, "yearly"), now())
+    assert ("get", "asynctasks") in [(r.verb, r.resource) for r in api.requests]  # the 409 sent it to read
+    assert ("task", NS, name) in await drained(runtime)
+
+
+async def test_a_run_the_schedule_cancels_is_queued() -> None:
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    body = fired_a_minute_ago("replacing")
+    body["spec"]["concurrencyPolicy"] = "Replace"
+    real = api.now
+    api.now = lambda: real() - dt.timedelta(minutes=3)
+    scheduled = await api.create(SCHEDULEDTASKS, NS, body)
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(
+        ASYNCTASKS, NS, {**manifest, "metadata": {"name": "older", "ownerReferences": owned_by(scheduled)}}
+    )
+    api.now = real
+    await api.patch(ASYNCTASKS, NS, "older", {"status": {"phase": "Running", "attempt": 1}}, subresource="status")
+    runtime = await synced(api)
+    await runtime.schedules.reconcile((NS, "replacing"), now())
+    older = api.get_object(ASYNCTASKS, NS, "older")
+    assert older is not None and older["spec"].get("cancel") is True
+    assert ("task", NS, "older") in await drained(runtime)
+
+
+async def test_a_tasks_own_status_write_moves_the_ledger_and_queues_no_second_reconcile() -> None:
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
+    runtime = await synced(api)
+    await runtime.tasks.reconcile((NS, "t"), now())
+    written = api.get_object(ASYNCTASKS, NS, "t")
+    assert written is not None and written["status"]["phase"] == "Running"
+    assert runtime.cache.tasks[NS, "t"]["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
+    assert runtime.admissions.book.counts((NS, "default"), 0).running == 1
+    assert ("task", NS, "t") not in await drained(runtime)
+
+
+async def test_a_queue_status_answer_with_a_changed_spec_moves_the_ledger() -> None:
+    api = FakeKube()
+    spec = {"concurrency": 1}
+    queue = await api.create(TASKQUEUES, NS, {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue",
+                                              "metadata": {"name": "q"}, "spec": spec})  # fmt: skip
+    woken: list[tuple[str, str]] = []
+    admissions = Admissions(cast(KubeClient, api), None, woken.append, lambda key, at: None)
+    admissions.on_queue("ADDED", queue)
+    assert admissions.request((NS, "a"), (NS, "q"), 0, "2026-01-01T00:00:00Z")
+    assert not admissions.request((NS, "b"), (NS, "q"), 0, "2026-01-01T00:00:01Z")
+    # The user raises the concurrency; the operator writes the queue's status before that event comes.
+    await api.patch(TASKQUEUES, NS, "q", {"spec": {"concurrency": 2}})
+    await admissions.write_status((NS, "q"))
+    assert set(woken) == {(NS, "b")}  # admitted, and among the waiting whose reason changes (the queue dedupes)
+    assert admissions.is_reserved((NS, "b"))
+    woken.clear()
+    # The event of the user's change, arriving now, changes nothing more.
+    changed = api.get_object(TASKQUEUES, NS, "q")
+    assert changed is not None
+    assert admissions.on_queue("MODIFIED", changed) == []
+    assert woken == []
+
+
+async def test_the_listing_queues_what_it_brings() -> None:
+    """Not a bug before (every listing is followed by waking every task), the same rule held here too."""
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
+    runtime = Runtime(cast(KubeClient, api), OperatorSettings(http_port=0))
+    await runtime._relist("task", ASYNCTASKS, None)
+    assert ("task", NS, "t") in await drained(runtime)
