@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.runtime import Runtime, WorkKey
 from asynctask_operator.core.naming import manual_run_name
@@ -144,4 +144,39 @@ async def test_the_listing_queues_what_it_brings() -> None:
     await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
     runtime = Runtime(cast(KubeClient, api), OperatorSettings(http_port=0))
     await runtime._relist("task", ASYNCTASKS, None)
+    assert ("task", NS, "t") in await drained(runtime)
+
+
+async def test_a_tasktype_status_answer_with_a_changed_spec_still_wakes_its_tasks_on_the_event() -> None:
+    """A TaskType's status write has no resourceVersion precondition: its answer may carry a spec the
+    user changed meanwhile. The change's own event must still wake the type's unfinished tasks."""
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
+    runtime = await synced(api)
+    await api.patch(TASKTYPES, NS, "echo", {"spec": {"defaults": {"priority": 5}}})
+    changed = api.get_object(TASKTYPES, NS, "echo")
+    await runtime._reconcile_tasktype((NS, "echo"))  # its answer holds the new spec already
+    await drained(runtime)
+    assert changed is not None
+    runtime.on_tasktype("MODIFIED", changed)
+    assert ("task", NS, "t") in await drained(runtime)
+
+
+async def test_a_jobs_create_answer_then_its_completion_reconciles_the_owner() -> None:
+    """The Job's create answer is stored by its owner's reconcile (its ADDED event is then skipped); the
+    Job's next change is another version and queues the owner."""
+    api = FakeKube(order="answer-first")
+    await api.create(TASKTYPES, NS, tasktype())
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
+    runtime = await synced(api)
+    await runtime.tasks.reconcile((NS, "t"), now())
+    [job] = api.of(JOBS, NS)
+    runtime.on_job("ADDED", job)  # the echo of the create: held already
+    assert ("task", NS, "t") not in await drained(runtime)
+    complete = {"status": {"succeeded": 1, "conditions": [{"type": "Complete", "status": "True"}]}}
+    done = await api.patch(JOBS, NS, job["metadata"]["name"], complete, subresource="status")
+    runtime.on_job("MODIFIED", done)
     assert ("task", NS, "t") in await drained(runtime)

@@ -512,9 +512,18 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
         background.append(asyncio.create_task(elector.keep(on_lost=lost), name="lease"))
     stop_flag: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     relay = asyncio.create_task(_relay(halt, stop_flag))
+    registry = runtime.registry()
+
+    @kopf.on.cleanup(registry=registry)
+    def settle_stop_flag(**_: Any) -> None:
+        # Stopped by a signal, kopf would wait 5 s for its own waiter of this flag before exiting
+        # (a "hung" task): every SIGTERM — a rollout, a handover — took 5 s longer than it needs.
+        if not stop_flag.done():
+            stop_flag.set_result(None)
+
     try:
         await kopf.operator(
-            registry=runtime.registry(),
+            registry=registry,
             settings=runtime.kopf_settings(),
             clusterwide=not settings.namespaces,
             namespaces=list(settings.namespaces),
