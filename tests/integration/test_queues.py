@@ -23,44 +23,6 @@ def created_jobs(k: kmock.KubernetesEmulator) -> list[str]:
     return names
 
 
-async def test_fifty_tasks_on_a_queue_of_three(
-    cluster: Cluster, operator: Operator, kmock: kmock.KubernetesEmulator
-) -> None:
-    await cluster.create_tasktype("echo")
-    await cluster.create_queue("three", {"concurrency": 3, "paused": True})
-    names = [f"t{i:02d}" for i in range(50)]
-    for i, name in enumerate(names):
-        await cluster.create_task(name, {"type": "echo", "queue": "three", "priority": i % 5})
-    await eventually(lambda: all(cluster.status(n).get("reason") == "QueuePaused" for n in names), what="all paused")
-    assert created_jobs(kmock) == []
-
-    await cluster.patch(TQ_API, "taskqueues/three", {"spec": {"paused": False}})
-    # Highest priority first, then oldest (creation), then name: priorities 4,3,2,1,0 in name order.
-    expected = sorted(names, key=lambda n: (-(names.index(n) % 5), n))
-    finished: list[str] = []
-
-    def next_running() -> str | None:
-        for job in created_jobs(kmock):
-            task = job.rsplit("-", 1)[0]
-            if task not in finished and cluster.phase(task) == "Running":
-                return job
-        return None
-
-    while len(finished) < len(names):
-        await eventually(lambda: next_running() is not None, what="a running task to finish")
-        assert len(created_jobs(kmock)) - len(finished) <= 3, "more than 3 Jobs of unfinished tasks"
-        job = next_running()
-        assert job is not None
-        task = job.rsplit("-", 1)[0]
-        await cluster.job_succeeds(job)
-        await eventually(lambda t=task: cluster.phase(t) == "Succeeded", what=f"{task} Succeeded")  # type: ignore[misc]
-        finished.append(task)
-    admitted = [j.rsplit("-", 1)[0] for j in created_jobs(kmock)]
-    # The first three are admitted together (their Jobs are created concurrently); then one per finish.
-    assert set(admitted[:3]) == set(expected[:3])
-    assert admitted[3:] == expected[3:]
-
-
 async def test_restart_mid_burst_never_exceeds_concurrency(
     cluster: Cluster, operator: Operator, kmock: kmock.KubernetesEmulator
 ) -> None:

@@ -27,16 +27,23 @@ def _stamp() -> str:
 
 class JobController:
     """Runs every Job created in ``api`` to success: a pod created, its container terminated with exit 0,
-    then the Job's status Complete (three writes, in that order, as the real controllers make them)."""
+    then the Job's status Complete (three writes, in that order, as the real controllers make them).
 
-    def __init__(self, api: FakeKube, *, exit_code: int = 0) -> None:
+    ``auto=False``: Jobs are only recorded (``created``, in order); the test finishes each with :meth:`run`."""
+
+    def __init__(self, api: FakeKube, *, exit_code: int = 0, auto: bool = True) -> None:
         self.api = api
         self.exit_code = exit_code
+        self.auto = auto
+        self.created: list[Obj] = []
         self.started: list[str] = []
         self._tasks: set[asyncio.Task[None]] = set()
         api.on_create(JOBS.plural, self._created)
 
     def _created(self, job: Obj) -> None:
+        self.created.append(job)
+        if not self.auto:
+            return
         task = asyncio.get_running_loop().create_task(self.run(job))
         self._tasks.add(task)
         task.add_done_callback(self._tasks.discard)
