@@ -46,6 +46,7 @@ from asynctask_operator.adapters.kube import (
     NotFound,
     RequestCounter,
     Resource,
+    all_items,
 )
 
 Order = Literal["answer-first", "event-first", "random"]
@@ -239,10 +240,7 @@ class FakeKube:
     async def list_objects(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[Obj]:
-        items: list[Obj] = []
-        async for page, _ in self.list_pages(resource, namespace, label_selector):
-            items.extend(page)
-        return items
+        return await all_items(self.list_pages(resource, namespace, label_selector))
 
     async def list_pages(
         self,

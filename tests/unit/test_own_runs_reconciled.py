@@ -11,6 +11,7 @@ away so that none can hide the bug.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
@@ -77,34 +78,28 @@ async def create_before_its_fire(api: FakeKube, body: dict[str, Any]) -> None:
 ORDERS: list[Order] = ["answer-first", "event-first"]
 
 
+async def run_now(api: FakeKube) -> None:
+    await api.create(SCHEDULEDTASKS, NS, scheduled("yearly", "0 0 1 1 *", run_now="1"))
+
+
+async def scheduled_fire(api: FakeKube) -> None:
+    await create_before_its_fire(api, fired_a_minute_ago("fired"))
+
+
+async def user_creates(api: FakeKube) -> None:
+    body = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": {"name": "t"}}
+    await api.create(ASYNCTASKS, NS, {**body, "spec": {"type": "echo"}})
+
+
 @pytest.mark.parametrize("order", ORDERS)
-async def test_a_run_now_run_is_reconciled_to_succeeded(order: Order) -> None:
+@pytest.mark.parametrize("start", [run_now, scheduled_fire, user_creates], ids=["run-now", "scheduled", "by a user"])
+async def test_one_task_is_reconciled_to_succeeded(order: Order, start: Callable[[FakeKube], Awaitable[None]]) -> None:
+    """A run-now run, a scheduled run, and (for contrast: its create's answer is not the operator's) a user's task."""
     api = FakeKube(order=order)
     JobController(api)
     await api.create(TASKTYPES, NS, tasktype())
     async with running(api, NO_RESYNC):
-        await api.create(SCHEDULEDTASKS, NS, scheduled("yearly", "0 0 1 1 *", run_now="1"))
-        await until(lambda: all_succeeded(api, 1), what=lambda: f"the run-now run to succeed: {phases(api)}")
-
-
-@pytest.mark.parametrize("order", ORDERS)
-async def test_a_scheduled_run_is_reconciled_to_succeeded(order: Order) -> None:
-    api = FakeKube(order=order)
-    JobController(api)
-    await api.create(TASKTYPES, NS, tasktype())
-    async with running(api, NO_RESYNC):
-        await create_before_its_fire(api, fired_a_minute_ago("fired"))
-        await until(lambda: all_succeeded(api, 1), what=lambda: f"the scheduled run to succeed: {phases(api)}")
-
-
-@pytest.mark.parametrize("order", ORDERS)
-async def test_a_task_created_by_a_user_while_the_operator_runs_succeeds(order: Order) -> None:
-    api = FakeKube(order=order)
-    JobController(api)
-    await api.create(TASKTYPES, NS, tasktype())
-    async with running(api, NO_RESYNC):
-        body = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": {"name": "t"}}
-        await api.create(ASYNCTASKS, NS, {**body, "spec": {"type": "echo"}})
+        await start(api)
         await until(lambda: all_succeeded(api, 1), what=lambda: f"the task to succeed: {phases(api)}")
 
 

@@ -2,26 +2,12 @@
 
 from __future__ import annotations
 
-import copy
 from typing import Any
 
 import pytest
 
 from asynctask_operator.controllers.tasks import status_patch
-
-
-def apply_merge_patch(target: Any, patch: Any) -> Any:
-    """RFC 7396, as the API server applies a merge patch."""
-    if not isinstance(patch, dict):
-        return copy.deepcopy(patch)
-    result = dict(target) if isinstance(target, dict) else {}
-    for key, value in patch.items():
-        if value is None:
-            result.pop(key, None)
-        else:
-            result[key] = apply_merge_patch(result.get(key), value)
-    return result
-
+from tests.support.fakekube import merge_patch as apply_merge_patch
 
 CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
     # a Delivered callback drops the error and the due time of the failed delivery before it

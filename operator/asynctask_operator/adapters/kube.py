@@ -169,6 +169,14 @@ def credentials(config: kubernetes.client.Configuration) -> dict[str, Any]:
     }
 
 
+async def all_items(pages: AsyncIterator[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:
+    """Every object of a paged listing, in one list (for the small kinds)."""
+    items: list[dict[str, Any]] = []
+    async for page, _ in pages:
+        items.extend(page)
+    return items
+
+
 class KubeClient:
     """Async facade over the official client; its blocking calls run in a bounded thread pool."""
 
@@ -206,10 +214,7 @@ class KubeClient:
     async def list_objects(
         self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
     ) -> list[dict[str, Any]]:
-        items: list[dict[str, Any]] = []
-        async for page, _ in self.list_pages(resource, namespace, label_selector):
-            items.extend(page)
-        return items
+        return await all_items(self.list_pages(resource, namespace, label_selector))
 
     async def list_pages(
         self,
