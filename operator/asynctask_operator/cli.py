@@ -19,7 +19,7 @@ import yaml
 
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import CRDS, KubeClient, NotFound, load_configuration
-from asynctask_operator.controllers import runtime
+from asynctask_operator.controllers import process
 from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
@@ -164,7 +164,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     api = KubeClient(load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency)
     try:
-        asyncio.run(runtime.run(api, settings))
+        asyncio.run(process.run(api, settings))
     except KeyboardInterrupt:
         pass
     finally:

@@ -1,7 +1,7 @@
 """glibc malloc settings for the operator process (ADR 0012).
 
-At start the operator lists every task, Job and pod, and kopf lists them all again:
-hundreds of MB of short-lived objects (HTTP bodies, decoded JSON) allocated while the
+At start the operator lists every task, Job and pod (before ADR 0013 kopf listed them all
+again): hundreds of MB of short-lived objects (HTTP bodies, decoded JSON) allocated while the
 cache's long-lived objects are allocated in between. glibc's default *dynamic* mmap
 threshold grows each time a large mmapped block is freed (up to 32 MB), so after the
 first listing the large buffers of the next ones come from the heap instead of mmap,

@@ -84,7 +84,7 @@ RULES: tuple[Rule, ...] = (
          "Jobs name their AsyncTask as owner with blockOwnerDeletion: true (OwnerReferencesPermissionEnforcement)"),
     # -- TaskTypes, TaskQueues, ScheduledTasks
     Rule("asynctask.dev", ("tasktypes", "taskqueues", "scheduledtasks"), ("list", "watch"), "namespaced",
-         "follow task types, queues and schedules: kopf's watch streams and the listings"),
+         "follow task types, queues and schedules: the operator's watches and listings (at start, after an expired watch, resync)"),
     Rule("asynctask.dev", ("tasktypes/status", "taskqueues/status", "scheduledtasks/status"), ("patch",),
          "namespaced", "TaskType Ready, TaskQueue counts, ScheduledTask last/next schedule and active runs"),
     Rule("asynctask.dev", ("scheduledtasks",), ("get",), "namespaced",

@@ -1,8 +1,7 @@
 """The operator's runtime in the test's own event loop, against :class:`~tests.support.fakekube.FakeKube`.
 
 What the process adds around it (kopf's frame, leader election, the HTTP server) is left
-out; kopf's watches of TaskTypes, TaskQueues and ScheduledTasks are played by plain watch
-loops feeding the same handlers. :class:`JobController` plays the cluster's Job
+out: the runtime lists and watches every kind itself. :class:`JobController` plays the cluster's Job
 controller and kubelet: each Job the operator creates gets a pod that runs to exit 0 and
 the Job completes, each as a separate write, after the create's answer.
 """
@@ -15,7 +14,7 @@ import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
-from asynctask_operator.adapters.kube import JOBS, PODS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient, Resource
+from asynctask_operator.adapters.kube import JOBS, PODS, KubeClient
 from asynctask_operator.controllers.runtime import Runtime
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube, Obj
@@ -95,29 +94,12 @@ class JobController:
         )
 
 
-async def _feed(api: FakeKube, resource: Resource, handler: Callable[[str | None, Obj], None]) -> None:
-    """What kopf does for the small kinds: watch, hand every event to the runtime's handler, watch again."""
-    version = ""
-    while True:
-        async for event in api.watch(resource, None, None, version):
-            obj = event["object"]
-            version = str(obj["metadata"].get("resourceVersion") or version)
-            if event["type"] != "BOOKMARK":
-                handler(event["type"], obj)
-
-
 @contextlib.asynccontextmanager
 async def running(api: FakeKube, settings: OperatorSettings | None = None) -> AsyncIterator[Runtime]:
     """The runtime synced and running (workers, watches, clock, resync) until the block ends."""
     runtime = Runtime(cast(KubeClient, api), settings or OperatorSettings(http_port=0))
     versions = await runtime.sync()
     background = runtime.background(versions)
-    for resource, handler in (
-        (TASKTYPES, runtime.on_tasktype),
-        (TASKQUEUES, runtime.on_taskqueue),
-        (SCHEDULEDTASKS, runtime.on_scheduledtask),
-    ):
-        background.append(asyncio.create_task(_feed(api, resource, handler), name=f"feed-{resource.plural}"))
     try:
         yield runtime
     finally:

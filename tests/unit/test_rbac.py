@@ -254,7 +254,8 @@ def test_the_scan_sees_the_known_calls(uses: list[Use]) -> None:
     assert ("batch", "jobs", "create") in found  # self.api.create(JOBS, ...)
     assert ("asynctask.dev", "asynctasks/status", "patch") in found  # subresource="status"
     assert ("batch", "jobs", "list") in found  # self._list(JOBS, OWNED_SELECTOR)
-    assert ("", "pods", "watch") in found  # kopf.on.event("v1", "pods")
+    assert ("", "pods", "watch") in found  # Informer.watch("pod", PODS, ...)
+    assert ("asynctask.dev", "taskqueues", "list") in found  # Informer.list_into_cache("taskqueue", TASKQUEUES, ...)
     assert ("asynctask.dev", "asynctasks/finalizers", "update") in found  # blockOwnerDeletion on Jobs
     assert ("apiextensions.k8s.io", "customresourcedefinitions", "update") in found  # api.replace(CRDS, ...)
 
@@ -295,7 +296,7 @@ def test_planned_grants_still_unused(uses: list[Use]) -> None:
 
 def test_kopf_adds_no_permissions_of_its_own() -> None:
     """The table assumes kopf posts no Events, scans no CRDs or namespaces, and runs no peering."""
-    runtime = PACKAGE / "controllers" / "runtime.py"
+    runtime = PACKAGE / "controllers" / "process.py"
     tree = ast.parse(runtime.read_text())
     assigned = {
         (ast.unparse(t), ast.unparse(node.value))

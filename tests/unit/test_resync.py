@@ -14,7 +14,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, RequestCounter, Resource
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, TASKQUEUES, RequestCounter, Resource
 from asynctask_operator.controllers.runtime import Runtime
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, pod, task
@@ -95,3 +95,32 @@ async def test_the_listing_still_repairs_what_no_event_brought() -> None:
     api.snapshots[JOBS] = [job("t", 1).complete().build()]  # an event the watch lost
     await runtime.sync()
     assert runtime.cache.jobs["media", "t-1"].finished
+
+
+def raw_queue(name: str, concurrency: int, resource_version: str) -> dict[str, Any]:
+    return {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "TaskQueue",
+        "metadata": {"namespace": "media", "name": name, "resourceVersion": resource_version, "generation": 1},
+        "spec": {"concurrency": concurrency},
+    }
+
+
+async def test_a_taskqueue_goes_the_way_of_every_kind_through_the_listing() -> None:
+    """TaskQueues are listed like every other kind (one informer): a queue changed while unwatched is
+    updated, a queue deleted while unwatched (its DELETED event missed) is dropped from the ledger."""
+    api = ListingApi({TASKQUEUES: [raw_queue("fast", 2, "1"), raw_queue("gone", 1, "1")]})
+    runtime = await runtime_after_first_sync(api)
+    assert set(runtime.admissions.objects) == {("media", "fast"), ("media", "gone")}
+    api.snapshots[TASKQUEUES] = [raw_queue("fast", 5, "2")]
+    await runtime.sync()
+    assert set(runtime.admissions.objects) == {("media", "fast")}
+    assert runtime.admissions.objects["media", "fast"].spec.concurrency == 5
+
+
+async def test_a_taskqueue_event_during_the_listing_is_not_undone_by_it() -> None:
+    api = ListingApi({TASKQUEUES: [raw_queue("fast", 2, "1")]})
+    runtime = await runtime_after_first_sync(api)
+    api.during[TASKQUEUES] = lambda: runtime.on_taskqueue("MODIFIED", raw_queue("fast", 7, "3"))
+    await runtime.sync()
+    assert runtime.admissions.objects["media", "fast"].spec.concurrency == 7

@@ -143,13 +143,13 @@ async def test_the_listing_queues_what_it_brings() -> None:
     manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
     await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
     runtime = Runtime(cast(KubeClient, api), OperatorSettings(http_port=0))
-    await runtime._relist("task", ASYNCTASKS, None)
+    await runtime.informer.list_into_cache("task", ASYNCTASKS, None)
     assert ("task", NS, "t") in await drained(runtime)
 
 
 async def test_a_tasktype_status_answer_with_a_changed_spec_still_wakes_its_tasks_on_the_event() -> None:
     """A TaskType's status write has no resourceVersion precondition: its answer may carry a spec the
-    user changed meanwhile. The change's own event must still wake the type's unfinished tasks."""
+    user changed meanwhile. The type's unfinished tasks are woken once: by whichever brings the new spec first."""
     api = FakeKube()
     await api.create(TASKTYPES, NS, tasktype())
     manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
@@ -157,11 +157,13 @@ async def test_a_tasktype_status_answer_with_a_changed_spec_still_wakes_its_task
     runtime = await synced(api)
     await api.patch(TASKTYPES, NS, "echo", {"spec": {"defaults": {"priority": 5}}})
     changed = api.get_object(TASKTYPES, NS, "echo")
-    await runtime._reconcile_tasktype((NS, "echo"))  # its answer holds the new spec already
-    await drained(runtime)
+    await runtime.tasktypes.reconcile((NS, "echo"), now())  # its answer holds the new spec already
+    by_answer = await drained(runtime)
     assert changed is not None
     runtime.on_tasktype("MODIFIED", changed)
-    assert ("task", NS, "t") in await drained(runtime)
+    by_event = await drained(runtime)
+    assert ("task", NS, "t") in by_answer
+    assert ("task", NS, "t") not in by_event  # the event brings nothing the answer did not
 
 
 async def test_a_jobs_create_answer_then_its_completion_reconciles_the_owner() -> None:
@@ -180,3 +182,18 @@ async def test_a_jobs_create_answer_then_its_completion_reconciles_the_owner() -
     done = await api.patch(JOBS, NS, job["metadata"]["name"], complete, subresource="status")
     runtime.on_job("MODIFIED", done)
     assert ("task", NS, "t") in await drained(runtime)
+
+
+async def test_the_echo_of_a_tasktype_status_write_wakes_none_of_its_tasks() -> None:
+    """A TaskType's own status write changes nothing its tasks read: neither its answer nor its event
+    queues the type's tasks (with thousands of tasks of one type, each Ready flip would reconcile all)."""
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
+    await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
+    runtime = await synced(api)
+    await runtime.tasktypes.reconcile((NS, "echo"), now())  # writes Ready (the fixture has no status)
+    written = api.get_object(TASKTYPES, NS, "echo")
+    assert written is not None and written.get("status")
+    runtime.on_tasktype("MODIFIED", written)
+    assert not {key for key in await drained(runtime) if key[0] == "task"}

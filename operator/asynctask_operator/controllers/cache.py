@@ -155,10 +155,12 @@ class Cache:
         seen = max(self._events.get((kind, key), float("-inf")), self._dropped.get((kind, key), float("-inf")))
         return seen >= request_at
 
-    def _touch(self, kind: str, key: Key) -> None:
+    def mark_seen(self, kind: str, key: Key) -> None:
+        """The cache took this object now (see :meth:`changed_since`)."""
         self._touched[kind, key] = time.monotonic()
 
-    def _forget(self, kind: str, key: Key) -> None:
+    def mark_gone(self, kind: str, key: Key) -> None:
+        """The object is deleted (see :meth:`changed_since`)."""
         self._touched.pop((kind, key), None)
         # The event time goes with the object (it grew by one entry per object ever seen). The
         # deletion's time, kept until the next resync, guards what it guarded: the answer to a
@@ -202,7 +204,7 @@ class Cache:
         if self._newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
             return False
         blob = _encode(obj)
-        self._touch("task", key)
+        self.mark_seen("task", key)
         if self.tasks.holds(key, blob):
             return False
         self._note_version(key, str((obj.get("metadata") or {}).get("resourceVersion") or ""), answer)
@@ -232,7 +234,7 @@ class Cache:
         self._superseded.pop(key, None)
         self._unindex_run(key)
         self.tasks.pop(key, None)
-        self._forget("task", key)
+        self.mark_gone("task", key)
 
     def run_owner(self, key: Key) -> tuple[str, str] | None:
         """(uid, name) of the ScheduledTask whose run this task is, if it is one."""
@@ -257,12 +259,12 @@ class Cache:
     def put_scheduledtask(self, obj: dict[str, Any]) -> Key:
         key = key_of(obj)
         self.scheduledtasks[key] = obj
-        self._touch("scheduledtask", key)
+        self.mark_seen("scheduledtask", key)
         return key
 
     def drop_scheduledtask(self, key: Key) -> None:
         self.scheduledtasks.pop(key, None)
-        self._forget("scheduledtask", key)
+        self.mark_gone("scheduledtask", key)
 
     # -- task types
     def put_tasktype(self, obj: dict[str, Any]) -> Key:
@@ -271,12 +273,12 @@ class Cache:
             self.tasktypes[key] = TaskType.model_validate(obj)
         except ValidationError:
             self.tasktypes.pop(key, None)  # the CRD schema refuses these; an old CRD might not have
-        self._touch("tasktype", key)
+        self.mark_seen("tasktype", key)
         return key
 
     def drop_tasktype(self, key: Key) -> None:
         self.tasktypes.pop(key, None)
-        self._forget("tasktype", key)
+        self.mark_gone("tasktype", key)
 
     # -- jobs
     def put_job(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> JobView:
@@ -290,7 +292,7 @@ class Cache:
         self.jobs[key] = view
         if view.owner_uid:
             self._jobs_by_owner[view.owner_uid][view.name] = view
-        self._touch("job", key)
+        self.mark_seen("job", key)
         return view
 
     def job_deleting(self, key: Key) -> None:
@@ -304,7 +306,7 @@ class Cache:
 
     def drop_job(self, key: Key) -> JobView | None:
         view = self.jobs.pop(key, None)
-        self._forget("job", key)
+        self.mark_gone("job", key)
         if view is not None and view.owner_uid:
             owned = self._jobs_by_owner.get(view.owner_uid, {})
             owned.pop(view.name, None)
@@ -321,12 +323,12 @@ class Cache:
         key = (view.namespace, view.name)
         self.pods[key] = view
         self._pods_by_job[view.namespace, view.job_name][view.name] = view
-        self._touch("pod", key)
+        self.mark_seen("pod", key)
         return view
 
     def drop_pod(self, key: Key) -> PodView | None:
         view = self.pods.pop(key, None)
-        self._forget("pod", key)
+        self.mark_gone("pod", key)
         if view is not None:
             byjob = self._pods_by_job.get((view.namespace, view.job_name), {})
             byjob.pop(view.name, None)

@@ -228,8 +228,8 @@ class TaskReconciler:
     async def _delete_running_job(self, ns: str, name: str) -> None:
         """Delete a Job the decision saw running, once the API server confirms it still is.
 
-        The cache can hold an older copy of a Job than it had a moment before (kopf replays its
-        listing as events when a watch restarts): a finished Job read back as running must not be
+        The cache can hold an older copy of a Job than the server has (an event not yet arrived, a
+        listing older than the Job's last change): a finished Job read back as running must not be
         deleted, its pods and logs with it."""
         sent = time.monotonic()
         try:

@@ -1,4 +1,4 @@
-"""The operator's own list-then-watch of tasks, Jobs and pods (``Runtime.follow``, ADR 0013).
+"""The informer: the list-then-watch every kind goes through (ADR 0013, ADR 0015).
 
 A scripted API: each watch request takes the next script (events, then the stream ends;
 or an exception). The checks are where each watch starts from (the listing's
@@ -15,7 +15,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, ApiError, Gone, RequestCounter, Resource
-from asynctask_operator.controllers import runtime as runtime_module
+from asynctask_operator.controllers import informer as informer_module
 from asynctask_operator.controllers.runtime import Runtime
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, task
@@ -80,7 +80,7 @@ async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = 
     runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
     versions = await runtime.sync()
     runtime.queue._pending.clear()  # the listing queued every task; what follows is what the watch queues
-    follower = asyncio.create_task(runtime.follow(kind, resource, None, version=versions[kind, None]))
+    follower = asyncio.create_task(runtime.informer.watch_kind(kind, resource, None, version=versions[kind, None]))
     try:
         await asyncio.wait_for(api.done.wait(), 5)
     finally:
@@ -90,7 +90,7 @@ async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = 
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(runtime_module, "MAX_WATCH_BACKOFF", 0.01)
+    monkeypatch.setattr(informer_module, "MAX_WATCH_BACKOFF", 0.01)
 
 
 async def test_watches_from_the_listing_then_from_the_last_event_and_bookmark() -> None:
@@ -173,7 +173,7 @@ async def test_an_event_the_cache_cannot_take_is_skipped_and_the_stream_goes_on(
 
     monkeypatch.setattr(runtime.cache, "put_task", put_task)
     versions = await runtime.sync()
-    follower = asyncio.create_task(runtime.follow("task", ASYNCTASKS, None, version=versions["task", None]))
+    follower = asyncio.create_task(runtime.informer.watch_kind("task", ASYNCTASKS, None, version=versions["task", None]))
     try:
         await asyncio.wait_for(api.done.wait(), 5)
     finally:
