@@ -8,7 +8,7 @@ import pytest
 
 from asynctask_operator.core.models import RetryPolicy
 from asynctask_operator.core.outcomes import AttemptResult
-from asynctask_operator.core.retry import next_retry_delay, retry_verdict
+from asynctask_operator.core.retry import backoff, next_retry_delay, retry_verdict
 
 
 def policy(**fields: Any) -> RetryPolicy:
@@ -139,3 +139,13 @@ def test_verdict_messages_say_why() -> None:
     permanent = retry_verdict(RetryPolicy(non_retryable_exit_codes=[2]), 1, FAILED_2)
     assert permanent.message.startswith("exit code 2: ")
     assert "input not found" in permanent.message
+
+
+@pytest.mark.parametrize(
+    ("failures", "expected"),
+    [(1, 0.5), (2, 1.0), (3, 2.0), (8, 60.0), (1025, 60.0), (100_000, 60.0), (0, 0.5)],
+)
+def test_backoff_doubles_up_to_its_cap_however_many_failures(failures: int, expected: float) -> None:
+    """A key failing every 60 s for 17 hours reaches its 1,025th failure: ``0.5 * 2 ** 1024`` does not
+    fit in a float, and the OverflowError would have ended the worker that was backing off."""
+    assert backoff(failures, 0.5, 60.0) == expected

@@ -10,6 +10,13 @@ from asynctask_operator.core.outcomes import AttemptResult
 JITTER = 0.2
 
 
+def backoff(failures: int, base: float, cap: float) -> float:
+    """Seconds to wait after the ``failures``-th failure in a row (1-based): ``base`` doubled each
+    time, at most ``cap``. The exponent is bounded: ``2 ** n`` of a key failing for days would not
+    fit in a float (OverflowError in the loop that should be backing off)."""
+    return min(base * 2.0 ** min(max(failures - 1, 0), 64), cap)
+
+
 def next_retry_delay(policy: RetryPolicy, attempt: int, jitter_sample: float = 0.5) -> float:
     """Seconds to wait after failed ``attempt`` (1-based) before the next one.
 
