@@ -69,8 +69,14 @@ async def test_nonzero_exit_fails_with_exit_code(cluster: Cluster, operator: Ope
     assert status["attempts"][0]["exitCode"] == 3
     assert status["error"]["code"] == "PodFailed"
     assert "exited with code 3" in status["error"]["message"]
-    events = [o for (res, _, _), o in cluster.k.objects.items() if res.plural == "events" and not o.deleted]
-    assert [(e["reason"], e["involvedObject"]["name"], e["type"]) for e in events] == [("PodFailed", "boom", "Warning")]
+
+    def events() -> list[tuple[str, str, str]]:
+        posted = [o for (res, _, _), o in cluster.k.objects.items() if res.plural == "events" and not o.deleted]
+        return [(e["reason"], e["involvedObject"]["name"], e["type"]) for e in posted]
+
+    # The Event is posted after the status write that ends the task (it may be lost, the status not).
+    await eventually(lambda: bool(events()), what="the Warning Event")
+    assert events() == [("PodFailed", "boom", "Warning")]
 
 
 async def test_image_pull_failure_ends_pod_error_and_deletes_the_job(cluster: Cluster, operator: Operator) -> None:
