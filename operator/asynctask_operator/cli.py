@@ -130,7 +130,20 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _crds(args)
     tune_malloc()  # before the listings and the client's threads (ADR 0012)
     setup_logging(args.log_format, args.verbose)
-    settings = OperatorSettings(
+    settings = settings_of(args)
+    api = KubeClient(load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency)
+    try:
+        asyncio.run(process.run(api, settings))
+    except KeyboardInterrupt:
+        pass
+    finally:
+        api.close()
+    return 0
+
+
+def settings_of(args: argparse.Namespace) -> OperatorSettings:
+    """The operator's settings from the parsed arguments of ``run``."""
+    return OperatorSettings(
         core=dataclasses.replace(
             CoreConfig(),
             payload_limit_bytes=args.payload_limit,
@@ -162,14 +175,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         kubeconfig=args.kubeconfig,
         context=args.context,
     )
-    api = KubeClient(load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency)
-    try:
-        asyncio.run(process.run(api, settings))
-    except KeyboardInterrupt:
-        pass
-    finally:
-        api.close()
-    return 0
 
 
 def _callback_policy(args: argparse.Namespace) -> DestinationPolicy:
