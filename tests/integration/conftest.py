@@ -8,7 +8,7 @@ import aiohttp.web_runner
 import kmock
 import pytest
 
-from tests.integration.harness import Cluster, Operator, declare_resources, write_kubeconfig
+from tests.integration.harness import Cluster, InProcessOperator, Operator, declare_resources, write_kubeconfig
 
 
 class QuickShutdownServer(aiohttp.test_utils.RawTestServer):
@@ -44,7 +44,9 @@ async def operator(
 ) -> AsyncIterator[Operator]:
     marker = request.node.get_closest_marker("operator_args")
     extra = tuple(marker.args) if marker else ()
-    op = Operator(kubeconfig, tmp_path / "operator.log", *extra)
+    # A process only where the process is the point (a SIGKILL); in this event loop everywhere else.
+    kind = Operator if request.node.get_closest_marker("process") else InProcessOperator
+    op = kind(kubeconfig, tmp_path / "operator.log", *extra)
     await op.start()
     yield op
     await op.stop()

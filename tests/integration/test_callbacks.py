@@ -200,6 +200,7 @@ async def test_a_hanging_receiver_is_cut_at_its_timeout_and_holds_up_no_other_ta
     assert "timed out after 1s" in record["lastError"] and "gave up after 1" in record["lastError"]
 
 
+@pytest.mark.process
 @pytest.mark.operator_args(*FAST)
 async def test_a_restart_mid_retry_resumes_and_never_resends_a_delivered_event(
     cluster: Cluster, operator: Operator, receiver: Receiver

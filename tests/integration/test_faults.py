@@ -6,6 +6,7 @@ import pathlib
 from typing import Any
 
 import kmock
+import pytest
 
 from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
 
@@ -49,6 +50,7 @@ def owned_job(cluster: Cluster, task: str, attempt: int, owner_uid: str) -> dict
     }
 
 
+@pytest.mark.process
 async def test_restart_while_running_adopts_the_job(
     cluster: Cluster, operator: Operator, kmock: kmock.KubernetesEmulator
 ) -> None:

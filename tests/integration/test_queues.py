@@ -5,6 +5,7 @@ from __future__ import annotations
 import time
 
 import kmock
+import pytest
 
 from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
 
@@ -23,6 +24,7 @@ def created_jobs(k: kmock.KubernetesEmulator) -> list[str]:
     return names
 
 
+@pytest.mark.process
 async def test_restart_mid_burst_never_exceeds_concurrency(
     cluster: Cluster, operator: Operator, kmock: kmock.KubernetesEmulator
 ) -> None:

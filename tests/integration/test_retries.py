@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 
 import kmock
+import pytest
 
 from tests.integration.harness import AT, NS, Cluster, Operator, eventually, operator_requests
 
@@ -168,6 +169,7 @@ async def test_job_deleted_by_hand_follows_the_retry_policy(cluster: Cluster, op
     assert cluster.status("orphaned")["attempts"][0]["reason"] == "JobDeleted"
 
 
+@pytest.mark.process
 async def test_restart_during_backoff_neither_loses_nor_shortens_it(cluster: Cluster, operator: Operator) -> None:
     await cluster.create_tasktype("echo")
     retry = {"maxRetries": 1, "backoff": "Fixed", "baseSeconds": 3, "jitter": False}

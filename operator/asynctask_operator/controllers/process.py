@@ -55,8 +55,13 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None) -> None:
-    """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``."""
+async def run(
+    api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None, *, frame: bool = True
+) -> None:
+    """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``.
+
+    ``frame=False``: without kopf (no login handler, no signal handlers), stopped by ``stop``
+    or a lost Lease only: the operator inside a test's event loop."""
     if settings.core.report_url:
         key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
         settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
@@ -112,14 +117,17 @@ async def run(api: KubeClient, settings: OperatorSettings, stop: asyncio.Event |
     stop_flag: asyncio.Future[None] = asyncio.get_running_loop().create_future()
     relay = asyncio.create_task(_relay(halt, stop_flag))
     try:
-        await kopf.operator(
-            registry=kopf_frame(settings, stop_flag),
-            settings=kopf_settings(),
-            clusterwide=not settings.namespaces,
-            namespaces=list(settings.namespaces),
-            standalone=True,
-            stop_flag=stop_flag,
-        )
+        if frame:
+            await kopf.operator(
+                registry=kopf_frame(settings, stop_flag),
+                settings=kopf_settings(),
+                clusterwide=not settings.namespaces,
+                namespaces=list(settings.namespaces),
+                standalone=True,
+                stop_flag=stop_flag,
+            )
+        else:
+            await stop_flag
     finally:
         relay.cancel()
         if server is not None:
