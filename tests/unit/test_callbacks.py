@@ -34,8 +34,8 @@ from asynctask_operator.core.callbacks import (
     webhook_headers,
 )
 from asynctask_operator.core.config import CoreConfig
-from asynctask_operator.core.lifecycle import parse_ts, ts
 from asynctask_operator.core.models import AsyncTask, CallbackSpec, CallbackStatus
+from asynctask_operator.core.timestamps import parse_stamp, stamp
 from tests.unit.builders import task
 from tests.unit.story import Story, attempt_failed, attempt_succeeded
 
@@ -422,7 +422,7 @@ def test_parse_retry_after_never_raises_on_unicode_digits() -> None:
 
 
 def test_after_delivery_delivered() -> None:
-    rec = after_delivery(record(), outcome(status_code=204), None, CONFIG, ts)
+    rec = after_delivery(record(), outcome(status_code=204), None, CONFIG)
     assert rec.model_dump(exclude_none=True) == {
         **record().model_dump(exclude_none=True),
         "state": "Delivered",
@@ -434,31 +434,31 @@ def test_after_delivery_delivered() -> None:
 
 def test_after_delivery_retry_waits_until_a_whole_second() -> None:
     moment = NOW + dt.timedelta(microseconds=250000)
-    rec = after_delivery(record(), outcome(at_=moment, status_code=503, body_excerpt="busy"), None, CONFIG, ts)
+    rec = after_delivery(record(), outcome(at_=moment, status_code=503, body_excerpt="busy"), None, CONFIG)
     assert (rec.state, rec.attempts, rec.last_status_code) == ("Delivering", 1, 503)
     assert rec.last_error == "HTTP 503: busy"
-    due = parse_ts(rec.next_attempt_time)
+    due = parse_stamp(rec.next_attempt_time)
     assert due is not None and due.microsecond == 0
     exact = moment + dt.timedelta(seconds=retry_delay(CONFIG, 1, rec.id, None))
     assert exact <= due < exact + dt.timedelta(seconds=1)
 
 
 def test_after_delivery_honours_retry_after() -> None:
-    rec = after_delivery(record(), outcome(status_code=429, retry_after=300.0), None, CONFIG, ts)
-    assert rec.next_attempt_time == ts(NOW + dt.timedelta(seconds=300))
+    rec = after_delivery(record(), outcome(status_code=429, retry_after=300.0), None, CONFIG)
+    assert rec.next_attempt_time == stamp(NOW + dt.timedelta(seconds=300))
 
 
 def test_after_delivery_counts_on_from_the_record() -> None:
-    rec = after_delivery(record(attempts=2, state="Delivering"), outcome(3, error="timed out"), None, CONFIG, ts)
+    rec = after_delivery(record(attempts=2, state="Delivering"), outcome(3, error="timed out"), None, CONFIG)
     assert (rec.state, rec.attempts, rec.last_error) == ("Delivering", 3, "timed out")
-    due = parse_ts(rec.next_attempt_time)
+    due = parse_stamp(rec.next_attempt_time)
     assert due is not None
     assert 80 * 0.8 <= (due - NOW).total_seconds() <= 80 * 1.2 + 1
 
 
 def test_after_delivery_gives_up_after_max_attempts() -> None:
     last = record(attempts=5, state="Delivering", next_attempt_time="2025-03-01T12:00:30Z")
-    rec = after_delivery(last, outcome(6, status_code=503), None, CONFIG, ts)
+    rec = after_delivery(last, outcome(6, status_code=503), None, CONFIG)
     assert (rec.state, rec.attempts, rec.next_attempt_time) == ("Failed", 6, None)
     assert rec.last_error == "gave up after 6 deliveries; the last: HTTP 503"
 
@@ -476,7 +476,7 @@ def test_after_delivery_gives_up_after_max_attempts() -> None:
 )
 def test_spec_max_attempts_overrides_the_config(max_attempts: int | None, attempts_before: int, state: str) -> None:
     spec = CallbackSpec(url="https://hooks.example.com/x", max_attempts=max_attempts)
-    rec = after_delivery(record(attempts=attempts_before), outcome(attempts_before + 1, error="boom"), spec, CONFIG, ts)
+    rec = after_delivery(record(attempts=attempts_before), outcome(attempts_before + 1, error="boom"), spec, CONFIG)
     assert rec.state == state
 
 
@@ -490,7 +490,7 @@ def test_spec_max_attempts_overrides_the_config(max_attempts: int | None, attemp
     ],
 )
 def test_after_delivery_final_at_once(fields: dict[str, Any], state: str, words: list[str]) -> None:
-    rec = after_delivery(record(), outcome(**fields), None, CONFIG, ts)
+    rec = after_delivery(record(), outcome(**fields), None, CONFIG)
     assert (rec.state, rec.attempts, rec.next_attempt_time) == (state, 1, None)
     assert rec.last_error is not None
     for word in words:
@@ -498,7 +498,7 @@ def test_after_delivery_final_at_once(fields: dict[str, Any], state: str, words:
 
 
 def test_after_delivery_clips_the_error() -> None:
-    rec = after_delivery(record(), outcome(status_code=500, body_excerpt="x" * 2000), None, CONFIG, ts)
+    rec = after_delivery(record(), outcome(status_code=500, body_excerpt="x" * 2000), None, CONFIG)
     assert rec.last_error is not None
     assert len(rec.last_error) == MAX_ERROR_TEXT
     assert rec.last_error.endswith("…")

@@ -10,8 +10,9 @@ from pydantic import ValidationError
 
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.callbacks import DeliveryOutcome, retry_delay, url_refusal
-from asynctask_operator.core.lifecycle import RETRY_ANNOTATION, Admission, Decision, parse_ts
+from asynctask_operator.core.lifecycle import RETRY_ANNOTATION, Admission, Decision
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, CallbackStatus
+from asynctask_operator.core.timestamps import parse_stamp
 from tests.unit.builders import GRANTED, at, task, tasktype, with_annotation, with_cancel
 from tests.unit.story import CONFIG, Story, attempt_failed, attempt_succeeded
 
@@ -159,7 +160,7 @@ def test_a_retried_outcome_waits_then_sends_delivery_2() -> None:
     assert decision.send_callback is None
     got = callback_of(story)
     assert (got.state, got.attempts, got.last_status_code, got.last_error) == ("Delivering", 1, 503, "HTTP 503")
-    due = parse_ts(got.next_attempt_time)
+    due = parse_stamp(got.next_attempt_time)
     assert due is not None
     delay = retry_delay(CONFIG, 1, rec.id, None)
     assert at(31) + dt.timedelta(seconds=delay) <= due < at(32) + dt.timedelta(seconds=delay)
@@ -194,7 +195,7 @@ def test_giving_up_fails_the_callback_with_a_condition() -> None:
     rec = callback_of(story)
     story.step(31, callback_outcome=outcome(rec, 31, error="ConnectError: refused"))
     rec = callback_of(story)
-    due = parse_ts(rec.next_attempt_time)
+    due = parse_stamp(rec.next_attempt_time)
     assert due is not None
     seconds = (due - at(0)).total_seconds()
     assert story.step(seconds).send_callback is not None

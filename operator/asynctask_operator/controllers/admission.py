@@ -12,7 +12,9 @@ most every ``status_interval`` seconds.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import logging
+import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -24,6 +26,7 @@ from asynctask_operator.controllers.cache import Key
 from asynctask_operator.core.conditions import set_condition
 from asynctask_operator.core.models import TaskQueue, TaskQueueStatus
 from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
+from asynctask_operator.core.timestamps import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -139,7 +142,7 @@ class Admissions:
             not paused and queue.spec.concurrency > 0,
             "Paused" if paused else ("ZeroConcurrency" if queue.spec.concurrency == 0 else "Admitting"),
             "paused: the backlog is kept" if paused else f"admitting up to {queue.spec.concurrency} at once",
-            time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(self._now())),
+            stamp(dt.datetime.fromtimestamp(math.floor(self._now()), dt.UTC)),  # floor: never round up a second
             generation,
         )
         new = TaskQueueStatus(

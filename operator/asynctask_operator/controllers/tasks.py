@@ -35,10 +35,11 @@ from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.core.effective import effective_priority, effective_spec
-from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, parse_ts, refuse
+from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, AsyncTaskStatus
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
+from asynctask_operator.core.timestamps import parse_stamp, stamp
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -301,7 +302,7 @@ class TaskReconciler:
 
 def task_event(task: AsyncTask, type_: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:
     """A core/v1 Event about ``task`` (what ``kubectl describe at`` lists)."""
-    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    at = stamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
@@ -320,8 +321,8 @@ def task_event(task: AsyncTask, type_: str, reason: str, message: str, now: dt.d
         "source": {"component": "asynctask-operator"},
         "reportingComponent": "asynctask-operator",
         "reportingInstance": "asynctask-operator",
-        "firstTimestamp": stamp,
-        "lastTimestamp": stamp,
+        "firstTimestamp": at,
+        "lastTimestamp": at,
         "count": 1,
     }
 
@@ -338,7 +339,7 @@ def _count(metrics: Metrics, task: AsyncTask, new: AsyncTaskStatus, now: dt.date
         if attempt.outcome and attempt.attempt not in ended:
             metrics.attempts.labels(ns, type_, attempt.outcome).inc()
     if new.phase == "Running" and old.phase != "Running" and (new.attempt or 0) == _round_start(new):
-        since = parse_ts(new.queued_time)
+        since = parse_stamp(new.queued_time)
         if since is not None:
             metrics.queue_wait.labels(ns, queue).observe(max((now - since).total_seconds(), 0.0))
     if new.phase in TERMINAL_PHASES and old.phase not in TERMINAL_PHASES:

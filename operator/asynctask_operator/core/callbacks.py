@@ -35,6 +35,7 @@ from asynctask_operator.core.models import (
     SecretKeyRef,
     SecretRef,
 )
+from asynctask_operator.core.timestamps import stamp
 
 DEFAULT_EVENTS: tuple[str, ...] = ("Succeeded", "Failed", "Cancelled")
 OPEN_STATES = frozenset({"Pending", "Delivering"})
@@ -265,9 +266,8 @@ def after_delivery(
     outcome: DeliveryOutcome,
     spec: CallbackSpec | None,
     config: CoreConfig,
-    ts: Any,
 ) -> CallbackStatus:
-    """``record`` once ``outcome`` is known. ``ts`` formats a time as the status writes it."""
+    """``record`` once ``outcome`` is known."""
     kind, message = verdict(outcome)
     attempts = record.attempts + 1
     allowed = (spec.max_attempts if spec and spec.max_attempts else None) or config.callback_max_attempts
@@ -275,7 +275,7 @@ def after_delivery(
         "attempts": attempts,
         "last_status_code": outcome.status_code,
         "last_error": _clip(message) or None,
-        "last_attempt_time": ts(outcome.at),
+        "last_attempt_time": stamp(outcome.at),
         "next_attempt_time": None,
     }
     if kind == "delivered":
@@ -290,7 +290,7 @@ def after_delivery(
     else:
         due = outcome.at + dt.timedelta(seconds=retry_delay(config, attempts, record.id, outcome.retry_after))
         update["state"] = "Delivering"
-        update["next_attempt_time"] = ts(_ceil_second(due))
+        update["next_attempt_time"] = stamp(_ceil_second(due))
     return record.model_copy(update=update)
 
 

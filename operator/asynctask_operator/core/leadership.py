@@ -10,6 +10,8 @@ import dataclasses
 import datetime as dt
 from typing import Any, Literal
 
+from asynctask_operator.core.timestamps import stamp
+
 Move = Literal["create", "renew", "take", "wait"]
 
 
@@ -52,11 +54,11 @@ def next_move(record: LeaseRecord | None, me: str, now: dt.datetime) -> Move:
 
 
 def lease_spec(me: str, now: dt.datetime, duration_seconds: int, transitions: int) -> dict[str, Any]:
-    stamp = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    at = stamp(now, micro=True)
     return {
         "holderIdentity": me,
         "leaseDurationSeconds": duration_seconds,
-        "acquireTime": stamp,
-        "renewTime": stamp,
+        "acquireTime": at,
+        "renewTime": at,
         "leaseTransitions": transitions,
     }

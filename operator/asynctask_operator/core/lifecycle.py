@@ -43,6 +43,7 @@ from asynctask_operator.core.observed import JobView, PodView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
 from asynctask_operator.core.reporting import Reported, mint_token, result_from_termination_message
 from asynctask_operator.core.retry import next_retry_delay, retry_verdict
+from asynctask_operator.core.timestamps import parse_stamp, stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
 
 RETRY_ANNOTATION = "asynctask.dev/retry-requested"
@@ -89,22 +90,6 @@ class Decision:
         return bool(self.status or self.create_job or self.delete_job or self.delete_task)
 
 
-def ts(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
-def parse_ts(text: str | None) -> dt.datetime | None:
-    """A time the status holds; ``None`` for none, or for one that cannot be read (the operator writes
-    only what :func:`ts` makes, but a hand with the status subresource can write anything)."""
-    if not text:
-        return None
-    try:
-        moment = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    return moment if moment.tzinfo else moment.replace(tzinfo=dt.UTC)
-
-
 def _after(moment: dt.datetime, seconds: float) -> dt.datetime:
     """``seconds`` after ``moment``; the end of time when that is past it (a delay without a cap)."""
     try:
@@ -119,7 +104,7 @@ class _Draft:
     def __init__(self, obs: Observed, config: CoreConfig) -> None:
         self.obs = obs
         self.config = config
-        self.now = ts(obs.now)
+        self.now = stamp(obs.now)
         self.fields: dict[str, Any] = obs.task.status.model_dump()
         self.create_job: dict[str, Any] | None = None
         self.delete_job: str | None = None
@@ -217,7 +202,7 @@ def _lifecycle(draft: _Draft) -> None:
         return
 
     if draft.phase == "Retrying":
-        due = parse_ts(draft.fields.get("next_retry_time"))
+        due = parse_stamp(draft.fields.get("next_retry_time"))
         if due is not None and due > obs.now:
             draft.due.append(due)
             return
@@ -261,7 +246,7 @@ def _past_deadline(draft: _Draft) -> bool:
     effective = draft.effective()
     if not effective.deadline_seconds:
         return False
-    since = parse_ts(draft.fields.get("queued_time")) or parse_ts(draft.obs.task.metadata.creation_timestamp)
+    since = parse_stamp(draft.fields.get("queued_time")) or parse_stamp(draft.obs.task.metadata.creation_timestamp)
     if since is None:
         return False
     deadline = _after(since, effective.deadline_seconds)
@@ -294,7 +279,7 @@ def _admit(draft: _Draft) -> None:
     obs = draft.obs
     task, tasktype = obs.task, obs.tasktype
     if tasktype is None:
-        age = (obs.now - (parse_ts(task.metadata.creation_timestamp) or obs.now)).total_seconds()
+        age = (obs.now - (parse_stamp(task.metadata.creation_timestamp) or obs.now)).total_seconds()
         grace = draft.config.unknown_type_grace_seconds
         if not obs.types_synced or (age < grace and draft.attempt == 0):
             draft.due.append(_after(obs.now, max(grace - age, 0.5)))
@@ -384,12 +369,12 @@ def _watch_attempt(draft: _Draft) -> None:
     # Rounded up to a whole second: nextRetryTime is written in whole seconds and is what a
     # restarted operator waits for, so the wait is never shortened by the rounding.
     due = _ceil_second(_after(obs.now, delay))
-    draft.set(next_retry_time=ts(due))
+    draft.set(next_retry_time=stamp(due))
     draft.due.append(due)
     draft.move(
         "Retrying",
         result.reason,
-        f"attempt {attempt} of {_attempts_allowed(draft)} failed ({result.message}); next attempt at {ts(due)}",
+        f"attempt {attempt} of {_attempts_allowed(draft)} failed ({result.message}); next attempt at {stamp(due)}",
     )
 
 
@@ -472,7 +457,7 @@ def _finish(draft: _Draft, phase: str, reason: str, message: str, outcome: str |
             )
         if job is not None and not job.finished and not job.deleting:
             draft.delete_job = job.name
-    start = parse_ts(draft.fields.get("start_time"))
+    start = parse_stamp(draft.fields.get("start_time"))
     draft.set(
         completion_time=draft.now,
         duration_seconds=round((draft.obs.now - start).total_seconds(), 3) if start else 0.0,
@@ -526,7 +511,7 @@ def _finished(draft: _Draft) -> None:
         running = sorted(j.name for j in obs.jobs.values() if not j.finished and not j.deleting)
         draft.delete_job = running[0] if running else None
 
-    done = parse_ts(draft.fields.get("completion_time"))
+    done = parse_stamp(draft.fields.get("completion_time"))
     if done is None:
         return
     ttl = draft.effective().ttl_seconds_after_finished
@@ -571,7 +556,7 @@ def _callback(draft: _Draft) -> None:
         and outcome.id == record.id
         and outcome.delivery == record.attempts + 1
     ):
-        record = callbacks.after_delivery(record, outcome, spec, draft.config, ts)
+        record = callbacks.after_delivery(record, outcome, spec, draft.config)
         if record.state == "Delivered":
             draft.condition(cond.CALLBACK_DELIVERED, True, "Delivered", f"{record.event} event delivered")
         elif record.state in ("Failed", "Refused"):
@@ -581,7 +566,7 @@ def _callback(draft: _Draft) -> None:
     if record is None or record.state not in callbacks.OPEN_STATES:
         return
     draft.delete_task = False  # the TTL waits for the delivery to end (at most the retry schedule)
-    due = parse_ts(record.next_attempt_time)
+    due = parse_stamp(record.next_attempt_time)
     if due is not None and due > obs.now:
         draft.due.append(due)
         return

@@ -18,6 +18,8 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from asynctask_operator.core.timestamps import stamp
+
 TOKEN_VERSION = "v1"
 
 
@@ -138,5 +140,5 @@ class Reported:
 
 def progress_status(report: ProgressReport, now: dt.datetime) -> dict[str, Any]:
     fields = report.model_dump(by_alias=True, exclude_none=True)
-    fields["updateTime"] = now.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    fields["updateTime"] = stamp(now)
     return fields

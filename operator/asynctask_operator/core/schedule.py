@@ -28,7 +28,6 @@ from typing import Any
 
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.cron import Schedule, ScheduleError, fires_between, next_fire, parse_schedule, unix_minute
-from asynctask_operator.core.lifecycle import parse_ts, ts
 from asynctask_operator.core.models import (
     API_VERSION,
     AsyncTask,
@@ -46,6 +45,7 @@ from asynctask_operator.core.naming import (
     manual_run_name,
     scheduled_run_name,
 )
+from asynctask_operator.core.timestamps import parse_stamp, stamp
 
 READY = "Ready"
 INVALID_TASK_TEMPLATE = "InvalidTaskTemplate"
@@ -81,7 +81,7 @@ def render_run(
     labels = {k: v for k, v in (meta.labels or {}).items() if not k.startswith(RESERVED_LABEL_PREFIX)}
     labels[LABEL_SCHEDULED_TASK] = label_value(scheduled.metadata.name)
     annotations = {k: v for k, v in (meta.annotations or {}).items() if not k.startswith(RESERVED_LABEL_PREFIX)}
-    annotations[ANNOTATION_SCHEDULED_TIME] = ts(scheduled_time)
+    annotations[ANNOTATION_SCHEDULED_TIME] = stamp(scheduled_time)
     if run_now is not None:
         annotations[ANNOTATION_RUN_NOW] = run_now
     return {
@@ -118,7 +118,7 @@ class _Plan:
         self.unfinished = {n: c for n, c in self.children.items() if not c.finished}
         old_active = set(status.active or ())
         self.to_count: set[str] = {n for n in old_active if n in self.finished}
-        self.last_schedule = parse_ts(status.last_schedule_time)
+        self.last_schedule = parse_stamp(status.last_schedule_time)
         self.last_run_now = status.last_run_now
         self.missed = status.missed_runs or 0
         self.skipped = (status.counts or ScheduleCounts()).skipped
@@ -185,10 +185,10 @@ def _window_start(obs: ScheduleObserved) -> dt.datetime | None:
         return None
     if status.observed_generation is not None and status.observed_generation != scheduled.metadata.generation:
         return None  # the spec changed: its next fire time is the first one that counts
-    handled_until = parse_ts(status.next_schedule_time)
+    handled_until = parse_stamp(status.next_schedule_time)
     if handled_until is not None:
         return handled_until - ONE_SECOND
-    return parse_ts(status.last_schedule_time) or parse_ts(scheduled.metadata.creation_timestamp)
+    return parse_stamp(status.last_schedule_time) or parse_stamp(scheduled.metadata.creation_timestamp)
 
 
 def _fire_due(plan: _Plan, schedule: Schedule) -> None:
@@ -210,7 +210,7 @@ def _fire_due(plan: _Plan, schedule: Schedule) -> None:
     late = (obs.now - latest).total_seconds()
     if runnable is not None and deadline is not None and late > deadline:
         plan.notes.append(
-            f"the run due at {ts(latest)} is {late:.0f}s late, past startingDeadlineSeconds ({deadline}): not started"
+            f"the run due at {stamp(latest)} is {late:.0f}s late, past startingDeadlineSeconds ({deadline}): not started"
         )
         runnable = None
     missed = len(unstarted) - (1 if runnable is not None else 0)
@@ -218,7 +218,7 @@ def _fire_due(plan: _Plan, schedule: Schedule) -> None:
         plan.missed += missed
         more = "at least " if cut else ""
         plan.notes.append(
-            f"{more}{missed} run(s) missed between {ts(unstarted[0])} and {ts(unstarted[-1])} "
+            f"{more}{missed} run(s) missed between {stamp(unstarted[0])} and {stamp(unstarted[-1])} "
             "(the operator was not running, or they were past startingDeadlineSeconds)"
         )
     if runnable is not None:
@@ -231,12 +231,14 @@ def _start_under_policy(plan: _Plan, fire: dt.datetime, name: str) -> None:
     if running and policy == "Forbid":
         plan.skipped += 1
         plan.notes.append(
-            f"the run due at {ts(fire)} is skipped: concurrencyPolicy Forbid and {', '.join(running)} not finished"
+            f"the run due at {stamp(fire)} is skipped: concurrencyPolicy Forbid and {', '.join(running)} not finished"
         )
         return
     if running and policy == "Replace":
         plan.cancel = [n for n in running if not plan.unfinished[n].spec.cancel]
-        plan.notes.append(f"concurrencyPolicy Replace: cancelling {', '.join(running)} for the run due at {ts(fire)}")
+        plan.notes.append(
+            f"concurrencyPolicy Replace: cancelling {', '.join(running)} for the run due at {stamp(fire)}"
+        )
     plan.start(name, fire)
 
 
@@ -305,11 +307,11 @@ def _status(plan: _Plan, next_time: dt.datetime | None, problem: ScheduleError |
     last_schedule = plan.last_schedule_time()
     ready, reason, message = _ready(plan, problem)
     conditions = cond.set_condition(
-        old.conditions or [], READY, ready, reason, message, ts(obs.now), scheduled.metadata.generation
+        old.conditions or [], READY, ready, reason, message, stamp(obs.now), scheduled.metadata.generation
     )
     return ScheduledTaskStatus(
-        last_schedule_time=ts(last_schedule) if last_schedule else None,
-        next_schedule_time=ts(next_time) if next_time else None,
+        last_schedule_time=stamp(last_schedule) if last_schedule else None,
+        next_schedule_time=stamp(next_time) if next_time else None,
         last_successful_time=last_successful,
         active=active or None,
         missed_runs=plan.missed,

@@ -6,6 +6,7 @@ import datetime as dt
 
 from asynctask_operator.core.conditions import set_condition
 from asynctask_operator.core.models import TaskType, TaskTypeStatus
+from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload_schema
 
 
@@ -19,8 +20,6 @@ def tasktype_status(tasktype: TaskType, now: dt.datetime) -> TaskTypeStatus | No
         ready, reason, message = False, refusal.reason, refusal.message
     current = tasktype.status or TaskTypeStatus()
     generation = tasktype.metadata.generation
-    conditions = set_condition(
-        current.conditions or [], "Ready", ready, reason, message, now.strftime("%Y-%m-%dT%H:%M:%SZ"), generation
-    )
+    conditions = set_condition(current.conditions or [], "Ready", ready, reason, message, stamp(now), generation)
     new = TaskTypeStatus(observed_generation=generation, conditions=conditions)
     return None if new == current else new
