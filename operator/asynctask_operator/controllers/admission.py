@@ -24,7 +24,7 @@ from pydantic import ValidationError
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, KubeClient, NotFound
 from asynctask_operator.controllers.cache import Key
 from asynctask_operator.core.conditions import set_condition
-from asynctask_operator.core.models import TaskQueue, TaskQueueStatus
+from asynctask_operator.core.models import IDLE_PHASES, TaskQueue, TaskQueueStatus
 from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
 from asynctask_operator.core.timestamps import stamp
 
@@ -74,7 +74,7 @@ class Admissions:
         """Keep the ledger in step with what a task is (called on every cache update of a task)."""
         status = (obj or {}).get("status") or {}
         phase = status.get("phase") or "Pending"
-        if obj is None or phase in ("Succeeded", "Failed", "Cancelled", "Retrying"):
+        if obj is None or phase in IDLE_PHASES:
             self.task_idle(task)
         elif phase == "Running":
             spec = obj.get("spec") or {}

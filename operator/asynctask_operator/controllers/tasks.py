@@ -293,7 +293,7 @@ class TaskReconciler:
     def _note_reports(self, task: AsyncTask, decision: Decision, now: dt.datetime) -> None:
         assert decision.status is not None
         key = (task.metadata.namespace, task.metadata.name)
-        if decision.status.phase in ("Succeeded", "Failed", "Cancelled"):
+        if decision.status.phase in TERMINAL_PHASES:
             self.reports.forget(key)
             return
         progress_written = decision.status.progress != task.status.progress

@@ -28,6 +28,7 @@ from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.effective import effective_spec
 from asynctask_operator.core.jobs import render_job
 from asynctask_operator.core.models import (
+    TERMINAL_PHASES,
     AsyncTask,
     AsyncTaskStatus,
     Attempt,
@@ -186,7 +187,7 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
 
 def _lifecycle(draft: _Draft) -> None:
     obs, task = draft.obs, draft.obs.task
-    if draft.phase in ("Succeeded", "Failed", "Cancelled"):
+    if draft.phase in TERMINAL_PHASES:
         _finished(draft)
         return
 
@@ -213,7 +214,7 @@ def _lifecycle(draft: _Draft) -> None:
 
     if draft.phase == "Running":
         _watch_attempt(draft)
-    if draft.phase in ("Succeeded", "Failed", "Cancelled"):
+    if draft.phase in TERMINAL_PHASES:
         _finished(draft)
 
 

@@ -28,6 +28,7 @@ Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "C
 RetryableOutcome = Literal["Failed", "Timeout", "PodError"]
 Phase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled"]
 TERMINAL_PHASES: frozenset[str] = frozenset({"Succeeded", "Failed", "Cancelled"})
+IDLE_PHASES: frozenset[str] = TERMINAL_PHASES | {"Retrying"}  # neither waiting for a queue slot nor holding one
 CallbackEvent = Literal["Succeeded", "Failed", "Cancelled", "Running", "Retrying"]
 CallbackState = Literal["Pending", "Delivering", "Delivered", "Failed", "Refused"]
 
