@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, cast
 
 from asynctask_operator.adapters.kube import JOBS, PODS, KubeClient
-from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube, Obj
 
@@ -95,9 +95,9 @@ class JobController:
 
 
 @contextlib.asynccontextmanager
-async def running(api: FakeKube, settings: OperatorSettings | None = None) -> AsyncIterator[Runtime]:
+async def running(api: FakeKube, settings: OperatorSettings | None = None) -> AsyncIterator[Manager]:
     """The runtime synced and running (workers, watches, clock, resync) until the block ends."""
-    runtime = Runtime(cast(KubeClient, api), settings or OperatorSettings(http_port=0))
+    runtime = Manager(cast(KubeClient, api), settings or OperatorSettings(http_port=0))
     versions = await runtime.sync()
     background = runtime.background(versions)
     try:

@@ -1,8 +1,8 @@
 """What the cache does to stay small with 10,000 tasks (SPEC §5: ≤ 150 MB), without changing what it answers.
 
 Tasks are kept as compact JSON (a read decodes a fresh copy); what nothing reads is
-dropped on entry; a watch event that brings what the cache already holds (kopf replays
-its listing of everything right after the operator's own) is recognised and skipped;
+dropped on entry; a watch event that brings what the cache already holds (the echo of a write whose
+answer it stored, a watch resumed a little before its last event) is recognised and skipped;
 the per-object event times go with the object.
 """
 
@@ -13,7 +13,7 @@ from typing import Any
 
 from asynctask_operator.adapters.kube import RequestCounter
 from asynctask_operator.controllers.cache import Cache, slim_task
-from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, pod, task
 
@@ -70,19 +70,19 @@ def test_the_cache_knows_when_it_holds_an_object_as_it_is() -> None:
     cache.put_task(raw_task())
     cache.put_job(job("t", 1).build())
     cache.put_pod(pod("t-1").build())
-    assert cache.holds("task", raw_task())
-    assert not cache.holds("task", raw_task(resource_version="2"))
-    assert cache.holds("job", job("t", 1).build())
-    assert not cache.holds("job", job("t", 1).complete().build())
-    assert cache.holds("pod", pod("t-1").build())
-    assert not cache.holds("pod", pod("t-2").build())
+    assert cache.has_copy("task", raw_task())
+    assert not cache.has_copy("task", raw_task(resource_version="2"))
+    assert cache.has_copy("job", job("t", 1).build())
+    assert not cache.has_copy("job", job("t", 1).complete().build())
+    assert cache.has_copy("pod", pod("t-1").build())
+    assert not cache.has_copy("pod", pod("t-2").build())
 
 
-def runtime() -> Runtime:
+def runtime() -> Manager:
     class NoApi:
         counter = RequestCounter()
 
-    return Runtime(NoApi(), OperatorSettings())  # type: ignore[arg-type]
+    return Manager(NoApi(), OperatorSettings())  # type: ignore[arg-type]
 
 
 def test_a_replayed_event_queues_nothing() -> None:
@@ -101,7 +101,7 @@ def test_a_replayed_event_queues_nothing() -> None:
 def test_event_times_go_with_the_object_and_a_late_answer_does_not_bring_it_back() -> None:
     cache = Cache()
     sent = time.monotonic()
-    cache.watched("task", ("media", "t"))
+    cache.event_arrived("task", ("media", "t"))
     cache.put_task(raw_task())
     cache.drop_task(("media", "t"))
     assert ("task", ("media", "t")) not in cache._events

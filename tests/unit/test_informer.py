@@ -16,7 +16,7 @@ import pytest
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, ApiError, Gone, RequestCounter, Resource
 from asynctask_operator.controllers import informer as informer_module
-from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, task
 
@@ -76,8 +76,8 @@ def expired() -> dict[str, Any]:
     return {"type": "ERROR", "object": {"kind": "Status", "code": 410, "reason": "Expired", "message": "too old"}}
 
 
-async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = "task") -> Runtime:
-    runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
+async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = "task") -> Manager:
+    runtime = Manager(api, OperatorSettings())  # type: ignore[arg-type]
     versions = await runtime.sync()
     runtime.queue._pending.clear()  # the listing queued every task; what follows is what the watch queues
     follower = asyncio.create_task(runtime.informer.watch_kind(kind, resource, None, version=versions[kind, None]))
@@ -163,7 +163,7 @@ async def test_an_event_the_cache_cannot_take_is_skipped_and_the_stream_goes_on(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     api = ScriptedApi({}, [[event("ADDED", raw_task("poison", "102")), event("ADDED", raw_task("b", "103"))]])
-    runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
+    runtime = Manager(api, OperatorSettings())  # type: ignore[arg-type]
     original = runtime.cache.put_task
 
     def put_task(obj: dict[str, Any], *args: Any) -> Any:
@@ -173,7 +173,9 @@ async def test_an_event_the_cache_cannot_take_is_skipped_and_the_stream_goes_on(
 
     monkeypatch.setattr(runtime.cache, "put_task", put_task)
     versions = await runtime.sync()
-    follower = asyncio.create_task(runtime.informer.watch_kind("task", ASYNCTASKS, None, version=versions["task", None]))
+    follower = asyncio.create_task(
+        runtime.informer.watch_kind("task", ASYNCTASKS, None, version=versions["task", None])
+    )
     try:
         await asyncio.wait_for(api.done.wait(), 5)
     finally:

@@ -15,7 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, TASKQUEUES, RequestCounter, Resource
-from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, pod, task
 
@@ -55,8 +55,8 @@ def raw_task(phase: str | None, resource_version: str) -> dict[str, Any]:
     return obj
 
 
-async def runtime_after_first_sync(api: ListingApi) -> Runtime:
-    runtime = Runtime(api, OperatorSettings())  # type: ignore[arg-type]
+async def runtime_after_first_sync(api: ListingApi) -> Manager:
+    runtime = Manager(api, OperatorSettings())  # type: ignore[arg-type]
     await runtime.sync()
     return runtime
 

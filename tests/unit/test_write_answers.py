@@ -18,14 +18,14 @@ from typing import Any, cast
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient
 from asynctask_operator.controllers.admission import Admissions
-from asynctask_operator.controllers.runtime import Runtime, WorkKey
+from asynctask_operator.controllers.manager import Manager, WorkKey
 from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube
 from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, create_before_its_fire, fired_a_minute_ago, tasktype
 
 
-async def drained(runtime: Runtime) -> set[WorkKey]:
+async def drained(runtime: Manager) -> set[WorkKey]:
     """The keys queued so far, taken off the queue (nothing reconciles them)."""
     keys = set()
     while not runtime.queue.idle:
@@ -39,8 +39,8 @@ def now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-async def synced(api: FakeKube) -> Runtime:
-    runtime = Runtime(cast(KubeClient, api), NO_RESYNC)
+async def synced(api: FakeKube) -> Manager:
+    runtime = Manager(cast(KubeClient, api), NO_RESYNC)
     await runtime.sync()
     await drained(runtime)  # a sync queues everything; what follows is what the writes queue
     return runtime
@@ -142,7 +142,7 @@ async def test_the_listing_queues_what_it_brings() -> None:
     await api.create(TASKTYPES, NS, tasktype())
     manifest = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "spec": {"type": "echo"}}
     await api.create(ASYNCTASKS, NS, {**manifest, "metadata": {"name": "t"}})
-    runtime = Runtime(cast(KubeClient, api), OperatorSettings(http_port=0))
+    runtime = Manager(cast(KubeClient, api), OperatorSettings(http_port=0))
     await runtime.informer.list_into_cache("task", ASYNCTASKS, None)
     assert ("task", NS, "t") in await drained(runtime)
 

@@ -93,7 +93,7 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
         self.store(key, obj, _encode(obj))
 
     def store(self, key: Key, obj: dict[str, Any], blob: bytes) -> None:
-        """Keep ``obj``, already encoded as ``blob`` (see :meth:`holds`)."""
+        """Keep ``obj``, already encoded as ``blob`` (see :meth:`has_blob`)."""
         self._blobs[key] = blob
         self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_of(obj))
 
@@ -110,7 +110,7 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
     def __len__(self) -> int:
         return len(self._blobs)
 
-    def holds(self, key: Key, blob: bytes) -> bool:
+    def has_blob(self, key: Key, blob: bytes) -> bool:
         return self._blobs.get(key) == blob
 
     def phase(self, key: Key) -> str | None:
@@ -144,7 +144,7 @@ class Cache:
         self.synced: set[str] = set()
         self._events: dict[tuple[str, Key], float] = {}
 
-    def watched(self, kind: str, key: Key) -> None:
+    def event_arrived(self, kind: str, key: Key) -> None:
         """A watch event for this object arrived now (see ``answer_to_request_at``)."""
         self._events[kind, key] = time.monotonic()
 
@@ -168,12 +168,12 @@ class Cache:
         self._events.pop((kind, key), None)
         self._dropped[kind, key] = time.monotonic()
 
-    def holds(self, kind: str, obj: dict[str, Any]) -> bool:
+    def has_copy(self, kind: str, obj: dict[str, Any]) -> bool:
         """The cache holds this object as it is (a watch replaying what the listing put there).
 
         Such an event changes nothing any reconcile would see: the caller can skip it."""
         if kind == "task":
-            return self.tasks.holds(key_of(obj), _encode(obj))
+            return self.tasks.has_blob(key_of(obj), _encode(obj))
         if kind == "job":
             view = job_view(obj)
             return self.jobs.get((view.namespace, view.name)) == view
@@ -205,7 +205,7 @@ class Cache:
             return False
         blob = _encode(obj)
         self.mark_seen("task", key)
-        if self.tasks.holds(key, blob):
+        if self.tasks.has_blob(key, blob):
             return False
         self._note_version(key, str((obj.get("metadata") or {}).get("resourceVersion") or ""), answer)
         self._unindex_run(key)

@@ -23,7 +23,7 @@ from asynctask_operator.adapters.election import LeaderElector, label_own_pod
 from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kube import KubeClient, credentials, load_configuration
 from asynctask_operator.adapters.secrets import load_report_key
-from asynctask_operator.controllers.runtime import Runtime
+from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 
 
@@ -65,7 +65,7 @@ async def run(
     if settings.core.report_url:
         key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
         settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
-    runtime = Runtime(api, settings)
+    manager = Manager(api, settings)
     elector: LeaderElector | None = None
     if settings.leader_elect:
         elector = LeaderElector(
@@ -86,19 +86,19 @@ async def run(
         """The leader once its cache is filled; a standby when the Service cannot send it reports."""
         if elector is not None and not elector.leading:
             return labelled
-        return "asynctasks" in runtime.cache.synced
+        return "asynctasks" in manager.cache.synced
 
     server: HttpServer | None = None
     if settings.http_port:
-        server = HttpServer(settings.http_port, runtime.reports, ready=ready, metrics=runtime.metrics.exposition)
+        server = HttpServer(settings.http_port, manager.reports, ready=ready, metrics=manager.metrics.exposition)
         await server.start()
     if elector is not None:
         await elector.acquire()  # a standby waits here; its probes answer meanwhile
-    versions = await runtime.sync()
+    versions = await manager.sync()
     if elector is not None and settings.pod_name:  # even if "false" failed: the Service must find the leader
         await label_own_pod(api, settings.report_key_namespace, settings.pod_name, leading=True)
-    runtime.metrics.leader.set(1)
-    background = runtime.background(versions)
+    manager.metrics.leader.set(1)
+    background = manager.background(versions)
     halt = asyncio.Event()
     deposed = asyncio.Event()  # the Lease was lost (not a shutdown)
     if stop is not None:
@@ -109,8 +109,8 @@ async def run(
             deposed.set()
             for task in background:
                 task.cancel()
-            runtime.callbacks.cancel()
-            runtime.metrics.leader.set(0)
+            manager.callbacks.cancel()
+            manager.metrics.leader.set(0)
             halt.set()
 
         background.append(asyncio.create_task(elector.keep(on_lost=lost), name="lease"))
@@ -136,7 +136,7 @@ async def run(
             task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await asyncio.gather(*background, return_exceptions=True)
-            await runtime.callbacks.close()
+            await manager.callbacks.close()
         if elector is not None and elector.leading:  # stopped, not deposed: hand over at once
             await elector.release()
     if deposed.is_set():

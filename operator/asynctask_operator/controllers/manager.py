@@ -45,7 +45,9 @@ def _stub(key: Key) -> Obj:
     return {"metadata": {"namespace": key[0], "name": key[1]}}
 
 
-class Runtime:
+class Manager:
+    """The operator's parts wired together: what :func:`~asynctask_operator.controllers.process.run` runs."""
+
     def __init__(self, api: KubeClient, settings: OperatorSettings, sender: Sender | None = None) -> None:
         self.api = api
         self.settings = settings
@@ -130,11 +132,11 @@ class Runtime:
             return
         # The echo of what is held already (the answer to a write, a listing): whatever stored
         # that copy queued the task then (TaskIntake), so there is nothing new to do.
-        if self.cache.holds("task", obj):
+        if self.cache.has_copy("task", obj):
             return
         if self.cache.stale_task(obj):  # an older version than the cache holds (our own write overtook it)
             return
-        self.cache.watched("task", key)
+        self.cache.event_arrived("task", key)
         self.intake.take(obj)
 
     def on_tasktype(self, event_type: str | None, obj: Obj) -> None:
@@ -173,17 +175,17 @@ class Runtime:
         ns, name = key_of(obj)
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
-        elif self.cache.holds("job", obj):
+        elif self.cache.has_copy("job", obj):
             return
         else:
-            self.cache.watched("job", (ns, name))
+            self.cache.event_arrived("job", (ns, name))
             view = self.cache.put_job(obj)
         if view is not None and view.owner_name:
             self._wake_task((ns, view.owner_name))
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
-        if event_type != "DELETED" and self.cache.holds("pod", obj):
+        if event_type != "DELETED" and self.cache.has_copy("pod", obj):
             return
         view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
         if view is None:
