@@ -107,6 +107,8 @@ class Reporter:
             except (urllib.error.URLError, OSError) as exc:
                 if attempt == attempts:
                     raise ReportError(0, f"the operator cannot be reached: {exc}") from None
+            # core.retry.backoff(attempt, 1.0, 30.0), written out: this file imports nothing of the
+            # operator (tests/unit/test_report_client.py holds the two to the same delays).
             self._sleep(min(2.0 ** (attempt - 1), 30.0))
         return False  # not reached
 

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator import report
+from asynctask_operator.core.retry import backoff
 from asynctask_operator.report import Reporter, ReportError
 
 
@@ -93,4 +94,5 @@ def test_an_unreachable_operator_is_retried_then_reported(sleeps: list[float]) -
     with pytest.raises(ReportError) as raised:
         Reporter(f"http://127.0.0.1:{port}/v1/x", "tok").result(1)
     assert raised.value.status == 0 and "cannot be reached" in raised.value.message
-    assert len(sleeps) == report.RESULT_ATTEMPTS - 1 and sleeps[-1] == 30.0
+    assert sleeps == [backoff(n, 1.0, 30.0) for n in range(1, report.RESULT_ATTEMPTS)]  # 1, 2, 4, 8, 16, 30
+    assert sleeps[-1] == 30.0

@@ -35,6 +35,7 @@ from asynctask_operator.core.models import (
     SecretKeyRef,
     SecretRef,
 )
+from asynctask_operator.core.retry import backoff
 from asynctask_operator.core.timestamps import stamp
 
 DEFAULT_EVENTS: tuple[str, ...] = ("Succeeded", "Failed", "Cancelled")
@@ -251,8 +252,7 @@ def retry_delay(config: CoreConfig, failed: int, msg_id: str, retry_after: float
     """Seconds before the next delivery after ``failed`` failed ones: exponential with +/-20 % jitter
     (taken from the event id, so a restarted operator computes the same), at least the receiver's
     ``Retry-After`` (at most an hour of it)."""
-    base = config.callback_base_seconds * 2.0 ** min(max(failed - 1, 0), 30)
-    delay = min(base, config.callback_max_delay_seconds)
+    delay = backoff(failed, config.callback_base_seconds, config.callback_max_delay_seconds)
     digest = hashlib.sha256(f"{msg_id}/{failed}".encode()).digest()
     sample = int.from_bytes(digest[:4], "big") / 2**32
     delay = min(delay * (1.0 + 0.2 * (2.0 * sample - 1.0)), config.callback_max_delay_seconds)

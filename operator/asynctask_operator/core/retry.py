@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 
 from asynctask_operator.core.models import RetryPolicy
 from asynctask_operator.core.outcomes import AttemptResult
@@ -12,9 +13,10 @@ JITTER = 0.2
 
 def backoff(failures: int, base: float, cap: float) -> float:
     """Seconds to wait after the ``failures``-th failure in a row (1-based): ``base`` doubled each
-    time, at most ``cap``. The exponent is bounded: ``2 ** n`` of a key failing for days would not
-    fit in a float (OverflowError in the loop that should be backing off)."""
-    return min(base * 2.0 ** min(max(failures - 1, 0), 64), cap)
+    time, at most ``cap`` (``math.inf``: no cap). The exponent stops at 62: ``2 ** n`` of a key
+    failing for days would not fit in a float (OverflowError in the loop that should be backing
+    off), and ``2 ** 62`` seconds is longer than any delay that will ever be waited out."""
+    return min(base * 2.0 ** min(max(failures - 1, 0), 62), cap)
 
 
 def next_retry_delay(policy: RetryPolicy, attempt: int, jitter_sample: float = 0.5) -> float:
@@ -28,16 +30,10 @@ def next_retry_delay(policy: RetryPolicy, attempt: int, jitter_sample: float = 0
     """
     base = float(policy.base_seconds if policy.base_seconds is not None else 10)
     cap = float(policy.max_seconds if policy.max_seconds is not None else 600)
-    if policy.backoff == "Fixed":
-        delay = base
-    else:
-        exponent = max(attempt - 1, 0)
-        delay = base * (2.0 ** min(exponent, 62))
-    delay = min(delay, cap) if cap > 0 else delay
+    limit = cap if cap > 0 else math.inf
+    delay = min(base, limit) if policy.backoff == "Fixed" else backoff(attempt, base, limit)
     if policy.jitter is not False:
-        delay *= 1.0 + JITTER * (2.0 * jitter_sample - 1.0)
-        if cap > 0:
-            delay = min(delay, cap)
+        delay = min(delay * (1.0 + JITTER * (2.0 * jitter_sample - 1.0)), limit)
     return max(delay, 0.0)
 
 
