@@ -6,9 +6,10 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.core.config import BUILTIN_RETRY, CoreConfig
+from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.effective import effective_priority, effective_spec, merge_retry
 from asynctask_operator.core.models import AsyncTask, RetryPolicy, TaskType
+from asynctask_operator.core.retry import BUILTIN_RETRY
 from tests.unit.builders import task, tasktype
 
 CONFIG = CoreConfig(default_ttl_seconds=777, default_queue="fallback")

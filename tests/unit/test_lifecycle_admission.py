@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from asynctask_operator.core.conditions import get_condition
-from asynctask_operator.core.config import BUILTIN_RETRY
 from asynctask_operator.core.jobs import render_job
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION, Admission, Decision, Observed, decide
 from asynctask_operator.core.models import AsyncTaskStatus, TaskType
+from asynctask_operator.core.retry import BUILTIN_RETRY
 from tests.unit.builders import GRANTED, at, job, observe, pod, running, task, tasktype, with_annotation, with_cancel
 from tests.unit.story import CONFIG, ECHO, Story, attempt_failed, attempt_running, attempt_succeeded
 

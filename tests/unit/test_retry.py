@@ -8,7 +8,7 @@ import pytest
 
 from asynctask_operator.core.models import RetryPolicy
 from asynctask_operator.core.outcomes import AttemptResult
-from asynctask_operator.core.retry import backoff, next_retry_delay, retry_verdict
+from asynctask_operator.core.retry import BUILTIN_RETRY, backoff, next_retry_delay, retries_allowed, retry_verdict
 
 
 def policy(**fields: Any) -> RetryPolicy:
@@ -149,3 +149,13 @@ def test_backoff_doubles_up_to_its_cap_however_many_failures(failures: int, expe
     """A key failing every 60 s for 17 hours reaches its 1,025th failure: ``0.5 * 2 ** 1024`` does not
     fit in a float, and the OverflowError would have ended the worker that was backing off."""
     assert backoff(failures, 0.5, 60.0) == expected
+
+
+@pytest.mark.parametrize("attempt", [1, 2, 4, 8])
+@pytest.mark.parametrize("sample", [0.0, 0.5, 0.99])
+def test_a_field_left_unset_means_the_builtin_default(attempt: int, sample: float) -> None:
+    """The built-in policy is written once: an empty policy behaves as BUILTIN_RETRY does."""
+    assert next_retry_delay(RetryPolicy(), attempt, sample) == next_retry_delay(BUILTIN_RETRY, attempt, sample)
+    assert retries_allowed(RetryPolicy()) == retries_allowed(BUILTIN_RETRY) == 3
+    for result in (FAILED_2, TIMEOUT, OOM, DELETED):
+        assert retry_verdict(RetryPolicy(), attempt, result) == retry_verdict(BUILTIN_RETRY, attempt, result)

@@ -5,16 +5,7 @@ from __future__ import annotations
 import dataclasses
 
 from asynctask_operator.core.models import RetryPolicy
-
-BUILTIN_RETRY = RetryPolicy(
-    max_retries=3,
-    backoff="Exponential",
-    base_seconds=10,
-    max_seconds=600,
-    jitter=True,
-    retry_on=["Failed", "Timeout", "PodError"],
-    non_retryable_exit_codes=[],
-)
+from asynctask_operator.core.retry import BUILTIN_RETRY
 
 
 @dataclasses.dataclass(frozen=True)

@@ -43,7 +43,7 @@ from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import JobView, PodView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
 from asynctask_operator.core.reporting import Reported, mint_token, result_from_termination_message
-from asynctask_operator.core.retry import next_retry_delay, retry_verdict
+from asynctask_operator.core.retry import next_retry_delay, retries_allowed, retry_verdict
 from asynctask_operator.core.timestamps import parse_stamp, stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
 
@@ -331,9 +331,8 @@ def _admit(draft: _Draft) -> None:
 
 
 def _attempts_allowed(draft: _Draft) -> int:
-    retry = draft.effective().retry
     first = int((draft.fields.get("round") or {}).get("first_attempt") or 1)
-    return first - 1 + (retry.max_retries if retry.max_retries is not None else 3) + 1
+    return first - 1 + retries_allowed(draft.effective().retry) + 1
 
 
 def _watch_attempt(draft: _Draft) -> None:

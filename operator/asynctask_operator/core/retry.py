@@ -4,11 +4,35 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from typing import TypeVar
 
 from asynctask_operator.core.models import RetryPolicy
 from asynctask_operator.core.outcomes import AttemptResult
 
+T = TypeVar("T")
+
+BUILTIN_RETRY = RetryPolicy(
+    max_retries=3,
+    backoff="Exponential",
+    base_seconds=10,
+    max_seconds=600,
+    jitter=True,
+    retry_on=["Failed", "Timeout", "PodError"],
+    non_retryable_exit_codes=[],
+)
+"""Every retry field neither the task nor its TaskType sets (``CoreConfig.default_retry``), and what
+a field left unset anyway means here."""
 JITTER = 0.2
+
+
+def _or_builtin(value: T | None, builtin: T | None) -> T:
+    assert builtin is not None  # BUILTIN_RETRY sets every field
+    return value if value is not None else builtin
+
+
+def retries_allowed(policy: RetryPolicy) -> int:
+    """Retries after the first attempt of a round (its attempts: this + 1)."""
+    return _or_builtin(policy.max_retries, BUILTIN_RETRY.max_retries)
 
 
 def backoff(failures: int, base: float, cap: float) -> float:
@@ -28,8 +52,8 @@ def next_retry_delay(policy: RetryPolicy, attempt: int, jitter_sample: float = 0
     >>> next_retry_delay(RetryPolicy(backoff="Exponential", base_seconds=10, max_seconds=600, jitter=False), 3)
     40.0
     """
-    base = float(policy.base_seconds if policy.base_seconds is not None else 10)
-    cap = float(policy.max_seconds if policy.max_seconds is not None else 600)
+    base = float(_or_builtin(policy.base_seconds, BUILTIN_RETRY.base_seconds))
+    cap = float(_or_builtin(policy.max_seconds, BUILTIN_RETRY.max_seconds))
     limit = cap if cap > 0 else math.inf
     delay = min(base, limit) if policy.backoff == "Fixed" else backoff(attempt, base, limit)
     if policy.jitter is not False:
@@ -46,11 +70,11 @@ class RetryVerdict:
 
 def retry_verdict(policy: RetryPolicy, attempt: int, result: AttemptResult) -> RetryVerdict:
     """Retry ``attempt``'s failure, or end the task with which reason."""
-    max_retries = policy.max_retries if policy.max_retries is not None else 3
+    max_retries = retries_allowed(policy)
     codes = set(policy.non_retryable_exit_codes or ())
     if result.exit_code is not None and result.exit_code in codes and result.outcome == "Failed":
         return RetryVerdict(False, "NonRetryableExitCode", f"exit code {result.exit_code}: {result.message}")
-    retry_on = set(policy.retry_on if policy.retry_on is not None else ("Failed", "Timeout", "PodError"))
+    retry_on = set(_or_builtin(policy.retry_on, BUILTIN_RETRY.retry_on))
     retryable = result.outcome in retry_on or result.outcome == "JobDeleted"
     if not retryable or max_retries == 0:
         return RetryVerdict(False, result.reason, result.message)
