@@ -15,9 +15,8 @@ Exceptions::
      +-- Gone             410 (a watch or listing continued from a resourceVersion too old to serve)
      +-- Invalid          422 (the API server refused the object; the message says why)
 
-Listings come in pages (:meth:`KubeClient.list_pages`) and watches are read line by line
-in a thread of their own (:meth:`KubeClient.watch`): neither holds a whole resource's
-objects in memory at once.
+Listings come in pages (:meth:`KubeClient.list_pages`) and watches line by line
+(:mod:`~asynctask_operator.adapters.watchstream`): neither holds a whole listing at once.
 """
 
 from __future__ import annotations
@@ -25,18 +24,19 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
-import contextlib
 import dataclasses
 import json
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator, Callable, Iterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
 import urllib3.exceptions
+
+from asynctask_operator.adapters.watchstream import StreamBroken, WatchStream
 
 logger = logging.getLogger(__name__)
 
@@ -45,8 +45,6 @@ RETRY_AFTER_CAP = 60.0
 RETRIED_CODES = frozenset({429, 500, 502, 503, 504})
 MERGE_PATCH = "application/merge-patch+json"
 LIST_PAGE_SIZE = 500  # objects per listing request (the API server's default chunking in kubectl)
-WATCH_BUFFER = 256  # watch events read ahead of the consumer; the reading thread waits beyond that
-READ_SIZE = 65536  # the most a watch stream's reader takes from the socket at once
 
 
 class ApiError(Exception):
@@ -255,7 +253,7 @@ class KubeClient:
         """The events of one watch request from ``resource_version``, decoded, until the server ends it.
 
         With bookmarks (each one's resourceVersion is where to watch from next). A thread reads
-        and decodes the stream, at most :data:`WATCH_BUFFER` events ahead; closing the iterator
+        and decodes the stream, at most :data:`~asynctask_operator.adapters.watchstream.WATCH_BUFFER` events ahead; closing the iterator
         closes the connection. Raises :class:`ApiError` when the request is refused (:class:`Gone`
         when ``resource_version`` is too old) or the connection fails; the caller watches again."""
         query = [("watch", "true"), ("allowWatchBookmarks", "true"), ("timeoutSeconds", str(timeout_seconds))]
@@ -263,7 +261,7 @@ class KubeClient:
             query.append(("labelSelector", label_selector))
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        stream = _WatchStream(asyncio.get_running_loop())
+        stream = WatchStream(asyncio.get_running_loop())
         path = resource.path(namespace)
         read_timeout = timeout_seconds + 30.0  # the server ends the stream first; this is for a dead connection
         threading.Thread(
@@ -280,7 +278,10 @@ class KubeClient:
                     ApiError(0, "Unreachable", f"GET {path} (watch): {data!r}") if status == 0 else _error(status, data)
                 )
             while True:
-                item = await stream.next()
+                try:
+                    item = await stream.next()
+                except StreamBroken as broken:
+                    raise ApiError(0, "WatchBroken", str(broken)) from broken.__cause__
                 if item is None:
                     return
                 yield item
@@ -380,94 +381,6 @@ class KubeClient:
         response = self._api.call_api(*params, _request_timeout=self.retry.request_timeout)
         data = response.read()  # type: ignore[no-untyped-call]
         return response.status, dict(response.headers or {}), data or b""
-
-
-class _WatchStream:
-    """One watch response, read in a thread; its events handed to the event loop, a bounded few ahead."""
-
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
-        self._loop = loop
-        self.opened: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        self._events: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
-        self._room = threading.Semaphore(WATCH_BUFFER)
-        self._closed = threading.Event()
-        self._response: Any = None
-
-    def run(self, open_: Callable[[], Any]) -> None:
-        try:
-            try:
-                response = open_()
-            except kubernetes.client.ApiException as exc:
-                self._call(self._resolve, int(exc.status or 0), str(exc.body or exc.reason or "").encode())
-                return
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
-                self._call(self._resolve, 0, str(exc).encode())
-                return
-            self._response = response
-            if self._closed.is_set():  # closed while connecting: nobody will read this stream
-                return
-            if not 200 <= response.status < 300:  # the connection goes back to the pool below
-                self._call(self._resolve, response.status, response.data or b"")
-                return
-            self._call(self._resolve, response.status, b"")
-            for line in _lines(response):
-                if self._closed.is_set():
-                    break
-                event = json.loads(line)
-                while not self._room.acquire(timeout=1.0):  # the consumer is behind: wait for it
-                    if self._closed.is_set():
-                        return
-                self._call(self._events.put_nowait, event)
-            self._call(self._events.put_nowait, None)
-        except Exception as exc:  # a dropped connection, a read timeout, a line that is not JSON
-            if not self._closed.is_set():
-                self._call(self._events.put_nowait, exc)
-        finally:
-            with contextlib.suppress(Exception):
-                if self._response is not None:
-                    self._response.release_conn()
-
-    def _resolve(self, status: int, data: bytes) -> None:
-        if not self.opened.done():
-            self.opened.set_result((status, data))
-
-    def _call(self, fn: Callable[..., None], *args: Any) -> None:
-        with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
-            self._loop.call_soon_threadsafe(fn, *args)
-
-    async def next(self) -> dict[str, Any] | None:
-        item = await self._events.get()
-        if isinstance(item, BaseException):
-            raise ApiError(0, "WatchBroken", str(item) or type(item).__name__) from item
-        if item is not None:
-            self._room.release()
-        return item
-
-    def close(self) -> None:
-        self._closed.set()
-        response = self._response
-        if response is not None:
-            with contextlib.suppress(Exception):
-                response.shutdown()  # unblocks the thread's read at once
-
-
-def _lines(response: Any) -> Iterator[bytes]:
-    """The non-empty lines of a streamed response body, as they arrive.
-
-    ``read1`` returns what has arrived, chunked or not (``stream()`` would wait for 64 KiB or
-    the end of a body sent without chunked encoding, as some proxies send it)."""
-    buffer = b""
-    while chunk := response.read1(READ_SIZE):
-        buffer += chunk
-        while True:
-            end = buffer.find(b"\n")
-            if end < 0:
-                break
-            line, buffer = buffer[:end], buffer[end + 1 :]
-            if line.strip():
-                yield line
-    if buffer.strip():
-        yield buffer
 
 
 def _decode(data: bytes) -> dict[str, Any]:
