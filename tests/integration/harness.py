@@ -60,13 +60,6 @@ def declare_resources(k: kmock.KubernetesEmulator) -> None:
     k.resources["batch/v1/jobs"] = kmock.ResourceInfo(
         kind="Job", singular="job", namespaced=True, verbs=both, subresources={"status"}
     )
-    # kopf's discovery waits for these two to exist, as they do in every cluster.
-    k.resources["apiextensions.k8s.io/v1/customresourcedefinitions"] = kmock.ResourceInfo(
-        kind="CustomResourceDefinition", singular="customresourcedefinition", namespaced=False, verbs=both
-    )
-    k.resources["v1/namespaces"] = kmock.ResourceInfo(
-        kind="Namespace", singular="namespace", namespaced=False, verbs=both
-    )
     k.resources["coordination.k8s.io/v1/leases"] = kmock.ResourceInfo(
         kind="Lease", singular="lease", namespaced=True, verbs=both
     )
