@@ -70,16 +70,15 @@ class Admissions:
         self.pump(key)
         return waiting
 
-    def observe_task(self, task: Key, obj: dict[str, Any] | None, default_queue: str) -> None:
-        """Keep the ledger in step with what a task is (called on every cache update of a task)."""
-        status = (obj or {}).get("status") or {}
-        phase = status.get("phase") or "Pending"
-        if obj is None or phase in IDLE_PHASES:
+    def observe_task(self, task: Key, obj: dict[str, Any], queue: Callable[[], str]) -> None:
+        """Keep the ledger in step with what a task is (called on every cache update of a task).
+        ``queue`` resolves the task's queue (:func:`~asynctask_operator.core.effective.resolve_queue`)
+        when it is running."""
+        phase = (obj.get("status") or {}).get("phase") or "Pending"
+        if phase in IDLE_PHASES:
             self.task_idle(task)
         elif phase == "Running":
-            spec = obj.get("spec") or {}
-            queue = (status.get("effective") or {}).get("queue") or spec.get("queue") or default_queue
-            self.book.running(task, (task[0], queue))
+            self.book.running(task, (task[0], queue()))
         else:
             where = self.book.not_running(task)
             if where is not None:

@@ -24,6 +24,7 @@ from typing import Any
 
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of, phase_of, scheduled_owner
+from asynctask_operator.core.effective import resolve_queue
 
 
 class TaskIntake:
@@ -50,7 +51,7 @@ class TaskIntake:
         before = self.cache.tasks.phase(key)
         if not self.cache.put_task(obj, answer_sent_at):
             return False
-        self.admissions.observe_task(key, obj, self._default_queue())
+        self.admissions.observe_task(key, obj, lambda: self._queue_of(key, obj))
         owner = scheduled_owner(obj)
         if owner is not None and before != phase_of(obj):
             self._wake_schedule((key[0], owner[1]))
@@ -62,6 +63,13 @@ class TaskIntake:
         """The task is deleted (a DELETED event, a listing without it, a 404, its own TTL delete)."""
         owner = self.cache.run_owner(key)
         self.cache.drop_task(key)
-        self.admissions.observe_task(key, None, self._default_queue())
+        self.admissions.task_idle(key)
         if owner is not None:
             self._wake_schedule((key[0], owner[1]))
+
+    def _queue_of(self, key: Key, obj: dict[str, Any]) -> str:
+        """The queue of this copy of a task, as the reconciler resolves it (its TaskType from the cache)."""
+        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+        tasktype = self.cache.tasktypes.get((key[0], str(spec.get("type") or "")))
+        admitted = (status.get("effective") or {}).get("queue")
+        return resolve_queue(admitted, spec.get("queue"), tasktype, self._default_queue())

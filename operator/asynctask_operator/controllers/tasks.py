@@ -34,7 +34,7 @@ from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
-from asynctask_operator.core.effective import effective_priority, effective_spec
+from asynctask_operator.core.effective import effective_priority, effective_queue
 from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, AsyncTaskStatus
 from asynctask_operator.core.naming import job_name
@@ -124,18 +124,14 @@ class TaskReconciler:
 
     def _request_slot(self, key: Key, observed: Observed) -> bool:
         task = observed.task
-        queue = (task.status.effective.queue if task.status.effective else None) or effective_spec(
-            task, observed.tasktype, self.settings.core
-        ).queue
+        queue = effective_queue(task, observed.tasktype, self.settings.core)
         created = task.metadata.creation_timestamp or ""
         return self.admissions.request(key, (key[0], queue), effective_priority(task, observed.tasktype), created)
 
     def _observe(self, task: AsyncTask, now: dt.datetime) -> Observed:
         ns = task.metadata.namespace
         tasktype = self.cache.tasktypes.get((ns, task.spec.type))
-        queue = (task.status.effective.queue if task.status.effective else None) or effective_spec(
-            task, tasktype, self.settings.core
-        ).queue
+        queue = effective_queue(task, tasktype, self.settings.core)
         waiting = self.admissions.waiting((ns, queue))
         granted = self.admissions.is_reserved((ns, task.metadata.name))
         jobs = self.cache.jobs_of(task.metadata.uid)
