@@ -8,12 +8,21 @@ asynctask-operator --version
 from __future__ import annotations
 
 import argparse
+import ast
 import asyncio
 import dataclasses
+import functools
+import inspect
+import itertools
 import os
 import pathlib
+import re
 import sys
+import textwrap
+import types
+import typing
 from collections.abc import Sequence
+from typing import Any
 
 import yaml
 
@@ -34,86 +43,134 @@ def crds_yaml() -> dict[str, str]:
     return {name: header + yaml.safe_dump(crd, sort_keys=False, width=100) for name, crd in all_crds().items()}
 
 
+@dataclasses.dataclass(frozen=True)
+class Option:
+    """A flag of ``run`` and the setting it sets. Its help is that setting's docstring, its type and
+    default the setting's (a bool is a switch; a collection, a repeatable flag)."""
+
+    flag: str
+    setting: str  # a field of OperatorSettings, or of one of its parts: "core.report_url"
+    short: str | None = None
+    env: str | None = None  # the default, when this environment variable is set (and not empty)
+    metavar: str | None = None  # default: the unit its name ends in (SECONDS, BYTES), else the flag's
+
+    @property
+    def dest(self) -> str:
+        return self.flag.removeprefix("--").replace("-", "_")
+
+
+RUN_OPTIONS: tuple[Option, ...] = (
+    Option("--namespace", "namespaces", short="-n"),
+    Option("--kubeconfig", "kubeconfig"),
+    Option("--context", "context"),
+    Option("--workers", "workers"),
+    Option("--payload-limit", "core.payload_limit_bytes"),
+    Option("--default-ttl", "core.default_ttl_seconds"),
+    Option("--unknown-type-grace", "core.unknown_type_grace_seconds"),
+    Option("--default-concurrency", "default_concurrency"),
+    Option("--queue-status-seconds", "queue_status_seconds"),
+    Option("--http-port", "http_port"),
+    Option("--report-url", "core.report_url"),
+    Option("--report-key-secret", "report_key_secret"),
+    Option("--report-key-namespace", "report_key_namespace", env="POD_NAMESPACE"),
+    Option("--progress-interval", "core.progress_interval_seconds"),
+    Option("--result-limit", "core.result_limit_bytes"),
+    Option("--leader-elect", "leader_elect"),
+    Option("--lease-name", "lease_name"),
+    Option("--lease-duration", "lease_seconds"),
+    Option("--renew-deadline", "renew_deadline", metavar="SECONDS"),
+    Option("--retry-period", "retry_period", metavar="SECONDS"),
+    Option("--pod-name", "pod_name", env="POD_NAME"),
+    Option("--resync-seconds", "resync_seconds"),
+    Option("--callback-allowed-host", "callback_policy.allowed_hosts", metavar="HOST"),
+    Option("--callback-allowed-cidr", "callback_policy.allowed_cidrs", metavar="CIDR"),
+    Option("--callback-max-attempts", "core.callback_max_attempts"),
+    Option("--callback-backoff-seconds", "core.callback_base_seconds"),
+    Option("--callback-timeout", "core.callback_timeout_seconds"),
+    Option("--callback-max-in-flight", "callback_max_in_flight"),
+)
+
+
+def _add_option(parser: argparse.ArgumentParser, option: Option) -> None:
+    owner, default = _setting(option.setting)
+    name = option.setting.rpartition(".")[2]
+    kind = _plain(typing.get_type_hints(owner)[name])
+    names = [option.flag, *([option.short] if option.short else [])]
+    text = _help(_field_docs(owner)[name])
+    if kind is bool:
+        parser.add_argument(*names, action="store_true", help=text)
+        return
+    if kind in (tuple, frozenset):
+        parser.add_argument(*names, action="append", default=[], metavar=option.metavar, help=f"{text} (repeatable)")
+        return
+    if option.env:
+        text += f" (default: ${option.env}" + (f", else {default})" if default is not None else ")")
+        default = os.environ.get(option.env) or default
+    elif default is not None:
+        text += " (default: %(default)s)"
+    unit = next((u.upper() for u in ("seconds", "bytes") if name.endswith(f"_{u}")), None)
+    parser.add_argument(
+        *names, type=kind if kind in (int, float) else str, default=default, metavar=option.metavar or unit, help=text
+    )
+
+
+def _setting(path: str) -> tuple[type, Any]:
+    """The dataclass that holds the setting at ``path``, and the setting's default."""
+    owner: Any = OperatorSettings()
+    *parts, name = path.split(".")
+    for part in parts:
+        owner = getattr(owner, part)
+    return type(owner), getattr(owner, name)
+
+
+def _plain(hint: Any) -> Any:
+    """``int`` of ``int | None``; ``tuple`` of ``tuple[str, ...]``."""
+    if isinstance(hint, types.UnionType):
+        hint = next(arg for arg in typing.get_args(hint) if arg is not type(None))
+    return typing.get_origin(hint) or hint
+
+
+@functools.cache
+def _field_docs(owner: type) -> dict[str, str]:
+    """The docstring under each field of the dataclass ``owner`` (the settings are documented there)."""
+    [body] = ast.parse(textwrap.dedent(inspect.getsource(owner))).body
+    assert isinstance(body, ast.ClassDef)
+    docs: dict[str, str] = {}
+    for field, doc in itertools.pairwise(body.body):
+        if (
+            isinstance(field, ast.AnnAssign)
+            and isinstance(field.target, ast.Name)
+            and isinstance(doc, ast.Expr)
+            and isinstance(doc.value, ast.Constant)
+            and isinstance(doc.value.value, str)
+        ):
+            docs[field.target.id] = inspect.cleandoc(doc.value.value)
+    return docs
+
+
+def _help(doc: str) -> str:
+    """A docstring as help: a setting it names (``core.report_url``) by its flag, no other markup."""
+    flags = {option.setting: option.flag for option in RUN_OPTIONS}
+    flags |= {setting.removeprefix("core."): flag for setting, flag in flags.items()}
+    text = re.sub(r"``([^`]+)``", lambda m: flags.get(m[1], m[1]), doc)
+    return text.replace("%", "%%")
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="asynctask-operator", description=__doc__.split("\n\n")[0])
     parser.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     run = sub.add_parser("run", help="run the operator against the cluster of the current kubeconfig context")
-    run.add_argument("--namespace", "-n", action="append", default=[], help="serve only this namespace (repeatable)")
-    run.add_argument("--kubeconfig", help="kubeconfig path (default: in-cluster, $KUBECONFIG, ~/.kube/config)")
-    run.add_argument("--context", help="kubeconfig context (default: the current one)")
-    run.add_argument("--workers", type=int, default=16, help="tasks reconciled concurrently (default 16)")
-    run.add_argument("--payload-limit", type=int, default=64 * 1024, help="payload cap in bytes (default 65536)")
+    for option in RUN_OPTIONS:
+        _add_option(run, option)
     run.add_argument(
-        "--default-ttl", type=int, default=7 * 24 * 3600, help="seconds a finished task is kept (default 7 days)"
+        "--log-format",
+        choices=["auto", "json", "text"],
+        default="auto",
+        help="One JSON object a line, or text; auto: text on a terminal, else JSON. (default: %(default)s)",
     )
-    run.add_argument(
-        "--unknown-type-grace",
-        type=float,
-        default=10.0,
-        help="seconds a new task waits for its TaskType to appear before failing UnknownTaskType (default 10)",
-    )
-    run.add_argument(
-        "--default-concurrency",
-        type=int,
-        default=None,
-        help="concurrency of the implicit 'default' queue of every namespace (default: unlimited)",
-    )
-    run.add_argument(
-        "--queue-status-seconds", type=float, default=5.0, help="TaskQueue status write period (default 5)"
-    )
-    run.add_argument("--http-port", type=int, default=8080, help="port of /healthz, /readyz, /v1/ (0: off)")
-    run.add_argument(
-        "--report-url",
-        help="base URL at which task pods reach this operator's port, e.g. http://asynctask-operator.asynctask-system"
-        ".svc:8080; unset: pods get no ASYNCTASK_REPORT_URL/TOKEN",
-    )
-    run.add_argument("--report-key-secret", default="asynctask-report-key", help="Secret holding the token key")
-    run.add_argument(
-        "--report-key-namespace",
-        default=os.environ.get("POD_NAMESPACE", "default"),
-        help="namespace of that Secret (default: $POD_NAMESPACE, else 'default')",
-    )
-    run.add_argument("--progress-interval", type=float, default=2.0, help="seconds between progress writes")
-    run.add_argument("--result-limit", type=int, default=16 * 1024, help="largest result in bytes (default 16384)")
-    run.add_argument(
-        "--leader-elect",
-        action="store_true",
-        help="hold a coordination.k8s.io Lease before acting (for several replicas; the chart's default)",
-    )
-    run.add_argument("--lease-name", default="asynctask-operator", help="Lease name (in --report-key-namespace)")
-    run.add_argument("--lease-duration", type=int, default=15, help="seconds a Lease is valid (default 15)")
-    run.add_argument("--renew-deadline", type=float, default=10.0, help="leader gives up after (default 10)")
-    run.add_argument("--retry-period", type=float, default=2.0, help="renew/try interval (default 2)")
-    run.add_argument(
-        "--pod-name",
-        default=os.environ.get("POD_NAME") or None,
-        help="this replica's pod, labelled asynctask.dev/leader=true|false with --leader-elect (default: $POD_NAME)",
-    )
-    run.add_argument("--resync-seconds", type=float, default=300.0, help="full re-list period (default 300)")
-    run.add_argument(
-        "--callback-allowed-host",
-        action="append",
-        default=[],
-        metavar="HOST",
-        help="callbacks to this host (or *.domain) skip the SSRF guard (repeatable)",
-    )
-    run.add_argument(
-        "--callback-allowed-cidr",
-        action="append",
-        default=[],
-        metavar="CIDR",
-        help="callbacks to addresses in this network skip the SSRF guard, e.g. 10.20.0.0/16 (repeatable)",
-    )
-    run.add_argument("--callback-max-attempts", type=int, default=6, help="deliveries per event (default 6)")
-    run.add_argument(
-        "--callback-backoff-seconds", type=float, default=20.0, help="first delay between deliveries (default 20)"
-    )
-    run.add_argument("--callback-timeout", type=float, default=10.0, help="per-request timeout (default 10)")
-    run.add_argument("--callback-max-in-flight", type=int, default=64, help="deliveries in flight at once (default 64)")
-    run.add_argument("--log-format", choices=["auto", "json", "text"], default="auto")
-    run.add_argument("--verbose", "-v", action="store_true")
+    run.add_argument("--verbose", "-v", action="store_true", help="Log at DEBUG, and kopf's INFO messages too.")
 
     crds = sub.add_parser("crds", help="print the CRDs (or write them to a folder, or apply them)")
     group = crds.add_mutually_exclusive_group()
@@ -143,45 +200,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def settings_of(args: argparse.Namespace) -> OperatorSettings:
     """The operator's settings from the parsed arguments of ``run``."""
-    return OperatorSettings(
-        core=dataclasses.replace(
-            CoreConfig(),
-            payload_limit_bytes=args.payload_limit,
-            default_ttl_seconds=args.default_ttl,
-            unknown_type_grace_seconds=args.unknown_type_grace,
-            report_url=args.report_url,
-            progress_interval_seconds=args.progress_interval,
-            result_limit_bytes=args.result_limit,
-            callback_max_attempts=args.callback_max_attempts,
-            callback_base_seconds=args.callback_backoff_seconds,
-            callback_timeout_seconds=args.callback_timeout,
-        ),
-        callback_policy=_callback_policy(args),
-        callback_max_in_flight=args.callback_max_in_flight,
-        http_port=args.http_port,
-        report_key_secret=args.report_key_secret,
-        report_key_namespace=args.report_key_namespace,
-        leader_elect=args.leader_elect,
-        lease_name=args.lease_name,
-        lease_seconds=args.lease_duration,
-        renew_deadline=args.renew_deadline,
-        retry_period=args.retry_period,
-        pod_name=args.pod_name,
-        namespaces=tuple(args.namespace),
-        workers=args.workers,
-        default_concurrency=args.default_concurrency,
-        queue_status_seconds=args.queue_status_seconds,
-        resync_seconds=args.resync_seconds,
-        kubeconfig=args.kubeconfig,
-        context=args.context,
-    )
-
-
-def _callback_policy(args: argparse.Namespace) -> DestinationPolicy:
+    values: dict[str, dict[str, Any]] = {"": {}, "core": {}, "callback_policy": {}}
+    for option in RUN_OPTIONS:
+        owner, _, name = option.setting.rpartition(".")
+        value = getattr(args, option.dest)
+        values[owner][name] = tuple(value) if isinstance(value, list) else value
+    hosts, cidrs = values["callback_policy"]["allowed_hosts"], values["callback_policy"]["allowed_cidrs"]
     try:
-        return DestinationPolicy.of(args.callback_allowed_host, args.callback_allowed_cidr)
+        policy = DestinationPolicy.of(hosts, cidrs)
     except ValueError as exc:
         raise SystemExit(f"--callback-allowed-cidr: {exc}") from None
+    core = dataclasses.replace(CoreConfig(), **values["core"])
+    return OperatorSettings(core=core, callback_policy=policy, **values[""])
 
 
 def _crds(args: argparse.Namespace) -> int:

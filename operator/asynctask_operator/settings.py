@@ -27,7 +27,7 @@ class OperatorSettings:
     so that an event lost by the API server or the network cannot leave a task stuck."""
 
     default_concurrency: int | None = None
-    """Concurrency of the implicit ``default`` queue of every namespace; None: unlimited.
+    """Concurrency of the implicit ``default`` queue of every namespace; unset (None): unlimited.
     A TaskQueue named ``default`` in a namespace overrides it there."""
 
     queue_status_seconds: float = 5.0

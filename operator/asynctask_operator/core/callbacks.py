@@ -329,7 +329,10 @@ class DestinationPolicy:
     """Where callbacks may go besides public addresses: ``callbacks.allowedHosts`` / ``allowedCIDRs``."""
 
     allowed_hosts: frozenset[str] = frozenset()
+    """Callbacks to these hosts (or ``*.domain``) skip the SSRF guard."""
+
     allowed_cidrs: tuple[ipaddress.IPv4Network | ipaddress.IPv6Network, ...] = ()
+    """Callbacks to addresses in these networks (e.g. 10.20.0.0/16) skip the SSRF guard."""
 
     @classmethod
     def of(cls, hosts: Sequence[str] = (), cidrs: Sequence[str] = ()) -> DestinationPolicy:

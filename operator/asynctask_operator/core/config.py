@@ -29,8 +29,8 @@ class CoreConfig:
     """Retry fields neither the task nor its TaskType sets."""
 
     report_url: str | None = None
-    """Base URL at which task pods reach the operator's report endpoint (``--report-url``).
-    Unset: pods get no ASYNCTASK_REPORT_URL/TOKEN (results can still come from the termination message)."""
+    """Base URL at which task pods reach the operator's report endpoint, e.g.
+    http://asynctask-operator.asynctask-system.svc:8080. Unset: pods get no ASYNCTASK_REPORT_URL/TOKEN (results can still come from the termination message)."""
 
     report_key: bytes | None = dataclasses.field(default=None, repr=False)
     """HMAC key of report tokens, loaded from (or stored in) a Secret at start-up. Never logged."""
