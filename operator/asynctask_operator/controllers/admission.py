@@ -12,9 +12,7 @@ most every ``status_interval`` seconds.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
-import math
 import time
 from collections.abc import Callable
 from typing import Any
@@ -23,10 +21,9 @@ from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, KubeClient, NotFound
 from asynctask_operator.controllers.cache import Key
-from asynctask_operator.core.conditions import set_condition
-from asynctask_operator.core.models import IDLE_PHASES, TaskQueue, TaskQueueStatus
+from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
 from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
-from asynctask_operator.core.timestamps import stamp
+from asynctask_operator.core.taskqueues import taskqueue_status
 
 logger = logging.getLogger(__name__)
 
@@ -131,27 +128,9 @@ class Admissions:
         queue = self.objects.get(key)
         if queue is None:
             return
-        counts = self.book.counts(key, self._now())
-        current = queue.status or TaskQueueStatus()
-        generation = queue.metadata.generation
-        paused = bool(queue.spec.paused)
-        conditions = set_condition(
-            current.conditions or [],
-            "Admitting",
-            not paused and queue.spec.concurrency > 0,
-            "Paused" if paused else ("ZeroConcurrency" if queue.spec.concurrency == 0 else "Admitting"),
-            "paused: the backlog is kept" if paused else f"admitting up to {queue.spec.concurrency} at once",
-            stamp(dt.datetime.fromtimestamp(math.floor(self._now()), dt.UTC)),  # floor: never round up a second
-            generation,
-        )
-        new = TaskQueueStatus(
-            pending=counts.pending,
-            running=counts.running,
-            oldest_pending_seconds=counts.oldest_pending_seconds,
-            observed_generation=generation,
-            conditions=conditions,
-        )
-        if new == current:
+        now = self._now()
+        new = taskqueue_status(queue, self.book.counts(key, now), now)
+        if new is None:
             return
         try:
             updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
