@@ -15,7 +15,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from asynctask_operator.adapters.kube import LEASES, PODS, ApiError, Conflict, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import LEASES, PODS, ApiError, Conflict, NotFound
 from asynctask_operator.core.leadership import LeaseRecord, lease_spec, next_move
 
 logger = logging.getLogger(__name__)
@@ -28,7 +29,7 @@ chart's Service selects ``"true"``, so task reports reach the leader while every
 class LeaderElector:
     def __init__(
         self,
-        api: KubeClient,
+        api: Kube,
         namespace: str,
         name: str,
         identity: str,
@@ -134,7 +135,7 @@ class LeaderElector:
             logger.warning("leader election: could not release Lease %s/%s: %s", self.namespace, self.name, exc)
 
 
-async def label_own_pod(api: KubeClient, namespace: str, pod: str, leading: bool) -> bool:
+async def label_own_pod(api: Kube, namespace: str, pod: str, leading: bool) -> bool:
     """Set :data:`LEADER_LABEL` on this replica's pod; False (logged) when that failed."""
     value = "true" if leading else "false"
     try:

@@ -6,13 +6,14 @@ import base64
 import logging
 import secrets
 
-from asynctask_operator.adapters.kube import SECRETS, Conflict, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import SECRETS, Conflict, NotFound
 from asynctask_operator.core.naming import MANAGER
 
 logger = logging.getLogger(__name__)
 
 
-async def load_report_key(api: KubeClient, namespace: str, name: str) -> bytes:
+async def load_report_key(api: Kube, namespace: str, name: str) -> bytes:
     """The HMAC key of report tokens.
 
     Read it; if it does not exist, generate one and create the Secret (if another replica

@@ -19,7 +19,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, NotFound
 from asynctask_operator.controllers.cache import Key
 from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
 from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
@@ -31,7 +32,7 @@ logger = logging.getLogger(__name__)
 class Admissions:
     def __init__(
         self,
-        api: KubeClient,
+        api: Kube,
         default_concurrency: int | None,
         wake_task: Callable[[Key], None],
         wake_queue_at: Callable[[QueueKey, float], None],

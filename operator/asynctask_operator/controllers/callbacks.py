@@ -25,7 +25,8 @@ import logging
 import time
 from collections.abc import Callable
 
-from asynctask_operator.adapters.kube import SECRETS, ApiError, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import SECRETS, ApiError, NotFound
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import Sender
 from asynctask_operator.controllers.cache import Key
@@ -51,7 +52,7 @@ class SecretMissing(Exception):
 class SecretReader:
     """Reads the Secrets callbacks reference (GET only, cached for a short while)."""
 
-    def __init__(self, api: KubeClient, ttl: float = SECRET_TTL) -> None:
+    def __init__(self, api: Kube, ttl: float = SECRET_TTL) -> None:
         self.api = api
         self.ttl = ttl
         self._cache: dict[Key, tuple[float, dict[str, bytes] | None]] = {}

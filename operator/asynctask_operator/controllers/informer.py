@@ -21,6 +21,7 @@ import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
+from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     JOBS,
@@ -30,7 +31,6 @@ from asynctask_operator.adapters.kube import (
     TASKTYPES,
     ApiError,
     Gone,
-    KubeClient,
     NotFound,
     Resource,
 )
@@ -64,7 +64,7 @@ class Feed:
 class Informer:
     def __init__(
         self,
-        api: KubeClient,
+        api: Kube,
         cache: Cache,
         feeds: Mapping[str, Feed],
         namespaces: Iterable[str],

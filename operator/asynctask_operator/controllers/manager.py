@@ -14,7 +14,8 @@ import logging
 import time
 from typing import Any
 
-from asynctask_operator.adapters.kube import ApiError, KubeClient
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
@@ -48,7 +49,7 @@ def _stub(key: Key) -> Obj:
 class Manager:
     """The operator's parts wired together: what :func:`~asynctask_operator.controllers.process.run` runs."""
 
-    def __init__(self, api: KubeClient, settings: OperatorSettings, sender: Sender | None = None) -> None:
+    def __init__(self, api: Kube, settings: OperatorSettings, sender: Sender | None = None) -> None:
         self.api = api
         self.settings = settings
         self.cache = Cache()

@@ -19,9 +19,10 @@ from typing import Any
 
 import kopf
 
+from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.election import LeaderElector, label_own_pod
 from asynctask_operator.adapters.http import HttpServer
-from asynctask_operator.adapters.kube import KubeClient, credentials, load_configuration
+from asynctask_operator.adapters.kube import credentials, load_configuration
 from asynctask_operator.adapters.secrets import load_report_key
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
@@ -55,9 +56,7 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-async def run(
-    api: KubeClient, settings: OperatorSettings, stop: asyncio.Event | None = None, *, frame: bool = True
-) -> None:
+async def run(api: Kube, settings: OperatorSettings, stop: asyncio.Event | None = None, *, frame: bool = True) -> None:
     """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``.
 
     ``frame=False``: without kopf (no login handler, no signal handlers), stopped by ``stop``

@@ -22,7 +22,8 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, NotFound
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
 from asynctask_operator.controllers.intake import TaskIntake
@@ -37,7 +38,7 @@ class ScheduleReconciler:
     def __init__(
         self,
         cache: Cache,
-        api: KubeClient,
+        api: Kube,
         intake: TaskIntake,
         wake: Callable[[Key], None],
         metrics: Metrics | None = None,

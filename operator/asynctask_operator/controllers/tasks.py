@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
+from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     EVENTS,
@@ -25,7 +26,6 @@ from asynctask_operator.adapters.kube import (
     ApiError,
     Conflict,
     Invalid,
-    KubeClient,
     NotFound,
 )
 from asynctask_operator.adapters.metrics import Metrics
@@ -76,7 +76,7 @@ class TaskReconciler:
     def __init__(
         self,
         cache: Cache,
-        api: KubeClient,
+        api: Kube,
         settings: OperatorSettings,
         intake: TaskIntake,
         admissions: Admissions,

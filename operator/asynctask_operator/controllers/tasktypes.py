@@ -12,13 +12,14 @@ import datetime as dt
 from collections.abc import Callable
 from typing import Any
 
-from asynctask_operator.adapters.kube import TASKTYPES, KubeClient, NotFound
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import TASKTYPES, NotFound
 from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.core.tasktypes import tasktype_status
 
 
 class TaskTypeReconciler:
-    def __init__(self, cache: Cache, api: KubeClient, took: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, cache: Cache, api: Kube, took: Callable[[dict[str, Any]], None]) -> None:
         self.cache = cache
         self.api = api
         self._took = took

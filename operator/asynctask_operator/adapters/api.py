@@ -1,0 +1,49 @@
+"""What the operator asks of the Kubernetes API: the one interface its parts are written against.
+
+:class:`~asynctask_operator.adapters.kube.KubeClient` is the real one; ``tests/support/fakekube.py``
+the in-memory one with the API server's semantics (resourceVersions, 409s, paging, watches
+with bookmarks and 410). Objects go in and come out as plain JSON dicts.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from typing import Any, Protocol
+
+from asynctask_operator.adapters.kube import RequestCounter, Resource
+
+Obj = dict[str, Any]
+
+
+class Kube(Protocol):
+    counter: RequestCounter
+    """Every request by verb, resource and answer code (the API budget is measured from it)."""
+
+    async def create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj: ...
+
+    async def replace(self, resource: Resource, name: str, body: Obj) -> Obj: ...
+
+    async def get(self, resource: Resource, namespace: str | None, name: str) -> Obj: ...
+
+    async def list_objects(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[Obj]: ...
+
+    def list_pages(
+        self, resource: Resource, namespace: str | None = None, label_selector: str | None = None
+    ) -> AsyncIterator[tuple[list[Obj], str]]:
+        """Pages of a listing, each with the listing's resourceVersion; :class:`Gone` when the
+        continue token expired."""
+        ...
+
+    def watch(
+        self, resource: Resource, namespace: str | None, label_selector: str | None, resource_version: str
+    ) -> AsyncIterator[Obj]:
+        """The events of one watch request (bookmarks included) until the server ends it."""
+        ...
+
+    async def patch(
+        self, resource: Resource, namespace: str, name: str, patch: Obj, *, subresource: str | None = None
+    ) -> Obj: ...
+
+    async def delete(self, resource: Resource, namespace: str, name: str, *, uid: str | None = None) -> bool: ...
