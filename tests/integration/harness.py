@@ -213,7 +213,9 @@ class InProcessOperator(Operator):
                 raise AssertionError(f"ended: {self._task.exception() or self._task.result()}")
         except AssertionError as exc:
             await self._stop_now()
-            raise AssertionError(f"the operator did not sync ({exc}):\n" + self.logfile.read_text()[offset:][-5000:]) from None
+            raise AssertionError(
+                f"the operator did not sync ({exc}):\n" + self.logfile.read_text()[offset:][-5000:]
+            ) from None
 
     @property
     def pid(self) -> int:

@@ -51,7 +51,7 @@ def ledger(*tasks: TaskBuilder, gpu_concurrency: int = 1) -> tuple[Admissions, T
 
 def running(admissions: Admissions) -> dict[str, int]:
     """How many tasks the ledger counts as running in each queue a test may use."""
-    return {queue: admissions.book.counts((NAMESPACE, queue), 0).running for queue in ("gpu", "cpu", "default")}
+    return {queue: admissions.ledger.counts((NAMESPACE, queue), 0).running for queue in ("gpu", "cpu", "default")}
 
 
 @pytest.mark.parametrize(

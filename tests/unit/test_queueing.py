@@ -1,6 +1,6 @@
 """SPEC 2.2: who a TaskQueue admits next, how many at once, and how fast.
 
-The ledger (:class:`QueueBook`) is pure and takes the time as an argument, so every
+The ledger (:class:`AdmissionLedger`) is pure and takes the time as an argument, so every
 scenario here is a sequence of calls at explicit moments: nothing sleeps. Tasks are
 plain names; :class:`Line` spells a task's place in line as (priority, seconds after
 creation) so a table says only what matters.
@@ -19,7 +19,7 @@ from asynctask_operator.core.queueing import (
     QUEUE_NOT_FOUND,
     QUEUE_PAUSED,
     QUEUED,
-    QueueBook,
+    AdmissionLedger,
     QueueCounts,
     QueueKey,
     TokenBucket,
@@ -42,35 +42,35 @@ def order(name: str, priority: int = 0, created: float = 0) -> tuple[int, str, s
 
 
 class Line:
-    """A QueueBook of named tasks, with the bookkeeping a test would otherwise repeat."""
+    """A AdmissionLedger of named tasks, with the bookkeeping a test would otherwise repeat."""
 
     def __init__(self, default_concurrency: int | None = None, **queues: TaskQueueSpec) -> None:
-        self.book: QueueBook[str] = QueueBook(default_concurrency)
+        self.ledger: AdmissionLedger[str] = AdmissionLedger(default_concurrency)
         for name, queue_spec in queues.items():
-            self.book.set_queue((NAMESPACE, name), queue_spec)
+            self.ledger.set_queue((NAMESPACE, name), queue_spec)
 
     def ask(self, name: str, priority: int = 0, created: float = 0, queue: QueueKey = GPU, now: float = 0) -> None:
-        self.book.request(name, queue, order(name, priority, created), now)
+        self.ledger.request(name, queue, order(name, priority, created), now)
 
     def ask_all(self, tasks: Sequence[tuple[str, int, float]], queue: QueueKey = GPU, now: float = 0) -> None:
         for name, priority, created in tasks:
             self.ask(name, priority, created, queue, now)
 
-    def pump(self, queue: QueueKey = GPU, now: float = 0) -> list[str]:
-        admitted, _ = self.book.pump(queue, now)
+    def admit(self, queue: QueueKey = GPU, now: float = 0) -> list[str]:
+        admitted, _ = self.ledger.admit(queue, now)
         return admitted
 
     def drain(self, queue: QueueKey = GPU) -> list[str]:
         """Admit everything, one finishing as each is admitted: the whole admission order."""
         admitted: list[str] = []
-        while batch := self.pump(queue):
+        while batch := self.admit(queue):
             for name in batch:
-                self.book.forget(name)
+                self.ledger.forget(name)
             admitted += batch
         return admitted
 
     def counts(self, queue: QueueKey = GPU, now: float = 0) -> QueueCounts:
-        return self.book.counts(queue, now)
+        return self.ledger.counts(queue, now)
 
     def busy(self, queue: QueueKey = GPU) -> int:
         return self.counts(queue).running
@@ -168,26 +168,26 @@ def test_a_fresh_bucket_is_ready_now() -> None:
 
 @pytest.mark.parametrize(("per_minute", "in_ten_seconds"), [(60, 10), (120, 20), (30, 5), (6, 1)])
 def test_a_burst_of_1000_is_spread_evenly(per_minute: int, in_ten_seconds: int) -> None:
-    """1,000 tasks at once against 60/min start one per second, pumped on a fine clock."""
+    """1,000 tasks at once against 60/min start one per second, admitted from on a fine clock."""
     line = Line(gpu=spec(100_000, per_minute=per_minute))
     line.ask_all([(f"t{i:04}", 0, 0) for i in range(1000)])
     started: list[float] = []
     for tick in range(0, 40 * 20):  # every 0.05 s for 20 s
         now = tick / 40
-        started += [now] * len(line.pump(now=now))
+        started += [now] * len(line.admit(now=now))
     assert len([t for t in started if t < 10]) == in_ten_seconds
     interval = 60 / per_minute
     assert started[:in_ten_seconds] == pytest.approx([i * interval for i in range(in_ten_seconds)])
 
 
-def test_a_burst_of_1000_at_60_per_minute_pumped_when_told() -> None:
-    """The operator pumps again at the time pump() returns: every task starts, one a second."""
+def test_a_burst_of_1000_at_60_per_minute_admitted_when_told() -> None:
+    """The operator admits again at the time admit() returns: every task starts, one a second."""
     line = Line(gpu=spec(100_000, per_minute=60))
     line.ask_all([(f"t{i:04}", 0, 0) for i in range(1000)])
     now: float | None = 0.0
     started: dict[str, float] = {}
     while now is not None:
-        admitted, again = line.book.pump(GPU, now)
+        admitted, again = line.ledger.admit(GPU, now)
         assert len(admitted) <= 1
         started.update(dict.fromkeys(admitted, now))
         assert again is None or again > now
@@ -207,17 +207,17 @@ def test_fifty_tasks_on_a_queue_of_three_run_three_at_a_time_in_order() -> None:
     line.ask_all(tasks)
     expected = [name for name, _, _ in sorted(tasks, key=lambda t: order(*t))]
 
-    admitted = line.pump()
+    admitted = line.admit()
     assert admitted == expected[:3]
-    assert line.pump() == []  # full: pumping again admits nothing
+    assert line.admit() == []  # full: admitting again admits nothing
     assert line.busy() == 3
 
     running = list(admitted)
     while running:
         for name in running:
-            line.book.running(name, GPU)  # the reconciler wrote Running
-        line.book.forget(running.pop(0))  # the oldest finishes
-        more = line.pump()
+            line.ledger.running(name, GPU)  # the reconciler wrote Running
+        line.ledger.forget(running.pop(0))  # the oldest finishes
+        more = line.admit()
         assert len(more) == (1 if len(admitted) < 50 else 0)  # exactly one more while any wait
         admitted += more
         running += more
@@ -248,12 +248,12 @@ def test_a_queue_of_one_admits_in_priority_age_name_order(
 def test_a_task_asked_for_while_others_run_waits_its_turn() -> None:
     line = Line(gpu=spec(2))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    assert line.pump() == ["a", "b"]
+    assert line.admit() == ["a", "b"]
     line.ask("urgent", priority=10, created=50)
-    line.book.forget("a")
-    assert line.pump() == ["urgent"]  # jumps the line, but takes no extra slot
-    line.book.forget("b")
-    assert line.pump() == ["c"]
+    line.ledger.forget("a")
+    assert line.admit() == ["urgent"]  # jumps the line, but takes no extra slot
+    line.ledger.forget("b")
+    assert line.admit() == ["c"]
 
 
 @pytest.mark.parametrize("concurrency", [0, 1, 4])
@@ -263,14 +263,14 @@ def test_never_more_than_concurrency_whatever_the_order_of_events(concurrency: i
     holding: list[str] = []  # reserved or running
     ever: list[str] = []
     for step in range(60):
-        batch = line.pump(now=step)
+        batch = line.admit(now=step)
         holding += batch
         ever += batch
         assert line.busy() == len(holding) <= concurrency
         if step % 3 == 0 and holding:
-            line.book.running(holding[-1], GPU)
+            line.ledger.running(holding[-1], GPU)
         if step % 4 == 3 and holding:
-            line.book.forget(holding.pop(0))
+            line.ledger.forget(holding.pop(0))
         if step == 20:
             line.ask("late", 1, 50)
     assert len(set(ever)) == len(ever)  # nobody admitted twice
@@ -280,13 +280,13 @@ def test_never_more_than_concurrency_whatever_the_order_of_events(concurrency: i
 def test_concurrency_0_holds_every_task() -> None:
     line = Line(gpu=spec(0))
     line.ask_all([("a", 9, 0), ("b", 0, 1)])
-    assert line.book.pump(GPU, 0) == ([], None)
-    waiting = line.book.waiting(GPU)
+    assert line.ledger.admit(GPU, 0) == ([], None)
+    waiting = line.ledger.waiting(GPU)
     assert waiting.reason == QUEUED
     assert waiting.message == "waiting for a free slot in TaskQueue 'gpu' (concurrency 0)"
     assert line.counts(now=30) == QueueCounts(pending=2, running=0, oldest_pending_seconds=30, exists=True)
-    line.book.set_queue(GPU, spec(1))
-    assert line.pump() == ["a"]
+    line.ledger.set_queue(GPU, spec(1))
+    assert line.admit() == ["a"]
 
 
 @pytest.mark.parametrize(
@@ -298,15 +298,15 @@ def test_changing_concurrency_under_running_tasks(before: int, after: int, finis
     """Lowered below the running count, nothing is admitted until enough have finished."""
     line = Line(gpu=spec(before))
     line.ask_all([(f"r{i}", 1, i) for i in range(before)] + [(f"w{i}", 0, i) for i in range(5)])
-    running = line.pump()
+    running = line.admit()
     assert running == [f"r{i}" for i in range(before)]
     for name in running:
-        line.book.running(name, GPU)
-    line.book.set_queue(GPU, spec(after))
+        line.ledger.running(name, GPU)
+    line.ledger.set_queue(GPU, spec(after))
 
     finished = 0
-    while not (admitted := line.pump()) and running:
-        line.book.forget(running.pop(0))
+    while not (admitted := line.admit()) and running:
+        line.ledger.forget(running.pop(0))
         finished += 1
     if finishes_before_next is None:  # every running task finished, still nothing admitted
         assert (admitted, finished, line.counts().pending) == ([], before, 5)
@@ -322,38 +322,38 @@ def test_changing_concurrency_under_running_tasks(before: int, after: int, finis
 def test_a_paused_queue_admits_nothing_keeps_the_backlog_and_resumes_in_order() -> None:
     line = Line(gpu=spec(2, paused=True))
     line.ask_all([("a", 0, 0), ("b", 3, 1), ("c", 0, 2), ("d", 3, 0)])
-    assert line.book.pump(GPU, 5) == ([], None)
-    waiting = line.book.waiting(GPU)
+    assert line.ledger.admit(GPU, 5) == ([], None)
+    waiting = line.ledger.waiting(GPU)
     assert (waiting.reason, waiting.message) == (QUEUE_PAUSED, "TaskQueue 'gpu' is paused")
     assert line.counts(now=5).pending == 4
 
-    line.book.set_queue(GPU, spec(2, paused=False))
-    assert line.pump() == ["d", "b"]
-    line.book.forget("d")
-    line.book.forget("b")
+    line.ledger.set_queue(GPU, spec(2, paused=False))
+    assert line.admit() == ["d", "b"]
+    line.ledger.forget("d")
+    line.ledger.forget("b")
     assert line.drain() == ["a", "c"]
 
 
 def test_pausing_lets_running_tasks_finish_but_admits_no_more() -> None:
     line = Line(gpu=spec(2))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    for name in line.pump():
-        line.book.running(name, GPU)
-    line.book.set_queue(GPU, spec(2, paused=True))
-    line.book.forget("a")
-    line.book.forget("b")
-    assert line.pump() == []
+    for name in line.admit():
+        line.ledger.running(name, GPU)
+    line.ledger.set_queue(GPU, spec(2, paused=True))
+    line.ledger.forget("a")
+    line.ledger.forget("b")
+    assert line.admit() == []
     assert line.counts() == QueueCounts(pending=1, running=0, oldest_pending_seconds=0, exists=True)
-    line.book.set_queue(GPU, spec(2, paused=None))  # paused unset: admitting
-    assert line.pump() == ["c"]
+    line.ledger.set_queue(GPU, spec(2, paused=None))  # paused unset: admitting
+    assert line.admit() == ["c"]
 
 
 def test_a_paused_queue_with_a_rate_limit_spends_no_tokens() -> None:
     line = Line(gpu=spec(5, per_minute=1, paused=True))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.book.pump(GPU, 0) == ([], None)
-    line.book.set_queue(GPU, spec(5, per_minute=1))
-    assert line.book.pump(GPU, 10) == (["a"], 70.0)
+    assert line.ledger.admit(GPU, 0) == ([], None)
+    line.ledger.set_queue(GPU, spec(5, per_minute=1))
+    assert line.ledger.admit(GPU, 10) == (["a"], 70.0)
 
 
 # --------------------------------------------------------------------------- queue existence
@@ -362,33 +362,33 @@ def test_a_paused_queue_with_a_rate_limit_spends_no_tokens() -> None:
 def test_a_queue_that_does_not_exist_admits_nothing_until_it_is_created() -> None:
     line = Line()
     line.ask_all([("a", 0, 0), ("b", 1, 1)])
-    assert line.book.pump(GPU, 0) == ([], None)
-    waiting = line.book.waiting(GPU)
+    assert line.ledger.admit(GPU, 0) == ([], None)
+    waiting = line.ledger.waiting(GPU)
     assert waiting.reason == QUEUE_NOT_FOUND
     assert waiting.message == (
         "TaskQueue 'gpu' does not exist in namespace media; the task is admitted as soon as it is created"
     )
     assert line.counts(now=12) == QueueCounts(pending=2, running=0, oldest_pending_seconds=12, exists=False)
 
-    line.book.set_queue(GPU, spec(1))
-    assert line.book.waiting_tasks(GPU) == ["a", "b"]  # the tasks to wake: their reason changes
-    assert line.pump() == ["b"]
-    assert line.book.waiting(GPU).reason == QUEUED
+    line.ledger.set_queue(GPU, spec(1))
+    assert line.ledger.waiting_tasks(GPU) == ["a", "b"]  # the tasks to wake: their reason changes
+    assert line.admit() == ["b"]
+    assert line.ledger.waiting(GPU).reason == QUEUED
 
 
 def test_a_deleted_queue_is_not_found_again_and_its_running_tasks_keep_their_slots() -> None:
     line = Line(gpu=spec(2))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    for name in line.pump():
-        line.book.running(name, GPU)
-    line.book.set_queue(GPU, None)
-    assert line.book.waiting(GPU).reason == QUEUE_NOT_FOUND
-    line.book.forget("a")
-    assert line.pump() == []
+    for name in line.admit():
+        line.ledger.running(name, GPU)
+    line.ledger.set_queue(GPU, None)
+    assert line.ledger.waiting(GPU).reason == QUEUE_NOT_FOUND
+    line.ledger.forget("a")
+    assert line.admit() == []
     assert line.counts() == QueueCounts(pending=1, running=1, oldest_pending_seconds=0, exists=False)
 
-    line.book.set_queue(GPU, spec(2))  # recreated: b still runs, one slot is free
-    assert line.pump() == ["c"]
+    line.ledger.set_queue(GPU, spec(2))  # recreated: b still runs, one slot is free
+    assert line.admit() == ["c"]
     assert line.busy() == 2
 
 
@@ -397,10 +397,10 @@ def test_queues_are_per_namespace_and_name() -> None:
     line.ask("a", queue=GPU)
     line.ask("b", queue=CPU)
     line.ask("c", queue=("other", "gpu"))
-    assert line.pump(GPU) == ["a"]
-    assert line.pump(CPU) == []  # no TaskQueue cpu
-    assert line.pump(("other", "gpu")) == []  # gpu exists in media only
-    assert set(line.book.queues()) >= {GPU, CPU, ("other", "gpu")}
+    assert line.admit(GPU) == ["a"]
+    assert line.admit(CPU) == []  # no TaskQueue cpu
+    assert line.admit(("other", "gpu")) == []  # gpu exists in media only
+    assert set(line.ledger.queues()) >= {GPU, CPU, ("other", "gpu")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -425,12 +425,12 @@ IMPLICIT = [
 def test_the_implicit_default_queue(case: Implicit) -> None:
     line = Line(default_concurrency=case.default_concurrency)
     if case.taskqueue is not None:
-        line.book.set_queue(DEFAULT, case.taskqueue)
+        line.ledger.set_queue(DEFAULT, case.taskqueue)
     line.ask_all([(f"t{i:02}", 0, i) for i in range(20)], queue=DEFAULT)
-    assert line.pump(DEFAULT) == [f"t{i:02}" for i in range(case.admitted)]
+    assert line.admit(DEFAULT) == [f"t{i:02}" for i in range(case.admitted)]
     assert line.counts(DEFAULT).exists
     expected_reason = QUEUE_PAUSED if case.taskqueue is not None and case.taskqueue.paused else QUEUED
-    assert line.book.waiting(DEFAULT).reason == expected_reason
+    assert line.ledger.waiting(DEFAULT).reason == expected_reason
 
 
 @pytest.mark.parametrize("default_concurrency", [None, 2])
@@ -438,25 +438,25 @@ def test_every_namespace_has_a_default_queue_and_no_other(default_concurrency: i
     line = Line(default_concurrency=default_concurrency)
     line.ask("a", queue=ELSEWHERE_DEFAULT)
     line.ask("b", queue=("other", "gpu"))
-    assert line.pump(ELSEWHERE_DEFAULT) == ["a"]
-    assert line.pump(("other", "gpu")) == []
-    assert line.book.waiting(("other", "gpu")).reason == QUEUE_NOT_FOUND
+    assert line.admit(ELSEWHERE_DEFAULT) == ["a"]
+    assert line.admit(("other", "gpu")) == []
+    assert line.ledger.waiting(("other", "gpu")).reason == QUEUE_NOT_FOUND
 
 
 def test_deleting_the_taskqueue_named_default_restores_the_implicit_one() -> None:
     line = Line(default_concurrency=None, default=spec(1))
     line.ask_all([(f"t{i}", 0, i) for i in range(4)], queue=DEFAULT)
-    assert line.pump(DEFAULT) == ["t0"]
-    line.book.set_queue(DEFAULT, None)
-    assert line.book.waiting(DEFAULT).reason == QUEUED  # still there, never QueueNotFound
-    assert line.pump(DEFAULT) == ["t1", "t2", "t3"]  # unlimited again
+    assert line.admit(DEFAULT) == ["t0"]
+    line.ledger.set_queue(DEFAULT, None)
+    assert line.ledger.waiting(DEFAULT).reason == QUEUED  # still there, never QueueNotFound
+    assert line.admit(DEFAULT) == ["t1", "t2", "t3"]  # unlimited again
 
 
 def test_the_implicit_default_message_says_unlimited() -> None:
     line = Line(default_concurrency=None)
     line.ask_all([("a", 0, 0), ("b", 0, 0)], queue=DEFAULT)
     assert (
-        line.book.waiting(DEFAULT).message == "waiting for a free slot in TaskQueue 'default' (concurrency unlimited)"
+        line.ledger.waiting(DEFAULT).message == "waiting for a free slot in TaskQueue 'default' (concurrency unlimited)"
     )
 
 
@@ -480,7 +480,7 @@ def test_changing_a_pending_tasks_priority_reorders_it(changes: list[tuple[str, 
     line.ask_all([(name, 0, seconds) for name, seconds in created.items()])
     for name, priority in changes:
         line.ask(name, priority, created[name], now=30)
-    line.book.set_queue(GPU, spec(1))
+    line.ledger.set_queue(GPU, spec(1))
     assert line.drain() == expected  # each exactly once: stale places in line are skipped
     assert line.counts().pending == 0
 
@@ -492,31 +492,31 @@ def test_asking_again_unchanged_keeps_one_place_in_line() -> None:
         line.ask("a", now=now)
         line.ask("b", created=1, now=now)
     assert line.counts(now=500) == QueueCounts(pending=2, running=0, oldest_pending_seconds=500, exists=True)
-    assert len(line.book._queues[GPU].heap) == 2
+    assert len(line.ledger._queues[GPU].heap) == 2
 
 
 def test_a_retrying_task_re_enters_its_queue_for_each_attempt() -> None:
     line = Line(gpu=spec(1))
     line.ask_all([("old", 0, 0), ("mid", 0, 10), ("new", 0, 20)])
-    assert line.pump() == ["old"]
-    line.book.running("old", GPU)
-    line.book.forget("old")  # attempt 1 failed: Retrying, its slot frees
-    assert line.pump() == ["mid"]
+    assert line.admit() == ["old"]
+    line.ledger.running("old", GPU)
+    line.ledger.forget("old")  # attempt 1 failed: Retrying, its slot frees
+    assert line.admit() == ["mid"]
     line.ask("old", 0, 0, now=60)  # its retry is due: back in line, in its own place
-    line.book.forget("mid")
-    assert line.pump() == ["old"]  # older than "new"
-    line.book.forget("old")
-    assert line.pump() == ["new"]
+    line.ledger.forget("mid")
+    assert line.admit() == ["old"]  # older than "new"
+    line.ledger.forget("old")
+    assert line.admit() == ["new"]
 
 
 def test_a_task_forgotten_while_waiting_leaves_the_line() -> None:
     line = Line(gpu=spec(0))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.book.forget("a") == GPU  # cancelled, or deleted
-    assert line.book.forget("a") is None
-    assert line.book.forget("never-seen") is None
-    line.book.set_queue(GPU, spec(5))
-    assert line.pump() == ["b"]
+    assert line.ledger.forget("a") == GPU  # cancelled, or deleted
+    assert line.ledger.forget("a") is None
+    assert line.ledger.forget("never-seen") is None
+    line.ledger.set_queue(GPU, spec(5))
+    assert line.admit() == ["b"]
 
 
 # --------------------------------------------------------------------------- reservations
@@ -525,53 +525,53 @@ def test_a_task_forgotten_while_waiting_leaves_the_line() -> None:
 def test_a_released_reservation_frees_its_slot() -> None:
     line = Line(gpu=spec(1))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.pump() == ["a"]
-    assert line.book.is_reserved("a") and not line.book.is_reserved("b")
-    assert line.pump() == []  # the reservation holds the slot before anything is written
-    assert line.book.release("a") == GPU  # the Job create failed
-    assert not line.book.is_reserved("a")
-    assert line.pump() == ["b"]
+    assert line.admit() == ["a"]
+    assert line.ledger.is_reserved("a") and not line.ledger.is_reserved("b")
+    assert line.admit() == []  # the reservation holds the slot before anything is written
+    assert line.ledger.release("a") == GPU  # the Job create failed
+    assert not line.ledger.is_reserved("a")
+    assert line.admit() == ["b"]
 
 
 def test_a_released_task_asks_again_and_keeps_its_place() -> None:
     line = Line(gpu=spec(1))
     line.ask_all([("a", 5, 0), ("b", 0, 1), ("c", 0, 2)])
-    assert line.pump() == ["a"]
-    line.book.release("a")
+    assert line.admit() == ["a"]
+    line.ledger.release("a")
     line.ask("a", 5, 0, now=1)  # the reconciler tries again
-    assert line.pump() == ["a"]
+    assert line.admit() == ["a"]
 
 
 def test_a_reservation_becomes_a_running_slot_without_counting_twice() -> None:
     line = Line(gpu=spec(2))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    assert line.pump() == ["a", "b"]
-    line.book.running("a", GPU)
-    line.book.running("a", GPU)  # seen again
+    assert line.admit() == ["a", "b"]
+    line.ledger.running("a", GPU)
+    line.ledger.running("a", GPU)  # seen again
     assert line.busy() == 2
-    assert not line.book.is_reserved("a") and line.book.is_reserved("b")
-    assert line.pump() == []
+    assert not line.ledger.is_reserved("a") and line.ledger.is_reserved("b")
+    assert line.admit() == []
 
 
 def test_a_task_seen_pending_while_reserved_keeps_its_reservation() -> None:
     """Between the reservation and the Running write the cache still shows Pending."""
     line = Line(gpu=spec(1))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.pump() == ["a"]
-    assert line.book.not_running("a") is None
-    assert line.book.is_reserved("a")
-    assert line.pump() == []
+    assert line.admit() == ["a"]
+    assert line.ledger.not_running("a") is None
+    assert line.ledger.is_reserved("a")
+    assert line.admit() == []
 
 
 def test_a_running_task_seen_pending_again_frees_its_slot() -> None:
     line = Line(gpu=spec(1))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.pump() == ["a"]
-    line.book.running("a", GPU)
-    assert line.book.not_running("a") == GPU  # a manual retry sent it back to Pending
-    assert line.book.not_running("a") is None
-    assert line.book.not_running("never-seen") is None
-    assert line.pump() == ["b"]
+    assert line.admit() == ["a"]
+    line.ledger.running("a", GPU)
+    assert line.ledger.not_running("a") == GPU  # a manual retry sent it back to Pending
+    assert line.ledger.not_running("a") is None
+    assert line.ledger.not_running("never-seen") is None
+    assert line.admit() == ["b"]
 
 
 # --------------------------------------------------------------------------- restart
@@ -589,49 +589,49 @@ def test_after_a_restart_running_tasks_hold_their_slots(
     line = Line(gpu=queue_spec) if queue_spec is not None else Line(default_concurrency=None)
     queue = GPU if queue_spec is not None else DEFAULT
     for i in range(running):
-        line.book.running(f"r{i}", queue)
+        line.ledger.running(f"r{i}", queue)
     line.ask_all([(f"w{i}", 0, i) for i in range(6)], queue=queue)
-    got = line.pump(queue)
+    got = line.admit(queue)
     assert got == [f"w{i}" for i in range(admitted)]
-    assert line.pump(queue) == []  # nothing admitted twice
+    assert line.admit(queue) == []  # nothing admitted twice
     assert line.counts(queue).running == running + admitted
     assert line.counts(queue).pending == 6 - admitted
 
 
 def test_a_task_running_in_another_queue_moves_its_slot() -> None:
     line = Line(gpu=spec(1), cpu=spec(1))
-    line.book.running("a", GPU)
-    line.book.running("a", CPU)  # its effective queue, once known, was cpu
+    line.ledger.running("a", GPU)
+    line.ledger.running("a", CPU)  # its effective queue, once known, was cpu
     assert (line.busy(GPU), line.busy(CPU)) == (0, 1)
 
 
 # --------------------------------------------------------------------------- rate limits
 
 
-def test_a_rate_limited_queue_says_when_to_pump_again() -> None:
+def test_a_rate_limited_queue_says_when_to_admit_again() -> None:
     line = Line(gpu=spec(10, per_minute=30))  # one every 2 s
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    assert line.book.pump(GPU, 100.0) == (["a"], 102.0)
-    assert line.book.pump(GPU, 101.0) == ([], 102.0)
-    assert line.book.pump(GPU, 102.0) == (["b"], 104.0)
-    assert line.book.pump(GPU, 110.0) == (["c"], None)  # nothing left: no wake-up needed
+    assert line.ledger.admit(GPU, 100.0) == (["a"], 102.0)
+    assert line.ledger.admit(GPU, 101.0) == ([], 102.0)
+    assert line.ledger.admit(GPU, 102.0) == (["b"], 104.0)
+    assert line.ledger.admit(GPU, 110.0) == (["c"], None)  # nothing left: no wake-up needed
     line.ask("d", now=111.0)
-    assert line.book.pump(GPU, 111.0) == ([], 112.0)
+    assert line.ledger.admit(GPU, 111.0) == ([], 112.0)
 
 
 def test_a_full_queue_spends_no_token_and_waits_for_a_slot_not_a_time() -> None:
     line = Line(gpu=spec(1, per_minute=60))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.book.pump(GPU, 0.0) == (["a"], None)  # full: a finishing task pumps again
-    assert line.book.pump(GPU, 5.0) == ([], None)
-    line.book.forget("a")
-    assert line.book.pump(GPU, 5.0) == (["b"], None)
+    assert line.ledger.admit(GPU, 0.0) == (["a"], None)  # full: a finishing task admits again
+    assert line.ledger.admit(GPU, 5.0) == ([], None)
+    line.ledger.forget("a")
+    assert line.ledger.admit(GPU, 5.0) == (["b"], None)
 
 
 def test_a_queue_without_a_rate_limit_admits_up_to_concurrency_at_once() -> None:
     line = Line(gpu=spec(4))
     line.ask_all([(f"t{i}", 0, i) for i in range(6)])
-    assert line.book.pump(GPU, 0.0) == (["t0", "t1", "t2", "t3"], None)
+    assert line.ledger.admit(GPU, 0.0) == (["t0", "t1", "t2", "t3"], None)
 
 
 @pytest.mark.parametrize(
@@ -650,17 +650,17 @@ def test_changing_the_rate_applies_from_the_last_start(
 ) -> None:
     line = Line(gpu=spec(10, per_minute=before))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    assert line.pump(now=0.0) == ["a"]
-    line.book.set_queue(GPU, spec(10, per_minute=after))
-    assert line.book.pump(GPU, at_) == (admitted, again)
+    assert line.admit(now=0.0) == ["a"]
+    line.ledger.set_queue(GPU, spec(10, per_minute=after))
+    assert line.ledger.admit(GPU, at_) == (admitted, again)
 
 
 def test_a_rate_limit_survives_an_unrelated_edit() -> None:
     line = Line(gpu=spec(10, per_minute=1))
     line.ask_all([("a", 0, 0), ("b", 0, 1)])
-    assert line.pump(now=0.0) == ["a"]
-    line.book.set_queue(GPU, spec(20, per_minute=1))  # concurrency changed, rate kept
-    assert line.book.pump(GPU, 30.0) == ([], 60.0)
+    assert line.admit(now=0.0) == ["a"]
+    line.ledger.set_queue(GPU, spec(20, per_minute=1))  # concurrency changed, rate kept
+    assert line.ledger.admit(GPU, 30.0) == ([], 60.0)
 
 
 # --------------------------------------------------------------------------- counts and messages
@@ -674,13 +674,13 @@ def test_counts_report_the_backlog_and_its_age() -> None:
     line.ask("c", created=2, now=160.0)
     line.ask("d", created=3, now=170.0)
     assert line.counts(now=200.9) == QueueCounts(pending=4, running=0, oldest_pending_seconds=100, exists=True)
-    assert line.pump(now=201.0) == ["a", "b"]  # the two oldest waiters leave the backlog
+    assert line.admit(now=201.0) == ["a", "b"]  # the two oldest waiters leave the backlog
     assert line.counts(now=201.0) == QueueCounts(pending=2, running=2, oldest_pending_seconds=41, exists=True)
     line.ask("d", priority=9, created=3, now=250.0)  # a new priority: still waiting since 170
     assert line.counts(now=270.0).oldest_pending_seconds == 110
-    line.book.forget("c")
+    line.ledger.forget("c")
     assert line.counts(now=270.0).oldest_pending_seconds == 100
-    line.book.running("a", GPU)
+    line.ledger.running("a", GPU)
     assert line.counts(now=270.0) == QueueCounts(pending=1, running=2, oldest_pending_seconds=100, exists=True)
 
 
@@ -691,22 +691,22 @@ def test_a_task_that_moves_queue_leaves_no_age_behind() -> None:
     line.ask("a", queue=CPU, now=50.0)
     assert line.counts(GPU, now=100.0) == QueueCounts(pending=0, running=0, oldest_pending_seconds=0, exists=True)
     assert line.counts(CPU, now=100.0) == QueueCounts(pending=1, running=0, oldest_pending_seconds=100, exists=True)
-    assert line.book.waiting_tasks(GPU) == []
-    line.book.set_queue(GPU, spec(5))
-    assert line.pump(GPU) == []
-    line.book.set_queue(CPU, spec(5))
-    assert line.pump(CPU) == ["a"]
+    assert line.ledger.waiting_tasks(GPU) == []
+    line.ledger.set_queue(GPU, spec(5))
+    assert line.admit(GPU) == []
+    line.ledger.set_queue(CPU, spec(5))
+    assert line.admit(CPU) == ["a"]
 
 
 def test_the_queued_message_is_stable_while_counts_change() -> None:
     """The message is written with the status; live counts in it would be stale (or cost writes)."""
     line = Line(gpu=spec(3))
     line.ask_all([(f"t{i}", 0, i) for i in range(7)])
-    before = line.book.waiting(GPU)
-    admitted = line.pump()
-    line.book.running(admitted[0], GPU)
+    before = line.ledger.waiting(GPU)
+    admitted = line.admit()
+    line.ledger.running(admitted[0], GPU)
     line.ask("t6", priority=1, created=6)
-    after = line.book.waiting(GPU)
+    after = line.ledger.waiting(GPU)
     assert before == after
     assert (after.reason, after.message) == (QUEUED, "waiting for a free slot in TaskQueue 'gpu' (concurrency 3)")
 
@@ -714,6 +714,6 @@ def test_the_queued_message_is_stable_while_counts_change() -> None:
 def test_waiting_tasks_are_only_those_in_line() -> None:
     line = Line(gpu=spec(1))
     line.ask_all([("a", 0, 0), ("b", 0, 1), ("c", 0, 2)])
-    line.pump()
-    assert sorted(line.book.waiting_tasks(GPU)) == ["b", "c"]
-    assert line.book.waiting_tasks(("nowhere", "x")) == []
+    line.admit()
+    assert sorted(line.ledger.waiting_tasks(GPU)) == ["b", "c"]
+    assert line.ledger.waiting_tasks(("nowhere", "x")) == []

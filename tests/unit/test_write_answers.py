@@ -109,7 +109,7 @@ async def test_a_tasks_own_status_write_moves_the_ledger_and_queues_no_second_re
     written = api.get_object(ASYNCTASKS, NS, "t")
     assert written is not None and written["status"]["phase"] == "Running"
     assert runtime.cache.tasks[NS, "t"]["metadata"]["resourceVersion"] == written["metadata"]["resourceVersion"]
-    assert runtime.admissions.book.counts((NS, "default"), 0).running == 1
+    assert runtime.admissions.ledger.counts((NS, "default"), 0).running == 1
     assert ("task", NS, "t") not in await drained(runtime)
 
 

@@ -1,11 +1,11 @@
 """The one admission loop: TaskQueue state in, reserved slots out.
 
 Everything here runs on the operator's single event loop, so a reservation made in
-:meth:`Admissions.pump` is visible to the next reconcile before any other task can
-take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.QueueBook`)
+:meth:`Admissions.admit` is visible to the next reconcile before any other task can
+take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
 is pure; this module feeds it from the cache and turns its answers into work:
 reserved tasks are queued for reconcile (which creates their Jobs), a queue limited
-by rate is pumped again when its next token is due, and queue status is written at
+by rate is admitted from again when its next token is due, and queue status is written at
 most every ``status_interval`` seconds.
 """
 
@@ -23,7 +23,7 @@ from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, NotFound
 from asynctask_operator.controllers.cache import Key
 from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
-from asynctask_operator.core.queueing import QueueBook, QueueKey, Waiting, admission_order
+from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Waiting, admission_order
 from asynctask_operator.core.taskqueues import taskqueue_status
 
 logger = logging.getLogger(__name__)
@@ -40,7 +40,7 @@ class Admissions:
         status_interval: float = 5.0,
     ) -> None:
         self.api = api
-        self.book: QueueBook[Key] = QueueBook(default_concurrency)
+        self.ledger: AdmissionLedger[Key] = AdmissionLedger(default_concurrency)
         self.objects: dict[QueueKey, TaskQueue] = {}
         self._wake_task = wake_task
         self._wake_queue_at = wake_queue_at
@@ -63,9 +63,9 @@ class Admissions:
             self.objects[key] = queue
         if old is not None and queue is not None and old.spec == queue.spec:
             return []  # only its status changed (likely our own write)
-        self.book.set_queue(key, queue.spec if queue else None)
-        waiting = self.book.waiting_tasks(key)
-        self.pump(key)
+        self.ledger.set_queue(key, queue.spec if queue else None)
+        waiting = self.ledger.waiting_tasks(key)
+        self.admit(key)
         return waiting
 
     def observe_task(self, task: Key, obj: dict[str, Any], queue: Callable[[], str]) -> None:
@@ -76,36 +76,36 @@ class Admissions:
         if phase in IDLE_PHASES:
             self.task_idle(task)
         elif phase == "Running":
-            self.book.running(task, (task[0], queue()))
+            self.ledger.running(task, (task[0], queue()))
         else:
-            where = self.book.not_running(task)
+            where = self.ledger.not_running(task)
             if where is not None:
-                self.pump(where)
+                self.admit(where)
 
     def task_idle(self, task: Key) -> None:
         """The task neither waits nor runs now (finished, retrying, deleted): its slot, if any, frees."""
-        where = self.book.forget(task)
+        where = self.ledger.forget(task)
         if where is not None:
-            self.pump(where)
+            self.admit(where)
 
     # -- used by the reconciler
     def is_reserved(self, task: Key) -> bool:
-        return self.book.is_reserved(task)
+        return self.ledger.is_reserved(task)
 
     def waiting(self, queue: QueueKey) -> Waiting:
-        return self.book.waiting(queue)
+        return self.ledger.waiting(queue)
 
     def request(self, task: Key, queue: QueueKey, priority: int, created: str) -> bool:
-        """Put the task in line and pump its queue; ``True`` if it got a slot right away."""
-        self.book.request(task, queue, admission_order(priority, created, task[1]), self._now())
-        return task in self.pump(queue, wake_self=task)
+        """Put the task in line and admit from its queue; ``True`` if it got a slot right away."""
+        self.ledger.request(task, queue, admission_order(priority, created, task[1]), self._now())
+        return task in self.admit(queue, wake_self=task)
 
     def release(self, task: Key) -> None:
         """A reservation not used (its write failed, or the task changed its mind)."""
         self.task_idle(task)
 
-    def pump(self, queue: QueueKey, wake_self: Key | None = None) -> list[Key]:
-        admitted, retry_at = self.book.pump(queue, self._now())
+    def admit(self, queue: QueueKey, wake_self: Key | None = None) -> list[Key]:
+        admitted, retry_at = self.ledger.admit(queue, self._now())
         for task in admitted:
             if task != wake_self:
                 self._wake_task(task)
@@ -130,7 +130,7 @@ class Admissions:
         if queue is None:
             return
         now = self._now()
-        new = taskqueue_status(queue, self.book.counts(key, now), now)
+        new = taskqueue_status(queue, self.ledger.counts(key, now), now)
         if new is None:
             return
         try:

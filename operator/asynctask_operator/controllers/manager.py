@@ -263,7 +263,7 @@ class Manager:
         if kind == "scheduledtask":
             return await self.schedules.reconcile((ns, name), utcnow())
         if kind == "queue":
-            self.admissions.pump((ns, name))
+            self.admissions.admit((ns, name))
             return None
         await self.tasktypes.reconcile((ns, name), utcnow())
         return None
@@ -271,7 +271,7 @@ class Manager:
     def _queue_samples(self) -> list[tuple[str, str, int, int, int]]:
         now = time.time()
         samples = []
-        for ns, name in self.admissions.book.queues():
-            counts = self.admissions.book.counts((ns, name), now)
+        for ns, name in self.admissions.ledger.queues():
+            counts = self.admissions.ledger.counts((ns, name), now)
             samples.append((ns, name, counts.pending, counts.running, counts.oldest_pending_seconds))
         return samples

@@ -1,6 +1,6 @@
 """Admission through TaskQueues: who runs next, and when (SPEC 2.2).
 
-:class:`QueueBook` is the operator's in-memory ledger of every queue: which tasks
+:class:`AdmissionLedger` is the operator's in-memory ledger of every queue: which tasks
 wait (a heap in :func:`admission_order`), which run, which hold a *reservation* (a
 slot taken for a task whose Job is being created), and each queue's rate limit.
 It does no I/O and takes the time as an argument, so it is tested like the rest of
@@ -97,7 +97,7 @@ class QueueCounts:
     exists: bool
 
 
-class QueueBook(Generic[K]):
+class AdmissionLedger(Generic[K]):
     """Every queue's waiting, running and reserved tasks.
 
     ``default_concurrency`` applies to the implicit ``default`` queue of every namespace
@@ -221,8 +221,8 @@ class QueueBook(Generic[K]):
         shown = "unlimited" if limit == UNLIMITED else str(limit)
         return Waiting(QUEUED, f"waiting for a free slot in TaskQueue {name!r} (concurrency {shown})")
 
-    def pump(self, queue_key: QueueKey, now: float) -> tuple[list[K], float | None]:
-        """Reserve slots for the best waiting tasks; return them and when to pump again (rate limit)."""
+    def admit(self, queue_key: QueueKey, now: float) -> tuple[list[K], float | None]:
+        """Reserve slots for the best waiting tasks; return them and when to admit again (rate limit)."""
         queue = self._queue(queue_key)
         spec = queue.spec
         if spec is None or spec.paused:
