@@ -12,10 +12,11 @@ import asyncio
 import contextlib
 import datetime as dt
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, cast
+from typing import Any
 
-from asynctask_operator.adapters.kube import JOBS, PODS, KubeClient
+from asynctask_operator.adapters.kube import JOBS, PODS
 from asynctask_operator.controllers.manager import Manager
+from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube, Obj
 
@@ -95,9 +96,12 @@ class JobController:
 
 
 @contextlib.asynccontextmanager
-async def running(api: FakeKube, settings: OperatorSettings | None = None) -> AsyncIterator[Manager]:
-    """The runtime synced and running (workers, watches, clock, resync) until the block ends."""
-    runtime = Manager(cast(KubeClient, api), settings or OperatorSettings(http_port=0))
+async def running(
+    api: FakeKube, settings: OperatorSettings | None = None, clocks: Clocks | None = None
+) -> AsyncIterator[Manager]:
+    """The runtime synced and running (workers, watches, clock, resync) until the block ends; ``clocks``:
+    the time it reads (``Clocks.of_loop`` under ``looptime``: waits pass at once, in order)."""
+    runtime = Manager(api, settings or OperatorSettings(http_port=0), clocks=clocks)
     versions = await runtime.sync()
     background = runtime.background(versions)
     try:

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, TASKQUEUES, RequestCounter, Resource
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, pod, task
@@ -124,3 +125,12 @@ async def test_a_taskqueue_event_during_the_listing_is_not_undone_by_it() -> Non
     api.during[TASKQUEUES] = lambda: runtime.on_taskqueue("MODIFIED", raw_queue("fast", 7, "3"))
     await runtime.sync()
     assert runtime.admissions.objects["media", "fast"].spec.concurrency == 7
+
+
+def test_an_object_never_seen_has_not_changed_since_a_listing_begun_at_time_zero() -> None:
+    """The cache's clock is injected; an event loop's starts at 0. Taking "never seen" for "seen at 0.0"
+    made every listing begun at 0 skip every object as changed since (found with looptime)."""
+    cache = Cache(monotonic=lambda: 0.0)
+    assert not cache.changed_since("task", ("media", "t"), 0.0)
+    cache.put_task(raw_task("Running", "1"))
+    assert cache.changed_since("task", ("media", "t"), 0.0)

@@ -38,6 +38,7 @@ class LeaderElector:
         renew_deadline: float = 10.0,
         retry_period: float = 2.0,
         now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         if not retry_period < renew_deadline < lease_seconds:
             raise ValueError("leader election needs retry period < renew deadline < lease duration")
@@ -48,6 +49,7 @@ class LeaderElector:
         self.lease_seconds = lease_seconds
         self.renew_deadline = renew_deadline
         self.retry_period = retry_period
+        self._monotonic = monotonic
         self._now = now
         self.leading = False
 
@@ -100,16 +102,16 @@ class LeaderElector:
 
     async def keep(self, on_lost: Callable[[], None]) -> None:
         """Renew until renewal fails for ``renew_deadline``; then call ``on_lost`` and return."""
-        last_renewed = time.monotonic()
+        last_renewed = self._monotonic()
         while True:
             await asyncio.sleep(self.retry_period)
             try:
                 if await self.try_once():
-                    last_renewed = time.monotonic()
+                    last_renewed = self._monotonic()
                     continue
                 logger.error("leader election: Lease %s/%s was taken over", self.namespace, self.name)
             except ApiError as exc:
-                if time.monotonic() - last_renewed < self.renew_deadline:
+                if self._monotonic() - last_renewed < self.renew_deadline:
                     logger.warning("leader election: renewal failed, retrying: %s", exc)
                     continue
                 logger.error("leader election: could not renew for %.0fs: %s", self.renew_deadline, exc)

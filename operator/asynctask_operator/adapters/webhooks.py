@@ -146,7 +146,9 @@ class HttpxSender:
         transport: httpx.AsyncBaseTransport | None = None,
         resolver: Resolver = system_resolver,
         max_connections: int = 64,
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
     ) -> None:
+        self._now = now
         if transport is None:
             transport = GuardedTransport(GuardedBackend(policy, resolver), max_connections)
         self.client = httpx.AsyncClient(
@@ -179,7 +181,7 @@ class HttpxSender:
             return Answer(error=f"{type(exc).__name__}: {exc}" if str(exc) else type(exc).__name__)
         return Answer(
             status_code=response.status_code,
-            retry_after=parse_retry_after(response.headers.get("retry-after"), dt.datetime.now(dt.UTC)),
+            retry_after=parse_retry_after(response.headers.get("retry-after"), self._now()),
             location=response.headers.get("location"),
             body_excerpt=_excerpt(excerpt) if not 200 <= response.status_code < 300 else "",
         )

@@ -17,7 +17,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import Iterator, MutableMapping
+from collections.abc import Callable, Iterator, MutableMapping
 from typing import Any
 
 from pydantic import ValidationError
@@ -127,7 +127,9 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
 
 
 class Cache:
-    def __init__(self) -> None:
+    def __init__(self, monotonic: Callable[[], float] = time.monotonic) -> None:
+        self.monotonic = monotonic
+        """The clock of every freshness stamp here; a write's answer is dated by it too (``answer_to_request_at``)."""
         self.tasks = TaskStore()
         self._task_rv: dict[Key, tuple[str, bool]] = {}  # (resourceVersion, from a write's answer) held
         self._superseded: dict[Key, tuple[str, ...]] = {}  # the last few it held before (older ones)
@@ -146,7 +148,7 @@ class Cache:
 
     def event_arrived(self, kind: str, key: Key) -> None:
         """A watch event for this object arrived now (see ``answer_to_request_at``)."""
-        self._events[kind, key] = time.monotonic()
+        self._events[kind, key] = self.monotonic()
 
     def _newer_event(self, kind: str, key: Key, request_at: float | None) -> bool:
         """A watch event (or the deletion) of this object came at ``request_at`` or later."""
@@ -157,7 +159,7 @@ class Cache:
 
     def mark_seen(self, kind: str, key: Key) -> None:
         """The cache took this object now (see :meth:`changed_since`)."""
-        self._touched[kind, key] = time.monotonic()
+        self._touched[kind, key] = self.monotonic()
 
     def mark_gone(self, kind: str, key: Key) -> None:
         """The object is deleted (see :meth:`changed_since`)."""
@@ -166,7 +168,7 @@ class Cache:
         # deletion's time, kept until the next resync, guards what it guarded: the answer to a
         # write sent before the deletion does not bring the object back (see _newer_event).
         self._events.pop((kind, key), None)
-        self._dropped[kind, key] = time.monotonic()
+        self._dropped[kind, key] = self.monotonic()
 
     def has_copy(self, kind: str, obj: dict[str, Any]) -> bool:
         """The cache holds this object as it is (a watch replaying what the listing put there).
@@ -348,7 +350,8 @@ class Cache:
     # -- resync
     def changed_since(self, kind: str, key: Key, since: float) -> bool:
         """Put or dropped (by a watch event, or the answer to a write) at ``since`` or later."""
-        return max(self._touched.get((kind, key), 0.0), self._dropped.get((kind, key), 0.0)) >= since
+        never = float("-inf")  # not 0.0: a monotonic clock may start at 0 (an event loop's does)
+        return max(self._touched.get((kind, key), never), self._dropped.get((kind, key), never)) >= since
 
     def forget_drops_before(self, since: float) -> None:
         self._dropped = {k: when for k, when in self._dropped.items() if when >= since}

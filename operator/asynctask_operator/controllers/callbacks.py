@@ -52,15 +52,16 @@ class SecretMissing(Exception):
 class SecretReader:
     """Reads the Secrets callbacks reference (GET only, cached for a short while)."""
 
-    def __init__(self, api: Kube, ttl: float = SECRET_TTL) -> None:
+    def __init__(self, api: Kube, ttl: float = SECRET_TTL, monotonic: Callable[[], float] = time.monotonic) -> None:
         self.api = api
         self.ttl = ttl
+        self._monotonic = monotonic
         self._cache: dict[Key, tuple[float, dict[str, bytes] | None]] = {}
 
     async def data(self, namespace: str, name: str) -> dict[str, bytes]:
         key = (namespace, name)
         cached = self._cache.get(key)
-        if cached is not None and time.monotonic() - cached[0] < self.ttl:
+        if cached is not None and self._monotonic() - cached[0] < self.ttl:
             found = cached[1]
         else:
             try:
@@ -68,7 +69,7 @@ class SecretReader:
                 found = {k: base64.b64decode(v) for k, v in (secret.get("data") or {}).items()}
             except NotFound:
                 found = None
-            self._cache[key] = (time.monotonic(), found)
+            self._cache[key] = (self._monotonic(), found)
         if found is None:
             raise SecretMissing(f"Secret {namespace}/{name} not found: create it, or fix the callback's secret refs")
         return found

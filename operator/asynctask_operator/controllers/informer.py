@@ -17,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
-import time
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
@@ -97,7 +96,7 @@ class Informer:
         decoded), which the process keeps long after."""
         feed = self.feeds[kind]
         while True:
-            began = time.monotonic()
+            began = self.cache.monotonic()
             listed: set[Key] = set()
             version = ""
             try:
@@ -121,7 +120,7 @@ class Informer:
         Run once before the first reconcile (so "the TaskType does not exist" is never concluded
         from an empty cache), then every ``resync_seconds``. The watches start from the first
         one's resourceVersions (:meth:`watches`)."""
-        began = time.monotonic()
+        began = self.cache.monotonic()
         versions: Versions = {}
         try:
             for ns in self.namespaces:  # each Resource named at its call: tests/unit/test_rbac.py reads them here
@@ -145,7 +144,7 @@ class Informer:
             len(self.cache.tasktypes),
             len(self.cache.jobs),
             len(self.cache.pods),
-            time.monotonic() - began,
+            self.cache.monotonic() - began,
         )
         return versions
 

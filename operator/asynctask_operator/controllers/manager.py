@@ -9,7 +9,6 @@ them; a reconcile's answer (or failure) decides when the key is looked at again.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 import logging
 import time
 from typing import Any
@@ -28,6 +27,7 @@ from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
+from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.core.retry import backoff
 from asynctask_operator.settings import OperatorSettings
 
@@ -38,10 +38,6 @@ MAX_ERROR_BACKOFF = 60.0
 Obj = dict[str, Any]
 
 
-def utcnow() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def _stub(key: Key) -> Obj:
     return {"metadata": {"namespace": key[0], "name": key[1]}}
 
@@ -49,17 +45,21 @@ def _stub(key: Key) -> Obj:
 class Manager:
     """The operator's parts wired together: what :func:`~asynctask_operator.controllers.process.run` runs."""
 
-    def __init__(self, api: Kube, settings: OperatorSettings, sender: Sender | None = None) -> None:
+    def __init__(
+        self, api: Kube, settings: OperatorSettings, sender: Sender | None = None, clocks: Clocks | None = None
+    ) -> None:
         self.api = api
         self.settings = settings
-        self.cache = Cache()
+        self.clocks = clocks = clocks or Clocks()
+        self.cache = Cache(monotonic=clocks.monotonic)
         self.queue: WorkQueue[WorkKey] = WorkQueue()
-        self.clock: Clock[WorkKey] = Clock(self.queue)
+        self.clock: Clock[WorkKey] = Clock(self.queue, now=clocks.wall)
         self.admissions = Admissions(
             api,
             settings.default_concurrency,
             wake_task=self._wake_task,
             wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
+            now=clocks.wall,
             status_interval=settings.queue_status_seconds,
         )
         self.intake = TaskIntake(
@@ -69,16 +69,22 @@ class Manager:
             wake_schedule=lambda key: self.queue.add(("scheduledtask", *key)),
             default_queue=lambda: self.settings.core.default_queue,
         )
-        self.reports = ReportStore(self.cache, lambda: self.settings.core, wake=self._wake_task)
+        self.reports = ReportStore(self.cache, lambda: self.settings.core, wake=self._wake_task, now=clocks.utcnow)
         self.metrics = Metrics()
         self.metrics.watch_queues(self._queue_samples)
         api.counter.listeners.append(self.metrics.api_request)
         self.callbacks = CallbackDispatcher(
-            sender or HttpxSender(settings.callback_policy, max_connections=max(settings.callback_max_in_flight, 1)),
-            SecretReader(api),
+            sender
+            or HttpxSender(
+                settings.callback_policy,
+                max_connections=max(settings.callback_max_in_flight, 1),
+                now=clocks.utcnow,
+            ),
+            SecretReader(api, monotonic=clocks.monotonic),
             wake=self._wake_task,
             max_in_flight=max(settings.callback_max_in_flight, 1),
             metrics=self.metrics,
+            now=clocks.utcnow,
         )
         self.tasks = TaskReconciler(
             self.cache, api, settings, self.intake, self.admissions, self.reports, self.metrics, self.callbacks
@@ -239,10 +245,10 @@ class Manager:
                 due = await self._reconcile(key)
                 self._failures.pop(key, None)
                 if due is not None:
-                    self.clock.schedule(key, time.time() + due)
+                    self.clock.schedule(key, self.clocks.wall() + due)
             except RequeueSoon as soon:
                 logger.debug("%s %s/%s: %s", *key, soon)
-                self.clock.schedule(key, time.time() + soon.delay)
+                self.clock.schedule(key, self.clocks.wall() + soon.delay)
             except Exception as exc:
                 failures = self._failures.get(key, 0) + 1
                 self._failures[key] = failures
@@ -251,7 +257,7 @@ class Manager:
                     logger.warning("%s %s/%s: %s; again in %.1fs", *key, exc, delay)
                 else:
                     logger.exception("%s %s/%s: reconcile failed; again in %.1fs", *key, delay)
-                self.clock.schedule(key, time.time() + delay)
+                self.clock.schedule(key, self.clocks.wall() + delay)
             finally:
                 self.metrics.reconcile_seconds.labels(key[0]).observe(time.perf_counter() - began)
                 self.queue.done(key)
@@ -259,17 +265,17 @@ class Manager:
     async def _reconcile(self, key: WorkKey) -> float | None:
         kind, ns, name = key
         if kind == "task":
-            return await self.tasks.reconcile((ns, name), utcnow())
+            return await self.tasks.reconcile((ns, name), self.clocks.utcnow())
         if kind == "scheduledtask":
-            return await self.schedules.reconcile((ns, name), utcnow())
+            return await self.schedules.reconcile((ns, name), self.clocks.utcnow())
         if kind == "queue":
             self.admissions.admit((ns, name))
             return None
-        await self.tasktypes.reconcile((ns, name), utcnow())
+        await self.tasktypes.reconcile((ns, name), self.clocks.utcnow())
         return None
 
     def _queue_samples(self) -> list[tuple[str, str, int, int, int]]:
-        now = time.time()
+        now = self.clocks.wall()
         samples = []
         for ns, name in self.admissions.ledger.queues():
             counts = self.admissions.ledger.counts((ns, name), now)

@@ -25,6 +25,7 @@ from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kube import credentials, load_configuration
 from asynctask_operator.adapters.secrets import load_report_key
 from asynctask_operator.controllers.manager import Manager
+from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.settings import OperatorSettings
 
 
@@ -56,7 +57,14 @@ def kopf_settings() -> kopf.OperatorSettings:
     return settings
 
 
-async def run(api: Kube, settings: OperatorSettings, stop: asyncio.Event | None = None, *, frame: bool = True) -> None:
+async def run(
+    api: Kube,
+    settings: OperatorSettings,
+    stop: asyncio.Event | None = None,
+    *,
+    frame: bool = True,
+    clocks: Clocks | None = None,
+) -> None:
     """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``.
 
     ``frame=False``: without kopf (no login handler, no signal handlers), stopped by ``stop``
@@ -64,7 +72,8 @@ async def run(api: Kube, settings: OperatorSettings, stop: asyncio.Event | None 
     if settings.core.report_url:
         key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
         settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
-    manager = Manager(api, settings)
+    clocks = clocks or Clocks()
+    manager = Manager(api, settings, clocks=clocks)
     elector: LeaderElector | None = None
     if settings.leader_elect:
         elector = LeaderElector(
@@ -76,6 +85,8 @@ async def run(api: Kube, settings: OperatorSettings, stop: asyncio.Event | None 
             lease_seconds=settings.lease_seconds,
             renew_deadline=settings.renew_deadline,
             retry_period=settings.retry_period,
+            now=clocks.utcnow,
+            monotonic=clocks.monotonic,
         )
     labelled = False  # this replica's pod carries asynctask.dev/leader (so a standby may be Ready)
     if elector is not None and settings.pod_name:

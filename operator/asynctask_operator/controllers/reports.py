@@ -28,8 +28,15 @@ logger = logging.getLogger(__name__)
 
 
 class ReportStore:
-    def __init__(self, cache: Cache, config: Callable[[], CoreConfig], wake: Callable[[Key], None]) -> None:
+    def __init__(
+        self,
+        cache: Cache,
+        config: Callable[[], CoreConfig],
+        wake: Callable[[Key], None],
+        now: Callable[[], dt.datetime] = lambda: dt.datetime.now(dt.UTC),
+    ) -> None:
         self.cache = cache
+        self._now = now
         self._config = config
         self._wake = wake
         self._reported: dict[Key, Reported] = {}
@@ -56,7 +63,7 @@ class ReportStore:
         running = status.get("attempt") if status.get("phase") == "Running" else None
         try:
             attempt = verify_token(config.report_key, token, namespace, name, str(meta.get("uid")), running)
-            now = dt.datetime.now(dt.UTC)
+            now = self._now()
             current = self._reported.get(key)
             if current is None or current.attempt != attempt:
                 current = Reported(attempt=attempt)

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import datetime as dt
 import logging
-import time
 from collections.abc import Callable
 from typing import Any
 
@@ -88,7 +87,7 @@ class ScheduleReconciler:
     async def _cancel(self, scheduled: ScheduledTask, decision: ScheduleDecision) -> None:
         ns = scheduled.metadata.namespace
         for name in decision.cancel:
-            sent = time.monotonic()
+            sent = self.cache.monotonic()
             try:
                 answer = await self.api.patch(ASYNCTASKS, ns, name, {"spec": {"cancel": True}})
             except NotFound:
@@ -103,7 +102,7 @@ class ScheduleReconciler:
         ns = scheduled.metadata.namespace
         for manifest in decision.create:
             name = manifest["metadata"]["name"]
-            sent = time.monotonic()
+            sent = self.cache.monotonic()
             try:
                 self.intake.take(await self.api.create(ASYNCTASKS, ns, manifest), answer_sent_at=sent)
                 logger.info("ScheduledTask %s/%s: started run %s", ns, scheduled.metadata.name, name)
@@ -117,7 +116,7 @@ class ScheduleReconciler:
                 )
                 self._count(ns, "refused")
                 return exc.message
-            sent = time.monotonic()
+            sent = self.cache.monotonic()
             try:
                 existing = await self.api.get(ASYNCTASKS, ns, name)
             except NotFound:

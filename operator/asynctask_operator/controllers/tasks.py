@@ -12,7 +12,6 @@ import dataclasses
 import datetime as dt
 import logging
 import random
-import time
 from typing import Any
 
 from pydantic import ValidationError
@@ -197,7 +196,7 @@ class TaskReconciler:
             }
             if not patch["metadata"]:
                 del patch["metadata"]
-            sent = time.monotonic()
+            sent = self.cache.monotonic()
             try:
                 updated = await self.api.patch(ASYNCTASKS, ns, name, patch, subresource="status")
             except Conflict as exc:  # someone changed the task since we read it: decide again on fresh data
@@ -228,7 +227,7 @@ class TaskReconciler:
         The cache can hold an older copy of a Job than the server has (an event not yet arrived, a
         listing older than the Job's last change): a finished Job read back as running must not be
         deleted, its pods and logs with it."""
-        sent = time.monotonic()
+        sent = self.cache.monotonic()
         try:
             job = self.cache.put_job(await self.api.get(JOBS, ns, name), answer_to_request_at=sent)
         except NotFound:
@@ -242,7 +241,7 @@ class TaskReconciler:
         ns = task.metadata.namespace
         manifest = decision.create_job
         try:
-            sent = time.monotonic()
+            sent = self.cache.monotonic()
             self.cache.put_job(await self.api.create(JOBS, ns, manifest), answer_to_request_at=sent)
             return decision
         except Conflict:
