@@ -21,6 +21,19 @@ from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube, Obj
 
 
+def tasktype(name: str = "echo", command: str = "true") -> Obj:
+    """A TaskType manifest whose Job runs one container with ``command``."""
+    container = {"name": "main", "image": "busybox:1.36", "command": [command]}
+    return {
+        "apiVersion": "asynctask.dev/v1alpha1",
+        "kind": "TaskType",
+        "metadata": {"name": name},
+        "spec": {
+            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}}
+        },
+    }
+
+
 def _stamp() -> str:
     return dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 

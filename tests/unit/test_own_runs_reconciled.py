@@ -20,22 +20,10 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKTYP
 from asynctask_operator.core.naming import ANNOTATION_RUN_NOW
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube, Order
-from tests.support.inprocess import JobController, running, until
+from tests.support.inprocess import JobController, running, tasktype, until
 
 NS = "media"
 NO_RESYNC = OperatorSettings(http_port=0, resync_seconds=3600, queue_status_seconds=3600)
-
-
-def tasktype() -> dict[str, Any]:
-    container = {"name": "main", "image": "busybox:1.36", "command": ["true"]}
-    return {
-        "apiVersion": "asynctask.dev/v1alpha1",
-        "kind": "TaskType",
-        "metadata": {"name": "echo"},
-        "spec": {
-            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}}
-        },
-    }
 
 
 def scheduled(name: str, schedule: str, run_now: str | None = None, **spec: Any) -> dict[str, Any]:

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
 
 import pytest
 
@@ -17,21 +16,9 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube
-from tests.support.inprocess import JobController, running, until
+from tests.support.inprocess import JobController, running, tasktype, until
 
 NS = "media"
-
-
-def tasktype() -> dict[str, Any]:
-    container = {"name": "main", "image": "busybox:1.36", "command": ["false"]}
-    return {
-        "apiVersion": "asynctask.dev/v1alpha1",
-        "kind": "TaskType",
-        "metadata": {"name": "flaky"},
-        "spec": {
-            "jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Never", "containers": [container]}}}}
-        },
-    }
 
 
 @pytest.mark.looptime
@@ -40,7 +27,7 @@ async def test_a_sixty_second_backoff_passes_in_loop_time_not_real_time() -> Non
     clocks = Clocks.of_loop(loop, epoch=time.time())
     api = FakeKube()
     jobs = JobController(api, exit_code=1)
-    await api.create(TASKTYPES, NS, tasktype())
+    await api.create(TASKTYPES, NS, tasktype("flaky", "false"))
     retry = {"maxRetries": 1, "backoff": "Fixed", "baseSeconds": 60, "jitter": False}
     task = {"apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "metadata": {"name": "t"}}
     await api.create(ASYNCTASKS, NS, {**task, "spec": {"type": "flaky", "retry": retry}})

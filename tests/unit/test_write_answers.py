@@ -22,7 +22,8 @@ from asynctask_operator.controllers.manager import Manager, WorkKey
 from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube
-from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, create_before_its_fire, fired_a_minute_ago, tasktype
+from tests.support.inprocess import tasktype
+from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, create_before_its_fire, fired_a_minute_ago
 
 
 async def drained(runtime: Manager) -> set[WorkKey]:
