@@ -198,3 +198,14 @@ async def test_the_echo_of_a_tasktype_status_write_wakes_none_of_its_tasks() -> 
     assert written is not None and written.get("status")
     runtime.on_tasktype("MODIFIED", written)
     assert not {key for key in await drained(runtime) if key[0] == "task"}
+
+
+async def test_a_scheduledtask_a_relisting_brings_is_queued() -> None:
+    """A watch that expired (410) lists its kind again; a ScheduledTask changed while nobody watched is
+    queued by that listing, not left to the next resync (the relisting wakes only tasks)."""
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    runtime = await synced(api)
+    await create_before_its_fire(api, fired_a_minute_ago("unwatched"))
+    await runtime.informer.list_into_cache("scheduledtask", SCHEDULEDTASKS, None)
+    assert ("scheduledtask", NS, "unwatched") in await drained(runtime)

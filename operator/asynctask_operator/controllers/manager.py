@@ -66,7 +66,7 @@ class Manager:
             self.cache,
             self.admissions,
             wake_task=self._wake_task,
-            wake_schedule=lambda key: self.queue.add(("scheduledtask", *key)),
+            wake_schedule=self._wake_schedule,
             default_queue=lambda: self.settings.core.default_queue,
         )
         self.reports = ReportStore(self.cache, lambda: self.settings.core, wake=self._wake_task, now=clocks.utcnow)
@@ -94,7 +94,7 @@ class Manager:
             self.cache,
             api,
             self.intake,
-            wake=lambda key: self.queue.add(("scheduledtask", *key)),
+            wake=self._wake_schedule,
             metrics=self.metrics,
         )
         self._failures: dict[WorkKey, int] = {}
@@ -117,7 +117,7 @@ class Manager:
                 ),
                 "scheduledtask": Feed(
                     self.on_scheduledtask,
-                    self.cache.put_scheduledtask,
+                    lambda obj: self.on_scheduledtask(None, obj),
                     lambda key: self.on_scheduledtask("DELETED", _stub(key)),
                 ),
             },
@@ -176,7 +176,7 @@ class Manager:
             self.clock.cancel(("scheduledtask", *key))
             return
         self.cache.put_scheduledtask(obj)
-        self.queue.add(("scheduledtask", *key))
+        self._wake_schedule(key)
 
     def on_job(self, event_type: str | None, obj: Obj) -> None:
         ns, name = key_of(obj)
@@ -204,6 +204,9 @@ class Manager:
     def _wake_task(self, key: Key) -> None:
         self.queue.add(("task", *key))
 
+    def _wake_schedule(self, key: Key) -> None:
+        self.queue.add(("scheduledtask", *key))
+
     def _wake_tasks_of_type(self, key: Key) -> None:
         for task in self.cache.unfinished_tasks_of_type(*key):
             self._wake_task(task)
@@ -218,8 +221,8 @@ class Manager:
         for ns, name in list(self.cache.tasktypes):
             self.queue.add(("tasktype", ns, name))
         self._wake_tasks_in(None)
-        for ns, name in list(self.cache.scheduledtasks):
-            self.queue.add(("scheduledtask", ns, name))
+        for key in list(self.cache.scheduledtasks):
+            self._wake_schedule(key)
 
     # ------------------------------------------------------------------ running
 
