@@ -182,6 +182,7 @@ class InProcessOperator(Operator):
         self._stop_event: asyncio.Event | None = None
         self._api: Any = None
         self._handler: logging.Handler | None = None
+        self._root_level = logging.WARNING
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         from asynctask_operator import cli
@@ -199,7 +200,8 @@ class InProcessOperator(Operator):
         self._handler.setLevel(logging.DEBUG if self.verbose else logging.INFO)
         root = logging.getLogger()
         root.addHandler(self._handler)
-        root.setLevel(logging.DEBUG)
+        self._root_level = root.level
+        root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
         self._api = KubeClient(load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency)
         self._stop_event = asyncio.Event()
         self._task = asyncio.create_task(process.run(self._api, settings, self._stop_event, frame=False))
@@ -224,7 +226,7 @@ class InProcessOperator(Operator):
     def kill(self) -> None:
         raise AssertionError("the in-process operator cannot be SIGKILLed: use Operator for a crash")
 
-    async def _stop(self) -> None:  # type: ignore[override]
+    async def _stop(self) -> None:
         await self._stop_now()
 
     async def _stop_now(self) -> None:
@@ -242,7 +244,9 @@ class InProcessOperator(Operator):
             self._api.close()
             self._api = None
         if self._handler is not None:
-            logging.getLogger().removeHandler(self._handler)
+            root = logging.getLogger()
+            root.removeHandler(self._handler)
+            root.setLevel(self._root_level)
             self._handler.close()
             self._handler = None
 
