@@ -14,8 +14,8 @@ from typing import Any
 
 import pytest
 
+from asynctask_operator.adapters import reflector as reflector_module
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, ApiError, Gone, RequestCounter, Resource
-from asynctask_operator.controllers import informer as informer_module
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.settings import OperatorSettings
 from tests.unit.builders import job, task
@@ -90,7 +90,7 @@ async def follow(api: ScriptedApi, resource: Resource = ASYNCTASKS, kind: str = 
 
 @pytest.fixture(autouse=True)
 def no_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.setattr(informer_module, "MAX_WATCH_BACKOFF", 0.01)
+    monkeypatch.setattr(reflector_module, "MAX_WATCH_BACKOFF", 0.01)
 
 
 async def test_watches_from_the_listing_then_from_the_last_event_and_bookmark() -> None:

@@ -118,6 +118,8 @@ class Scanner:
     def __init__(self, module: types.ModuleType, tree: ast.Module) -> None:
         self.module = module
         self.functions = list(functions(tree))
+        self.others: list[Scanner] = [self]
+        """Every module's scanner: a generic loop (adapters/reflector.py) is called from another module."""
 
     def where(self, fn: ast.AST, node: ast.AST) -> str:
         return f"{self.module.__name__}.{getattr(fn, 'name', '?')}:{getattr(node, 'lineno', '?')}"
@@ -137,19 +139,28 @@ class Scanner:
         assert depth < 5, f"{self.where(fn, expr)}: too deep a chain of wrappers"
         index = params.index(expr.id) - (1 if params and params[0] in ("self", "cls") else 0)
         found: list[tuple[Resource, ast.FunctionDef | ast.AsyncFunctionDef]] = []
-        for caller, calls in self.functions:
-            for call in calls:
-                if callee_name(call) != fn.name:
-                    continue
-                arg = next((k.value for k in call.keywords if k.arg == expr.id), None)
-                if arg is None and index < len(call.args):
-                    arg = call.args[index]
-                if arg is None:
-                    pytest.fail(f"{self.where(caller, call)}: cannot tell which resource {fn.name}() gets")
-                found.extend(self.resources(arg, caller, depth + 1))
+        for scanner, caller, call in self.callers(fn):
+            arg = next((k.value for k in call.keywords if k.arg == expr.id), None)
+            if arg is None and index < len(call.args):
+                arg = call.args[index]
+            if arg is None:
+                pytest.fail(f"{scanner.where(caller, call)}: cannot tell which resource {fn.name}() gets")
+            found.extend(scanner.resources(arg, caller, depth + 1))
         if not found:
             pytest.fail(f"{self.where(fn, expr)}: {expr.id} is a parameter, and {fn.name}() has no caller here")
         return found
+
+    def callers(
+        self, fn: ast.FunctionDef | ast.AsyncFunctionDef
+    ) -> Iterator[tuple[Scanner, ast.FunctionDef | ast.AsyncFunctionDef, ast.Call]]:
+        """The calls of ``fn``: in its own module, and in every module that imports it (the same object)."""
+        for scanner in self.others:
+            if scanner is not self and getattr(scanner.module, fn.name, None) is not getattr(self.module, fn.name, 0):
+                continue
+            for caller, calls in scanner.functions:
+                for call in calls:
+                    if callee_name(call) == fn.name:
+                        yield scanner, caller, call
 
     def api_calls(self) -> Iterator[Use]:
         for fn, calls in self.functions:
@@ -232,8 +243,10 @@ class Scanner:
 
 def scan() -> list[Use]:
     uses: list[Use] = []
-    for module, tree in modules():
-        scanner = Scanner(module, tree)
+    scanners = [Scanner(module, tree) for module, tree in modules()]
+    for scanner in scanners:
+        scanner.others = scanners
+    for scanner in scanners:
         uses.extend(scanner.api_calls())
         uses.extend(scanner.kopf_watches())
         uses.extend(scanner.owner_references())

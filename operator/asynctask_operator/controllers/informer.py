@@ -1,10 +1,9 @@
 """Listing and watching: how every kind the operator follows gets into the cache.
 
 One mechanism for all six kinds (AsyncTasks, Jobs and pods by the thousand; TaskTypes,
-TaskQueues and ScheduledTasks by the few): each is listed a page at a time, then watched
-from the listing's resourceVersion, resumed from the last event or bookmark when the
-stream ends, listed again when the server no longer serves that version (410 Gone), and
-backed off when it fails. A periodic resync lists everything again: a level-based repair
+TaskQueues and ScheduledTasks by the few): each is listed and watched by the reflector loop
+(adapters/reflector.py: pages, resume from the last event or bookmark, relist after 410
+Gone, backoff), which the gateway shares. A periodic resync lists everything again: a level-based repair
 of whatever a lost event could have left stale. Nothing else watches (ADR 0015).
 
 What an object's arrival means — which caches, ledgers and keys it touches — is the
@@ -29,18 +28,16 @@ from asynctask_operator.adapters.kube import (
     TASKQUEUES,
     TASKTYPES,
     ApiError,
-    Gone,
     NotFound,
     Resource,
 )
+from asynctask_operator.adapters.reflector import list_into, reflect
 from asynctask_operator.controllers.cache import Cache, Key, key_of
 from asynctask_operator.core.naming import LABEL_MANAGED_BY, MANAGER
-from asynctask_operator.core.retry import backoff
 
 logger = logging.getLogger(__name__)
 
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
-MAX_WATCH_BACKOFF = 30.0
 Obj = dict[str, Any]
 Versions = dict[tuple[str, str | None], str]  # (kind, namespace) -> the resourceVersion of its listing
 KINDS = ("tasktype", "taskqueue", "job", "pod", "task", "scheduledtask")
@@ -58,6 +55,30 @@ class Feed:
     """An object a listing has (and the cache has not seen change since the listing began)."""
     unlisted: Callable[[Key], object]
     """An object the cache holds that a whole listing no longer has: a DELETED event missed."""
+
+
+@dataclasses.dataclass(frozen=True)
+class _CacheSink:
+    """One kind's :class:`~asynctask_operator.adapters.reflector.Sink`: the cache's freshness decides
+    what a listing may still put in, the kind's :class:`Feed` where everything goes."""
+
+    cache: Cache
+    kind: str
+    feed: Feed
+
+    def mark(self) -> float:
+        return self.cache.monotonic()
+
+    def listed(self, obj: Obj, since: float) -> None:
+        if not self.cache.changed_since(self.kind, key_of(obj), since):
+            self.feed.listed(obj)
+
+    def listing_done(self, keys: set[Key], since: float, namespace: str | None) -> None:
+        for key in self.cache.stale(self.kind, keys, since, namespace):
+            self.feed.unlisted(key)
+
+    def event(self, type_: str | None, obj: Obj) -> None:
+        self.feed.event(type_, obj)
 
 
 class Informer:
@@ -91,28 +112,11 @@ class Informer:
         least as new as the listing, and the watch brings whatever comes after it: putting the
         listed copy over it would undo a newer state with nothing left to redo it (a finished Job
         seen running again, a task read back to an earlier phase). The listing only fills gaps,
-        and drops what it no longer has. Each page goes into the cache as it is read: the raw
-        objects of a whole listing at once would be the operator's peak memory (~7 KB per task
-        decoded), which the process keeps long after."""
-        feed = self.feeds[kind]
-        while True:
-            began = self.cache.monotonic()
-            listed: set[Key] = set()
-            version = ""
-            try:
-                async for page, listed_version in self.api.list_pages(resource, namespace, selector):
-                    version = listed_version
-                    for obj in page:
-                        key = key_of(obj)
-                        listed.add(key)
-                        if not self.cache.changed_since(kind, key, began):
-                            feed.listed(obj)
-            except Gone:  # the continue token expired between two pages: list again from the start
-                logger.info("listing %s: continue token expired; listing again", resource.plural)
-                continue
-            for key in self.cache.stale(kind, listed, began, namespace):
-                feed.unlisted(key)
-            return version
+        and drops what it no longer has."""
+        return await list_into(self.api, resource, namespace, selector, self._sink(kind))
+
+    def _sink(self, kind: str) -> _CacheSink:
+        return _CacheSink(self.cache, kind, self.feeds[kind])
 
     async def sync(self) -> Versions:
         """List every kind in every served namespace into the cache; the listings' resourceVersions.
@@ -169,40 +173,16 @@ class Informer:
     async def watch_kind(
         self, kind: str, resource: Resource, namespace: str | None, selector: str | None = None, version: str = ""
     ) -> None:
-        """Watch one kind, from where the last event (or bookmark) left off, for as long as the operator runs.
-
-        A watch that ends is resumed; one whose resourceVersion the server no longer serves (410
-        Gone) lists again; a failure backs off."""
-        feed = self.feeds[kind]
-        failures = 0
-        while True:
-            try:
-                if not version:
-                    version = await self.list_into_cache(kind, resource, namespace, selector)
-                    self._relisted(kind, namespace)  # what changed while nobody watched
-                async for event in self.api.watch(resource, namespace, selector, version):
-                    failures = 0
-                    obj = event.get("object")
-                    if not isinstance(obj, dict):
-                        continue
-                    if event.get("type") == "ERROR":  # a Status in place of an object
-                        raise (Gone if obj.get("code") == 410 else ApiError)(
-                            int(obj.get("code") or 0), str(obj.get("reason") or ""), str(obj.get("message") or "")
-                        )
-                    version = str((obj.get("metadata") or {}).get("resourceVersion") or version)
-                    if event.get("type") != "BOOKMARK":
-                        try:
-                            feed.event(event.get("type"), obj)
-                        except Exception:  # one object the cache cannot take must not stall the stream
-                            logger.exception("%s %s/%s: event skipped", kind, *key_of(obj))
-            except Gone:
-                logger.info("watching %s: resourceVersion %s expired; listing again", resource.plural, version)
-                version = ""
-            except Exception as exc:
-                failures += 1
-                delay = backoff(failures, 0.5, MAX_WATCH_BACKOFF)
-                logger.warning("watching %s failed (%s); again in %.1fs", resource.plural, exc, delay)
-                await asyncio.sleep(delay)
+        """Watch one kind, from where the last event (or bookmark) left off, for as long as the operator runs."""
+        await reflect(
+            self.api,
+            resource,
+            namespace,
+            selector,
+            self._sink(kind),
+            version,
+            relisted=lambda: self._relisted(kind, namespace),  # what changed while nobody watched
+        )
 
     async def resync_forever(self) -> None:
         while True:
