@@ -1,0 +1,75 @@
+"""What every kind shares: the API group, the wire conventions (:class:`Model`), the schema
+extras only the API server reads (:func:`k8s`, :func:`cel`), and the metav1 parts the operator
+reads (:class:`ObjectMeta`, :class:`Condition`)."""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+from pydantic.alias_generators import to_camel
+
+GROUP = "asynctask.dev"
+VERSION = "v1alpha1"
+API_VERSION = f"{GROUP}/{VERSION}"
+
+PRIORITY_MIN = -1000
+PRIORITY_MAX = 1000
+
+
+def k8s(**extra: Any) -> dict[str, Any]:
+    """Schema extras for a field: ``Field(json_schema_extra=k8s(validations=[...]))``.
+
+    ``validations`` becomes ``x-kubernetes-validations``; every other keyword is
+    written as ``x-kubernetes-<kebab-case>`` (``preserve_unknown_fields=True``).
+    """
+    out: dict[str, Any] = {}
+    for key, value in extra.items():
+        out["x-kubernetes-" + key.replace("_", "-")] = value
+    return out
+
+
+def cel(rule: str, message: str, **more: str) -> dict[str, str]:
+    return {"rule": rule, "message": message, **more}
+
+
+class Model(BaseModel):
+    """Base: camelCase on the wire, snake_case in Python, tolerant of unknown fields."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="ignore",
+        frozen=True,
+    )
+
+    def dump(self) -> dict[str, Any]:
+        """The wire form: camelCase keys, unset optional fields left out."""
+        return self.model_dump(by_alias=True, exclude_none=True, mode="json")
+
+
+class ObjectMeta(Model):
+    """The parts of metav1.ObjectMeta the operator reads."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
+
+    name: str
+    namespace: str = "default"
+    uid: str = ""
+    generation: int = 0
+    resource_version: str = ""
+    creation_timestamp: str | None = None
+    deletion_timestamp: str | None = None
+    labels: dict[str, str] = Field(default_factory=dict)
+    annotations: dict[str, str] = Field(default_factory=dict)
+
+
+class Condition(Model):
+    """A metav1.Condition."""
+
+    type: str
+    status: Literal["True", "False", "Unknown"]
+    reason: str
+    message: str = ""
+    last_transition_time: str
+    observed_generation: int | None = None
