@@ -29,9 +29,9 @@ import yaml
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import CRDS, KubeClient, NotFound, load_configuration
 from asynctask_operator.controllers import process
-from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
+from asynctask_operator.core.destinations import DestinationPolicy
 from asynctask_operator.logs import setup_logging
 from asynctask_operator.memory import tune_malloc
 from asynctask_operator.settings import OperatorSettings

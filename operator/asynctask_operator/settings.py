@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
-from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
+from asynctask_operator.core.destinations import DestinationPolicy
 
 
 @dataclasses.dataclass(frozen=True)

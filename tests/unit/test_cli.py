@@ -8,8 +8,8 @@ import ipaddress
 import pytest
 
 from asynctask_operator import cli
-from asynctask_operator.core.callbacks import DestinationPolicy
 from asynctask_operator.core.config import CoreConfig
+from asynctask_operator.core.destinations import DestinationPolicy
 from asynctask_operator.settings import OperatorSettings
 
 EVERY_FLAG = [

@@ -22,8 +22,9 @@ import pytest
 import yaml
 from standardwebhooks import Webhook
 
-from asynctask_operator.core.callbacks import url_refusal, webhook_headers
+from asynctask_operator.core.callbacks import webhook_headers
 from asynctask_operator.core.cron import parse_schedule
+from asynctask_operator.core.destinations import url_refusal
 from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec, ScheduledTaskSpec, TaskType, TaskTypeSpec
 from asynctask_operator.core.reporting import parse_progress, parse_result, result_from_termination_message
 from asynctask_operator.core.validation import Refusal, check_payload, check_payload_schema

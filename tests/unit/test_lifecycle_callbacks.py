@@ -9,7 +9,8 @@ import pytest
 from pydantic import ValidationError
 
 from asynctask_operator.core import conditions as cond
-from asynctask_operator.core.callbacks import DeliveryOutcome, retry_delay, url_refusal
+from asynctask_operator.core.callbacks import DeliveryOutcome, retry_delay
+from asynctask_operator.core.destinations import url_refusal
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION, Admission, Decision
 from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, CallbackStatus
 from asynctask_operator.core.timestamps import parse_stamp

@@ -6,7 +6,7 @@ import datetime as dt
 
 import pytest
 
-from asynctask_operator.core.timestamps import parse_stamp, stamp
+from asynctask_operator.core.timestamps import ceil_second, parse_stamp, stamp
 
 MOMENT = dt.datetime(2025, 3, 1, 12, 0, 59, 999_999, tzinfo=dt.UTC)
 
@@ -18,6 +18,12 @@ def test_a_stamp_is_utc_and_cuts_the_fraction() -> None:
 
 def test_a_micro_stamp_keeps_the_microseconds() -> None:
     assert stamp(MOMENT, micro=True) == "2025-03-01T12:00:59.999999Z"
+
+
+def test_ceil_second_rounds_a_fraction_up_and_keeps_a_whole_second() -> None:
+    assert ceil_second(MOMENT) == dt.datetime(2025, 3, 1, 12, 1, 0, tzinfo=dt.UTC)
+    assert ceil_second(MOMENT.replace(microsecond=1)) == dt.datetime(2025, 3, 1, 12, 1, 0, tzinfo=dt.UTC)
+    assert ceil_second(MOMENT.replace(microsecond=0)) == MOMENT.replace(microsecond=0)
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,8 @@ from asynctask_operator.adapters.webhooks import (
     HttpxSender,
 )
 from asynctask_operator.controllers.callbacks import OUTCOMES_KEPT, CallbackDispatcher, SecretReader
-from asynctask_operator.core.callbacks import CallbackSend, DestinationPolicy, verdict
+from asynctask_operator.core.callbacks import CallbackSend, verdict
+from asynctask_operator.core.destinations import DestinationPolicy
 from asynctask_operator.core.models import SecretKeyRef, SecretRef
 
 URL = "http://hooks.example.com/tasks"

@@ -16,7 +16,7 @@ import pytest
 import trustme
 
 from asynctask_operator.adapters.webhooks import GuardedBackend, GuardedTransport, HttpxSender
-from asynctask_operator.core.callbacks import DestinationPolicy
+from asynctask_operator.core.destinations import DestinationPolicy
 
 HOST = "hooks.example.com"
 LOOPBACK = DestinationPolicy.of(cidrs=["127.0.0.0/8"])

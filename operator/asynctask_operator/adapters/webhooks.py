@@ -23,7 +23,8 @@ from typing import Any, Protocol
 import httpcore
 import httpx
 
-from asynctask_operator.core.callbacks import DeliveryOutcome, DestinationPolicy, address_refusal, parse_retry_after
+from asynctask_operator.core.callbacks import DeliveryOutcome, parse_retry_after
+from asynctask_operator.core.destinations import DestinationPolicy, address_refusal
 
 Resolver = Callable[[str, int], Awaitable[list[str]]]
 USER_AGENT = "asynctask-operator-webhooks"

@@ -34,10 +34,10 @@ from asynctask_operator.core.callbacks import (
     CallbackSend,
     DeliveryOutcome,
     custom_headers,
-    url_refusal,
     verdict,
     webhook_headers,
 )
+from asynctask_operator.core.destinations import url_refusal
 
 logger = logging.getLogger(__name__)
 

@@ -18,6 +18,13 @@ def stamp(moment: dt.datetime, *, micro: bool = False) -> str:
     return moment.astimezone(dt.UTC).strftime(MICROSECONDS if micro else SECONDS)
 
 
+def ceil_second(moment: dt.datetime) -> dt.datetime:
+    """``moment`` rounded up to a whole second: a due time written with :func:`stamp` (which cuts
+    the fraction) then never reads as earlier than it was meant."""
+    whole = moment.replace(microsecond=0)
+    return whole if whole == moment else whole + dt.timedelta(seconds=1)
+
+
 def parse_stamp(text: str | None) -> dt.datetime | None:
     """A time an object holds; ``None`` for none, or for one that cannot be read (the operator writes
     only what :func:`stamp` makes, but a hand with the status subresource can write anything)."""
