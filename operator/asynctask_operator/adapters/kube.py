@@ -102,6 +102,8 @@ EVENTS = Resource("", "v1", "events")
 SECRETS = Resource("", "v1", "secrets")
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
+TOKENREVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews")  # cluster-scoped, create only
+SUBJECTACCESSREVIEWS = Resource("authorization.k8s.io", "v1", "subjectaccessreviews")  # cluster-scoped, create only
 
 
 class RequestCounter:

@@ -1,0 +1,40 @@
+"""The gateway's settings: one dataclass, a docstring per field (the CLI's help is made of them)."""
+
+from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class GatewaySettings:
+    namespaces: tuple[str, ...] = ()
+    """Namespaces served (each one watched); none: every namespace."""
+    kubeconfig: str | None = None
+    """Kubeconfig file; default: in-cluster credentials, else ~/.kube/config."""
+    context: str | None = None
+    """Kubeconfig context; default: the current one."""
+    host: str = "0.0.0.0"
+    """Address to listen on."""
+    port: int = 8000
+    """Port to listen on."""
+    max_body_bytes: int = 256 * 1024
+    """Largest request body accepted (413 beyond)."""
+    rate_limit: float = 20.0
+    """Requests a second per user, on average (429 with Retry-After beyond); 0: no limit."""
+    rate_burst: int = 40
+    """Requests a user may make at once before the rate limit applies."""
+    allow_anonymous: bool = False
+    """Serve requests without a token as system:anonymous (still authorized by SubjectAccessReview)."""
+    trusted_header: str | None = None
+    """Take the user from this request header (set by an auth proxy) instead of a TokenReview. Anyone who
+    can reach the gateway directly can then claim any user: only behind a proxy that sets the header."""
+    trusted_groups_header: str | None = None
+    """With --trusted-header: the header holding the user's groups, comma-separated."""
+    list_limit: int = 500
+    """The hard maximum page size of a listing."""
+    keepalive_seconds: float = 15.0
+    """Seconds between keep-alive comments on an idle event stream (ingress idle timeouts)."""
+    subscriber_buffer: int = 256
+    """Events an event-stream client may fall behind before it is dropped."""
+    cors_origins: tuple[str, ...] = ()
+    """Origins allowed by CORS; none: CORS off."""

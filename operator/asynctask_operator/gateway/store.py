@@ -1,0 +1,152 @@
+"""The gateway's read cache of one kind, fed by the reflector, and its fan-out to event streams.
+
+One :class:`Store` per kind (AsyncTasks, TaskQueues, ScheduledTasks) is the
+:class:`~asynctask_operator.adapters.reflector.Sink` of that kind's list/watch loop: every
+GET, listing, event stream and statistic is read from it, so a thousand clients cost the API
+server nothing more. A write's answer goes in too (:meth:`Store.put`), so a GET right after a
+POST sees the task before its watch event arrives.
+
+Each change is offered to every :class:`Subscription` of its namespace through a bounded
+queue; a client that falls :attr:`Subscription.size` changes behind is dropped (its stream
+ends; it reconnects with ``Last-Event-ID``), never the gateway.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import Iterator
+from typing import Any
+
+from asynctask_operator.adapters.reflector import Key, key_of
+from asynctask_operator.core.clocks import Clocks
+
+Obj = dict[str, Any]
+Change = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED", object)
+
+
+def version_of(obj: Obj) -> str:
+    return str((obj.get("metadata") or {}).get("resourceVersion") or "")
+
+
+def newer(candidate: Obj, current: Obj | None) -> bool:
+    """Whether ``candidate`` may replace ``current``: resourceVersions compare as numbers when both are
+    (etcd's are; the API only promises equality), otherwise the later arrival wins."""
+    if current is None:
+        return True
+    a, b = version_of(candidate), version_of(current)
+    if a.isdigit() and b.isdigit():
+        return int(a) >= int(b)
+    return True
+
+
+@dataclasses.dataclass(eq=False)
+class Subscription:
+    """The changes of one namespace (or all: ``None``) from the moment of subscribing."""
+
+    namespace: str | None
+    size: int
+    queue: asyncio.Queue[Change | None] = dataclasses.field(init=False)
+    dropped: bool = False
+
+    def __post_init__(self) -> None:
+        self.queue = asyncio.Queue(self.size + 1)  # one more: the end-of-stream mark always fits
+
+    def offer(self, change: Change) -> None:
+        if self.dropped:
+            return
+        if self.queue.qsize() >= self.size:
+            self.dropped = True  # too slow: end its stream rather than hold every change for it
+            self.queue.put_nowait(None)
+            return
+        self.queue.put_nowait(change)
+
+    async def next(self) -> Change | None:
+        """The next change; None when the subscriber was dropped."""
+        return await self.queue.get()
+
+
+class Store:
+    """Objects of one kind by (namespace, name): the reflector's sink, the readers' source."""
+
+    def __init__(self, clocks: Clocks, listings: int = 1) -> None:
+        self.clocks = clocks
+        self.objects: dict[Key, Obj] = {}
+        self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key
+        self._listings_left = listings  # listings (one per namespace watched) before it is synced
+        self.synced = asyncio.Event()
+        self.subscriptions: set[Subscription] = set()
+
+    # ------------------------------------------------------------------ the Sink
+
+    def mark(self) -> float:
+        return self.clocks.monotonic()
+
+    def listed(self, obj: Obj, since: float) -> None:
+        key = key_of(obj)
+        if self._touched.get(key, -1.0) > since:
+            return  # a watch event or a write's answer since the listing began is newer
+        current = self.objects.get(key)
+        if current is None or version_of(current) != version_of(obj):
+            self._set(key, obj, "ADDED" if current is None else "MODIFIED")
+
+    def listing_done(self, keys: set[Key], since: float, namespace: str | None) -> None:
+        for key in [k for k in self.objects if (namespace is None or k[0] == namespace) and k not in keys]:
+            if self._touched.get(key, -1.0) <= since:
+                self._drop(key)
+        if not self.synced.is_set():
+            self._listings_left -= 1
+            if self._listings_left <= 0:
+                self.synced.set()
+
+    def event(self, type_: str | None, obj: Obj) -> None:
+        key = key_of(obj)
+        self._touched[key] = self.clocks.monotonic()
+        if type_ == "DELETED":
+            self._drop(key, obj)
+        elif newer(obj, self.objects.get(key)):
+            self._set(key, obj, "ADDED" if key not in self.objects else "MODIFIED")
+
+    # ------------------------------------------------------------------ writes and reads
+
+    def put(self, obj: Obj) -> None:
+        """The API server's answer to a write: the object as it is now."""
+        key = key_of(obj)
+        if newer(obj, self.objects.get(key)):
+            self._touched[key] = self.clocks.monotonic()
+            if self.objects.get(key) != obj:
+                self._set(key, obj, "ADDED" if key not in self.objects else "MODIFIED")
+
+    def get(self, namespace: str, name: str) -> Obj | None:
+        return self.objects.get((namespace, name))
+
+    def in_namespace(self, namespace: str) -> Iterator[Obj]:
+        """The namespace's objects, by name."""
+        for key in sorted(k for k in self.objects if k[0] == namespace):
+            yield self.objects[key]
+
+    @contextlib.contextmanager
+    def subscribe(self, namespace: str | None, size: int) -> Iterator[Subscription]:
+        subscription = Subscription(namespace, size)
+        self.subscriptions.add(subscription)
+        try:
+            yield subscription
+        finally:
+            self.subscriptions.discard(subscription)
+
+    # ------------------------------------------------------------------ inside
+
+    def _set(self, key: Key, obj: Obj, type_: str) -> None:
+        self.objects[key] = obj
+        self._publish(key, (type_, obj))
+
+    def _drop(self, key: Key, gone: Obj | None = None) -> None:
+        obj = self.objects.pop(key, None)
+        if obj is not None or gone is not None:
+            self._publish(key, ("DELETED", gone or obj or {}))
+
+    def _publish(self, key: Key, change: Change) -> None:
+        for subscription in list(self.subscriptions):
+            if subscription.namespace is None or subscription.namespace == key[0]:
+                subscription.offer(change)
