@@ -122,7 +122,9 @@ async def identify(gateway: Gateway, request: Request) -> User:
         user = await gateway.reviews.authenticate(token)
     except ApiError as error:
         logger.warning("TokenReview failed: %s", error.status)
-        raise Problem(503, "the Kubernetes API server could not review the token", headers={"Retry-After": "5"}) from None
+        raise Problem(
+            503, "the Kubernetes API server could not review the token", headers={"Retry-After": "5"}
+        ) from None
     if user is None:
         raise Problem(401, "the bearer token was not accepted by the cluster", headers=UNAUTHORIZED_HEADERS)
     return user

@@ -155,4 +155,3 @@ class Reviews:
         allowed = bool(status.get("allowed")) and not status.get("denied")
         self.decisions.put(key, allowed, self.allowed_ttl if allowed else self.denied_ttl)
         return allowed
-

@@ -51,7 +51,13 @@ class Problem(Exception):
         self.members = members
 
     def body(self) -> dict[str, Any]:
-        return {"type": "about:blank", "title": self.title, "status": self.status, "detail": self.detail, **self.members}
+        return {
+            "type": "about:blank",
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+            **self.members,
+        }
 
 
 def response(problem: Problem) -> JSONResponse:
@@ -140,9 +146,9 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
-def documented(*codes: int) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route for its error codes, each a problem+json (for the OpenAPI)."""
-    return {
+def documented(*codes: int, also: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
+    """The ``responses`` of a route for its error codes, each a problem+json (for the OpenAPI), and ``also``."""
+    return dict(also or {}) | {
         code: {
             "description": http.HTTPStatus(code).phrase,
             "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},

@@ -1,0 +1,104 @@
+"""The gateway's FastAPI application: its routers, its error handlers, and its caches' follow loops.
+
+>>> app = create_app(Gateway.build(api, GatewaySettings()))  # doctest: +SKIP
+
+The lifespan follows AsyncTasks, TaskQueues and ScheduledTasks (one list/watch loop per kind
+and namespace, :func:`~asynctask_operator.adapters.reflector.reflect`) for as long as the
+application runs; ``follow=False`` leaves that to the caller (a test feeding the stores).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+
+from fastapi import FastAPI, Request, Response
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import JSONResponse
+
+from asynctask_operator import __version__
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
+from asynctask_operator.adapters.reflector import reflect
+from asynctask_operator.gateway import events, problems, queues, schedules, statistics, tasks
+from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.settings import GatewaySettings
+
+JSON_TYPES = ("application/json",)
+
+
+async def follow(gateway: Gateway) -> None:
+    """List and watch every kind the gateway reads into its store, until cancelled."""
+    namespaces: list[str | None] = list(gateway.settings.namespaces) or [None]
+    async with asyncio.TaskGroup() as group:
+        for resource, store in (
+            (ASYNCTASKS, gateway.tasks),
+            (TASKQUEUES, gateway.queues),
+            (SCHEDULEDTASKS, gateway.schedules),
+        ):
+            for namespace in namespaces:
+                group.create_task(reflect(gateway.api, resource, namespace, None, store))
+
+
+def is_json(content_type: str) -> bool:
+    media = content_type.split(";", 1)[0].strip().lower()
+    return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
+
+
+async def refuse_non_json(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+    """415 for a body that is not JSON: the only bodies the gateway reads are JSON documents."""
+    has_body = request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers
+    if request.method in ("POST", "PUT", "PATCH") and has_body and not is_json(request.headers.get("content-type", "")):
+        return problems.response(Problem(415, "the body must be application/json"))
+    return await call_next(request)
+
+
+def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
+    @contextlib.asynccontextmanager
+    async def lifespan(_: FastAPI) -> AsyncIterator[None]:
+        runner = asyncio.create_task(follow(gateway), name="gateway-follow") if follow_api else None
+        try:
+            yield
+        finally:
+            if runner is not None:
+                runner.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await runner
+
+    app = FastAPI(
+        title="asynctask gateway",
+        version=__version__,
+        summary="Submit, follow and manage AsyncTasks over HTTP (Async Request-Reply).",
+        description="Every /v1 request carries a Kubernetes bearer token; it may do what the token's RBAC allows "
+        "(TokenReview + SubjectAccessReview). Errors are application/problem+json (RFC 9457).",
+        lifespan=lifespan,
+        max_body_size=gateway.settings.max_body_bytes,
+    )
+    app.state.gateway = gateway
+    problems.install(app)
+    app.middleware("http")(refuse_non_json)
+    if gateway.settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(gateway.settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "ETag", "Idempotent-Replayed"],
+        )
+    for module in (tasks, events, queues, schedules, statistics):
+        app.include_router(module.router)
+
+    @app.get("/healthz", include_in_schema=False)
+    async def healthz() -> JSONResponse:
+        return JSONResponse({"ok": True})
+
+    @app.get("/readyz", include_in_schema=False)
+    async def readyz() -> JSONResponse:
+        ready = all(s.synced.is_set() for s in (gateway.tasks, gateway.queues, gateway.schedules))
+        return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
+
+    return app
+
+
+__all__ = ["Gateway", "GatewaySettings", "create_app", "follow"]

@@ -1,0 +1,169 @@
+"""Server-Sent Events: a task's status changes, or every task change of a namespace, as they happen.
+
+Both streams read the one cache: a subscriber gets each change the reflector brings, through a
+bounded queue (:class:`~asynctask_operator.gateway.store.Subscription`), so a thousand streams
+open no watch of their own. Each event's ``id`` is the task's resourceVersion; a client that
+reconnects with ``Last-Event-ID`` is sent the current state first unless it already had it. A
+comment is sent when a stream has been idle for ``keepalive`` seconds (ingress proxies close
+silent connections), and a task's stream ends after its terminal event.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Depends, Header, Query, Request
+from fastapi.responses import StreamingResponse
+
+from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask
+from asynctask_operator.gateway.access import caller, gateway_of
+from asynctask_operator.gateway.auth import User
+from asynctask_operator.gateway.problems import documented
+from asynctask_operator.gateway.store import Store, version_of
+from asynctask_operator.gateway.tasks import cached_task, parsed, synced
+from asynctask_operator.gateway.views import summary, task_queue
+
+router = APIRouter(tags=["events"])
+
+KEEPALIVE = b": keep-alive\n\n"
+STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+SSE_RESPONSES = documented(
+    401,
+    403,
+    404,
+    429,
+    503,
+    also={
+        200: {
+            "description": "An event stream: `event: status` (data: a task summary), `event: deleted`",
+            "content": {"text/event-stream": {"schema": {"type": "string"}}},
+        }
+    },
+)
+
+
+def frame(event: str, data: Any, id_: str | None = None) -> bytes:
+    lines = [f"event: {event}"]
+    if id_:
+        lines.append(f"id: {id_}")
+    lines.append("data: " + json.dumps(data, separators=(",", ":")))
+    return ("\n".join(lines) + "\n\n").encode()
+
+
+def status_frame(task: AsyncTask, event: str = "status") -> bytes:
+    return frame(event, summary(task).dump(), task.metadata.resource_version)
+
+
+def watched(task: AsyncTask) -> tuple[Any, ...]:
+    """What a status event is about: a change elsewhere (a label, the callback record) sends none."""
+    status = task.status
+    progress = status.progress.dump() if status.progress else None
+    return (task.phase, status.reason, status.attempt, progress, status.message)
+
+
+async def task_stream(
+    store: Store, ns: str, name: str, last_id: str | None, keepalive: float, size: int
+) -> AsyncIterator[bytes]:
+    with store.subscribe(ns, size) as subscription:
+        current = store.get(ns, name)
+        if current is None:
+            yield frame("deleted", {"name": name, "namespace": ns})
+            return
+        task = parsed(current)
+        sent = watched(task)
+        if last_id != task.metadata.resource_version:
+            yield status_frame(task)
+        if task.finished:
+            return
+        while True:
+            try:
+                change = await asyncio.wait_for(subscription.next(), keepalive)
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if change is None:  # dropped: too slow a reader
+                return
+            type_, obj = change
+            if (obj.get("metadata") or {}).get("name") != name:
+                continue
+            if type_ == "DELETED":
+                yield frame("deleted", {"name": name, "namespace": ns}, version_of(obj))
+                return
+            task = parsed(obj)
+            now = watched(task)
+            if now == sent:
+                continue
+            sent = now
+            yield status_frame(task)
+            if task.phase in TERMINAL_PHASES:
+                return
+
+
+@router.get("/v1/namespaces/{ns}/tasks/{name}/events", responses=SSE_RESPONSES, response_model=None)
+async def task_events(
+    ns: str,
+    name: str,
+    request: Request,
+    user: Annotated[User, Depends(caller("task_events"))],
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """A task's status changes (phase, progress, attempt) until its terminal event."""
+    gateway = gateway_of(request)
+    cached_task(gateway, ns, name)  # 404 before the stream starts
+    settings = gateway.settings
+    stream = task_stream(gateway.tasks, ns, name, last_event_id, settings.keepalive_seconds, settings.subscriber_buffer)
+    return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
+
+
+def selected(task: AsyncTask, type_: str | None, queue: str | None) -> bool:
+    return (not type_ or task.spec.type == type_) and (not queue or task_queue(task) == queue)
+
+
+async def namespace_stream(
+    store: Store, ns: str, type_: str | None, queue: str | None, last_id: str | None, keepalive: float, size: int
+) -> AsyncIterator[bytes]:
+    with store.subscribe(ns, size) as subscription:
+        if last_id and last_id.isdigit():  # resume: what changed since the client's last event
+            missed = [
+                parsed(o)
+                for o in store.in_namespace(ns)
+                if version_of(o).isdigit() and int(version_of(o)) > int(last_id)
+            ]
+            for task in sorted(missed, key=lambda t: int(t.metadata.resource_version)):
+                if selected(task, type_, queue):
+                    yield status_frame(task, "task")
+        while True:
+            try:
+                change = await asyncio.wait_for(subscription.next(), keepalive)
+            except TimeoutError:
+                yield KEEPALIVE
+                continue
+            if change is None:
+                return
+            type_of_change, obj = change
+            task = parsed(obj)
+            if not selected(task, type_, queue):
+                continue
+            yield status_frame(task, "deleted" if type_of_change == "DELETED" else "task")
+
+
+@router.get("/v1/namespaces/{ns}/events", responses=SSE_RESPONSES, response_model=None)
+async def namespace_events(
+    ns: str,
+    request: Request,
+    user: Annotated[User, Depends(caller("namespace_events"))],
+    type: Annotated[str | None, Query(max_length=253)] = None,
+    queue: Annotated[str | None, Query(max_length=63)] = None,
+    last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
+) -> StreamingResponse:
+    """Every task change of a namespace (``event: task`` or ``event: deleted``), optionally of one type or queue."""
+    gateway = gateway_of(request)
+    synced(gateway)
+    settings = gateway.settings
+    stream = namespace_stream(
+        gateway.tasks, ns, type, queue, last_event_id, settings.keepalive_seconds, settings.subscriber_buffer
+    )
+    return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)
