@@ -183,6 +183,8 @@ class FakeKube:
     # ------------------------------------------------------------------ the client interface
 
     async def create(self, resource: Resource, namespace: str | None, body: Obj) -> Obj:
+        if resource.plural in REVIEWS:
+            return self._review(resource, body)
         ns = namespace or ""
         meta = dict(body.get("metadata") or {})
         name = str(meta.get("name") or "")
@@ -442,6 +444,40 @@ class FakeKube:
         if order == "event-first":
             for watch in targets:
                 await watch.handled.wait()
+
+
+    # ------------------------------------------------------------------ reviews (the gateway's TokenReviews, SARs)
+
+    tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None
+    decide: Callable[[str, tuple[str, ...], dict[str, str]], bool] | None = None
+
+    def reviews(
+        self,
+        tokens: dict[str, tuple[str, tuple[str, ...]]],
+        decide: Callable[[str, tuple[str, ...], dict[str, str]], bool] = lambda user, groups, attributes: True,
+    ) -> None:
+        """Answer TokenReviews from ``tokens`` (token -> (user, groups)) and SubjectAccessReviews with
+        ``decide(user, groups, resourceAttributes)``; without this call both are refused."""
+        self.tokens = tokens
+        self.decide = decide
+
+    def _review(self, resource: Resource, body: Obj) -> Obj:
+        self._enter("create", resource, "", "")
+        self.counter.add("create", resource.plural, 201)
+        spec = body.get("spec") or {}
+        answer = copy.deepcopy(body)
+        if resource.plural == "tokenreviews":
+            found = (self.tokens or {}).get(str(spec.get("token")))
+            user = {"username": found[0], "groups": list(found[1])} if found else {}
+            answer["status"] = {"authenticated": found is not None, "user": user}
+        else:
+            groups = tuple(spec.get("groups") or ())
+            allowed = self.decide is not None and self.decide(str(spec.get("user")), groups, spec["resourceAttributes"])
+            answer["status"] = {"allowed": allowed}
+        return answer
+
+
+REVIEWS = frozenset({"tokenreviews", "subjectaccessreviews"})
 
 
 def _labels(obj: Obj) -> dict[str, str]:

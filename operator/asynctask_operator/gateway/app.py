@@ -16,6 +16,8 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from fastapi import FastAPI, Request, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.exceptions import HTTPException
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
@@ -46,12 +48,47 @@ def is_json(content_type: str) -> bool:
     return media in JSON_TYPES or (media.startswith("application/") and media.endswith("+json"))
 
 
-async def refuse_non_json(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+class BodyLimit:
+    """413 for a body larger than ``max_bytes``: at once when its Content-Length says so, else when
+    the bytes read pass it (a chunked body); answered as a problem by the app's handlers."""
+
+    def __init__(self, app: ASGIApp, max_bytes: int) -> None:
+        self.app = app
+        self.max_bytes = max_bytes
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        detail = f"the body is larger than {self.max_bytes} bytes"
+        length = dict(scope.get("headers") or ()).get(b"content-length", b"")
+        if length.isdigit() and int(length) > self.max_bytes:
+            await problems.response(Problem(413, detail))(scope, receive, send)
+            return
+        seen = 0
+
+        async def counted() -> Message:
+            nonlocal seen
+            message = await receive()
+            seen += len(message.get("body", b""))
+            if seen > self.max_bytes:
+                raise HTTPException(413, detail)
+            return message
+
+        await self.app(scope, counted, send)
+
+
+def body_check() -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
     """415 for a body that is not JSON: the only bodies the gateway reads are JSON documents."""
-    has_body = request.headers.get("content-length", "0") not in ("", "0") or "transfer-encoding" in request.headers
-    if request.method in ("POST", "PUT", "PATCH") and has_body and not is_json(request.headers.get("content-type", "")):
-        return problems.response(Problem(415, "the body must be application/json"))
-    return await call_next(request)
+
+    async def check(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
+        length = request.headers.get("content-length", "")
+        has_body = length not in ("", "0") or "transfer-encoding" in request.headers
+        if request.method in ("POST", "PUT", "PATCH") and has_body and not is_json(request.headers.get("content-type", "")):
+            return problems.response(Problem(415, "the body must be application/json"))
+        return await call_next(request)
+
+    return check
 
 
 def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
@@ -73,11 +110,11 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
         description="Every /v1 request carries a Kubernetes bearer token; it may do what the token's RBAC allows "
         "(TokenReview + SubjectAccessReview). Errors are application/problem+json (RFC 9457).",
         lifespan=lifespan,
-        max_body_size=gateway.settings.max_body_bytes,
     )
     app.state.gateway = gateway
     problems.install(app)
-    app.middleware("http")(refuse_non_json)
+    app.middleware("http")(body_check())
+    app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
     if gateway.settings.cors_origins:
         app.add_middleware(
             CORSMiddleware,

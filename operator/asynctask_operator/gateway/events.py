@@ -21,7 +21,7 @@ from fastapi.responses import StreamingResponse
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
-from asynctask_operator.gateway.problems import documented
+from asynctask_operator.gateway.problems import Problem, documented
 from asynctask_operator.gateway.store import Store, version_of
 from asynctask_operator.gateway.tasks import cached_task, parsed, synced
 from asynctask_operator.gateway.views import summary, task_queue
@@ -144,7 +144,10 @@ async def namespace_stream(
             if change is None:
                 return
             type_of_change, obj = change
-            task = parsed(obj)
+            try:
+                task = parsed(obj)
+            except Problem:  # an object the model cannot read: not worth ending everyone's stream for
+                continue
             if not selected(task, type_, queue):
                 continue
             yield status_frame(task, "deleted" if type_of_change == "DELETED" else "task")

@@ -103,9 +103,12 @@ class Store:
     def event(self, type_: str | None, obj: Obj) -> None:
         key = key_of(obj)
         self._touched[key] = self.clocks.monotonic()
+        current = self.objects.get(key)
         if type_ == "DELETED":
             self._drop(key, obj)
-        elif newer(obj, self.objects.get(key)):
+        elif current is not None and version_of(obj) and version_of(obj) == version_of(current):
+            return  # the event of a write whose answer is in already
+        elif newer(obj, current):
             self._set(key, obj, "ADDED" if key not in self.objects else "MODIFIED")
 
     # ------------------------------------------------------------------ writes and reads

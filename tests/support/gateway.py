@@ -1,0 +1,86 @@
+"""The gateway in process against FakeKube: its app, its follow loops, and a client with a token.
+
+    async with running_gateway() as gw:
+        answer = await gw.client.post("/v1/namespaces/media/tasks", json={"type": "echo"}, headers=gw.alice)
+
+``gw.allow`` holds what each user may do, as ``(user, verb, resource, namespace)``; the fake's
+SubjectAccessReviews answer from it. The clock is the test's: ``gw.now[0] += 31`` expires
+every cached review.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+
+from asynctask_operator.adapters.kube import ASYNCTASKS
+from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.app import create_app, follow
+from asynctask_operator.gateway.settings import GatewaySettings
+from tests.support.fakekube import FakeKube
+
+NS = "media"
+EPOCH = 1_780_000_000.0  # 2026-05-28: the wall clock of every gateway test
+EVERY_ACT = [
+    (verb, resource)
+    for resource, verbs in (
+        ("asynctasks", ("create", "get", "list", "watch", "patch", "delete")),
+        ("taskqueues", ("get", "list", "patch")),
+        ("scheduledtasks", ("get", "list", "patch")),
+    )
+    for verb in verbs
+]
+TOKENS = {"alice-token": ("alice", ("team-media",)), "bob-token": ("bob", ())}
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@dataclasses.dataclass
+class RunningGateway:
+    fake: FakeKube
+    gateway: Gateway
+    client: httpx.AsyncClient
+    now: list[float]
+    allow: set[tuple[str, str, str, str]]
+    alice: dict[str, str] = dataclasses.field(default_factory=lambda: bearer("alice-token"))
+    bob: dict[str, str] = dataclasses.field(default_factory=lambda: bearer("bob-token"))
+
+    def task(self, name: str, ns: str = NS) -> dict[str, Any] | None:
+        return self.fake.get_object(ASYNCTASKS, ns, name)
+
+    async def settle(self) -> None:
+        """Let the follow loops take in what the fake published."""
+        for _ in range(5):
+            await asyncio.sleep(0)
+
+
+@contextlib.asynccontextmanager
+async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> AsyncIterator[RunningGateway]:
+    fake = fake or FakeKube()
+    now = [EPOCH]
+    clocks = Clocks(wall=lambda: now[0], monotonic=lambda: now[0])
+    allow = {(user, verb, resource, NS) for user in ("alice",) for verb, resource in EVERY_ACT}
+    fake.reviews(TOKENS, lambda user, groups, a: (user, a["verb"], a["resource"], a["namespace"]) in allow)
+    options: dict[str, Any] = {"rate_limit": 0.0, "keepalive_seconds": 3600.0} | settings
+    gateway = Gateway.build(fake, GatewaySettings(**options), clocks)
+    app = create_app(gateway, follow_api=False)
+    runner = asyncio.create_task(follow(gateway))
+    try:
+        async with asyncio.timeout(5):
+            for store in (gateway.tasks, gateway.queues, gateway.schedules):
+                await store.synced.wait()
+        transport = httpx.ASGITransport(app=app)
+        async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
+            yield RunningGateway(fake, gateway, client, now, allow)
+    finally:
+        runner.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await runner
