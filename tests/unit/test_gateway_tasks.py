@@ -14,8 +14,9 @@ TASKS = f"/v1/namespaces/{NS}/tasks"
 BODY = {"type": "video-transcode", "payload": {"src": "a.mp4"}, "priority": 5, "labels": {"app": "web"}}
 
 
-async def submit(gw: RunningGateway, body: dict[str, Any] | None = None, **headers: str) -> Any:
-    return await gw.client.post(TASKS, json=body or BODY, headers=gw.alice | headers)
+async def submit(gw: RunningGateway, body: dict[str, Any] | None = None, key: str | None = None) -> Any:
+    headers = gw.alice | ({"Idempotency-Key": key} if key is not None else {})
+    return await gw.client.post(TASKS, json=body or BODY, headers=headers)
 
 
 async def set_status(gw: RunningGateway, name: str, **status: Any) -> None:
@@ -43,14 +44,14 @@ async def test_a_submission_is_accepted_with_its_location_and_seen_at_once() -> 
 
 async def test_the_same_idempotency_key_and_body_replays_the_original_task() -> None:
     async with running_gateway() as gw:
-        first = await submit(gw, **{"Idempotency-Key": "order-42"})
-        replay = await submit(gw, {**BODY, "labels": {"app": "web"}}, **{"Idempotency-Key": "order-42"})
+        first = await submit(gw, key="order-42")
+        replay = await submit(gw, {**BODY, "labels": {"app": "web"}}, key="order-42")
         assert (first.status_code, replay.status_code) == (202, 200)
         assert replay.headers["Location"] == first.headers["Location"]
         assert replay.headers["Idempotent-Replayed"] == "true"
         assert first.json()["name"] == task_name_for_key(NS, "alice", "order-42")
         assert len(gw.fake.of(ASYNCTASKS, NS)) == 1
-        other = await submit(gw, {**BODY, "priority": 6}, **{"Idempotency-Key": "order-42"})
+        other = await submit(gw, {**BODY, "priority": 6}, key="order-42")
         assert other.status_code == 422 and other.headers["content-type"] == "application/problem+json"
         assert "different body" in other.json()["detail"]
 
@@ -58,7 +59,7 @@ async def test_the_same_idempotency_key_and_body_replays_the_original_task() -> 
 async def test_the_same_key_of_another_user_is_another_task() -> None:
     async with running_gateway() as gw:
         gw.allow.add(("bob", "create", "asynctasks", NS))
-        mine = await submit(gw, **{"Idempotency-Key": "k"})
+        mine = await submit(gw, key="k")
         theirs = await gw.client.post(TASKS, json=BODY, headers=gw.bob | {"Idempotency-Key": "k"})
         assert theirs.status_code == 202 and theirs.json()["name"] != mine.json()["name"]
 
@@ -66,7 +67,7 @@ async def test_the_same_key_of_another_user_is_another_task() -> None:
 async def test_a_key_whose_task_is_not_readable_yet_is_a_conflict() -> None:
     async with running_gateway() as gw:
         gw.fake.fail("create", "asynctasks", Conflict(409, "AlreadyExists", "exists"))
-        answer = await submit(gw, **{"Idempotency-Key": "racing"})
+        answer = await submit(gw, key="racing")
         assert answer.status_code == 409 and answer.json()["status"] == 409
 
 

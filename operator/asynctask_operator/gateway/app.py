@@ -84,7 +84,11 @@ def body_check() -> Callable[[Request, Callable[[Request], Awaitable[Response]]]
     async def check(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
         length = request.headers.get("content-length", "")
         has_body = length not in ("", "0") or "transfer-encoding" in request.headers
-        if request.method in ("POST", "PUT", "PATCH") and has_body and not is_json(request.headers.get("content-type", "")):
+        if (
+            request.method in ("POST", "PUT", "PATCH")
+            and has_body
+            and not is_json(request.headers.get("content-type", ""))
+        ):
             return problems.response(Problem(415, "the body must be application/json"))
         return await call_next(request)
 

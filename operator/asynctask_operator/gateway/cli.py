@@ -26,26 +26,59 @@ DEFAULTS = GatewaySettings()
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asynctask-gateway", description="The HTTP gateway of asynctask-operator.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    p.add_argument("--namespace", "-n", action="append", default=[], help="a namespace to serve (repeatable); default: all")
+    p.add_argument(
+        "--namespace", "-n", action="append", default=[], help="a namespace to serve (repeatable); default: all"
+    )
     p.add_argument("--kubeconfig", help="kubeconfig file (default: in-cluster, else ~/.kube/config)")
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
     p.add_argument("--host", default=DEFAULTS.host, help=f"address to listen on (default {DEFAULTS.host})")
     p.add_argument("--port", type=int, default=DEFAULTS.port, help=f"port to listen on (default {DEFAULTS.port})")
-    p.add_argument("--max-body-bytes", type=int, default=DEFAULTS.max_body_bytes, metavar="BYTES",
-                   help=f"largest request body; 413 beyond (default {DEFAULTS.max_body_bytes})")
-    p.add_argument("--rate-limit", type=float, default=DEFAULTS.rate_limit, metavar="PER_SECOND",
-                   help=f"requests a second per user; 429 beyond; 0: no limit (default {DEFAULTS.rate_limit:g})")
-    p.add_argument("--rate-burst", type=int, default=DEFAULTS.rate_burst, metavar="REQUESTS",
-                   help=f"requests a user may make at once (default {DEFAULTS.rate_burst})")
-    p.add_argument("--allow-anonymous", action="store_true",
-                   help="serve requests without a token as system:anonymous (still authorized per request)")
-    p.add_argument("--trusted-header", metavar="HEADER",
-                   help="take the user from this header, set by an auth proxy; ONLY behind a proxy that sets it")
+    p.add_argument(
+        "--max-body-bytes",
+        type=int,
+        default=DEFAULTS.max_body_bytes,
+        metavar="BYTES",
+        help=f"largest request body; 413 beyond (default {DEFAULTS.max_body_bytes})",
+    )
+    p.add_argument(
+        "--rate-limit",
+        type=float,
+        default=DEFAULTS.rate_limit,
+        metavar="PER_SECOND",
+        help=f"requests a second per user; 429 beyond; 0: no limit (default {DEFAULTS.rate_limit:g})",
+    )
+    p.add_argument(
+        "--rate-burst",
+        type=int,
+        default=DEFAULTS.rate_burst,
+        metavar="REQUESTS",
+        help=f"requests a user may make at once (default {DEFAULTS.rate_burst})",
+    )
+    p.add_argument(
+        "--allow-anonymous",
+        action="store_true",
+        help="serve requests without a token as system:anonymous (still authorized per request)",
+    )
+    p.add_argument(
+        "--trusted-header",
+        metavar="HEADER",
+        help="take the user from this header, set by an auth proxy; ONLY behind a proxy that sets it",
+    )
     p.add_argument("--trusted-groups-header", metavar="HEADER", help="with --trusted-header: the groups' header")
-    p.add_argument("--cors-origin", action="append", default=[], metavar="ORIGIN",
-                   help="allow this origin by CORS (repeatable); default: CORS off")
-    p.add_argument("--keepalive", type=float, default=DEFAULTS.keepalive_seconds, metavar="SECONDS",
-                   help=f"keep-alive comment interval on idle event streams (default {DEFAULTS.keepalive_seconds:g})")
+    p.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        metavar="ORIGIN",
+        help="allow this origin by CORS (repeatable); default: CORS off",
+    )
+    p.add_argument(
+        "--keepalive",
+        type=float,
+        default=DEFAULTS.keepalive_seconds,
+        metavar="SECONDS",
+        help=f"keep-alive comment interval on idle event streams (default {DEFAULTS.keepalive_seconds:g})",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
     return p  # fmt: skip
 

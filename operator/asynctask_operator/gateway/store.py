@@ -88,7 +88,7 @@ class Store:
         if self._touched.get(key, -1.0) > since:
             return  # a watch event or a write's answer since the listing began is newer
         current = self.objects.get(key)
-        if current is None or version_of(current) != version_of(obj):
+        if current is None or (version_of(current) != version_of(obj) and newer(obj, current)):
             self._set(key, obj, "ADDED" if current is None else "MODIFIED")
 
     def listing_done(self, keys: set[Key], since: float, namespace: str | None) -> None:
