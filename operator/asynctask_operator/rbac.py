@@ -118,6 +118,24 @@ RULES: tuple[Rule, ...] = (
 )  # fmt: skip
 
 
+GATEWAY_RULES: tuple[Rule, ...] = (
+    Rule("authentication.k8s.io", ("tokenreviews",), ("create",), "cluster",
+         "authenticate each caller's bearer token (TokenReview)"),
+    Rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",), "cluster",
+         "ask whether the caller may do what the request asks (SubjectAccessReview), per request, cached briefly"),
+    Rule("asynctask.dev", ("asynctasks", "taskqueues", "scheduledtasks"), ("list", "watch"), "namespaced",
+         "the read cache every GET, listing, event stream and statistic is served from"),
+    Rule("asynctask.dev", ("asynctasks",), ("create", "get"), "namespaced",
+         "submit a task for an authorized caller; read it back when its Idempotency-Key's name exists (409)"),
+    Rule("asynctask.dev", ("asynctasks",), ("patch", "delete"), "namespaced",
+         "cancel, retry and delete tasks for an authorized caller"),
+    Rule("asynctask.dev", ("taskqueues", "scheduledtasks"), ("patch",), "namespaced",
+         "pause and resume queues; suspend, resume and run schedules, for an authorized caller"),
+)  # fmt: skip
+"""The gateway's ServiceAccount (its own Deployment): what it does for callers the SubjectAccessReview
+allowed, and the reviews themselves. ``tests/unit/test_gateway_rbac.py`` holds it to the gateway's calls."""
+
+
 def grants(rules: Iterable[Rule] = RULES) -> set[tuple[str, str, str]]:
     """Every (group, resource, verb) the rules grant."""
     return {(r.group, res, verb) for r in rules for res in r.resources for verb in r.verbs}

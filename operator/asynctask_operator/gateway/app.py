@@ -33,14 +33,12 @@ JSON_TYPES = ("application/json",)
 async def follow(gateway: Gateway) -> None:
     """List and watch every kind the gateway reads into its store, until cancelled."""
     namespaces: list[str | None] = list(gateway.settings.namespaces) or [None]
+    api = gateway.api
     async with asyncio.TaskGroup() as group:
-        for resource, store in (
-            (ASYNCTASKS, gateway.tasks),
-            (TASKQUEUES, gateway.queues),
-            (SCHEDULEDTASKS, gateway.schedules),
-        ):
-            for namespace in namespaces:
-                group.create_task(reflect(gateway.api, resource, namespace, None, store))
+        for namespace in namespaces:
+            group.create_task(reflect(api, ASYNCTASKS, namespace, None, gateway.tasks))
+            group.create_task(reflect(api, TASKQUEUES, namespace, None, gateway.queues))
+            group.create_task(reflect(api, SCHEDULEDTASKS, namespace, None, gateway.schedules))
 
 
 def is_json(content_type: str) -> bool:
