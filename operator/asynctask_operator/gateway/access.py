@@ -12,9 +12,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
+import re
 from collections.abc import Awaitable, Callable
+from typing import Annotated
 
-from fastapi import Request
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
@@ -101,6 +104,7 @@ def bearer_token(header: str | None) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
+NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label, as namespaces are
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="asynctask-gateway"'}
 
 
@@ -130,13 +134,21 @@ async def identify(gateway: Gateway, request: Request) -> User:
     return user
 
 
-def caller(route: str) -> Callable[[Request, str], Awaitable[User]]:
+BEARER = HTTPBearer(auto_error=False, description="A Kubernetes bearer token (a ServiceAccount's, or a user's)")
+"""Declares the bearer scheme in the OpenAPI; the token itself is read by :func:`identify`."""
+
+
+def caller(route: str) -> Callable[..., Awaitable[User]]:
     """The dependency of one route: its caller, once identified, within their rate and allowed the act."""
     verb, resource = PERMISSIONS[route]
 
-    async def dependency(request: Request, ns: str) -> User:
+    async def dependency(
+        request: Request, ns: str, _: Annotated[HTTPAuthorizationCredentials | None, Depends(BEARER)] = None
+    ) -> User:
         gateway = gateway_of(request)
         user = await identify(gateway, request)
+        if not NAMESPACE.match(ns):
+            raise Problem(404, f"no namespace can be named {ns!r}")
         if gateway.limiter is not None:
             wait = gateway.limiter.take(user.name)
             if wait > 0:

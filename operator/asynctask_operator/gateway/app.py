@@ -28,6 +28,7 @@ from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.settings import GatewaySettings
 
 JSON_TYPES = ("application/json",)
+Lifespan = Callable[[FastAPI], contextlib.AbstractAsyncContextManager[None]]
 
 
 async def follow(gateway: Gateway) -> None:
@@ -93,7 +94,35 @@ def body_check() -> Callable[[Request, Callable[[Request], Awaitable[Response]]]
     return check
 
 
+def application(settings: GatewaySettings, lifespan: Lifespan | None = None) -> FastAPI:
+    """The routes, handlers and middleware, without state (the OpenAPI document is made from this alone)."""
+    app = FastAPI(
+        title="asynctask gateway",
+        version=__version__,
+        summary="Submit, follow and manage AsyncTasks over HTTP (Async Request-Reply).",
+        description="Every /v1 request carries a Kubernetes bearer token; it may do what the token's RBAC allows "
+        "(TokenReview + SubjectAccessReview). Errors are application/problem+json (RFC 9457).",
+        lifespan=lifespan,
+    )
+    problems.install(app)
+    app.middleware("http")(body_check())
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    if settings.cors_origins:
+        app.add_middleware(
+            CORSMiddleware,
+            allow_origins=list(settings.cors_origins),
+            allow_methods=["GET", "POST", "DELETE"],
+            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "Last-Event-ID"],
+            expose_headers=["Location", "Retry-After", "ETag", "Idempotent-Replayed"],
+        )
+    for module in (tasks, events, queues, schedules, statistics):
+        app.include_router(module.router)
+    return app
+
+
 def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
+    """The gateway's application; with ``follow_api``, its lifespan runs :func:`follow`."""
+
     @contextlib.asynccontextmanager
     async def lifespan(_: FastAPI) -> AsyncIterator[None]:
         runner = asyncio.create_task(follow(gateway), name="gateway-follow") if follow_api else None
@@ -105,28 +134,8 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
                 with contextlib.suppress(asyncio.CancelledError):
                     await runner
 
-    app = FastAPI(
-        title="asynctask gateway",
-        version=__version__,
-        summary="Submit, follow and manage AsyncTasks over HTTP (Async Request-Reply).",
-        description="Every /v1 request carries a Kubernetes bearer token; it may do what the token's RBAC allows "
-        "(TokenReview + SubjectAccessReview). Errors are application/problem+json (RFC 9457).",
-        lifespan=lifespan,
-    )
+    app = application(gateway.settings, lifespan)
     app.state.gateway = gateway
-    problems.install(app)
-    app.middleware("http")(body_check())
-    app.add_middleware(BodyLimit, max_bytes=gateway.settings.max_body_bytes)
-    if gateway.settings.cors_origins:
-        app.add_middleware(
-            CORSMiddleware,
-            allow_origins=list(gateway.settings.cors_origins),
-            allow_methods=["GET", "POST", "DELETE"],
-            allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "Last-Event-ID"],
-            expose_headers=["Location", "Retry-After", "ETag", "Idempotent-Replayed"],
-        )
-    for module in (tasks, events, queues, schedules, statistics):
-        app.include_router(module.router)
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
@@ -138,6 +147,3 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app
-
-
-__all__ = ["Gateway", "GatewaySettings", "create_app", "follow"]

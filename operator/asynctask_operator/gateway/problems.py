@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import http
 import logging
+import re
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -109,10 +110,27 @@ async def _on_validation(_: Request, exc: Exception) -> JSONResponse:
     return response(Problem(status, detail, errors=errors))
 
 
-async def _on_http(_: Request, exc: Exception) -> JSONResponse:
+async def _on_http(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, HTTPException)
     detail = exc.detail if isinstance(exc.detail, str) else http.HTTPStatus(exc.status_code).description
-    return response(Problem(exc.status_code, detail, headers=dict(exc.headers or {})))
+    headers = dict(exc.headers or {})
+    if exc.status_code == 405:  # Starlette names the methods of one matching route; a path may have several
+        headers["Allow"] = ", ".join(allowed_methods(request))
+    return response(Problem(exc.status_code, detail, headers=headers))
+
+
+def allowed_methods(request: Request) -> list[str]:
+    """Every method the app serves at the request's path, from its OpenAPI paths. No name holds a colon,
+    so ``…/tasks/x:cancel`` is the cancel action's path alone."""
+    patterns: list[tuple[re.Pattern[str], list[str]]] | None = getattr(request.app.state, "allow_patterns", None)
+    if patterns is None:
+        patterns = [
+            (re.compile("^" + re.sub(r"\\{[^}]+\\}", "[^/:]+", re.escape(path)) + "$"), [m.upper() for m in item])
+            for path, item in request.app.openapi().get("paths", {}).items()
+        ]
+        request.app.state.allow_patterns = patterns
+    methods = {m for pattern, ms in patterns if pattern.match(request.url.path) for m in ms}
+    return sorted(methods)
 
 
 async def _on_api_error(_: Request, exc: Exception) -> JSONResponse:
@@ -146,12 +164,15 @@ PROBLEM_SCHEMA: dict[str, Any] = {
 }
 
 
+EVERY_ROUTE = (401, 403, 404, 422, 429, 503)  # a token, a permission, a namespace, parameters, the rate, the API
+
+
 def documented(*codes: int, also: dict[int | str, dict[str, Any]] | None = None) -> dict[int | str, dict[str, Any]]:
-    """The ``responses`` of a route for its error codes, each a problem+json (for the OpenAPI), and ``also``."""
+    """The ``responses`` of a route: its error codes and those of every route, each a problem+json, and ``also``."""
     return dict(also or {}) | {
         code: {
             "description": http.HTTPStatus(code).phrase,
             "content": {MEDIA_TYPE: {"schema": PROBLEM_SCHEMA}},
         }
-        for code in codes
+        for code in sorted({*codes, *EVERY_ROUTE})
     }

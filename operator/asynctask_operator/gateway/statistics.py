@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated, Literal
+import re
+from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
@@ -36,7 +37,7 @@ class GroupFigures(Model):
 
 class StatisticsAnswer(Model):
     since: str | None = Field(
-        description="Start of the window covered: the later of ?since and the oldest task present."
+        None, description="Start of the window covered: the later of ?since and the oldest task present."
     )
     until: str
     group_by: str | None = None
@@ -67,10 +68,15 @@ def facts(task: AsyncTask) -> TaskFacts:
     )
 
 
+TIME: dict[str, Any] = {"json_schema_extra": {"format": "date-time"}}
+RFC3339 = re.compile(r"^\d{4}-\d\d-\d\d[Tt ]\d\d:\d\d:\d\d(\.\d+)?([Zz]|[+-]\d\d:\d\d)$")
+
+
 def moment(name: str, text: str | None) -> float | None:
+    """Epoch seconds of a query's RFC 3339 time; 400 for anything else."""
     if text is None:
         return None
-    parsed_ = parse_stamp(text)
+    parsed_ = parse_stamp(text.upper()) if RFC3339.match(text) else None
     if parsed_ is None:
         raise Problem(400, f"{name} must be an RFC 3339 time (2026-01-02T03:04:05Z)")
     return parsed_.timestamp()
@@ -83,8 +89,8 @@ async def statistics(
     ns: str,
     request: Request,
     user: Annotated[User, Depends(caller("statistics"))],
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    until: Annotated[str | None, Query(max_length=64)] = None,
+    since: Annotated[str | None, Query(max_length=64, description="RFC 3339; default: the oldest task", **TIME)] = None,
+    until: Annotated[str | None, Query(max_length=64, description="RFC 3339; default: now", **TIME)] = None,
     group_by: Annotated[Literal["type", "queue"] | None, Query(alias="groupBy")] = None,
 ) -> JSONResponse:
     """Counts, success rate, durations (mean, p50, p95) and mean queue wait of the tasks created in the window."""

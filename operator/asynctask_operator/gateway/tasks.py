@@ -14,6 +14,7 @@ import binascii
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Header, Query, Request, Response
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
@@ -21,6 +22,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, Not
 from asynctask_operator.core.idempotency import (
     ANNOTATION_FINGERPRINT,
     ANNOTATION_SUBMITTED_BY,
+    MAX_KEY_LENGTH,
     fingerprint,
     task_name_for_key,
     valid_key,
@@ -44,6 +46,7 @@ from asynctask_operator.gateway.views import (
 
 router = APIRouter(tags=["tasks"])
 
+KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"  # printable ASCII, no space at either end (HTTP strips those)
 RETRYABLE_PHASES = frozenset({"Failed", "Cancelled"})
 DEFAULT_PAGE = 100
 GENERATE_NAME_CHARS = 40  # of the type, in a generated name (the API server adds 5 random characters)
@@ -139,13 +142,23 @@ async def submit_task(
     submission: TaskSubmission,
     request: Request,
     user: Annotated[User, Depends(caller("submit_task"))],
-    idempotency_key: Annotated[str | None, Header(alias="Idempotency-Key")] = None,
+    idempotency_key: Annotated[
+        str | None,
+        Header(
+            alias="Idempotency-Key",
+            min_length=1,
+            max_length=MAX_KEY_LENGTH,
+            pattern=KEY_PATTERN,
+            description="The same key and body again answers with the same task (for as long as it exists).",
+        ),
+    ] = None,
 ) -> Response:
     """Submit a task: 202 Accepted, ``Location`` to poll, ``Retry-After`` a hint of when."""
     gateway = gateway_of(request)
+    strictly(submission, await request.body())
     name = print_ = None
     if idempotency_key is not None:
-        key = idempotency_key.strip().strip('"')
+        key = idempotency_key
         if not valid_key(key):
             raise Problem(400, "Idempotency-Key must be 1-255 printable ASCII characters")
         name = task_name_for_key(ns, user.name, key)
@@ -162,6 +175,15 @@ async def submit_task(
     gateway.tasks.put(created)
     task = parsed(created)
     return answer(gateway, task, 202, headers={"Location": location(ns, task.metadata.name)})
+
+
+def strictly(submission: TaskSubmission, body: bytes) -> None:
+    """Refuse what FastAPI's lax parsing let through (``"cancel": 0`` for false, ``"priority": "5"``): the
+    body must be exactly what the schema says, as the API server would hold it."""
+    try:
+        TaskSubmission.model_validate_json(body, strict=True)
+    except ValidationError as error:
+        raise RequestValidationError([{**e, "loc": ("body", *e["loc"])} for e in error.errors()]) from None
 
 
 async def replay(gateway: Gateway, ns: str, name: str, print_: str) -> Response:
