@@ -69,7 +69,7 @@ schema = schemathesis.openapi.from_asgi("/openapi.json", gateway_app()).exclude(
 
 @schema.parametrize()
 @settings(max_examples=12, deadline=None, suppress_health_check=list(HealthCheck), derandomize=True)
-def test_no_answer_is_a_5xx_and_every_answer_conforms(case: schemathesis.Case) -> None:
+def test_no_answer_is_a_5xx_and_every_answer_conforms(case: schemathesis.Case[Any]) -> None:
     # positive_data_acceptance is left out: a label selector or a continue token is a string the
     # schema cannot constrain further, and refusing a malformed one (400) is right
     case.call_and_validate(headers={"Authorization": "Bearer alice-token"}, excluded_checks=[positive_data_acceptance])
