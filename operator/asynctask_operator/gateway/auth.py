@@ -14,11 +14,13 @@ token. Tokens are never logged.
 
 from __future__ import annotations
 
+import asyncio
 import collections
 import dataclasses
 import hashlib
 import logging
-from typing import Generic, TypeVar
+from collections.abc import Awaitable, Callable
+from typing import Any, Generic, TypeVar
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import SUBJECTACCESSREVIEWS, TOKENREVIEWS
@@ -111,6 +113,7 @@ class Reviews:
         self.denied_ttl = min(denied_ttl, DENIED_TTL)
         self.users: TTLCache[tuple[User | None]] = TTLCache(clocks, size)  # (None,): refused
         self.decisions: TTLCache[bool] = TTLCache(clocks, size)
+        self._pending: dict[object, asyncio.Future[Any]] = {}
 
     async def authenticate(self, token: str) -> User | None:
         """The user a bearer token stands for, or None when the cluster does not accept it."""
@@ -118,6 +121,18 @@ class Reviews:
         cached = self.users.get(key)
         if cached is not None:
             return cached[0]
+        return await self._once(("token", key), lambda: self._review_token(key, token))
+
+    async def _once(self, key: object, review: Callable[[], Awaitable[V]]) -> V:
+        """One review per key at a time: a thousand clients arriving together with one token ask once."""
+        pending = self._pending.get(key)
+        if pending is None:
+            pending = asyncio.ensure_future(review())
+            self._pending[key] = pending
+            pending.add_done_callback(lambda _: self._pending.pop(key, None))
+        return await asyncio.shield(pending)
+
+    async def _review_token(self, key: str, token: str) -> User | None:
         answer = await self.api.create(
             TOKENREVIEWS,
             None,
@@ -138,6 +153,10 @@ class Reviews:
         cached = self.decisions.get(key)
         if cached is not None:
             return cached
+        return await self._once(key, lambda: self._review_access(user, permission))
+
+    async def _review_access(self, user: User, permission: Permission) -> bool:
+        key = (user, permission)
         attributes = {
             "group": permission.group,
             "resource": permission.resource,
