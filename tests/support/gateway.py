@@ -56,6 +56,12 @@ class RunningGateway:
     def task(self, name: str, ns: str = NS) -> dict[str, Any] | None:
         return self.fake.get_object(ASYNCTASKS, ns, name)
 
+    async def subscribed(self, count: int = 1) -> None:
+        """Wait until ``count`` event streams listen to the task cache."""
+        async with asyncio.timeout(5):
+            while len(self.gateway.tasks.subscriptions) < count:
+                await asyncio.sleep(0)
+
     async def settle(self) -> None:
         """Let the follow loops take in what the fake published."""
         for _ in range(5):

@@ -203,7 +203,7 @@ async def test_a_task_stream_sends_each_status_change_and_ends_after_the_termina
         name = (await submit(gw)).json()["name"]
         await gw.settle()
         stream = asyncio.create_task(gw.client.get(f"{TASKS}/{name}/events", headers=gw.alice))
-        await gw.settle()
+        await gw.subscribed()
         await set_status(gw, name, phase="Running", attempt=1)
         await gw.fake.patch(ASYNCTASKS, NS, name, {"metadata": {"labels": {"x": "y"}}})  # not a status change
         await set_status(gw, name, progress={"percent": 50})
@@ -240,7 +240,7 @@ async def test_the_namespace_stream_filters_by_type() -> None:
         stream = asyncio.create_task(
             gw.client.get(f"/v1/namespaces/{NS}/events", params={"type": "b"}, headers=gw.alice)
         )
-        await gw.settle()
+        await gw.subscribed()
         await submit(gw, {"type": "a"})
         wanted = (await submit(gw, {"type": "b"})).json()["name"]
         await gw.settle()
