@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import datetime as dt
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -59,7 +60,7 @@ class RunningGateway:
     async def subscribed(self, count: int = 1) -> None:
         """Wait until ``count`` event streams listen to the task cache."""
         async with asyncio.timeout(5):
-            while len(self.gateway.tasks.subscriptions) < count:
+            while len(self.gateway.tasks.subscriptions) < count:  # noqa: ASYNC110 (the store has no hook for it)
                 await asyncio.sleep(0)
 
     async def settle(self) -> None:
@@ -70,8 +71,8 @@ class RunningGateway:
 
 @contextlib.asynccontextmanager
 async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> AsyncIterator[RunningGateway]:
-    fake = fake or FakeKube()
     now = [EPOCH]
+    fake = fake or FakeKube(now=lambda: dt.datetime.fromtimestamp(now[0], dt.UTC))  # the same clock
     clocks = Clocks(wall=lambda: now[0], monotonic=lambda: now[0])
     allow = {(user, verb, resource, NS) for user in ("alice",) for verb, resource in EVERY_ACT}
     fake.reviews(TOKENS, lambda user, groups, a: (user, a["verb"], a["resource"], a["namespace"]) in allow)

@@ -101,7 +101,7 @@ async def statistics(
     if start is not None and start > end:
         raise Problem(400, "since is after until")
     all_facts = [facts(parsed(o)) for o in gateway.tasks.in_namespace(ns)]
-    window = window_of([f for f in all_facts if f.created < end], start, end)
+    window = window_of([f for f in all_facts if f.created <= end], start, end)
     groups = summarize(all_facts, since=start, until=end, group_by=group_by)
 
     def text(value: float | None) -> str | None:
