@@ -96,3 +96,30 @@ metrics.prometheusRule.selector, or job="<fullname>", the job a ServiceMonitor n
 {{- define "asynctask-operator.metricsSelector" -}}
 {{- .Values.metrics.prometheusRule.selector | default (printf "job=%q" (include "asynctask-operator.fullname" .)) -}}
 {{- end -}}
+
+{{/*
+The gateway (gateway.enabled): its own name, labels and selector, distinct from the operator's so
+that neither Deployment's selector matches the other's pods.
+*/}}
+{{- define "asynctask-operator.gateway.fullname" -}}
+{{- printf "%s-gateway" (include "asynctask-operator.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "asynctask-operator.gateway.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-gateway" (include "asynctask-operator.name" . | trunc 55 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "asynctask-operator.gateway.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "asynctask-operator.gateway.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: gateway
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/* The gateway's PolicyRules of one scope ("namespaced" or "cluster"), from files/gateway-rules.yaml. */}}
+{{- define "asynctask-operator.gateway.rules" -}}
+{{- $all := .root.Files.Get "files/gateway-rules.yaml" | fromYaml -}}
+{{- toYaml (get $all .scope) -}}
+{{- end -}}

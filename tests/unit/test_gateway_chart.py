@@ -1,0 +1,101 @@
+"""The chart's gateway (``gateway.*``): off by default; on, its Deployment, Service, ServiceAccount,
+RBAC (from ``rbac.GATEWAY_RULES``) and PDB, valid Kubernetes 1.31, apart from the operator's pods."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+import yaml
+
+from asynctask_operator import rbac
+from tests.unit.test_chart import CHART, FULLNAME, KUBE_VERSION, NAMESPACE, Manifest, chart, helm, render
+
+__all__ = ["chart", "helm"]  # the fixtures, from the chart's tests
+
+GATEWAY = f"{FULLNAME}-gateway"
+ON: dict[str, Any] = {"gateway": {"enabled": True}}
+
+
+def gateway_objects(objects: list[Manifest]) -> list[Manifest]:
+    return [o for o in objects if o["metadata"]["labels"].get("app.kubernetes.io/component") == "gateway"]
+
+
+def test_the_rules_file_is_generated_from_rbac_py() -> None:
+    assert (CHART / "files" / "gateway-rules.yaml").read_text() == rbac.gateway_rules_yaml(), (
+        "charts/asynctask-operator/files/gateway-rules.yaml is stale: run "
+        "`python -m asynctask_operator.rbac --gateway --write charts/asynctask-operator/files/gateway-rules.yaml`"
+    )
+
+
+def test_off_by_default(chart: Any) -> None:
+    assert gateway_objects(render(chart)) == []
+
+
+def test_on_it_has_its_own_deployment_service_account_and_rules(chart: Any) -> None:
+    objects = gateway_objects(render(chart, ON))
+    assert sorted((o["kind"], o["metadata"]["name"]) for o in objects) == sorted(
+        [(kind, GATEWAY) for kind in ("Deployment", "Service", "ServiceAccount", "PodDisruptionBudget")]
+        + [("ClusterRole", f"{GATEWAY}-{NAMESPACE}"), ("ClusterRoleBinding", f"{GATEWAY}-{NAMESPACE}")]
+    )
+    [role] = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert role["rules"] == rbac.policy_rules("cluster", rules=rbac.GATEWAY_RULES) + rbac.policy_rules(
+        "namespaced", rules=rbac.GATEWAY_RULES
+    )
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod = deployment["spec"]["template"]["spec"]
+    assert pod["serviceAccountName"] == GATEWAY
+    [main] = pod["containers"]
+    assert main["command"] == ["asynctask-gateway"]
+    assert main["args"] == ["--port", "8000", "--max-body-bytes", "262144", "--rate-limit", "20"]
+    assert "--allow-anonymous" not in main["args"] and "--trusted-header" not in main["args"]
+
+
+def test_neither_deployment_selects_the_others_pods(chart: Any) -> None:
+    objects = render(chart, ON)
+    deployments = [o for o in objects if o["kind"] == "Deployment"]
+    assert len(deployments) == 2
+    for deployment in deployments:
+        selector = deployment["spec"]["selector"]["matchLabels"]
+        for other in deployments:
+            labels = other["spec"]["template"]["metadata"]["labels"]
+            selected = all(labels.get(k) == v for k, v in selector.items())
+            assert selected is (other is deployment), (deployment["metadata"]["name"], other["metadata"]["name"])
+
+
+def test_namespaced_install_gives_the_gateway_a_role_per_namespace(chart: Any) -> None:
+    objects = gateway_objects(render(chart, ON | {"watchNamespaces": ["a", "b"]}))
+    roles = sorted(o["metadata"]["namespace"] for o in objects if o["kind"] == "Role")
+    assert roles == ["a", "b"]
+    [cluster] = [o for o in objects if o["kind"] == "ClusterRole"]
+    assert cluster["rules"] == rbac.policy_rules("cluster", rules=rbac.GATEWAY_RULES)  # the reviews only
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][-4:] == [
+        "--namespace",
+        "a",
+        "--namespace",
+        "b",
+    ]
+
+
+def test_risky_modes_only_when_asked(chart: Any) -> None:
+    values = {"gateway": {"enabled": True, "allowAnonymous": True, "trustedHeader": "X-Forwarded-User", "replicas": 1}}
+    objects = gateway_objects(render(chart, values))
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--allow-anonymous" in args and args[args.index("--trusted-header") + 1] == "X-Forwarded-User"
+    assert "PodDisruptionBudget" not in {o["kind"] for o in objects}  # one replica: no PDB to block drains
+
+
+@pytest.mark.parametrize("values", [{"gateway": {"enabled": "yes"}}, {"gateway": {"port": 0}},
+                                    {"gateway": {"trustedHeader": "X User"}}, {"gateway": {"bogus": 1}}])  # fmt: skip
+def test_helm_refuses_bad_gateway_values(chart: Any, helm: Any, values: dict[str, Any]) -> None:
+    with pytest.raises(helm.HelmValuesError, match="schema"):
+        render(chart, values)
+
+
+@pytest.mark.parametrize("values", [ON, ON | {"watchNamespaces": ["a"]}])
+def test_rendered_gateway_objects_are_valid_kubernetes_1_31(chart: Any, values: dict[str, Any]) -> None:
+    validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
+    for obj in gateway_objects(render(chart, values)):
+        validate.validate(yaml.safe_load(yaml.safe_dump(obj)), KUBE_VERSION, strict=True)
