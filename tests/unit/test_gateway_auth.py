@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
 from asynctask_operator.core.clocks import Clocks
-from asynctask_operator.gateway import events, queues, schedules, statistics, tasks
+from asynctask_operator.gateway import cloudevents, events, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import PERMISSIONS, bearer_token
 from asynctask_operator.gateway.auth import ALLOWED_TTL, DENIED_TTL, TTLCache
 from tests.support.gateway import NS, running_gateway
@@ -19,6 +19,7 @@ T = f"/v1/namespaces/{NS}"
 ROUTES: list[tuple[str, str, str, str]] = [
     # (method, path, verb, resource): what kubectl would need for the same act
     ("POST", f"{T}/tasks", "create", "asynctasks"),
+    ("POST", f"{T}/cloudevents", "create", "asynctasks"),
     ("GET", f"{T}/tasks/t1", "get", "asynctasks"),
     ("GET", f"{T}/tasks/t1/result", "get", "asynctasks"),
     ("GET", f"{T}/tasks", "list", "asynctasks"),
@@ -41,7 +42,7 @@ ROUTES: list[tuple[str, str, str, str]] = [
 
 
 def test_every_v1_route_has_exactly_one_row_here() -> None:
-    routes = [r for module in (tasks, events, queues, schedules, statistics) for r in module.router.routes]
+    routes = [r for module in (tasks, cloudevents, events, queues, schedules, statistics) for r in module.router.routes]
     served = {(method, route.path) for route in routes if isinstance(route, APIRoute) for method in route.methods or ()}
     assert {route.name for route in routes if isinstance(route, APIRoute)} == set(PERMISSIONS)
     expected = {(m, p.replace("t1", "{name}").replace("q1", "{name}").replace("s1", "{name}")) for m, p, _, _ in ROUTES}

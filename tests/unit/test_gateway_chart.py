@@ -79,11 +79,20 @@ def test_namespaced_install_gives_the_gateway_a_role_per_namespace(chart: Any) -
 
 
 def test_risky_modes_only_when_asked(chart: Any) -> None:
-    values = {"gateway": {"enabled": True, "allowAnonymous": True, "trustedHeader": "X-Forwarded-User", "replicas": 1}}
+    values = {
+        "gateway": {
+            "enabled": True,
+            "allowAnonymous": True,
+            "trustedHeader": "X-Forwarded-User",
+            "replicas": 1,
+            "cloudEventTypes": {"order.created": "fulfil"},
+        }
+    }
     objects = gateway_objects(render(chart, values))
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--allow-anonymous" in args and args[args.index("--trusted-header") + 1] == "X-Forwarded-User"
+    assert args[args.index("--cloudevent-type") + 1] == "order.created=fulfil"
     assert "PodDisruptionBudget" not in {o["kind"] for o in objects}  # one replica: no PDB to block drains
 
 

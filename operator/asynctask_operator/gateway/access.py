@@ -33,6 +33,7 @@ logger = logging.getLogger(__name__)
 PERMISSIONS: dict[str, tuple[str, str]] = {
     # route (the handler's name)  -> (verb, resource)
     "submit_task": ("create", "asynctasks"),
+    "ingest_cloudevent": ("create", "asynctasks"),
     "get_task": ("get", "asynctasks"),
     "get_task_result": ("get", "asynctasks"),
     "list_tasks": ("list", "asynctasks"),

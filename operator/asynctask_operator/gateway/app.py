@@ -22,7 +22,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
 from asynctask_operator.adapters.reflector import reflect
-from asynctask_operator.gateway import events, problems, queues, schedules, statistics, tasks
+from asynctask_operator.gateway import cloudevents, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.settings import GatewaySettings
@@ -115,7 +115,7 @@ def application(settings: GatewaySettings, lifespan: Lifespan | None = None) -> 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "Last-Event-ID"],
             expose_headers=["Location", "Retry-After", "ETag", "Idempotent-Replayed"],
         )
-    for module in (tasks, events, queues, schedules, statistics):
+    for module in (tasks, cloudevents, events, queues, schedules, statistics):
         app.include_router(module.router)
     return app
 

@@ -23,6 +23,14 @@ from asynctask_operator.logs import setup_logging
 DEFAULTS = GatewaySettings()
 
 
+def mapping(text: str) -> tuple[str, str]:
+    """``order.created=fulfil`` -> ``("order.created", "fulfil")``."""
+    ce_type, sep, task_type = text.partition("=")
+    if not sep or not ce_type or not task_type:
+        raise argparse.ArgumentTypeError(f"expected CE_TYPE=TASK_TYPE, got {text!r}")
+    return ce_type, task_type
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asynctask-gateway", description="The HTTP gateway of asynctask-operator.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -98,6 +106,7 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         trusted_header=args.trusted_header,
         trusted_groups_header=args.trusted_groups_header,
         cors_origins=tuple(args.cors_origin),
+        cloudevent_types=tuple(args.cloudevent_type),
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
     )
 

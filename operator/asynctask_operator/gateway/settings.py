@@ -36,5 +36,7 @@ class GatewaySettings:
     """Seconds between keep-alive comments on an idle event stream (ingress idle timeouts)."""
     subscriber_buffer: int = 256
     """Events an event-stream client may fall behind before it is dropped."""
+    cloudevent_types: tuple[tuple[str, str], ...] = ()
+    """CloudEvent ``type`` -> TaskType name: what ``POST …/cloudevents`` creates for each event type."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS; none: CORS off."""

@@ -156,14 +156,21 @@ async def submit_task(
     """Submit a task: 202 Accepted, ``Location`` to poll, ``Retry-After`` a hint of when."""
     gateway = gateway_of(request)
     strictly(submission, await request.body())
+    if idempotency_key is not None and not valid_key(idempotency_key):
+        raise Problem(400, "Idempotency-Key must be 1-255 printable ASCII characters")
+    return await create(gateway, ns, user, submission, idempotency_key)
+
+
+async def create(
+    gateway: Gateway, ns: str, user: User, submission: TaskSubmission, key: str | None, **annotations: str
+) -> Response:
+    """Create the task of a submission: 202; with an idempotency ``key``, the replay of the original (200)."""
     name = print_ = None
-    if idempotency_key is not None:
-        key = idempotency_key
-        if not valid_key(key):
-            raise Problem(400, "Idempotency-Key must be 1-255 printable ASCII characters")
+    if key is not None:
         name = task_name_for_key(ns, user.name, key)
         print_ = fingerprint(submission.model_dump(by_alias=True, exclude_none=True, mode="json"))
     body = new_task(ns, user, submission, name, print_)
+    body["metadata"]["annotations"].update(annotations)
     try:
         created = await gateway.api.create(ASYNCTASKS, ns, body)
     except Conflict as conflict:
