@@ -153,3 +153,19 @@ def test_the_ttl_cache_is_bounded_and_expires() -> None:
 
 def test_the_resources_named_are_the_adapters() -> None:
     assert {r for _, r in PERMISSIONS.values()} == {ASYNCTASKS.plural, TASKQUEUES.plural, SCHEDULEDTASKS.plural}
+
+
+async def test_metrics_count_requests_by_route_template_and_review_cache_hits() -> None:
+    async with running_gateway() as gw:
+        for name in ("a", "b"):
+            await gw.client.get(f"{T}/tasks/{name}", headers=gw.alice)
+        await gw.client.get(f"{T}/tasks", headers={})
+        text = (await gw.client.get("/metrics")).text
+        assert (
+            'asynctask_gateway_requests_total{code="404",method="GET",route="/v1/namespaces/{ns}/tasks/{name}"} 2.0'
+            in text
+        )
+        assert 'asynctask_gateway_requests_total{code="401",method="GET",route="/v1/namespaces/{ns}/tasks"} 1.0' in text
+        assert 'asynctask_gateway_review_cache_total{result="hit",review="token"} 1.0' in text
+        assert "asynctask_gateway_event_streams 0.0" in text
+        assert "alice" not in text and "/tasks/a" not in text

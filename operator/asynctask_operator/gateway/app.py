@@ -24,6 +24,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUE
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.gateway import cloudevents, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.metrics import GatewayMetrics
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.settings import GatewaySettings
 
@@ -136,6 +137,12 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
 
     app = application(gateway.settings, lifespan)
     app.state.gateway = gateway
+    metrics = GatewayMetrics(gateway)
+    app.middleware("http")(metrics.middleware())
+
+    @app.get("/metrics", include_in_schema=False)
+    async def metrics_endpoint() -> Response:
+        return metrics.answer()
 
     @app.get("/healthz", include_in_schema=False)
     async def healthz() -> JSONResponse:
