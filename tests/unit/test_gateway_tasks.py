@@ -248,3 +248,16 @@ async def test_the_namespace_stream_filters_by_type() -> None:
             subscription.queue.put_nowait(None)
         text = (await asyncio.wait_for(stream, 5)).text
         assert text.count("event: task") == 1 and wanted in text
+
+
+async def test_a_stream_resumed_from_an_older_event_sends_the_current_state_first() -> None:
+    async with running_gateway() as gw:
+        answer = await submit(gw)
+        name, old = answer.json()["name"], answer.json()["resourceVersion"]
+        await set_status(gw, name, phase="Running", attempt=1)
+        stream = asyncio.create_task(gw.client.get(f"{TASKS}/{name}/events", headers=gw.alice | {"Last-Event-ID": old}))
+        await gw.subscribed()
+        await set_status(gw, name, phase="Succeeded")
+        text = (await asyncio.wait_for(stream, 5)).text
+        phases = [line for line in text.splitlines() if line.startswith("data: ")]
+        assert len(phases) == 2 and '"phase":"Running"' in phases[0] and '"phase":"Succeeded"' in phases[1]

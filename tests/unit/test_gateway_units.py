@@ -242,3 +242,27 @@ def test_a_slow_subscriber_is_dropped_not_the_store() -> None:
         assert slow.dropped and slow.queue.qsize() == 3  # two changes, then the end
         assert [slow.queue.get_nowait() for _ in range(3)][-1] is None
         assert len(store.objects) == 5
+
+
+@pytest.mark.parametrize(
+    ("spec", "status", "meta", "expected"),
+    [
+        ({"type": "t"}, {}, {}, ("default", 0)),
+        ({"type": "t", "queue": "gpu", "priority": 7}, {"phase": "Pending"}, {}, ("gpu", 7)),
+        ({"type": "t"}, {"effective": {"queue": "gpu", "ttlSecondsAfterFinished": 1, "retry": {}}}, {}, ("gpu", 0)),
+        ({"type": "t"}, {"phase": "Running"}, {}, None),
+        ({"type": "t", "cancel": True}, {}, {}, None),
+        ({"type": "t"}, {}, {"deletionTimestamp": "2026-01-01T00:00:00Z"}, None),
+    ],
+)
+def test_a_waiting_task_is_the_same_parsed_or_not(
+    spec: dict[str, Any], status: dict[str, Any], meta: dict[str, Any], expected: tuple[str, int] | None
+) -> None:
+    from asynctask_operator.core.models import AsyncTask
+    from asynctask_operator.gateway.views import waiting_in, waiting_of
+
+    obj = {"metadata": {"name": "n", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z", **meta},
+           "spec": spec, "status": status}  # fmt: skip
+    raw, model = waiting_in(obj), waiting_of(AsyncTask.model_validate(obj))
+    assert raw == model
+    assert (None if raw is None else (raw.queue, raw.priority)) == expected

@@ -79,9 +79,7 @@ def cached_task(gateway: Gateway, ns: str, name: str) -> AsyncTask:
 def position_of(gateway: Gateway, task: AsyncTask) -> int | None:
     if task.phase != "Pending":
         return None
-    queue = task_queue(task)
-    same = [parsed(o) for o in gateway.tasks.in_namespace(task.metadata.namespace)]
-    return positions([t for t in same if task_queue(t) == queue]).get((queue, task.metadata.name))
+    return positions(gateway.tasks.in_namespace(task.metadata.namespace)).get((task_queue(task), task.metadata.name))
 
 
 def concurrency_of(gateway: Gateway, namespace: str, queue: str) -> int | None:
@@ -289,8 +287,7 @@ async def list_tasks(
             more = True
             break
         chosen.append(task)
-    everyone = [parsed(o) for o in gateway.tasks.in_namespace(ns)] if any(t.phase == "Pending" for t in chosen) else []
-    places = positions(everyone)
+    places = positions(gateway.tasks.in_namespace(ns)) if any(t.phase == "Pending" for t in chosen) else {}
     items = [summary(t, places.get((task_queue(t), t.metadata.name))) for t in chosen]
     token = encode_continue(chosen[-1].metadata.name) if more and chosen else None
     return JSONResponse(TaskPage(items=items, continue_=token).dump())

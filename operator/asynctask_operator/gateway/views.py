@@ -8,6 +8,7 @@ progress, attempts and error are the same on the wire as in its status).
 from __future__ import annotations
 
 import math
+from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -125,18 +126,36 @@ def task_queue(task: AsyncTask) -> str:
     return resolve_queue(admitted, task.spec.queue, None, DEFAULT_QUEUE)
 
 
-def waiting_of(task: AsyncTask) -> WaitingTask | None:
-    """The task as its queue's admission sees it, while it waits for a slot (Pending, not cancelled)."""
-    if task.phase != "Pending" or task.spec.cancel or task.metadata.deletion_timestamp:
+def waiting(
+    phase: str | None, cancel: object, deleting: object, name: str, queue: str, priority: object, created: object
+) -> WaitingTask | None:
+    """A task as its queue's admission sees it, while it waits for a slot (Pending, not cancelled, not going)."""
+    if (phase or "Pending") != "Pending" or cancel or deleting:
         return None
-    return WaitingTask(
-        task.metadata.name, task_queue(task), task.spec.priority or 0, task.metadata.creation_timestamp or ""
-    )
+    return WaitingTask(name, queue, priority if isinstance(priority, int) else 0, str(created or ""))
 
 
-def positions(tasks: list[AsyncTask]) -> dict[tuple[str, str], int]:
-    """Admission positions of the waiting tasks of one namespace."""
-    return queue_positions(w for w in map(waiting_of, tasks) if w is not None)
+def waiting_of(task: AsyncTask) -> WaitingTask | None:
+    meta = task.metadata
+    return waiting(
+        task.status.phase, task.spec.cancel, meta.deletion_timestamp, meta.name, task_queue(task),
+        task.spec.priority, meta.creation_timestamp,
+    )  # fmt: skip
+
+
+def waiting_in(obj: dict[str, Any]) -> WaitingTask | None:
+    """:func:`waiting_of` of a task's wire form, unparsed: a GET places its task among thousands."""
+    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+    queue = resolve_queue((status.get("effective") or {}).get("queue"), spec.get("queue"), None, DEFAULT_QUEUE)
+    return waiting(
+        status.get("phase"), spec.get("cancel"), meta.get("deletionTimestamp"), str(meta.get("name") or ""),
+        queue, spec.get("priority"), meta.get("creationTimestamp"),
+    )  # fmt: skip
+
+
+def positions(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:
+    """Admission positions of the waiting tasks among ``objects`` (wire form), by (queue, name)."""
+    return queue_positions(w for w in map(waiting_in, objects) if w is not None)
 
 
 def summary(task: AsyncTask, position: int | None = None) -> TaskSummary:
