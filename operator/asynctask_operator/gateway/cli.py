@@ -74,6 +74,14 @@ def parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--trusted-groups-header", metavar="HEADER", help="with --trusted-header: the groups' header")
     p.add_argument(
+        "--cloudevent-type",
+        action="append",
+        default=[],
+        type=mapping,
+        metavar="CE_TYPE=TASK_TYPE",
+        help="POST …/cloudevents: events of CE_TYPE create tasks of TASK_TYPE (repeatable)",
+    )
+    p.add_argument(
         "--cors-origin",
         action="append",
         default=[],
@@ -88,7 +96,7 @@ def parser() -> argparse.ArgumentParser:
         help=f"keep-alive comment interval on idle event streams (default {DEFAULTS.keepalive_seconds:g})",
     )
     p.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
-    return p  # fmt: skip
+    return p
 
 
 def settings_of(args: argparse.Namespace) -> GatewaySettings:
