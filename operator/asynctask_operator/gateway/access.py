@@ -67,6 +67,8 @@ class Gateway:
     tasks: Store
     queues: Store
     schedules: Store
+    positions: dict[str, tuple[int, dict[tuple[str, str], int]]] = dataclasses.field(default_factory=dict)
+    """Per namespace: the task store's revision, and the queue positions computed at it."""
 
     @classmethod
     def build(cls, api: Kube, settings: GatewaySettings, clocks: Clocks | None = None) -> Gateway:

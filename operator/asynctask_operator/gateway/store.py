@@ -77,6 +77,7 @@ class Store:
         self._listings_left = listings  # listings (one per namespace watched) before it is synced
         self.synced = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
+        self.revision = 0  # counts the changes: what is computed from the store is good until it moves
 
     # ------------------------------------------------------------------ the Sink
 
@@ -150,6 +151,7 @@ class Store:
             self._publish(key, ("DELETED", gone or obj or {}))
 
     def _publish(self, key: Key, change: Change) -> None:
+        self.revision += 1
         for subscription in list(self.subscriptions):
             if subscription.namespace is None or subscription.namespace == key[0]:
                 subscription.offer(change)

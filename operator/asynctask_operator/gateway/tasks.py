@@ -79,7 +79,17 @@ def cached_task(gateway: Gateway, ns: str, name: str) -> AsyncTask:
 def position_of(gateway: Gateway, task: AsyncTask) -> int | None:
     if task.phase != "Pending":
         return None
-    return positions(gateway.tasks.in_namespace(task.metadata.namespace)).get((task_queue(task), task.metadata.name))
+    return places(gateway, task.metadata.namespace).get((task_queue(task), task.metadata.name))
+
+
+def places(gateway: Gateway, ns: str) -> dict[tuple[str, str], int]:
+    """The namespace's queue positions, computed once per change of the cache (not once per GET)."""
+    revision = gateway.tasks.revision
+    cached = gateway.positions.get(ns)
+    if cached is None or cached[0] != revision:
+        cached = (revision, positions(gateway.tasks.in_namespace(ns)))
+        gateway.positions[ns] = cached
+    return cached[1]
 
 
 def concurrency_of(gateway: Gateway, namespace: str, queue: str) -> int | None:
@@ -287,8 +297,8 @@ async def list_tasks(
             more = True
             break
         chosen.append(task)
-    places = positions(gateway.tasks.in_namespace(ns)) if any(t.phase == "Pending" for t in chosen) else {}
-    items = [summary(t, places.get((task_queue(t), t.metadata.name))) for t in chosen]
+    ranks = places(gateway, ns) if any(t.phase == "Pending" for t in chosen) else {}
+    items = [summary(t, ranks.get((task_queue(t), t.metadata.name))) for t in chosen]
     token = encode_continue(chosen[-1].metadata.name) if more and chosen else None
     return JSONResponse(TaskPage(items=items, continue_=token).dump())
 
