@@ -266,3 +266,15 @@ def test_a_waiting_task_is_the_same_parsed_or_not(
     raw, model = waiting_in(obj), waiting_of(AsyncTask.model_validate(obj))
     assert raw == model
     assert (None if raw is None else (raw.queue, raw.priority)) == expected
+
+
+def test_the_store_keeps_its_index_in_step() -> None:
+    store = Store(Clocks(), index=lambda o: o["metadata"].get("labels", {}).get("waiting"))
+    store.put({"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "1", "labels": {"waiting": "yes"}}})
+    store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "2"}})
+    assert store.indexed == {("ns", "a"): "yes"}
+    store.put({"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "3"}})  # no longer waiting
+    assert store.indexed == {}
+    store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "4", "labels": {"waiting": "y"}}})
+    store.event("DELETED", {"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "5"}})
+    assert store.indexed == {} and store.revision == 5

@@ -27,6 +27,7 @@ from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.ratelimit import RateLimiter
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.gateway.store import Store
+from asynctask_operator.gateway.views import waiting_in
 
 logger = logging.getLogger(__name__)
 
@@ -80,7 +81,7 @@ class Gateway:
             clocks=clocks,
             reviews=Reviews(api, clocks),
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst, clocks) if settings.rate_limit > 0 else None,
-            tasks=Store(clocks, listings),
+            tasks=Store(clocks, listings, index=waiting_in),
             queues=Store(clocks, listings),
             schedules=Store(clocks, listings),
         )

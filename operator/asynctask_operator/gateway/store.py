@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from asynctask_operator.adapters.reflector import Key, key_of
@@ -70,8 +70,12 @@ class Subscription:
 class Store:
     """Objects of one kind by (namespace, name): the reflector's sink, the readers' source."""
 
-    def __init__(self, clocks: Clocks, listings: int = 1) -> None:
+    def __init__(self, clocks: Clocks, listings: int = 1, index: Callable[[Obj], Any] | None = None) -> None:
         self.clocks = clocks
+        self.index = index
+        self.indexed: dict[Key, Any] = {}
+        """``index(obj)`` of each object for which it is not None, kept as objects change (the
+        waiting tasks, for queue positions: a GET does not look at every object)."""
         self.objects: dict[Key, Obj] = {}
         self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key
         self._listings_left = listings  # listings (one per namespace watched) before it is synced
@@ -143,10 +147,17 @@ class Store:
 
     def _set(self, key: Key, obj: Obj, type_: str) -> None:
         self.objects[key] = obj
+        if self.index is not None:
+            value = self.index(obj)
+            if value is None:
+                self.indexed.pop(key, None)
+            else:
+                self.indexed[key] = value
         self._publish(key, (type_, obj))
 
     def _drop(self, key: Key, gone: Obj | None = None) -> None:
         obj = self.objects.pop(key, None)
+        self.indexed.pop(key, None)
         if obj is not None or gone is not None:
             self._publish(key, ("DELETED", gone or obj or {}))
 

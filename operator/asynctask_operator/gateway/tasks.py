@@ -30,6 +30,7 @@ from asynctask_operator.core.idempotency import (
 from asynctask_operator.core.labelselectors import matches, parse
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.models import API_VERSION, AsyncTask
+from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
 from asynctask_operator.gateway.auth import User
@@ -38,7 +39,6 @@ from asynctask_operator.gateway.views import (
     TaskPage,
     TaskSubmission,
     TaskSummary,
-    positions,
     retry_after,
     summary,
     task_queue,
@@ -87,7 +87,8 @@ def places(gateway: Gateway, ns: str) -> dict[tuple[str, str], int]:
     revision = gateway.tasks.revision
     cached = gateway.positions.get(ns)
     if cached is None or cached[0] != revision:
-        cached = (revision, positions(gateway.tasks.in_namespace(ns)))
+        waiting = (w for (namespace, _), w in gateway.tasks.indexed.items() if namespace == ns)
+        cached = (revision, queue_positions(waiting))
         gateway.positions[ns] = cached
     return cached[1]
 

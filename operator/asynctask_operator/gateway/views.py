@@ -8,7 +8,6 @@ progress, attempts and error are the same on the wire as in its status).
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from typing import Any
 
 from pydantic import ConfigDict, Field
@@ -26,7 +25,7 @@ from asynctask_operator.core.models import (
     TaskError,
     TaskQueue,
 )
-from asynctask_operator.core.queueing import WaitingTask, queue_positions
+from asynctask_operator.core.queueing import WaitingTask
 from asynctask_operator.core.timestamps import parse_stamp
 
 DEFAULT_QUEUE = "default"
@@ -151,11 +150,6 @@ def waiting_in(obj: dict[str, Any]) -> WaitingTask | None:
         status.get("phase"), spec.get("cancel"), meta.get("deletionTimestamp"), str(meta.get("name") or ""),
         queue, spec.get("priority"), meta.get("creationTimestamp"),
     )  # fmt: skip
-
-
-def positions(objects: Iterable[dict[str, Any]]) -> dict[tuple[str, str], int]:
-    """Admission positions of the waiting tasks among ``objects`` (wire form), by (queue, name)."""
-    return queue_positions(w for w in map(waiting_in, objects) if w is not None)
 
 
 def summary(task: AsyncTask, position: int | None = None) -> TaskSummary:
