@@ -163,7 +163,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     p.add_argument("--rate", type=float, default=100.0, help="requests a second (default 100)")
     p.add_argument("--streams", type=int, default=1000, help="concurrent SSE clients (default 1000)")
     args = p.parse_args(argv)
-    result = asyncio.run(run(args.n, args.rate, args.streams, workdir(args.workdir, "gateway")))
+    work = workdir(args.workdir, "gateway")
+    work.mkdir(parents=True, exist_ok=True)
+    result = asyncio.run(run(args.n, args.rate, args.streams, work))
     rows = [(what, result[what]["p50_ms"], result[what]["p99_ms"]) for what in ("raw_create", "submit", "get")]
     streams = result["streams"]
     tables = [

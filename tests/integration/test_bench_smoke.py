@@ -10,7 +10,7 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import api_budget, scale, throughput
+from bench import api_budget, gateway, scale, throughput
 
 
 def run(main: Callable[[Sequence[str]], int], tmp_path: pathlib.Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -62,4 +62,12 @@ def test_scale(tmp_path: pathlib.Path) -> None:
     assert len(result["burst_full"]["cpu_ms_per_task_runs"]) == 2 and result["burst_full"]["all_succeeded"]
     assert result["duplicate_job_creates"] == 0
     assert result["writes_to_finished"] == 0
+    assert code == 0
+
+
+def test_gateway(tmp_path: pathlib.Path) -> None:
+    code, result = run(gateway.main, tmp_path, "--n", "5", "--rate", "20", "--streams", "20")
+    assert {"raw_create", "submit", "get", "streams"} <= set(result)
+    assert {"p50_ms", "p99_ms"} <= set(result["submit"])
+    assert result["streams"]["saw_terminal"] == 20 and result["streams"]["extra_watches"] == 0
     assert code == 0
