@@ -6,7 +6,6 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
 from asynctask_operator.core.models.base import (
     API_VERSION,
@@ -30,11 +29,7 @@ CallbackState = Literal["Pending", "Delivering", "Delivered", "Failed", "Refused
 class AsyncTaskSpec(Model):
     """What to run. ``type`` is required and, with ``queue``, immutable."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
+    model_config = ConfigDict(  # merged with Model's: pydantic keeps a base's settings in a subclass
         json_schema_extra=k8s(
             validations=[
                 cel(

@@ -51,8 +51,6 @@ class Model(BaseModel):
 class ObjectMeta(Model):
     """The parts of metav1.ObjectMeta the operator reads."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
-
     name: str
     namespace: str = "default"
     uid: str = ""
