@@ -7,11 +7,16 @@ import kmock
 import pytest
 
 from tests.integration.harness import Cluster, InProcessOperator, Operator, declare_resources, write_kubeconfig
-from tests.support.emulator import QuickShutdownServer
+from tests.support.emulator import ApiServerEmulator, QuickShutdownServer
 
 
 @pytest.fixture()
-def kmock_options(kmock_options: dict[str, object]) -> dict[str, object]:
+def kmock_options(kmock_options: dict[str, object], request: pytest.FixtureRequest) -> dict[str, object]:
+    # The shared emulator's server semantics, keeping kmock's request history (the tests read it), unless
+    # a test names its own emulator.
+    marker = request.node.get_closest_marker("kmock")
+    if marker is None or "cls" not in marker.kwargs:
+        kmock_options = {**kmock_options, "cls": ApiServerEmulator, "forget": False}
     return {**kmock_options, "server_cls": QuickShutdownServer}
 
 

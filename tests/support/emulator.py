@@ -18,14 +18,15 @@ adds, once for every user:
   each answer;
 - BOOKMARK events on demand (:meth:`ApiServerEmulator.bookmark_all`).
 
-Its users are the chaos test (``tests/integration/test_chaos.py``, a subclass that only adds
-faults and a ledger) and the benchmarks (``bench/common.py``). It lives here, in ``tests/support``,
-and the benchmarks import it, not the other way round: the benchmarks already build on the test
-harness (``tests.integration.harness``) and run from the repository's root (``python -m
-bench.scale``), where ``tests`` is importable, while the suite should not depend on a tool
-folder for what it checks. The other integration tests keep plain kmock: they count the
-operator's requests in kmock's own history and use kmock's counted reactions
-(``kmock[...][:1] << 500``), which forgetting answered requests would empty.
+Its users: every integration test (``tests/integration/conftest.py`` makes it the ``kmock``
+fixture's class, with ``forget=False``: those tests count the operator's requests in kmock's
+own history and use kmock's counted reactions, ``kmock[...][:1] << 500``, which forgetting
+would empty; they are short enough not to need it), the chaos test (a subclass that only adds
+faults and a ledger, and forgets) and the benchmarks (``bench/common.py``, which forget). It
+lives here, in ``tests/support``, and the benchmarks import it, not the other way round: the
+benchmarks already build on the test harness (``tests.integration.harness``) and run from the
+repository's root (``python -m bench.scale``), where ``tests`` is importable, while the suite
+should not depend on a tool folder for what it checks.
 """
 
 from __future__ import annotations
@@ -105,6 +106,8 @@ def version_of(obj: Any) -> int:
 class ApiServerEmulator(kmock.KubernetesEmulator):
     """kmock's emulator, closer to an API server where the operator depends on it (see the module)."""
 
+    forget: bool = True
+    """Drop answered requests from kmock's history (``False``: keep it, for tests that read it)."""
     hits: list[Hit] = attrs.field(factory=list, init=False)
     listeners: list[Listener] = attrs.field(factory=list, init=False)
     last_operator_hit: float = attrs.field(default=0.0, init=False)
@@ -326,6 +329,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         O(requests²) over a run, seconds per request after a few thousand. Users count from
         :attr:`hits` instead; kmock's history keeps only the requests in flight (the open
         watches): ``for r in kmock`` sees those only."""
+        if not self.forget:
+            return
         for i in range(len(self._requests) - 1, -1, -1):
             if self._requests[i] is request:
                 del self._requests[i]
