@@ -7,17 +7,14 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from asynctask_operator.core.models.base import (
-    API_VERSION,
+from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.tasktype import (
     PRIORITY_MAX,
     PRIORITY_MIN,
-    Condition,
-    Model,
-    ObjectMeta,
-    cel,
-    k8s,
+    CallbackEvent,
+    CallbackSpec,
+    RetryPolicy,
 )
-from asynctask_operator.core.models.tasktype import CallbackEvent, CallbackSpec, RetryPolicy
 
 Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "Cancelled"]
 Phase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled"]

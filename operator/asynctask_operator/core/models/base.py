@@ -13,9 +13,6 @@ GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-PRIORITY_MIN = -1000
-PRIORITY_MAX = 1000
-
 
 def k8s(**extra: Any) -> dict[str, Any]:
     """Schema extras for a field: ``Field(json_schema_extra=k8s(validations=[...]))``.
