@@ -466,19 +466,19 @@ def check_callbacks(
             wrong.append(f"{where}: status.callback {msg_id} went back from Delivered: {states}")
 
     duplicates = 0
-    for msg_id, got in by_id.items():
-        first = got[0]
+    for msg_id, sent in by_id.items():
+        first = sent[0]
         parts = msg_id.split(".")
         name = uids.get(parts[0], "?")
-        plan, callback = plans.get(name), callbacks.get(name) or {}
+        planned, callback = plans.get(name), callbacks.get(name) or {}
         events = [e.lower() for e in callback.get("events") or ("Succeeded", "Failed", "Cancelled")]
-        happened = plan is not None and len(parts) in (3, 4) and parts[2].isdigit() and parts[1] in events
-        if happened and plan is not None:
-            terminal = parts[1] == plan.phase.lower() and int(parts[2]) == plan.attempts
-            happened = terminal or (parts[1] == "running" and 1 <= int(parts[2]) <= plan.attempts)
+        happened = planned is not None and len(parts) in (3, 4) and parts[2].isdigit() and parts[1] in events
+        if happened and planned is not None:
+            terminal = parts[1] == planned.phase.lower() and int(parts[2]) == planned.attempts
+            happened = terminal or (parts[1] == "running" and 1 <= int(parts[2]) <= planned.attempts)
         if not happened or first.path != f"/hook/{name}":
             wrong.append(f"webhook-id {msg_id!r} to {first.path} is no event of a task with a callback")
-        for delivery in got:
+        for delivery in sent:
             try:
                 Webhook(WHSEC).verify(delivery.body, delivery.headers)
             except Exception as exc:
@@ -493,7 +493,7 @@ def check_callbacks(
                     f"{msg_id} delivered again {delivery.at - since:.1f}s after status.callback said Delivered"
                     f" (and did not change since): {emulator.callback_states[msg_id]}"
                 )
-        duplicates += max(sum(1 for d in got if d.answer == 200) - 1, 0)
+        duplicates += max(sum(1 for d in sent if d.answer == 200) - 1, 0)
     stats = {
         "tasks": len(callbacks),
         "all-events tasks": sum(1 for c in callbacks.values() if "events" in c),
