@@ -27,13 +27,12 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.integration.harness import AT, NS
+from tests.support.emulator import ApiServerEmulator, Hit
 
 from bench.common import (
     API,
     TASKTYPE_SPEC,
     Bench,
-    BenchEmulator,
-    Hit,
     PhaseLog,
     emit,
     emulator,
@@ -118,7 +117,7 @@ def key(hit: Hit) -> str:
     return f"{hit.verb} {hit.resource}" + (" (kopf)" if hit.kopf else "")
 
 
-def analyse(k: BenchEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
+def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
     hits = k.operator_hits()
     by_path: dict[str, list[Hit]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
@@ -161,7 +160,7 @@ def task_of(subject: str, path: str) -> str:
     return f"{prefix}-{number}"
 
 
-def ttl_delays(k: BenchEmulator, phases: PhaseLog, n: int) -> list[float]:
+def ttl_delays(k: ApiServerEmulator, phases: PhaseLog, n: int) -> list[float]:
     """Seconds from the Succeeded write to the operator's DELETE of each TTL task."""
     delays = []
     for hit in k.operator_hits():
@@ -172,7 +171,7 @@ def ttl_delays(k: BenchEmulator, phases: PhaseLog, n: int) -> list[float]:
     return delays
 
 
-def retry_delays(k: BenchEmulator, phases: PhaseLog) -> list[float]:
+def retry_delays(k: ApiServerEmulator, phases: PhaseLog) -> list[float]:
     """Seconds from the Retrying write to the creation of the second attempt's Job (the backoff: 1 s)."""
     delays = []
     for hit in k.operator_hits():

@@ -1,16 +1,18 @@
-"""What every benchmark shares: kmock with a request log, the operator process, /proc figures, output.
+"""What every benchmark shares: the emulator serving, the operator process, /proc figures, output.
 
 The benchmarks run the real operator process (``python -m asynctask_operator run``)
 against kmock's Kubernetes emulator, started in-process, as the integration tests do
 (``tests/integration/harness.py``). kmock is a store, not an API server: it runs no
 controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
 
-:class:`BenchEmulator` is kmock's emulator plus a light log of every request
-(:class:`Hit`, with the answer's status) and listeners called after each answered
-request. Counting from that log is O(1) per request, unlike iterating kmock's own
-request list, and a listener is how a benchmark learns the moment a Job is created.
-(kmock's ``kmock[...] >> sink`` catcher cannot do this: a reaction without a payload
-is disabled after the first request it sees, so it fires once.)
+The emulator is the chaos test's: :class:`~tests.support.emulator.ApiServerEmulator`
+(resourceVersions and 409s, paging, watches from a resourceVersion, forgotten requests)
+with its light log of every request (:class:`~tests.support.emulator.Hit`, with the
+answer's status) and listeners called after each answered request. Counting from that
+log is O(1) per request, unlike iterating kmock's own request list, and a listener is how
+a benchmark learns the moment a Job is created. (kmock's ``kmock[...] >> sink`` catcher
+cannot do this: a reaction without a payload is disabled after the first request it
+sees, so it fires once.)
 """
 
 from __future__ import annotations
@@ -19,7 +21,6 @@ import argparse
 import asyncio
 import collections
 import contextlib
-import itertools
 import json
 import math
 import os
@@ -27,21 +28,15 @@ import pathlib
 import sys
 import tempfile
 import time
-from collections.abc import AsyncIterator, Callable, Iterable, Iterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
+from typing import Any
 
-import aiohttp.test_utils
-import aiohttp.web_runner
-import attrs
 import kmock
-from kmock._internal import k8s as kmock_k8s
 from tests.integration.harness import Cluster, Operator, declare_resources, write_kubeconfig
+from tests.support.emulator import ApiServerEmulator, Hit, QuickShutdownServer
 
 from asynctask_operator.core.crds import all_crds
 
-# The operator process sends its own requests as "asynctask-operator", and kopf's (the watches) as "kopf/...".
-OPERATOR_AGENTS = ("asynctask-operator", "kopf/")
-WRITE_VERBS = frozenset({"create", "update", "patch", "delete"})
 API = "/apis/asynctask.dev/v1alpha1"
 BATCH = "/apis/batch/v1"
 
@@ -53,253 +48,6 @@ TASKTYPE_SPEC: dict[str, Any] = {
         }
     }
 }
-
-
-# --------------------------------------------------------------------------- kmock with a request log
-
-
-@attrs.define
-class Hit:
-    """One request kmock answered, as the benchmarks count it."""
-
-    t: float  # time.monotonic() when kmock received it
-    operator: bool  # sent by the operator process (its client, or kopf's)
-    kopf: bool  # sent by kopf's client (watches and their listings)
-    method: str
-    verb: str  # get, list, watch, create, update, patch, delete
-    resource: str  # plural, plus "/status" for the subresource
-    namespace: str | None
-    name: str | None  # from the path, or from the body of a create (an Event's: the object it is about)
-    selector: str  # labelSelector, if any
-    status: int | None = None  # the answer's code; None while a watch streams
-
-    @property
-    def write(self) -> bool:
-        return self.verb in WRITE_VERBS
-
-    @property
-    def subject(self) -> str:
-        """The name the request is about: the object's, or the Job name a pod listing selects."""
-        if self.name:
-            return self.name
-        for part in self.selector.split(","):
-            key, _, value = part.partition("=")
-            if key.strip() in ("batch.kubernetes.io/job-name", "job-name"):
-                return value.strip()
-        return ""
-
-
-Listener = Callable[[Hit, Any], None]
-
-
-def _verb(method: str, name: str | None, params: dict[str, str]) -> str:
-    if method == "GET":
-        if name:
-            return "get"
-        return "watch" if params.get("watch", "").lower() in ("1", "true") else "list"
-    return {"POST": "create", "PUT": "update", "PATCH": "patch", "DELETE": "delete"}.get(method, method.lower())
-
-
-@attrs.define(kw_only=True)
-class BenchEmulator(kmock.KubernetesEmulator):
-    """kmock's emulator with a request log, and closer to an API server where it matters for measuring.
-
-    - every answered request is a :class:`Hit` in :attr:`hits`, and goes to each of :attr:`listeners`;
-    - kmock's own request history keeps only requests in flight (:meth:`_forget`), and an object
-      named in the URL is found by key: a request costs the same after 100,000 as after 10;
-    - resourceVersions are given and the operator's are checked (:meth:`_version`);
-    - a watch from a resourceVersion resumes after it (:meth:`_serve_watch`).
-    """
-
-    hits: list[Hit] = attrs.field(factory=list, init=False)
-    listeners: list[Listener] = attrs.field(factory=list, init=False)
-    last_operator_hit: float = attrs.field(default=0.0, init=False)
-    _versions: Iterator[int] = attrs.field(factory=lambda: itertools.count(10_000_000), init=False)
-
-    async def _handle(self, request: Any) -> Any:
-        try:
-            return await self._handle_logged(request)
-        finally:
-            self._forget(request)
-
-    async def _handle_logged(self, request: Any) -> Any:
-        hit = self._hit(request)
-        if hit is None or hit.verb == "watch":  # a watch answers when it ends: count it when it starts
-            return await super()._handle(request)
-        try:
-            self._version(request, hit)
-            response = await super()._handle(request)
-        except kmock_k8s.KubernetesError as exc:
-            hit.status = exc.status
-            raise
-        hit.status = int(response.status)
-        for listener in self.listeners:
-            listener(hit, request)
-        return response
-
-    def _version(self, request: Any, hit: Hit) -> None:
-        """Give every created or changed object a new resourceVersion, and check the operator's.
-
-        (And a name to an object created with ``generateName``, as an API server does.)
-
-        kmock keeps whatever resourceVersion a body carries and checks none. A real API
-        server answers 409 to a write whose resourceVersion is not the current one, which
-        is how the operator notices it decided on stale data; without it a stale decision
-        would be written (and counted) as if it were a new one. The harness's own writes
-        carry a fresh resourceVersion of their own and are not checked."""
-        if not isinstance(request.data, dict) or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
-            return
-        meta = request.data.setdefault("metadata", {})
-        if request.action == kmock.action.CREATE and not meta.get("name") and meta.get("generateName"):
-            meta["name"] = f"{meta['generateName']}{next(self._versions):x}"  # kmock knows no generateName
-        if request.action == kmock.action.UPDATE and hit.operator and meta.get("resourceVersion"):
-            stored = self._objects._objects.get((request.resource, request.namespace, request.name))
-            if stored is not None and not stored.deleted:
-                current = (stored.get("metadata") or {}).get("resourceVersion")
-                if current is not None and current != meta["resourceVersion"]:
-                    raise kmock_k8s.KubernetesError(
-                        status=409,
-                        reason="Conflict",
-                        message="the object has been modified; please apply your changes to the latest version",
-                    )
-        meta["resourceVersion"] = str(next(self._versions))
-
-    async def _serve_list(self, request: Any) -> Any:
-        """kmock's listing, with a resourceVersion (kmock answers "...") and in pages, as an API server does.
-
-        ``limit`` and ``continue`` (kmock ignores both): the page after the continue token's
-        object, in (namespace, name) order, and a token when more remain. Without paging, a
-        client that lists in pages would be measured holding the whole listing at once. A
-        page is found by key and only its objects are copied: kmock copies every object of
-        the resource for every listing, which made 21 pages cost 21 whole listings."""
-        params = request.params or {}
-        limit = int(params.get("limit") or 0)
-        token = str(params.get("continue") or "")
-        version = token.split("|", 1)[0] if token else str(next(self._versions))
-        if limit <= 0:
-            listing = cast(dict[str, Any], await super()._serve_list(request))
-            listing["metadata"] = {"resourceVersion": version}
-            return listing
-        if request.resource not in self._get_resources():
-            raise kmock_k8s.KubernetesResourceNotFoundError()
-        async with self._lock:
-            keys = sorted(
-                (ns or "", name, ns)
-                for (resource, ns, name), obj in self._objects._objects.items()
-                if resource == request.resource
-                and (request.namespace is None or ns == request.namespace)
-                and not obj.deleted
-            )
-            if token:
-                after = tuple(token.split("|", 1)[1].split("/", 1))
-                keys = [k for k in keys if (k[0], k[1]) > after]
-            page = [self._objects._objects[request.resource, ns, name].raw for _, name, ns in keys[:limit]]
-        meta = {"resourceVersion": version}
-        if len(keys) > limit:
-            last = keys[limit - 1]
-            meta["continue"] = f"{version}|{last[0]}/{last[1]}"
-        return {"metadata": meta, "items": page}
-
-    async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
-        """A watch; from a resourceVersion, only what changed after it, as an API server does.
-
-        kmock streams every object as ADDED to every watch, so a client that lists and
-        then watches from the listing's resourceVersion (kopf does) would get each object
-        twice at startup, and again at each reconnect."""
-        self._forget(request)  # matched already; a stream open for minutes need not be matched against
-        since = request.params.get("resourceVersion", "")
-        if not since.isdigit() or since == "0":
-            async for item in super()._serve_watch(request):
-                yield item
-            return
-        yield b""  # the headers: the stream is open
-        bus = self._buses[request.resource]
-        async with self._lock:
-            mark = await bus.mark()
-            changed = [
-                {"type": "MODIFIED", "object": obj.raw}
-                for obj in self._KubernetesEmulator__get_objs(request, strict=False)
-                if not obj.deleted and _version_of(obj) > int(since)
-            ]
-        for event in changed:
-            yield event
-        async for event in bus.stream(since=mark):
-            meta = (event.get("object") or {}).get("metadata") or {}
-            if self._KubernetesEmulator__check(  # type: ignore[attr-defined]
-                request, request.resource, meta.get("namespace"), meta.get("name"), strict=False
-            ):
-                yield event
-
-    def _KubernetesEmulator__get_objs(self, request: Any, strict: bool) -> list[Any]:
-        """kmock's object lookup, by key when the request names one object (kmock scans them all)."""
-        if request.name is not None and (strict or request.namespace is not None):
-            found = self._objects._objects.get((request.resource, request.namespace, request.name))
-            if found is not None:
-                return [found]
-        return super()._KubernetesEmulator__get_objs(request, strict)  # type: ignore[misc,no-any-return]
-
-    def _forget(self, request: Any) -> None:
-        """Drop an answered request from kmock's own history.
-
-        kmock matches each request against its reactions by scanning every request it
-        has ever received (``request in reaction._source``), so its cost grows with the
-        history: O(requests²) over a run, seconds per request after a few thousand.
-        The benchmarks count from :attr:`hits` instead and keep only requests in flight
-        (the open watches) in kmock's history: ``for r in kmock`` sees those only."""
-        for i in range(len(self._requests) - 1, -1, -1):
-            if self._requests[i] is request:
-                del self._requests[i]
-                break
-        for payload in self._payloads:
-            payload._requests.clear()
-
-    def _hit(self, request: Any) -> Hit | None:
-        agent = str(request.headers.get("User-Agent", ""))
-        operator = agent.startswith(OPERATOR_AGENTS)
-        if request.resource is None or not request.resource.plural:  # discovery, /version
-            if operator:
-                self.last_operator_hit = time.monotonic()
-            return None
-        method = str(request.method.value).upper()
-        name = request.name
-        if method == "POST" and not name and isinstance(request.data, dict):
-            name = (request.data.get("metadata") or {}).get("name")
-            if request.resource.plural == "events":  # an Event counts for the object it is about
-                name = (request.data.get("involvedObject") or {}).get("name") or name
-        params = dict(request.params or {})
-        resource = request.resource.plural + (f"/{request.subresource}" if request.subresource else "")
-        hit = Hit(
-            t=time.monotonic(),
-            operator=operator,
-            kopf=agent.startswith("kopf/"),
-            method=method,
-            verb=_verb(method, name if method != "POST" else None, params),
-            resource=resource,
-            namespace=request.namespace,
-            name=name,
-            selector=params.get("labelSelector", ""),
-        )
-        self.hits.append(hit)
-        if operator:
-            self.last_operator_hit = hit.t
-        return hit
-
-    def operator_hits(self, since: int = 0) -> list[Hit]:
-        return [h for h in self.hits[since:] if h.operator]
-
-
-def _version_of(obj: Any) -> int:
-    version = str((obj.get("metadata") or {}).get("resourceVersion") or "")
-    return int(version) if version.isdigit() else 0
-
-
-class QuickShutdownServer(aiohttp.test_utils.RawTestServer):
-    """kmock's server, not waiting 5 s at exit for the watch streams of a stopped operator."""
-
-    async def _make_runner(self, debug: bool = True, **kwargs: Any) -> aiohttp.web_runner.ServerRunner:
-        runner = await super()._make_runner(debug=debug, **kwargs)
-        runner._shutdown_timeout = 0.1
-        return runner
 
 
 def declare_all(k: kmock.KubernetesEmulator) -> None:
@@ -326,34 +74,19 @@ def declare_all(k: kmock.KubernetesEmulator) -> None:
             k.resources[key] = kmock.ResourceInfo(kind=kind, singular=kind.lower(), namespaced=True, verbs=verbs)
 
 
-async def bookmarks(k: BenchEmulator, interval: float = 20.0) -> None:
-    """Send a BOOKMARK on every watch stream every ``interval`` seconds, as an API server does.
-
-    kopf reopens a watch that brought no event for 70 s (its ``inactivity_timeout``);
-    a real API server's bookmarks keep an idle stream alive, and a reopened stream
-    resumes from its resourceVersion. kmock sends no bookmarks and replays every object
-    to a reopened stream, so without these an idle operator would reprocess everything
-    it watches every 70 s, which no cluster makes it do."""
+async def bookmarks(k: ApiServerEmulator, interval: float = 20.0) -> None:
+    """Send a BOOKMARK on every watch stream every ``interval`` seconds, as an API server does
+    (kmock sends none): an idle stream stays alive, and a client that reopens one resumes from
+    a recent resourceVersion."""
     while True:
         await asyncio.sleep(interval)
-        resources: list[Any] = list(k.resources)
-        for resource in resources:
-            info = k.resources[resource]
-            event = {
-                "type": "BOOKMARK",
-                "object": {
-                    "kind": info.kind,
-                    "apiVersion": f"{resource.group}/{resource.version}" if resource.group else resource.version,
-                    "metadata": {"resourceVersion": str(next(k._versions))},
-                },
-            }
-            await k._buses[resource].put(event)
+        await k.bookmark_all()
 
 
 @contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[BenchEmulator]:
+async def emulator() -> AsyncIterator[ApiServerEmulator]:
     """kmock serving on a loopback port, the operator's resources declared, bookmarks sent."""
-    async with BenchEmulator() as k, kmock.Server(k, server_cls=QuickShutdownServer):
+    async with ApiServerEmulator() as k, kmock.Server(k, server_cls=QuickShutdownServer):
         declare_all(k)
         keepalive = asyncio.create_task(bookmarks(k))
         try:
@@ -387,7 +120,7 @@ class PhaseLog:
 
     Read from the status patches themselves (a patch names the phase when it changes it)."""
 
-    def __init__(self, k: BenchEmulator) -> None:
+    def __init__(self, k: ApiServerEmulator) -> None:
         self.history: dict[str, list[tuple[str, float]]] = {}
         self.reached: collections.Counter[str] = collections.Counter()  # tasks that reached each phase
         k.listeners.append(self._on_hit)
@@ -423,7 +156,7 @@ PRODUCTION_ARGS = ("--http-port", "0", "--queue-status-seconds", "5", "--unknown
 class Bench:
     """One benchmark's kmock, work folder, kubeconfig, and operator process."""
 
-    def __init__(self, k: BenchEmulator, workdir: pathlib.Path, *operator_args: str) -> None:
+    def __init__(self, k: ApiServerEmulator, workdir: pathlib.Path, *operator_args: str) -> None:
         self.k = k
         self.cluster = Cluster(k)
         self.workdir = workdir
@@ -517,7 +250,7 @@ async def progress(
 
 
 async def quiet(
-    k: BenchEmulator, stats: ProcStats, window: float = 2.0, timeout: float = 120.0, cpu_share: float = 0.1
+    k: ApiServerEmulator, stats: ProcStats, window: float = 2.0, timeout: float = 120.0, cpu_share: float = 0.1
 ) -> float:
     """Wait until the operator made no request and used under ``cpu_share`` of a core for ``window`` s.
 
@@ -554,7 +287,7 @@ class JobPlayer:
 
     def __init__(
         self,
-        k: BenchEmulator,
+        k: ApiServerEmulator,
         concurrency: int = 16,
         names: Callable[[str], bool] | None = None,
         run_seconds: float = 0.0,

@@ -34,12 +34,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from tests.integration.harness import AT, JOBS, NS, PODS
+from tests.support.emulator import ApiServerEmulator, Hit
 
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
-    BenchEmulator,
-    Hit,
     JobPlayer,
     PhaseLog,
     create_tasks,
@@ -70,7 +69,7 @@ async def make_templates(bench: Bench, phases: PhaseLog) -> None:
     await wait_for(lambda: phases.time_of(TEMPLATES["done"], "Succeeded") is not None, 30, "template Succeeded")
 
 
-def prefill(k: BenchEmulator, n: int, running_share: float) -> dict[str, list[str]]:
+def prefill(k: ApiServerEmulator, n: int, running_share: float) -> dict[str, list[str]]:
     """Clone the templates into ``n`` tasks (with their Jobs and pods) straight into kmock's store."""
     running = round(n * running_share)
     groups = {"done": [f"done-{i:05d}" for i in range(n - running)], "run": [f"run-{i:05d}" for i in range(running)]}
@@ -82,7 +81,7 @@ def prefill(k: BenchEmulator, n: int, running_share: float) -> dict[str, list[st
         for name in groups[kind]:
             task, job_obj, pod = json.loads(text.replace(template, name))
             for obj in (task, job_obj, pod):
-                obj["metadata"]["resourceVersion"] = str(next(k._versions))
+                obj["metadata"]["resourceVersion"] = k.next_version()
             k.objects[AT, NS, name] = task
             k.objects[JOBS, NS, f"{name}-1"] = job_obj
             k.objects[PODS, NS, f"{name}-1-pod"] = pod
@@ -176,7 +175,7 @@ def owner(hit: Hit, tasks: set[str]) -> str | None:
     return head if head in tasks else None
 
 
-def audit(k: BenchEmulator, since: int, groups: dict[str, list[str]]) -> dict[str, Any]:
+def audit(k: ApiServerEmulator, since: int, groups: dict[str, list[str]]) -> dict[str, Any]:
     done, running = set(groups["done"]), set(groups["run"])
     everyone = done | running
     duplicates: list[str] = []

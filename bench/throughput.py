@@ -43,11 +43,12 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from tests.support.emulator import Hit
+
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
     BenchError,
-    Hit,
     JobPlayer,
     PhaseLog,
     ProcStats,

@@ -3,25 +3,20 @@ from __future__ import annotations
 import pathlib
 from collections.abc import AsyncIterator
 
-import aiohttp.test_utils
-import aiohttp.web_runner
 import kmock
 import pytest
 
 from tests.integration.harness import Cluster, InProcessOperator, Operator, declare_resources, write_kubeconfig
-
-
-class QuickShutdownServer(aiohttp.test_utils.RawTestServer):
-    """kmock's server, but not waiting 5 s at teardown for watch streams of a stopped operator."""
-
-    async def _make_runner(self, debug: bool = True, **kwargs: object) -> aiohttp.web_runner.ServerRunner:
-        runner = await super()._make_runner(debug=debug, **kwargs)  # type: ignore[arg-type]
-        runner._shutdown_timeout = 0.1
-        return runner
+from tests.support.emulator import ApiServerEmulator, QuickShutdownServer
 
 
 @pytest.fixture()
-def kmock_options(kmock_options: dict[str, object]) -> dict[str, object]:
+def kmock_options(kmock_options: dict[str, object], request: pytest.FixtureRequest) -> dict[str, object]:
+    # The shared emulator's server semantics, keeping kmock's request history (the tests read it), unless
+    # a test names its own emulator.
+    marker = request.node.get_closest_marker("kmock")
+    if marker is None or "cls" not in marker.kwargs:
+        kmock_options = {**kmock_options, "cls": ApiServerEmulator, "forget": False}
     return {**kmock_options, "server_cls": QuickShutdownServer}
 
 

@@ -1,10 +1,10 @@
 """Run the real operator process against kmock's Kubernetes emulator.
 
-kmock is a store, not an API server: it never bumps resourceVersion, runs no
-controllers (Jobs get no pods or status unless a test gives them), and answers
-creates with 200. The helpers here play the missing parts: they create objects
-through the API (so watches see them), give objects a resourceVersion, and move
-Jobs and pods to the states a real cluster would.
+The emulator (``tests/support/emulator.py``) gives kmock an API server's resourceVersions,
+409s, paging and watches, but like kmock it runs no controllers (Jobs get no pods or
+status unless a test gives them) and answers creates with 200. The helpers here play the
+missing parts: they create objects through the API (so watches see them) and move Jobs
+and pods to the states a real cluster would.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ TQ = kmock.resource("asynctask.dev", "v1alpha1", "taskqueues")
 ST = kmock.resource("asynctask.dev", "v1alpha1", "scheduledtasks")
 JOBS = kmock.resource("batch", "v1", "jobs")
 PODS = kmock.resource("", "v1", "pods")
-_rv = itertools.count(1000)
 
 
 def declare_resources(k: kmock.KubernetesEmulator) -> None:
@@ -186,7 +185,8 @@ class InProcessOperator(Operator):
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         from asynctask_operator import cli
-        from asynctask_operator.adapters.kube import KubeClient, load_configuration
+        from asynctask_operator.adapters.kube import KubeClient
+        from asynctask_operator.adapters.kubeconfig import load_configuration
         from asynctask_operator.controllers import process
 
         self.starts += 1
@@ -279,7 +279,6 @@ class Cluster:
             "name": name,
             "namespace": NS,
             "uid": f"uid-{name}-{next(self._uids)}",
-            "resourceVersion": str(next(_rv)),
             "generation": 1,
             "creationTimestamp": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
             **more,
@@ -314,7 +313,6 @@ class Cluster:
         assert resp.status == 200, await resp.text()
 
     async def patch(self, resource: str, name: str, patch: dict[str, Any]) -> None:
-        patch = {**patch, "metadata": {**patch.get("metadata", {}), "resourceVersion": str(next(_rv))}}
         resp = await self.k.patch(
             f"{resource}/namespaces/{NS}/{name}", json=patch, headers={"Content-Type": "application/merge-patch+json"}
         )

@@ -25,13 +25,13 @@ delivered again more than LATE_SECONDS after its record said Delivered (and stay
 Duplicates are allowed (delivery is at least once: a crash between a delivery and the
 status write that records it sends it again) and printed.
 
-The emulator here is kmock's, made a little more like a real API server where the test
-depends on it: every write gets a new resourceVersion and a status write that names a
-stale one is refused with 409 (the optimistic concurrency an operator relies on), a
-watch sees every event after its initial listing (kmock's own can miss the events that
-happen while it sends the listing), and a finished request is dropped from kmock's
-request history (kmock matches every reaction against the whole history, which makes a
-long test quadratic); the requests the checks need are recorded in a ledger instead.
+The emulator is the benchmarks' (``tests/support/emulator.py``): kmock made like a real API
+server where the test depends on it (every write gets a new resourceVersion and a write of
+the operator's that names a stale one is refused with 409, the optimistic concurrency an
+operator relies on; a watch sees every event after its listing, or after the resourceVersion
+it resumes from; a finished request is dropped from kmock's request history, which would make
+a long test quadratic). :class:`ChaosEmulator` adds only the faults and a ledger of what the
+checks need.
 
 Run it alone with ``pytest -m chaos``; leave it out with ``-m "not chaos"``. Reproduce a
 run with ``ASYNCTASK_CHAOS_SEED``.
@@ -42,7 +42,6 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
-import itertools
 import json
 import os
 import pathlib
@@ -59,6 +58,7 @@ from standardwebhooks import Webhook
 from asynctask_operator.core.naming import job_name
 from tests.integration.harness import AT, JOBS, NS, Cluster, Operator
 from tests.integration.test_callbacks import WHSEC, Delivery, create_secret, serving
+from tests.support.emulator import ApiServerEmulator, Key, from_operator
 
 TASKS = int(os.environ.get("ASYNCTASK_CHAOS_TASKS", "300"))
 SEED = int(os.environ.get("ASYNCTASK_CHAOS_SEED", "20250301"))
@@ -137,8 +137,9 @@ class Fault:
 ERRORS = (500, 503, 429, 409, 0)
 
 
-class ChaosEmulator(kmock.KubernetesEmulator):
-    """kmock's emulator with resourceVersions, gap-free watches, a ledger, and injected faults."""
+class ChaosEmulator(ApiServerEmulator):
+    """The shared emulator (its resourceVersions, 409s, watches, request log) plus injected faults and
+    a ledger of what the checks need: the operator's Job POSTs, the Jobs stored, callback states."""
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -150,11 +151,8 @@ class ChaosEmulator(kmock.KubernetesEmulator):
         self.job_posts: collections.Counter[str] = collections.Counter()  # the operator's POSTs, per Job name
         self.job_creations: collections.Counter[str] = collections.Counter()  # POSTs that stored a new Job
         self.created_jobs: asyncio.Queue[str] = asyncio.Queue()
-        self.conflicts = 0  # status writes refused for a stale resourceVersion
         # Per callback event id: (monotonic time, state) each time a stored task's status.callback changed state.
         self.callback_states: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
-        self._rvs = itertools.count(10**6)
-        self._writes = asyncio.Lock()
         # After-commit faults are kmock reactions: the emulator stores the write, then the reaction answers.
         for status in (500, 503, 409):
             self[self._picked(status, committed=True)] << status
@@ -190,23 +188,37 @@ class ChaosEmulator(kmock.KubernetesEmulator):
         committed = write and (self.rng.random() < 0.5 or (status == 409 and request.action == kmock.action.CREATE))
         return Fault(status, committed, delay)  # (a create meets a 409 only when the object exists: AlreadyExists)
 
-    async def _handle(self, request: kmock.Request) -> Any:
+    async def _serve(self, request: kmock.Request) -> Any:
         try:
-            return await self._handle_chaos(request)
+            fault = self._draw(request)
+            if fault is not None:
+                if fault.delay:
+                    await asyncio.sleep(fault.delay)
+                if fault.status != 200:
+                    self.injected[f"{fault.status or 'drop'}{' after commit' if fault.committed else ''}"] += 1
+                if fault.status != 200 and not fault.committed:
+                    if fault.status == 0:
+                        self._drop(request)
+                    raise kmock.KubernetesError(status=fault.status or 500, reason="Injected", message="chaos")
+                self.faults[id(request)] = fault
+            if request.resource == JOBS and request.action == kmock.action.CREATE and from_operator(request):
+                self.job_posts[self._name(request)[2]] += 1
+            return await super()._serve(request)
         finally:
             self.faults.pop(id(request), None)
-            try:
-                self._requests.remove(request)
-            except ValueError:
-                pass
             if request.resource == AT and request.action in (kmock.action.CREATE, kmock.action.UPDATE):
-                self._note_callback(self._key(request))
+                self._note_callback(self._name(request))
 
-    def _note_callback(self, key: tuple[Any, str | None, str]) -> None:
+    def _stored(self, request: Any, key: Key, before: Any) -> None:
+        if request.resource == JOBS and request.action == kmock.action.CREATE and before is None:
+            self.job_creations[key[2]] += 1
+            self.created_jobs.put_nowait(key[2])
+
+    def _note_callback(self, key: Key) -> None:
         """Keep when the stored status.callback of a task changed state (the written object is what counts)."""
-        if key not in self.objects or self.objects[key].deleted:
+        obj = self.stored(key)
+        if obj is None:
             return
-        obj = self.objects[key]
         record = (obj.get("status") or {}).get("callback") or {}
         if record.get("id") and record.get("state"):
             states = self.callback_states[record["id"]]
@@ -221,73 +233,6 @@ class ChaosEmulator(kmock.KubernetesEmulator):
                 break
             current = (at, state)
         return current[0] if current is not None and current[1] == "Delivered" else None
-
-    async def _handle_chaos(self, request: kmock.Request) -> Any:
-        fault = self._draw(request)
-        if fault is not None:
-            if fault.delay:
-                await asyncio.sleep(fault.delay)
-            if fault.status != 200:
-                self.injected[f"{fault.status or 'drop'}{' after commit' if fault.committed else ''}"] += 1
-            if fault.status != 200 and not fault.committed:
-                if fault.status == 0:
-                    self._drop(request)
-                raise kmock.KubernetesError(status=fault.status or 500, reason="Injected", message="chaos")
-            self.faults[id(request)] = fault
-        if request.resource is None or request.action not in (kmock.action.CREATE, kmock.action.UPDATE):
-            return await super()._handle(request)
-        async with self._writes:  # check the resourceVersion and store as one step
-            key = self._key(request)
-            current = self.objects[key] if key in self.objects and not self.objects[key].deleted else None
-            data = request.data if isinstance(request.data, dict) else {}
-            meta = data.setdefault("metadata", {})
-            ours = request.headers.get("User-Agent", "").startswith("asynctask-operator")
-            precondition = meta.get("resourceVersion") if request.action == kmock.action.UPDATE and ours else None
-            if precondition and current is not None and precondition != current["metadata"].get("resourceVersion"):
-                self.conflicts += 1
-                raise kmock.KubernetesError(
-                    status=409,
-                    reason="Conflict",
-                    message="the object has been modified; please apply your changes to the latest version",
-                )
-            meta["resourceVersion"] = str(next(self._rvs))
-            is_job = request.resource == JOBS and request.action == kmock.action.CREATE
-            if is_job and ours:
-                self.job_posts[key[2]] += 1
-            created = is_job and current is None
-            response = await super()._handle(request)
-            if created:
-                self.job_creations[key[2]] += 1
-                self.created_jobs.put_nowait(key[2])
-            return response
-
-    @staticmethod
-    def _key(request: kmock.Request) -> tuple[Any, str | None, str]:
-        meta = (request.data or {}).get("metadata", {}) if isinstance(request.data, dict) else {}
-        return (request.resource, request.namespace or meta.get("namespace"), request.name or meta.get("name"))
-
-    async def _serve_watch(self, request: kmock.Request) -> AsyncIterator[Any]:
-        """kmock's watch, but its place on the event bus is taken with the listing, not after sending it."""
-        yield b""
-        assert request.resource is not None
-        bus = self._buses[request.resource]
-        check = self._KubernetesEmulator__check  # type: ignore[attr-defined]
-        async with self._lock:
-            marker = await bus.mark()
-            listing = [
-                {"type": "ADDED", "object": obj.raw}
-                for (resource, ns, name), obj in self.objects.items()
-                if not obj.deleted and check(request, resource, ns, name, strict=False)
-            ]
-        try:
-            for event in listing:
-                yield event
-            async for event in bus.stream(since=marker):
-                meta = (event.get("object") or {}).get("metadata") or {}
-                if check(request, request.resource, meta.get("namespace"), meta.get("name"), strict=False):
-                    yield event
-        finally:
-            await bus.unmark(marker)
 
 
 pytestmark = [pytest.mark.chaos, pytest.mark.kmock(cls=ChaosEmulator)]
@@ -521,19 +466,19 @@ def check_callbacks(
             wrong.append(f"{where}: status.callback {msg_id} went back from Delivered: {states}")
 
     duplicates = 0
-    for msg_id, got in by_id.items():
-        first = got[0]
+    for msg_id, sent in by_id.items():
+        first = sent[0]
         parts = msg_id.split(".")
         name = uids.get(parts[0], "?")
-        plan, callback = plans.get(name), callbacks.get(name) or {}
+        planned, callback = plans.get(name), callbacks.get(name) or {}
         events = [e.lower() for e in callback.get("events") or ("Succeeded", "Failed", "Cancelled")]
-        happened = plan is not None and len(parts) in (3, 4) and parts[2].isdigit() and parts[1] in events
-        if happened and plan is not None:
-            terminal = parts[1] == plan.phase.lower() and int(parts[2]) == plan.attempts
-            happened = terminal or (parts[1] == "running" and 1 <= int(parts[2]) <= plan.attempts)
+        happened = planned is not None and len(parts) in (3, 4) and parts[2].isdigit() and parts[1] in events
+        if happened and planned is not None:
+            terminal = parts[1] == planned.phase.lower() and int(parts[2]) == planned.attempts
+            happened = terminal or (parts[1] == "running" and 1 <= int(parts[2]) <= planned.attempts)
         if not happened or first.path != f"/hook/{name}":
             wrong.append(f"webhook-id {msg_id!r} to {first.path} is no event of a task with a callback")
-        for delivery in got:
+        for delivery in sent:
             try:
                 Webhook(WHSEC).verify(delivery.body, delivery.headers)
             except Exception as exc:
@@ -548,7 +493,7 @@ def check_callbacks(
                     f"{msg_id} delivered again {delivery.at - since:.1f}s after status.callback said Delivered"
                     f" (and did not change since): {emulator.callback_states[msg_id]}"
                 )
-        duplicates += max(sum(1 for d in got if d.answer == 200) - 1, 0)
+        duplicates += max(sum(1 for d in sent if d.answer == 200) - 1, 0)
     stats = {
         "tasks": len(callbacks),
         "all-events tasks": sum(1 for c in callbacks.values() if "events" in c),

@@ -127,10 +127,14 @@ async def running(
 
 
 async def until(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = 10.0, what: str | Callable[[], str] = ""
+    check: Callable[[], bool | Awaitable[bool]],
+    timeout: float = 10.0,
+    what: str | Callable[[], str] = "",
+    every: float = 0.01,
 ) -> None:
-    """Wait for ``check`` to hold, yielding to the loop between looks (no fixed sleeps); ``what`` says
-    what was awaited (a callable: read when the wait fails, to show the state then)."""
+    """Wait for ``check`` to hold, looking every ``every`` seconds (no fixed sleeps); ``what`` says
+    what was awaited (a callable: read when the wait fails, to show the state then). Under looptime
+    a wait of hours looks less often: each look costs real time, the seconds between them none."""
     try:
         async with asyncio.timeout(timeout):
             while True:
@@ -139,7 +143,7 @@ async def until(
                     result = await result
                 if result:
                     return
-                await asyncio.sleep(0.01)
+                await asyncio.sleep(every)
     except TimeoutError:
         said = what() if callable(what) else what
         raise AssertionError(f"timed out after {timeout}s waiting for {said or check}") from None

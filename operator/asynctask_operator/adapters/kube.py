@@ -17,6 +17,8 @@ Exceptions::
 
 Listings come in pages (:meth:`KubeClient.list_pages`) and watches line by line
 (:mod:`~asynctask_operator.adapters.watchstream`): neither holds a whole listing at once.
+The configuration it is built from (in-cluster or a kubeconfig) comes from
+:mod:`~asynctask_operator.adapters.kubeconfig`.
 """
 
 from __future__ import annotations
@@ -33,7 +35,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import kubernetes.client
-import kubernetes.config
 import urllib3.exceptions
 
 from asynctask_operator.adapters.watchstream import StreamBroken, WatchStream
@@ -131,42 +132,6 @@ class RetryPolicy:
     base_seconds: float = 0.2
     max_seconds: float = 10.0
     request_timeout: float = 30.0
-
-
-def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> kubernetes.client.Configuration:
-    """In-cluster credentials when running in a pod (and no kubeconfig is given), else the kubeconfig."""
-    config = kubernetes.client.Configuration()
-    if kubeconfig is None and context is None:
-        try:
-            kubernetes.config.load_incluster_config(client_configuration=config)  # type: ignore[no-untyped-call]
-            return config
-        except kubernetes.config.ConfigException:
-            pass
-    kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
-        config_file=kubeconfig, context=context, client_configuration=config
-    )
-    return config
-
-
-def credentials(config: kubernetes.client.Configuration) -> dict[str, Any]:
-    """What kopf's login needs, read from a loaded client configuration (same fields as kopf.ConnectionInfo)."""
-    hook = getattr(config, "refresh_api_key_hook", None)
-    if hook is not None:  # exec plugins and expiring tokens refresh here
-        hook(config)
-    header = config.get_api_key_with_prefix("BearerToken") or config.get_api_key_with_prefix("authorization")
-    parts = header.split(" ", 1) if header else []
-    scheme, token = (None, None) if not parts else (None, parts[0]) if len(parts) == 1 else (parts[0], parts[1])
-    return {
-        "server": config.host,
-        "ca_path": config.ssl_ca_cert,
-        "insecure": not config.verify_ssl,
-        "username": config.username or None,
-        "password": config.password or None,
-        "scheme": scheme,
-        "token": token,
-        "certificate_path": config.cert_file,
-        "private_key_path": config.key_file,
-    }
 
 
 async def all_items(pages: AsyncIterator[tuple[list[dict[str, Any]], str]]) -> list[dict[str, Any]]:

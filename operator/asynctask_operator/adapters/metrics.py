@@ -12,6 +12,8 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, gene
 from prometheus_client.core import GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from asynctask_operator.core.effects import MetricDelta
+
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
@@ -92,6 +94,15 @@ class Metrics:
 
     def watch_queues(self, sample: Callable[[], Iterable[QueueSample]]) -> None:
         self.registry.register(_QueueCollector(sample))
+
+    def record(self, delta: MetricDelta) -> None:
+        """One step a decision counts: a counter goes up, a histogram observes."""
+        metric: Counter | Histogram = getattr(self, delta.metric)
+        child = metric.labels(*delta.labels)
+        if isinstance(child, Histogram):
+            child.observe(delta.value)
+        else:
+            child.inc(delta.value)
 
     def api_request(self, verb: str, resource: str, code: int) -> None:
         self.api_requests.labels(verb, resource, str(code)).inc()

@@ -22,7 +22,7 @@ import kopf
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.election import LeaderElector, label_own_pod
 from asynctask_operator.adapters.http import HttpServer
-from asynctask_operator.adapters.kube import credentials, load_configuration
+from asynctask_operator.adapters.kubeconfig import credentials, load_configuration
 from asynctask_operator.adapters.secrets import load_report_key
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.core.clocks import Clocks

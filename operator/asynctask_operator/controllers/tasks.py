@@ -1,9 +1,11 @@
 """Reconcile one AsyncTask: read the cache, ask the core, apply the difference.
 
 The only writes are the ones :func:`~asynctask_operator.core.lifecycle.decide` asks
-for, in a crash-safe order: create the attempt's Job, then write the status, then
-delete a Job or the task. A crash between two of them leaves a state the next
-reconcile recognises (a Job without a status that names it is adopted, never doubled).
+for — once per reconcile — and :meth:`TaskReconciler.apply` makes them in a crash-safe
+order: create the attempt's Job, then write the status (and post the Events and count
+the metrics the decision names for it), then delete a Job or the task. A crash between
+two of them leaves a state the next reconcile recognises (a Job without a status that
+names it is adopted, never doubled).
 """
 
 from __future__ import annotations
@@ -34,11 +36,11 @@ from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.core.effective import effective_priority, effective_queue
+from asynctask_operator.core.effects import event_body
 from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
-from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, AsyncTaskStatus
+from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, TaskType
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
-from asynctask_operator.core.timestamps import parse_stamp, stamp
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -106,33 +108,39 @@ class TaskReconciler:
         await self._fetch_lagging_pods(task)
         observed = self._observe(task, now)
         decision = decide(observed, self.settings.core)
-        if decision.wants_admission and self._request_slot(key, observed):
-            observed = dataclasses.replace(observed, admission=Admission(granted=True))
-            decision = decide(observed, self.settings.core)
-        # A slot reserved for a Job that was not created goes back to the queue.
         try:
-            decision = await self._apply(task, observed, decision)
-        except BaseException:
+            decision = await self.apply(task, observed, decision)
+        except BaseException:  # a slot reserved for a Job that was not created goes back to the queue
             next_attempt = (task.status.attempt or 0) + 1
             if self.admissions.is_reserved(key) and next_attempt not in self.cache.jobs_of(task.metadata.uid):
                 self.admissions.release(key)
             raise
         if self.admissions.is_reserved(key) and not _started(decision):
-            self.admissions.release(key)
+            self.admissions.release(key)  # reserved, and then not taken (refused, cancelled, past its deadline)
         return decision.requeue_after
 
-    def _request_slot(self, key: Key, observed: Observed) -> bool:
-        task = observed.task
-        queue = effective_queue(task, observed.tasktype, self.settings.core)
-        created = task.metadata.creation_timestamp or ""
-        return self.admissions.request(key, (key[0], queue), effective_priority(task, observed.tasktype), created)
+    def _admission(self, task: AsyncTask, tasktype: TaskType | None) -> Admission:
+        """The queue's answer as it stands, and how to ask it for a slot when the task is ready to start."""
+        key = (task.metadata.namespace, task.metadata.name)
+        if self.admissions.is_reserved(key):
+            return Admission(granted=True)
+        queue = (key[0], effective_queue(task, tasktype, self.settings.core))
+
+        def answer() -> Admission:
+            waiting = self.admissions.waiting(queue)
+            return Admission(granted=False, reason=waiting.reason, message=waiting.message)
+
+        def request() -> Admission:
+            priority = effective_priority(task, tasktype)
+            if self.admissions.request(key, queue, priority, task.metadata.creation_timestamp or ""):
+                return Admission(granted=True)
+            return answer()
+
+        return dataclasses.replace(answer(), request=request)
 
     def _observe(self, task: AsyncTask, now: dt.datetime) -> Observed:
         ns = task.metadata.namespace
         tasktype = self.cache.tasktypes.get((ns, task.spec.type))
-        queue = effective_queue(task, tasktype, self.settings.core)
-        waiting = self.admissions.waiting((ns, queue))
-        granted = self.admissions.is_reserved((ns, task.metadata.name))
         jobs = self.cache.jobs_of(task.metadata.uid)
         pods: dict[str, list[PodView]] = {j.name: self.cache.pods_of(ns, j.name) for j in jobs.values()}
         return Observed(
@@ -143,7 +151,7 @@ class TaskReconciler:
             pods=pods,
             now=now,
             jitter_sample=random.random(),
-            admission=Admission(granted=granted, reason=waiting.reason, message=waiting.message),
+            admission=self._admission(task, tasktype),
             reported=self.reports.get((ns, task.metadata.name)),
             callback_outcome=self.callbacks.outcome(
                 (ns, task.metadata.name), task.status.callback.id if task.status.callback else None
@@ -181,7 +189,16 @@ class TaskReconciler:
         for pod in await self.api.list_objects(PODS, job.namespace, selector):
             self.cache.put_pod(pod)
 
-    async def _apply(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
+    async def apply(self, task: AsyncTask, observed: Observed, decision: Decision) -> Decision:
+        """Make the decision's writes, in the crash-safe order; the decision as carried out.
+
+        1. the attempt's Job (a 409 adopts the existing one when it is this task's; a 422 ends
+           the task with InvalidJobTemplate instead);
+        2. the status, with the task's resourceVersion as a precondition (a 409 decides again on
+           fresh data); once it is accepted: the decision's Events, metrics, and report bookkeeping;
+        3. deleting a Job left running, then the task itself at its TTL;
+        4. handing the callback to the dispatcher (the status records the event by now).
+        A crash between two of them leaves a state the next decision recognises."""
         ns, name = task.metadata.namespace, task.metadata.name
         if decision.create_job is not None:
             decision = await self._create_job(task, observed, decision)
@@ -209,8 +226,10 @@ class TaskReconciler:
             _log_transition(task, decision)
             self._note_reports(task, decision, observed.now)
             if self.metrics is not None:
-                _count(self.metrics, task, decision.status, observed.now)
-            await self._post_event(task, decision.status, observed.now)
+                for delta in decision.metrics:
+                    self.metrics.record(delta)
+            for note in decision.events:
+                await self._post(task, event_body(task, note, observed.now))
         if decision.delete_job is not None:
             await self._delete_running_job(ns, decision.delete_job)
         if decision.delete_task:
@@ -263,19 +282,6 @@ class TaskReconciler:
             )
         return decision
 
-    async def _post_event(self, task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> None:
-        """A Kubernetes Event for what an operator of the cluster wants to see: failures and retries.
-
-        Not for every transition: each Event is an API write. Best effort: a refused Event
-        is logged, never retried, and never holds up the task."""
-        gave_up = _callback_gave_up(task.status, new)
-        if gave_up is not None:
-            await self._post(task, task_event(task, "Warning", *gave_up, now))
-        if new.phase == task.status.phase or new.phase not in ("Retrying", "Failed"):
-            return
-        reason = new.reason or new.phase or ""
-        await self._post(task, task_event(task, "Warning", reason, new.message or "", now))
-
     async def _post(self, task: AsyncTask, event: dict[str, Any]) -> None:
         reason = event["reason"]
         try:
@@ -293,69 +299,6 @@ class TaskReconciler:
             return
         progress_written = decision.status.progress != task.status.progress
         self.reports.written(key, decision.status.attempt or 0, progress_written, now)
-
-
-def task_event(task: AsyncTask, type_: str, reason: str, message: str, now: dt.datetime) -> dict[str, Any]:
-    """A core/v1 Event about ``task`` (what ``kubectl describe at`` lists)."""
-    at = stamp(now)
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{task.metadata.name[:200]}.", "namespace": task.metadata.namespace},
-        "involvedObject": {
-            "apiVersion": task.api_version,
-            "kind": "AsyncTask",
-            "name": task.metadata.name,
-            "namespace": task.metadata.namespace,
-            "uid": task.metadata.uid,
-            "resourceVersion": task.metadata.resource_version,
-        },
-        "type": type_,
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": "asynctask-operator"},
-        "reportingComponent": "asynctask-operator",
-        "reportingInstance": "asynctask-operator",
-        "firstTimestamp": at,
-        "lastTimestamp": at,
-        "count": 1,
-    }
-
-
-def _count(metrics: Metrics, task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> None:
-    """Metrics of one status write: what it says happened between the old status and the new."""
-    ns, type_ = task.metadata.namespace, task.spec.type
-    old = task.status
-    queue = new.effective.queue if new.effective else ""
-    if old.phase is None and old.attempt is None:
-        metrics.tasks_created.labels(ns, type_).inc()
-    ended = {a.attempt for a in old.attempts or [] if a.outcome}
-    for attempt in new.attempts or []:
-        if attempt.outcome and attempt.attempt not in ended:
-            metrics.attempts.labels(ns, type_, attempt.outcome).inc()
-    if new.phase == "Running" and old.phase != "Running" and (new.attempt or 0) == _round_start(new):
-        since = parse_stamp(new.queued_time)
-        if since is not None:
-            metrics.queue_wait.labels(ns, queue).observe(max((now - since).total_seconds(), 0.0))
-    if new.phase in TERMINAL_PHASES and old.phase not in TERMINAL_PHASES:
-        metrics.tasks_finished.labels(ns, type_, queue, new.phase, new.reason or "").inc()
-        if new.duration_seconds is not None:
-            metrics.task_duration.labels(ns, type_, new.phase).observe(new.duration_seconds)
-
-
-def _callback_gave_up(old: AsyncTaskStatus, new: AsyncTaskStatus) -> tuple[str, str] | None:
-    """(reason, message) of the Event when this write ends a callback undelivered."""
-    record = new.callback
-    if record is None or record.state not in ("Failed", "Refused"):
-        return None
-    before = old.callback
-    if before is not None and before.id == record.id and before.state == record.state:
-        return None
-    return f"Callback{record.state}", f"{record.event} event not delivered: {record.last_error or ''}"
-
-
-def _round_start(status: AsyncTaskStatus) -> int:
-    return status.round.first_attempt if status.round else 1
 
 
 def _started(decision: Decision) -> bool:

@@ -17,175 +17,41 @@ Phases::
 
 from __future__ import annotations
 
-import dataclasses
-import datetime as dt
-from collections.abc import Mapping, Sequence
-from typing import Any
-
-from asynctask_operator.core import callbacks
 from asynctask_operator.core import conditions as cond
+from asynctask_operator.core.callback_step import record_callback
 from asynctask_operator.core.config import CoreConfig
-from asynctask_operator.core.effective import effective_spec
+from asynctask_operator.core.draft import Admission, Decision, Draft, Observed, after
 from asynctask_operator.core.jobs import render_job
-from asynctask_operator.core.models import (
-    TERMINAL_PHASES,
-    AsyncTask,
-    AsyncTaskStatus,
-    Attempt,
-    CallbackStatus,
-    EffectiveSpec,
-    Progress,
-    RetryRound,
-    TaskError,
-    TaskType,
-)
+from asynctask_operator.core.models import TERMINAL_PHASES, Attempt, RetryRound, TaskError
 from asynctask_operator.core.naming import job_name
-from asynctask_operator.core.observed import JobView, PodView
+from asynctask_operator.core.observed import JobView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
-from asynctask_operator.core.reporting import Reported, mint_token, result_from_termination_message
+from asynctask_operator.core.report_intake import report_env, take_reports
+from asynctask_operator.core.reporting import result_from_termination_message
 from asynctask_operator.core.retry import next_retry_delay, retries_allowed, retry_verdict
-from asynctask_operator.core.timestamps import parse_stamp, stamp
+from asynctask_operator.core.timestamps import ceil_second, parse_stamp, stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
 
+__all__ = ["RETRY_ANNOTATION", "Admission", "Decision", "Observed", "decide", "refuse"]
+
 RETRY_ANNOTATION = "asynctask.dev/retry-requested"
-MAX_ATTEMPTS_KEPT = 10
-
-
-@dataclasses.dataclass(frozen=True)
-class Admission:
-    """What the task's queue says: a slot is reserved for it, or why it waits."""
-
-    granted: bool = True
-    reason: str = "Queued"
-    message: str = ""
-
-
-@dataclasses.dataclass(frozen=True)
-class Observed:
-    """Everything :func:`decide` may look at."""
-
-    task: AsyncTask
-    tasktype: TaskType | None
-    types_synced: bool  # False until the TaskType cache has been filled once
-    jobs: Mapping[int, JobView]  # this task's Jobs by attempt (owned by its uid)
-    pods: Mapping[str, Sequence[PodView]]  # pods by the name of their Job
-    now: dt.datetime
-    jitter_sample: float = 0.5
-    admission: Admission = Admission()
-    reported: Reported | None = None  # progress/result the running attempt posted
-    callback_outcome: callbacks.DeliveryOutcome | None = None  # how the last callback delivery went
-
-
-@dataclasses.dataclass(frozen=True)
-class Decision:
-    status: AsyncTaskStatus | None = None  # the new status, when it differs
-    create_job: dict[str, Any] | None = None
-    delete_job: str | None = None
-    delete_task: bool = False
-    requeue_after: float | None = None  # seconds until something is due
-    wants_admission: bool = False  # ready to start an attempt, waiting for its queue
-    send_callback: callbacks.CallbackSend | None = None  # deliver this once the status is written
-
-    @property
-    def writes(self) -> bool:
-        return bool(self.status or self.create_job or self.delete_job or self.delete_task)
-
-
-def _after(moment: dt.datetime, seconds: float) -> dt.datetime:
-    """``seconds`` after ``moment``; the end of time when that is past it (a delay without a cap)."""
-    try:
-        return moment + dt.timedelta(seconds=seconds)
-    except OverflowError:
-        return dt.datetime.max.replace(microsecond=0, tzinfo=dt.UTC)
-
-
-class _Draft:
-    """A mutable copy of the status that one decision edits."""
-
-    def __init__(self, obs: Observed, config: CoreConfig) -> None:
-        self.obs = obs
-        self.config = config
-        self.now = stamp(obs.now)
-        self.fields: dict[str, Any] = obs.task.status.model_dump()
-        self.create_job: dict[str, Any] | None = None
-        self.delete_job: str | None = None
-        self.delete_task = False
-        self.wants_admission = False
-        self.send_callback: callbacks.CallbackSend | None = None
-        self.due: list[dt.datetime] = []
-
-    # -- reading
-    @property
-    def phase(self) -> str:
-        return str(self.fields.get("phase") or "Pending")
-
-    @property
-    def attempt(self) -> int:
-        return max(int(self.fields.get("attempt") or 0), 0)  # (a status edited by hand can say anything)
-
-    def status(self) -> AsyncTaskStatus:
-        return AsyncTaskStatus.model_validate(self.fields)
-
-    def effective(self) -> EffectiveSpec:
-        if self.fields.get("effective"):
-            return EffectiveSpec.model_validate(self.fields["effective"])
-        return effective_spec(self.obs.task, self.obs.tasktype, self.config)
-
-    # -- writing
-    def set(self, **values: Any) -> None:
-        self.fields.update(values)
-
-    def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        current = self.status().conditions or []
-        updated = cond.set_condition(
-            current, type_, status, reason, message, self.now, self.obs.task.metadata.generation
-        )
-        self.fields["conditions"] = [c.model_dump() for c in updated]
-
-    def move(self, phase: str, reason: str, message: str) -> None:
-        self.set(phase=phase, reason=reason, message=message, observed_generation=self.obs.task.metadata.generation)
-        if phase != "Running":
-            self.condition(cond.RUNNING, False, reason, message)
-
-    def record_attempt(self, attempt: Attempt) -> None:
-        attempts = [a for a in self.fields.get("attempts") or () if a["attempt"] != attempt.attempt]
-        attempts.append(attempt.model_dump())
-        self.fields["attempts"] = attempts[-MAX_ATTEMPTS_KEPT:]
-
-    def last_attempt(self) -> Attempt | None:
-        attempts = self.fields.get("attempts") or []
-        if attempts and attempts[-1]["attempt"] == self.attempt:
-            return Attempt.model_validate(attempts[-1])
-        return None
-
-    def decision(self) -> Decision:
-        new = self.status()
-        changed = new if new != self.obs.task.status else None
-        requeue = None
-        if self.due and not self.delete_task:
-            requeue = max(0.0, min((d - self.obs.now).total_seconds() for d in self.due))
-        return Decision(
-            status=changed,
-            create_job=self.create_job,
-            delete_job=self.delete_job,
-            delete_task=self.delete_task,
-            requeue_after=requeue,
-            wants_admission=self.wants_admission,
-            send_callback=self.send_callback,
-        )
 
 
 def decide(obs: Observed, config: CoreConfig) -> Decision:
-    """What to do about one task now."""
+    """What to do about one task now: the writes, and the Events and metrics they mean.
+
+    Called once per reconcile. When the task is ready to start an attempt and holds no slot,
+    it asks its queue for one (:meth:`Admission.ask`, an in-memory reservation) at that very
+    point, and carries on with the answer."""
     if obs.task.metadata.deletion_timestamp:
         return Decision()  # being deleted: the garbage collector takes its Jobs
-    draft = _Draft(obs, config)
+    draft = Draft(obs, config)
     _lifecycle(draft)
-    _callback(draft)
+    record_callback(draft)
     return draft.decision()
 
 
-def _lifecycle(draft: _Draft) -> None:
+def _lifecycle(draft: Draft) -> None:
     obs, task = draft.obs, draft.obs.task
     if draft.phase in TERMINAL_PHASES:
         _finished(draft)
@@ -221,7 +87,7 @@ def _lifecycle(draft: _Draft) -> None:
 # --------------------------------------------------------------------------- steps
 
 
-def _adopt_unrecorded_attempt(draft: _Draft) -> None:
+def _adopt_unrecorded_attempt(draft: Draft) -> None:
     """The next attempt's Job exists, though the status does not record the attempt.
 
     Its Job was created, and the status write that records it did not happen: the operator
@@ -233,7 +99,7 @@ def _adopt_unrecorded_attempt(draft: _Draft) -> None:
     _admit(draft)
 
 
-def _attempt_already_ended(draft: _Draft) -> bool:
+def _attempt_already_ended(draft: Draft) -> bool:
     """The running attempt's Job has finished, though the status does not say so yet.
 
     Its outcome happened before a cancel or deadline is noticed, so it is recorded first:
@@ -242,7 +108,7 @@ def _attempt_already_ended(draft: _Draft) -> bool:
     return draft.phase == "Running" and job is not None and job.finished
 
 
-def _past_deadline(draft: _Draft) -> bool:
+def _past_deadline(draft: Draft) -> bool:
     """Fail the task when its whole-task deadline has passed; else remember when it falls due."""
     effective = draft.effective()
     if not effective.deadline_seconds:
@@ -250,7 +116,7 @@ def _past_deadline(draft: _Draft) -> bool:
     since = parse_stamp(draft.fields.get("queued_time")) or parse_stamp(draft.obs.task.metadata.creation_timestamp)
     if since is None:
         return False
-    deadline = _after(since, effective.deadline_seconds)
+    deadline = after(since, effective.deadline_seconds)
     if draft.obs.now < deadline:
         draft.due.append(deadline)
         return False
@@ -270,12 +136,12 @@ def _past_deadline(draft: _Draft) -> bool:
     return True
 
 
-def _refuse(draft: _Draft, refusal: Refusal) -> None:
+def _refuse(draft: Draft, refusal: Refusal) -> None:
     draft.set(effective=draft.effective().model_dump())
     _finish(draft, "Failed", refusal.reason, refusal.message)
 
 
-def _admit(draft: _Draft) -> None:
+def _admit(draft: Draft) -> None:
     """Start the next attempt: check the type and payload, then create its Job."""
     obs = draft.obs
     task, tasktype = obs.task, obs.tasktype
@@ -283,7 +149,7 @@ def _admit(draft: _Draft) -> None:
         age = (obs.now - (parse_stamp(task.metadata.creation_timestamp) or obs.now)).total_seconds()
         grace = draft.config.unknown_type_grace_seconds
         if not obs.types_synced or (age < grace and draft.attempt == 0):
-            draft.due.append(_after(obs.now, max(grace - age, 0.5)))
+            draft.due.append(after(obs.now, max(grace - age, 0.5)))
             return
         _refuse(
             draft,
@@ -313,15 +179,16 @@ def _admit(draft: _Draft) -> None:
             queued_time=draft.fields.get("queued_time") or task.metadata.creation_timestamp or draft.now,
             round=RetryRound(first_attempt=1, requested=task.metadata.annotations.get(RETRY_ANNOTATION)).model_dump(),
         )
-    if existing is None and not obs.admission.granted:
-        # Wait for the queue. (A Job that exists already was admitted before a crash: adopt it below.)
+    # A Job that exists already was admitted before a crash: it is adopted, not queued again.
+    admission = obs.admission.ask() if existing is None else obs.admission
+    if existing is None and not admission.granted:  # wait for the queue
         draft.wants_admission = True
-        if draft.phase != "Pending" or draft.fields.get("reason") != obs.admission.reason:
+        if draft.phase != "Pending" or draft.fields.get("reason") != admission.reason:
             draft.set(next_retry_time=None)
-            draft.move("Pending", obs.admission.reason, obs.admission.message)
+            draft.move("Pending", admission.reason, admission.message)
         return
     if existing is None:
-        draft.create_job = render_job(task, tasktype, attempt, effective, _report_env(draft, attempt))
+        draft.create_job = render_job(task, tasktype, attempt, effective, report_env(draft, attempt))
     draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
     draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
     total = _attempts_allowed(draft)
@@ -330,12 +197,12 @@ def _admit(draft: _Draft) -> None:
     draft.condition(cond.RUNNING, True, "JobCreated", f"attempt {attempt} running as Job {name}")
 
 
-def _attempts_allowed(draft: _Draft) -> int:
+def _attempts_allowed(draft: Draft) -> int:
     first = int((draft.fields.get("round") or {}).get("first_attempt") or 1)
     return first - 1 + retries_allowed(draft.effective().retry) + 1
 
 
-def _watch_attempt(draft: _Draft) -> None:
+def _watch_attempt(draft: Draft) -> None:
     """Follow the running attempt's Job to its end."""
     obs = draft.obs
     attempt = draft.attempt
@@ -346,12 +213,12 @@ def _watch_attempt(draft: _Draft) -> None:
     pods = obs.pods.get(job.name, ()) if job is not None else ()
     result = attempt_result(job, pods, effective.timeout_seconds)
     if result is None:
-        _take_reports(draft, final=False)
+        take_reports(draft, final=False)
         return
     if job is not None and not job.finished and not job.deleting:
         draft.delete_job = job.name
     _end_attempt(draft, result, job)
-    _take_reports(draft, final=True)
+    take_reports(draft, final=True)
     if result.succeeded:
         if draft.fields.get("result") is None and result.termination_message:
             draft.set(
@@ -368,7 +235,7 @@ def _watch_attempt(draft: _Draft) -> None:
     delay = next_retry_delay(effective.retry, in_round, obs.jitter_sample)
     # Rounded up to a whole second: nextRetryTime is written in whole seconds and is what a
     # restarted operator waits for, so the wait is never shortened by the rounding.
-    due = _ceil_second(_after(obs.now, delay))
+    due = ceil_second(after(obs.now, delay))
     draft.set(next_retry_time=stamp(due))
     draft.due.append(due)
     draft.move(
@@ -378,51 +245,7 @@ def _watch_attempt(draft: _Draft) -> None:
     )
 
 
-def _report_env(draft: _Draft, attempt: int) -> dict[str, str] | None:
-    config, meta = draft.config, draft.obs.task.metadata
-    if not config.report_url or not config.report_key:
-        return None
-    base = config.report_url.rstrip("/")
-    return {
-        "ASYNCTASK_REPORT_URL": f"{base}/v1/namespaces/{meta.namespace}/asynctasks/{meta.name}",
-        "ASYNCTASK_REPORT_TOKEN": mint_token(config.report_key, meta.namespace, meta.name, meta.uid, attempt),
-    }
-
-
-def _take_reports(draft: _Draft, final: bool) -> None:
-    """Put what the running attempt reported into the status.
-
-    A result is written at once (it must survive a restart); progress at most once per
-    ``progress_interval_seconds`` (the latest wins), and always with the attempt's end."""
-    reported = draft.obs.reported
-    if reported is None or reported.attempt != draft.attempt:
-        return
-    if reported.has_result and draft.fields.get("result") != reported.result:
-        draft.set(result=reported.result)
-    if reported.progress is None:
-        return
-    progress = Progress.model_validate(reported.progress).model_dump()
-    if draft.fields.get("progress") == progress:
-        return
-    written = reported.progress_written_at
-    interval = dt.timedelta(seconds=draft.config.progress_interval_seconds)
-    if (
-        final
-        or draft.fields.get("result") != draft.obs.task.status.result
-        or written is None
-        or draft.obs.now - written >= interval
-    ):
-        draft.set(progress=progress)
-    else:
-        draft.due.append(written + interval)
-
-
-def _ceil_second(moment: dt.datetime) -> dt.datetime:
-    whole = moment.replace(microsecond=0)
-    return whole if whole == moment else whole + dt.timedelta(seconds=1)
-
-
-def _end_attempt(draft: _Draft, result: AttemptResult, job: JobView | None) -> None:
+def _end_attempt(draft: Draft, result: AttemptResult, job: JobView | None) -> None:
     last = draft.last_attempt()
     if last is None or last.outcome is not None:
         return
@@ -439,7 +262,7 @@ def _end_attempt(draft: _Draft, result: AttemptResult, job: JobView | None) -> N
     )
 
 
-def _finish(draft: _Draft, phase: str, reason: str, message: str, outcome: str | None = None) -> None:
+def _finish(draft: Draft, phase: str, reason: str, message: str, outcome: str | None = None) -> None:
     """Move to a terminal phase; a running attempt ends with ``outcome``."""
     job = draft.obs.jobs.get(draft.attempt)
     if outcome is not None and draft.phase == "Running":
@@ -476,7 +299,7 @@ def _finish(draft: _Draft, phase: str, reason: str, message: str, outcome: str |
     draft.condition(cond.FAILED, phase == "Failed", reason, message)
 
 
-def _finished(draft: _Draft) -> None:
+def _finished(draft: Draft) -> None:
     """A finished task: honour a manual retry, clean up a Job left running, expire by TTL."""
     obs = draft.obs
     requested = obs.task.metadata.annotations.get(RETRY_ANNOTATION)
@@ -515,7 +338,7 @@ def _finished(draft: _Draft) -> None:
     if done is None:
         return
     ttl = draft.effective().ttl_seconds_after_finished
-    expires = _after(done, ttl)
+    expires = after(done, ttl)
     if obs.now >= expires:
         draft.delete_task = True
     else:
@@ -524,63 +347,7 @@ def _finished(draft: _Draft) -> None:
 
 def refuse(obs: Observed, config: CoreConfig, reason: str, message: str) -> Decision:
     """End a task that cannot start for a reason only the API server could tell (its Job was refused)."""
-    draft = _Draft(obs, config)
+    draft = Draft(obs, config)
     _refuse(draft, Refusal(reason, message))
-    _callback(draft)
+    record_callback(draft)
     return draft.decision()
-
-
-def _callback(draft: _Draft) -> None:
-    """Record a new callback event, fold in how a delivery went, and ask for the next delivery.
-
-    The event is recorded in the status write of the phase change that caused it, so that
-    neither can happen without the other. A finished task is not deleted by its TTL while
-    its callback is still being delivered."""
-    obs = draft.obs
-    effective = draft.fields.get("effective")
-    spec = EffectiveSpec.model_validate(effective).callback if effective else None
-    raw = draft.fields.get("callback")
-    record = CallbackStatus.model_validate(raw) if raw else None
-    before = obs.task.status
-    moved = (draft.phase, draft.attempt) != (before.phase or "Pending", max(before.attempt or 0, 0))
-    if spec is not None and moved:
-        event = callbacks.new_event(spec, obs.task.metadata.uid, draft.phase, draft.attempt, draft.now, record)
-        if event is not None:
-            record = event
-            draft.condition(cond.CALLBACK_DELIVERED, False, "Pending", f"{event.event} event not delivered yet")
-    outcome = obs.callback_outcome
-    if (
-        record is not None
-        and outcome is not None
-        and record.state in callbacks.OPEN_STATES
-        and outcome.id == record.id
-        and outcome.delivery == record.attempts + 1
-    ):
-        record = callbacks.after_delivery(record, outcome, spec, draft.config)
-        if record.state == "Delivered":
-            draft.condition(cond.CALLBACK_DELIVERED, True, "Delivered", f"{record.event} event delivered")
-        elif record.state in ("Failed", "Refused"):
-            draft.condition(cond.CALLBACK_DELIVERED, False, "Callback" + record.state, record.last_error or "")
-    if record is not None and record.model_dump() != raw:
-        draft.set(callback=record.model_dump())
-    if record is None or record.state not in callbacks.OPEN_STATES:
-        return
-    draft.delete_task = False  # the TTL waits for the delivery to end (at most the retry schedule)
-    due = parse_stamp(record.next_attempt_time)
-    if due is not None and due > obs.now:
-        draft.due.append(due)
-        return
-    if spec is None:  # a status edited by hand: nothing says where to send it
-        return
-    timeout = float(spec.timeout_seconds or draft.config.callback_timeout_seconds)
-    draft.send_callback = callbacks.CallbackSend(
-        namespace=obs.task.metadata.namespace,
-        id=record.id,
-        delivery=record.attempts + 1,
-        url=spec.url,
-        event=callbacks.cloud_event(obs.task, draft.status(), record),
-        secret_ref=spec.secret_ref,
-        headers_secret_ref=spec.headers_secret_ref,
-        timeout_seconds=timeout,
-        max_attempts=(spec.max_attempts or draft.config.callback_max_attempts),
-    )

@@ -35,8 +35,6 @@ from asynctask_operator.core.models.asynctask import (
 from asynctask_operator.core.models.base import (
     API_VERSION,
     GROUP,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
     VERSION,
     Condition,
     Model,
@@ -64,6 +62,8 @@ from asynctask_operator.core.models.taskqueue import (
 from asynctask_operator.core.models.tasktype import (
     JOB_TEMPLATE_SCHEMA,
     PAYLOAD_SCHEMA_SCHEMA,
+    PRIORITY_MAX,
+    PRIORITY_MIN,
     CallbackEvent,
     CallbackSpec,
     RetryableOutcome,

@@ -6,19 +6,15 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
-from pydantic.alias_generators import to_camel
 
-from asynctask_operator.core.models.base import (
-    API_VERSION,
+from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.tasktype import (
     PRIORITY_MAX,
     PRIORITY_MIN,
-    Condition,
-    Model,
-    ObjectMeta,
-    cel,
-    k8s,
+    CallbackEvent,
+    CallbackSpec,
+    RetryPolicy,
 )
-from asynctask_operator.core.models.tasktype import CallbackEvent, CallbackSpec, RetryPolicy
 
 Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "Cancelled"]
 Phase = Literal["Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled"]
@@ -30,11 +26,7 @@ CallbackState = Literal["Pending", "Delivering", "Delivered", "Failed", "Refused
 class AsyncTaskSpec(Model):
     """What to run. ``type`` is required and, with ``queue``, immutable."""
 
-    model_config = ConfigDict(
-        alias_generator=to_camel,
-        populate_by_name=True,
-        extra="ignore",
-        frozen=True,
+    model_config = ConfigDict(  # merged with Model's: pydantic keeps a base's settings in a subclass
         json_schema_extra=k8s(
             validations=[
                 cel(

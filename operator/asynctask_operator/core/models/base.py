@@ -13,9 +13,6 @@ GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
 
-PRIORITY_MIN = -1000
-PRIORITY_MAX = 1000
-
 
 def k8s(**extra: Any) -> dict[str, Any]:
     """Schema extras for a field: ``Field(json_schema_extra=k8s(validations=[...]))``.
@@ -50,8 +47,6 @@ class Model(BaseModel):
 
 class ObjectMeta(Model):
     """The parts of metav1.ObjectMeta the operator reads."""
-
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, extra="ignore", frozen=True)
 
     name: str
     namespace: str = "default"

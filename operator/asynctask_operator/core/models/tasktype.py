@@ -7,16 +7,10 @@ from typing import Any, Literal
 
 from pydantic import Field
 
-from asynctask_operator.core.models.base import (
-    API_VERSION,
-    PRIORITY_MAX,
-    PRIORITY_MIN,
-    Condition,
-    Model,
-    ObjectMeta,
-    cel,
-    k8s,
-)
+from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+
+PRIORITY_MIN = -1000  # of a task, and of a type's default for its tasks
+PRIORITY_MAX = 1000
 
 RetryableOutcome = Literal["Failed", "Timeout", "PodError"]
 CallbackEvent = Literal["Succeeded", "Failed", "Cancelled", "Running", "Retrying"]
