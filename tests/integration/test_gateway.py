@@ -21,7 +21,8 @@ import kmock
 import pytest
 import uvicorn
 
-from asynctask_operator.adapters.kube import KubeClient, RetryPolicy, load_configuration
+from asynctask_operator.adapters.kube import KubeClient, RetryPolicy
+from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app
