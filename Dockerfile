@@ -38,7 +38,8 @@ COPY operator/ operator/
 RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/wheels . \
  && /opt/build/bin/pip --python /opt/venv/bin/python install --no-deps /tmp/wheels/*.whl \
  && /opt/build/bin/pip --python /opt/venv/bin/python check \
- && /opt/venv/bin/asynctask-operator --version
+ && /opt/venv/bin/asynctask-operator --version \
+ && /opt/venv/bin/asynctask-gateway --version
 
 # ---------------------------------------------------------------------------- runtime
 FROM ${PYTHON_IMAGE}
@@ -59,8 +60,9 @@ ENV PATH=/opt/venv/bin:$PATH \
 # Numeric, so that Kubernetes can check runAsNonRoot; matches the chart's securityContext.
 USER 10001:10001
 
-# /healthz, /readyz and the /v1/ task report endpoint (--http-port).
-EXPOSE 8080
+# /healthz, /readyz and the /v1/ task report endpoint (--http-port); the gateway's port
+# (asynctask-gateway, the chart's gateway Deployment: command asynctask-gateway).
+EXPOSE 8080 8000
 
 ENTRYPOINT ["asynctask-operator"]
 CMD ["run"]
