@@ -17,7 +17,7 @@ from __future__ import annotations
 import dataclasses
 import heapq
 import math
-from collections.abc import Hashable
+from collections.abc import Hashable, Iterable
 from typing import Generic, TypeVar
 
 from asynctask_operator.core.models import TaskQueueSpec
@@ -259,3 +259,32 @@ class AdmissionLedger(Generic[K]):
             oldest_pending_seconds=int(max(now - oldest, 0)),
             exists=queue.spec is not None,
         )
+
+
+@dataclasses.dataclass(frozen=True)
+class WaitingTask:
+    """A task waiting for a slot, as a reader of the objects sees it (the gateway, the CLI)."""
+
+    name: str
+    queue: str
+    priority: int
+    creation_timestamp: str
+
+
+def queue_positions(waiting: Iterable[WaitingTask]) -> dict[tuple[str, str], int]:
+    """Each waiting task's place in its queue's admission order, from 1: ``{(queue, name): position}``.
+
+    The order is the ledger's (:func:`admission_order`): the first is admitted next.
+
+    >>> queue_positions([WaitingTask("a", "q", 0, "2026-01-02T00:00:00Z"), WaitingTask("b", "q", 5, "2026-01-03T00:00:00Z")])
+    {('q', 'b'): 1, ('q', 'a'): 2}
+    """
+    by_queue: dict[str, list[WaitingTask]] = {}
+    for task in waiting:
+        by_queue.setdefault(task.queue, []).append(task)
+    positions: dict[tuple[str, str], int] = {}
+    for queue, tasks in by_queue.items():
+        tasks.sort(key=lambda t: admission_order(t.priority, t.creation_timestamp, t.name))
+        for place, task in enumerate(tasks, 1):
+            positions[queue, task.name] = place
+    return positions
