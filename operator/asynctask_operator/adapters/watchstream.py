@@ -27,10 +27,11 @@ class StreamBroken(Exception):
 class WatchStream:
     """One watch response, read in a thread; its events handed to the event loop, a bounded few ahead."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(self, loop: asyncio.AbstractEventLoop, decode: Callable[[bytes], Any] = json.loads) -> None:
         self._loop = loop
+        self._decode = decode  # a watch's lines are JSON events; a pod log's are text
         self.opened: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        self._events: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(WATCH_BUFFER)
         self._closed = threading.Event()
         self._response: Any = None
@@ -55,7 +56,7 @@ class WatchStream:
             for line in lines(response):
                 if self._closed.is_set():
                     break
-                event = json.loads(line)
+                event = self._decode(line)
                 while not self._room.acquire(timeout=1.0):  # the consumer is behind: wait for it
                     if self._closed.is_set():
                         return
@@ -77,7 +78,7 @@ class WatchStream:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
             self._loop.call_soon_threadsafe(fn, *args)
 
-    async def next(self) -> dict[str, Any] | None:
+    async def next(self) -> Any:
         item = await self._events.get()
         if isinstance(item, BaseException):
             raise StreamBroken(str(item) or type(item).__name__) from item
