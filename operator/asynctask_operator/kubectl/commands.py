@@ -94,6 +94,14 @@ class Context:
         return None if self.all_namespaces else self.namespace
 
 
+def show(console: Console, renderable: Any) -> None:
+    """Print a table as kubectl does: no trailing blanks on a line (rich pads every cell to its column)."""
+    with console.capture() as captured:
+        console.print(renderable)
+    console.file.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
+    console.file.flush()
+
+
 # ---------------------------------------------------------------------- API calls in the plugin's words
 
 
@@ -317,7 +325,7 @@ async def get_tasks(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     if not tasks:
         return _nothing(ctx)
-    ctx.out.print(render.tasks_table(tasks, ctx.now(), wide=args.output == "wide", all_namespaces=ctx.all_namespaces))
+    show(ctx.out, render.tasks_table(tasks, ctx.now(), wide=args.output == "wide", all_namespaces=ctx.all_namespaces))
     return 0
 
 
@@ -344,7 +352,7 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         if i:
             ctx.out.print()
-        ctx.out.print(render.describe_task(task, pods, events, ctx.now()))
+        show(ctx.out, render.describe_task(task, pods, events, ctx.now()))
     return 0
 
 
@@ -381,7 +389,7 @@ async def logs(ctx: Context, args: argparse.Namespace) -> int:
             ctx.err.print(f"==> attempt {attempt}: pod/{_name(pod)} <==", highlight=False)
         try:
             async for line in reader.pod_log(ctx.namespace, _name(pod), container=args.container, follow=args.follow):
-                ctx.out.out(line, highlight=False)
+                ctx.out.out(line, end="", highlight=False)
         except ApiError as exc:
             raise refused(exc, "get", "pods/log", ctx.namespace, _name(pod)) from None
         if not args.follow or args.attempt:
@@ -466,7 +474,7 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
     if selected and not args.yes:
         where = "all namespaces" if ctx.all_namespaces else f"namespace '{ctx.namespace}'"
         count = f"{len(todo)} task{'s' if len(todo) != 1 else ''}"
-        ctx.err.print(render.tasks_table(todo, ctx.now(), all_namespaces=ctx.all_namespaces))
+        show(ctx.err, render.tasks_table(todo, ctx.now(), all_namespaces=ctx.all_namespaces))
         if not ctx.interactive:
             raise CliError(f"{count} selected in {where}; add --yes to {action} them (no terminal to confirm at)")
         answer = ctx.ask(f"{action.capitalize()} {count} in {where}? [y/N] ")
@@ -494,7 +502,7 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         if not queues:
             return _nothing(ctx)
-        ctx.out.print(render.queues_table(queues, ctx.now(), all_namespaces=ctx.all_namespaces))
+        show(ctx.out, render.queues_table(queues, ctx.now(), all_namespaces=ctx.all_namespaces))
         return 0
     if args.queue_command == "pending":
         tasks = await list_all(ctx, ASYNCTASKS, ctx.namespace)
@@ -518,7 +526,7 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
         if not ordered:
             ctx.err.print(f"no task waits in queue '{args.name}' in namespace '{ctx.namespace}'", highlight=False)
             return 0
-        ctx.out.print(render.pending_table(ordered, ctx.now()))
+        show(ctx.out, render.pending_table(ordered, ctx.now()))
         return 0
     paused = args.queue_command == "pause"
     target = await get(ctx, TASKQUEUES, args.name)
@@ -534,7 +542,7 @@ async def schedule(ctx: Context, args: argparse.Namespace) -> int:
             return 0
         if not schedules:
             return _nothing(ctx)
-        ctx.out.print(render.schedules_table(schedules, ctx.now(), all_namespaces=ctx.all_namespaces))
+        show(ctx.out, render.schedules_table(schedules, ctx.now(), all_namespaces=ctx.all_namespaces))
         return 0
     target = await get(ctx, SCHEDULEDTASKS, args.name)
     if args.schedule_command == "run":
@@ -583,10 +591,10 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     span = f"from {_moment(window.since)} " if window.since is not None else ""
     ctx.out.print(f"Tasks created {span}to {_moment(window.until)} in {where}", highlight=False)
     ctx.out.print("(over the tasks still present: finished tasks are deleted after their TTL)\n", highlight=False)
-    ctx.out.print(render.stats_table(groups, args.by))
+    show(ctx.out, render.stats_table(groups, args.by))
     if reasons:
         ctx.out.print()
-        ctx.out.print(render.reasons_table(reasons))
+        show(ctx.out, render.reasons_table(reasons))
     return 0
 
 

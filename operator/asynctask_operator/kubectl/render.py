@@ -377,7 +377,9 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
     for pod in pods:
         number = str((_meta(pod).get("labels") or {}).get("asynctask.dev/attempt", ""))
         pod_phase = str(_status(pod).get("phase") or "")
-        pods_by_attempt.setdefault(number, []).append(f"{_meta(pod).get('name', '')} ({pod_phase})")
+        pods_by_attempt.setdefault(number, []).append(
+            _meta(pod).get("name", "") + (f" ({pod_phase})" if pod_phase else "")
+        )
     attempts = status.get("attempts") or []
     parts.append(Text("\nAttempts:", style="bold"))
     if attempts:
