@@ -60,13 +60,13 @@ def task_queue(task: Obj) -> str:
 
 
 def age(stamp: str | None, now: dt.datetime) -> str:
-    """kubectl's short age: ``42s``, ``5m``, ``3h``, ``12d``; ``<unknown>`` without a time."""
+    """A short age as kubectl rounds it (two of a unit before it is used): ``90s``, ``5m``, ``3h``, ``12d``."""
     moment = parse_stamp(stamp)
     if moment is None:
         return "<unknown>"
     seconds = max(int((now - moment).total_seconds()), 0)
     for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if seconds >= size * (2 if unit != "m" else 1):
+        if seconds >= 2 * size:
             return f"{seconds // size}{unit}"
     return f"{seconds}s"
 
