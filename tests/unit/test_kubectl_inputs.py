@@ -126,6 +126,7 @@ def test_flags_override_the_spec() -> None:
         (["get", "--phase", "Runing"], "--phase: 'Runing' is not a phase"),
         (["cancel"], "name the tasks, or select them"),
         (["cancel", "a", "-l", "x=y"], "not both"),
+        (["cancel", "-l", "app in (a,b)", "--yes"], "-l: not a label selector term: 'app in (a'"),
     ],
 )
 async def test_bad_input_is_an_error_before_any_request(argv: list[str], message: str) -> None:

@@ -150,10 +150,11 @@ class KubeClient:
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
         counter: RequestCounter | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         configuration.connection_pool_maxsize = max(concurrency, 4)
         self._api = kubernetes.client.ApiClient(configuration)
-        self._api.user_agent = USER_AGENT
+        self._api.user_agent = user_agent
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.retry = retry or RetryPolicy()
         self.counter = counter or RequestCounter()

@@ -32,6 +32,7 @@ from asynctask_operator.adapters.kube import (
     Resource,
 )
 from asynctask_operator.adapters.reflector import reflect
+from asynctask_operator.core import labelselectors
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.idempotency import task_name_for_key, valid_key
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
@@ -114,10 +115,17 @@ async def get(ctx: Context, resource: Resource, name: str, namespace: str | None
 
 
 async def list_all(ctx: Context, resource: Resource, namespace: str | None, selector: str | None = None) -> list[Obj]:
+    """A listing; the selector goes to the API server and is applied again here (a proxy or an emulator
+    that ignores it must not widen what cancel or retry touch)."""
     try:
-        return await ctx.api.list_objects(resource, namespace, selector)
+        terms = labelselectors.parse(selector or "")
+    except ValueError as exc:
+        raise BadInput(f"-l: {exc}") from None
+    try:
+        listed = await ctx.api.list_objects(resource, namespace, selector)
     except ApiError as exc:
         raise refused(exc, "list", resource.plural, namespace) from None
+    return [o for o in listed if labelselectors.matches(terms, dict((o.get("metadata") or {}).get("labels") or {}))]
 
 
 async def patch(ctx: Context, resource: Resource, obj: Obj, body: Obj) -> Obj:

@@ -38,6 +38,7 @@ from asynctask_operator.kubectl.errors import ERROR, INTERRUPTED, CliError
 from asynctask_operator.kubectl.inputs import BadInput
 from asynctask_operator.kubectl.selection import PHASES
 
+USER_AGENT = f"kubectl-asynctask/{__version__}"
 PIPE_WIDTH = 250  # where the output is not a terminal: tables are not cut to 80 columns
 CLI_RETRY = RetryPolicy(attempts=3, base_seconds=0.2, max_seconds=2.0, request_timeout=30.0)
 """A person waits at the prompt: fewer, shorter retries than the operator's."""
@@ -221,7 +222,7 @@ async def run(
             configuration = load_configuration(args.kubeconfig, args.context)
         except (kubernetes.config.ConfigException, OSError) as exc:
             raise CliError(f"no usable kubeconfig: {exc}") from None
-        clients.append(KubeClient(configuration, concurrency=4, retry=CLI_RETRY))
+        clients.append(KubeClient(configuration, concurrency=4, retry=CLI_RETRY, user_agent=USER_AGENT))
         return clients[0]
 
     try:
