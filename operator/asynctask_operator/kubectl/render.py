@@ -86,8 +86,9 @@ def elapsed(task: Obj, now: dt.datetime) -> float:
 
 
 def percent(task: Obj) -> int | None:
+    """The reported percent; 100 once the task Succeeded (whatever it reported last)."""
     value = (_status(task).get("progress") or {}).get("percent")
-    if value is None and phase(task) == "Succeeded":
+    if phase(task) == "Succeeded":
         return 100
     return int(value) if isinstance(value, int | float) else None
 
