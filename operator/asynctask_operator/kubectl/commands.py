@@ -599,6 +599,9 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     span = f"from {_moment(window.since)} " if window.since is not None else ""
     ctx.out.print(f"Tasks created {span}to {_moment(window.until)} in {where}", highlight=False)
     ctx.out.print("(over the tasks still present: finished tasks are deleted after their TTL)\n", highlight=False)
+    if not any(figures.total for figures in groups.values()):
+        ctx.out.print("no tasks were created in that window", highlight=False)
+        return 0
     show(ctx.out, render.stats_table(groups, args.by))
     if reasons:
         ctx.out.print()
