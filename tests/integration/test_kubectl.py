@@ -139,3 +139,27 @@ async def test_stats_over_a_prepared_set_of_tasks(
     assert (figures["video"]["p50_duration_seconds"], figures["video"]["p95_duration_seconds"]) == (10, 30)
     assert (figures["audio"]["total"], figures["audio"]["success_rate"]) == (1, None)
     assert answer["failuresByReason"] == {"PodFailed": 1}
+
+
+async def test_logs_reads_the_attempts_pod_log_over_http(
+    cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path
+) -> None:
+    await cluster.create_task("l1", {"type": "video"})
+    await cluster.patch(AT_API, "asynctasks/l1", {"status": {"phase": "Succeeded", "attempt": 2}})
+    for attempt in (1, 2):
+        labels = {"asynctask.dev/task": "l1", "asynctask.dev/attempt": str(attempt)}
+        pod = {"apiVersion": "v1", "kind": "Pod", "metadata": cluster._meta(f"l1-{attempt}-pod", labels=labels)}
+        pod["status"] = {"phase": "Succeeded"}
+        resp = await kmock.post(f"/api/v1/namespaces/{NS}/pods", json=pod)
+        assert resp.status == 200
+    kmock["get", f"/api/v1/namespaces/{NS}/pods/l1-2-pod/log"] << b"step 1 of 2 done\nstep 2 of 2 done\n"
+    kmock["get", f"/api/v1/namespaces/{NS}/pods/l1-1-pod/log"] << b"first attempt\n"
+    latest = await kubectl(kubeconfig, "logs", "l1")
+    assert (latest.code, latest.out) == (0, "step 1 of 2 done\nstep 2 of 2 done\n"), latest.err
+    first = await kubectl(kubeconfig, "logs", "l1", "--attempt", "1")
+    assert (first.code, first.out) == (0, "first attempt\n"), first.err
+    missing = await kubectl(kubeconfig, "logs", "l1", "--attempt", "3")
+    assert (missing.code, missing.err) == (
+        4,
+        "error: no pod of attempt 3 of asynctask 'l1' (its pods may have been deleted)\n",
+    )

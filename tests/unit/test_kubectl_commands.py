@@ -550,8 +550,8 @@ async def given_pod(fake: FakeKube, task: str, attempt: int, phase: str = "Succe
 async def test_logs_of_the_latest_attempt_or_the_one_asked_for() -> None:
     fake = LoggingKube(now=lambda: NOW)
     await given_task(fake, "a", {"phase": "Failed", "attempt": 2})
-    fake.logs = {await given_pod(fake, "a", 1): ["one\n"], await given_pod(fake, "a", 2): ["two\n", "done\n"]}
-    assert (await kubectl(fake, "logs", "a")).out == "two\ndone\n"
+    fake.logs = {await given_pod(fake, "a", 1): ["one"], await given_pod(fake, "a", 2): ["two", "", "done"]}
+    assert (await kubectl(fake, "logs", "a")).out == "two\n\ndone\n"
     assert (await kubectl(fake, "logs", "a", "--attempt", "1")).out == "one\n"
     missing = await kubectl(fake, "logs", "a", "--attempt", "3")
     assert (missing.code, missing.err) == (
@@ -563,12 +563,12 @@ async def test_logs_of_the_latest_attempt_or_the_one_asked_for() -> None:
 async def test_logs_follow_goes_on_to_the_next_attempt_after_a_retry() -> None:
     fake = LoggingKube(now=lambda: NOW)
     await given_task(fake, "a", {"phase": "Retrying", "attempt": 1})
-    fake.logs[await given_pod(fake, "a", 1, "Failed")] = ["first try\n"]
+    fake.logs[await given_pod(fake, "a", 1, "Failed")] = ["first try"]
 
     async def operator() -> None:
         await until(lambda: len(fake.log_requests) == 1, "the first log is read")
         await until(lambda: any(r.verb == "watch" and r.resource == "pods" for r in fake.requests), "a pod watch")
-        fake.logs["a-2-pod"] = ["second try\n"]
+        fake.logs["a-2-pod"] = ["second try"]
         await given_pod(fake, "a", 2, "Running")
         await until(lambda: len(fake.log_requests) == 2, "the second log is read")
         await set_status(fake, "a", {"phase": "Succeeded", "attempt": 2})

@@ -257,13 +257,15 @@ class KubeClient:
     async def pod_log(
         self, namespace: str, name: str, *, container: str | None = None, follow: bool = False
     ) -> AsyncIterator[str]:
-        """The lines of a pod's log (of ``container``, else its only one); with ``follow``, as they are
+        """The lines of a pod's log, without their line ends (of ``container``, else its only one); with ``follow``, as they are
         written, until the container ends. Raises :class:`ApiError` when refused (:class:`NotFound`
         without the pod; 400 while the container has not started)."""
         query = [("follow", "true")] if follow else []
         if container:
             query.append(("container", container))
-        stream = WatchStream(asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"))
+        stream = WatchStream(
+            asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"), blank_lines=True
+        )
         path = PODS.path(namespace, name, "log")
         threading.Thread(
             target=stream.run,

@@ -27,9 +27,12 @@ class StreamBroken(Exception):
 class WatchStream:
     """One watch response, read in a thread; its events handed to the event loop, a bounded few ahead."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop, decode: Callable[[bytes], Any] = json.loads) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, decode: Callable[[bytes], Any] = json.loads, *, blank_lines: bool = False
+    ) -> None:
         self._loop = loop
         self._decode = decode  # a watch's lines are JSON events; a pod log's are text
+        self._blank_lines = blank_lines  # a log keeps its empty lines; a watch has none that mean anything
         self.opened: asyncio.Future[tuple[int, bytes]] = loop.create_future()
         self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(WATCH_BUFFER)
@@ -53,7 +56,7 @@ class WatchStream:
                 self._call(self._resolve, response.status, response.data or b"")
                 return
             self._call(self._resolve, response.status, b"")
-            for line in lines(response):
+            for line in lines(response, blank_lines=self._blank_lines):
                 if self._closed.is_set():
                     break
                 event = self._decode(line)
@@ -94,8 +97,8 @@ class WatchStream:
                 response.shutdown()  # unblocks the thread's read at once
 
 
-def lines(response: Any) -> Iterator[bytes]:
-    """The non-empty lines of a streamed response body, as they arrive.
+def lines(response: Any, *, blank_lines: bool = False) -> Iterator[bytes]:
+    """The non-empty lines (every line, with ``blank_lines``) of a streamed response body, as they arrive.
 
     ``read1`` returns what has arrived, chunked or not (``stream()`` would wait for 64 KiB or
     the end of a body sent without chunked encoding, as some proxies send it)."""
@@ -107,7 +110,7 @@ def lines(response: Any) -> Iterator[bytes]:
             if end < 0:
                 break
             line, buffer = buffer[:end], buffer[end + 1 :]
-            if line.strip():
+            if blank_lines or line.strip():
                 yield line
     if buffer.strip():
         yield buffer

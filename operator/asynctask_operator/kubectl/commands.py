@@ -345,16 +345,7 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
         except ApiError:
             pods = []  # no right to list pods: the attempts still name their Jobs
         try:
-            uid = (task.get("metadata") or {}).get("uid")
-            events = [
-                e
-                for e in await ctx.api.list_objects(EVENTS, ctx.namespace)
-                if (e.get("involvedObject") or {}).get("uid") == uid
-                or (
-                    (e.get("involvedObject") or {}).get("name") == name
-                    and (e.get("involvedObject") or {}).get("kind") == "AsyncTask"
-                )
-            ]
+            events = [e for e in await ctx.api.list_objects(EVENTS, ctx.namespace) if _about(e, task)]
         except ApiError:
             events = []
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
@@ -362,6 +353,15 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
             ctx.out.print()
         show(ctx.out, render.describe_task(task, pods, events, ctx.now()))
     return 0
+
+
+def _about(event: Obj, task: Obj) -> bool:
+    """Whether an Event is about this task (by uid; by kind and name where an Event carries no uid)."""
+    involved = event.get("involvedObject") or {}
+    uid = (task.get("metadata") or {}).get("uid")
+    if uid and involved.get("uid"):
+        return bool(involved["uid"] == uid)
+    return involved.get("kind") == "AsyncTask" and involved.get("name") == _name(task)
 
 
 async def _pod_of(ctx: Context, name: str, attempt: int) -> Obj | None:
@@ -397,7 +397,7 @@ async def logs(ctx: Context, args: argparse.Namespace) -> int:
             ctx.err.print(f"==> attempt {attempt}: pod/{_name(pod)} <==", highlight=False)
         try:
             async for line in reader.pod_log(ctx.namespace, _name(pod), container=args.container, follow=args.follow):
-                ctx.out.out(line, end="", highlight=False)
+                ctx.out.out(line, highlight=False)
         except ApiError as exc:
             raise refused(exc, "get", "pods/log", ctx.namespace, _name(pod)) from None
         if not args.follow or args.attempt:
