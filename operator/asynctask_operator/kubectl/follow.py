@@ -94,11 +94,13 @@ async def follow(
 ) -> list[Obj]:
     """Watch the tasks ``first`` (as just read) until ``done`` holds for each; their final copies.
 
-    The watch starts from the newest resourceVersion of ``first``, so nothing between the read
-    and the watch is missed and nothing is listed again."""
+    The watch starts from the oldest resourceVersion of ``first``: nothing written since any of
+    them was read is missed (older copies are ignored), and nothing is listed again. Without
+    versions to start from (opaque ones), it lists first."""
     names = [str((t.get("metadata") or {}).get("name")) for t in first]
     sink = _Followed(namespace, names, first)
-    version = str(max((_version(t) for t in first), default=0) or "")
+    versions = [_version(t) for t in first]
+    version = str(min(versions)) if versions and all(versions) else ""
     watcher = asyncio.create_task(reflect(api, ASYNCTASKS, namespace, None, sink, version))
     deadline = None if timeout is None else time.monotonic() + timeout
     try:
