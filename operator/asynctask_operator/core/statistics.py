@@ -50,7 +50,7 @@ class Figures:
 
 @dataclasses.dataclass(frozen=True)
 class Window:
-    """The tasks created in ``[since, until)``; ``since`` is never before the oldest task present."""
+    """The tasks created in ``[since, until]``; ``since`` is never before the oldest task present."""
 
     since: float | None
     until: float
@@ -97,8 +97,8 @@ def window_of(tasks: Iterable[TaskFacts], since: float | None, until: float) -> 
 def summarize(
     tasks: Iterable[TaskFacts], *, since: float | None, until: float, group_by: GroupBy | None = None
 ) -> dict[str, Figures]:
-    """Figures of the tasks created in ``[since, until)``: one group ``""``, or one per type or queue."""
-    chosen = [t for t in tasks if (since is None or t.created >= since) and t.created < until]
+    """Figures of the tasks created in ``[since, until]``: one group ``""``, or one per type or queue."""
+    chosen = [t for t in tasks if (since is None or t.created >= since) and t.created <= until]
     groups: dict[str, list[TaskFacts]] = {}
     if group_by is None:
         groups[""] = chosen

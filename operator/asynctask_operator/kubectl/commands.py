@@ -575,9 +575,9 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     since = until - parse_duration(args.since, "--since") if args.since else None
     all_facts = [selection.facts(t) for t in tasks]
     groups = summarize(all_facts, since=since, until=until, group_by=args.by)
-    window = window_of([f for f in all_facts if f.created < until], since, until)
+    window = window_of([f for f in all_facts if f.created <= until], since, until)
     inside = [
-        t for t, f in zip(tasks, all_facts, strict=True) if (since is None or f.created >= since) and f.created < until
+        t for t, f in zip(tasks, all_facts, strict=True) if (since is None or f.created >= since) and f.created <= until
     ]
     reasons = selection.failure_reasons(inside)
     if args.output in ("json", "yaml"):
