@@ -163,3 +163,22 @@ async def test_logs_reads_the_attempts_pod_log_over_http(
         4,
         "error: no pod of attempt 3 of asynctask 'l1' (its pods may have been deleted)\n",
     )
+
+
+async def test_wait_follows_the_real_operator_to_the_end(
+    cluster: Cluster, operator: Any, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path
+) -> None:
+    """Not the test playing the operator: the operator's own status writes, read by the plugin's watch."""
+    await cluster.create_tasktype("echo")
+    await cluster.create_task("real", {"type": "echo", "retry": {"maxRetries": 1, "baseSeconds": 0, "jitter": False}})
+    waiting = asyncio.create_task(kubectl(kubeconfig, "wait", "real", "--timeout", "30s"))
+    await eventually(lambda: cluster.phase("real") == "Running", 15, "Running")
+    await cluster.job_fails("real-1", exit_code=1)
+    await eventually(lambda: cluster.has_job("real-2"), 15, "the retry's Job")
+    await cluster.job_succeeds("real-2")
+    result = await asyncio.wait_for(waiting, 30)
+    assert result.code == 0, result.err
+    lines = result.out.splitlines()
+    assert [line.split()[1] for line in lines][-1] == "Succeeded", result.out
+    assert "Retrying" in [line.split()[1] for line in lines], result.out
+    assert any("attempt 2/2" in line for line in lines), result.out
