@@ -7,9 +7,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import io
 import json
 import pathlib
+from collections.abc import Callable
 from typing import Any
 
 import kmock
@@ -28,8 +30,8 @@ class Result:
     err: str
 
 
-async def kubectl(kubeconfig: pathlib.Path, *argv: str) -> Result:
-    out = Console(file=io.StringIO(), width=200, color_system=None)
+async def kubectl(kubeconfig: pathlib.Path, *argv: str, out: Console | None = None) -> Result:
+    out = out or Console(file=io.StringIO(), width=200, color_system=None)
     err = Console(file=io.StringIO(), width=200, color_system=None)
     code = await run([*argv, "-n", NS, "--kubeconfig", str(kubeconfig)], out=out, err=err, interactive=False)
     return Result(code, out.file.getvalue(), err.file.getvalue())  # type: ignore[attr-defined]
@@ -43,12 +45,29 @@ def plugin_requests(k: kmock.KubernetesEmulator) -> list[tuple[str, str]]:
     ]
 
 
-async def play(cluster: Cluster, k: kmock.KubernetesEmulator, name: str, *statuses: dict[str, Any]) -> None:
-    """The operator's part: once the plugin has created the task and watches it, write each status in turn."""
+def more(count: Callable[[], int], than: int) -> bool:
+    return count() > than
+
+
+async def play(
+    cluster: Cluster, k: kmock.KubernetesEmulator, name: str, *statuses: dict[str, Any], out: Console | None = None
+) -> None:
+    """The operator's part: once the plugin has created the task and watches it, write each status in turn
+    (with ``out``, each once the plugin has printed the one before: kmock replays a watch's objects as
+    they are now, so statuses written at once could be seen as only the last)."""
     await eventually(lambda: (AT, NS, name) in k.objects, 10, "the task is created")
     await eventually(lambda: any("watch=true" in str(r.url) for r in k), 10, "the plugin watches")
+
+    def printed() -> int:
+        return len(out.file.getvalue().splitlines()) if out is not None else 0  # type: ignore[attr-defined]
+
+    if out is not None:
+        await eventually(lambda: printed() >= 1, 10, "the first line")
     for status in statuses:
+        before = printed()
         await cluster.patch(f"{AT_API}", f"asynctasks/{name}", {"status": status})
+        if out is not None:  # each status is a change: one more line
+            await eventually(functools.partial(more, printed, before), 10, f"a line for {status}")
 
 
 RUNNING = {"phase": "Running", "reason": "Admitted", "attempt": 1}
@@ -60,9 +79,11 @@ async def test_submit_wait_prints_progress_and_exits_0_on_success(
     await cluster.create_tasktype("video")
     progress = {**RUNNING, "progress": {"percent": 60, "message": "encoding", "stepsDone": 3, "stepsTotal": 5}}
     done = {"phase": "Succeeded", "reason": "Completed", "attempt": 1, "progress": {"percent": 100}}
-    operator = asyncio.create_task(play(cluster, kmock, "v1", RUNNING, progress, done))
+    out = Console(file=io.StringIO(), width=200, color_system=None)
+    operator = asyncio.create_task(play(cluster, kmock, "v1", RUNNING, progress, done, out=out))
     result = await asyncio.wait_for(
-        kubectl(kubeconfig, "submit", "--type", "video", "--name", "v1", "--payload", '{"in": "a"}', "--wait"), 20
+        kubectl(kubeconfig, "submit", "--type", "video", "--name", "v1", "--payload", '{"in": "a"}', "--wait", out=out),
+        20,
     )
     await operator
     assert result.code == 0, result.err

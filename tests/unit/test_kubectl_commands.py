@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import datetime as dt
+import functools
 import io
 import json
 from collections.abc import AsyncIterator, Callable
@@ -40,8 +41,8 @@ def console() -> Console:
     return Console(file=io.StringIO(), width=160, color_system=None, force_terminal=False)
 
 
-async def kubectl(fake: FakeKube, *argv: str, answer: str | None = None) -> Result:
-    out, err = console(), console()
+async def kubectl(fake: FakeKube, *argv: str, answer: str | None = None, out: Console | None = None) -> Result:
+    out, err = out or console(), console()
     code = await run(
         [*argv, "-n", NS],
         api=fake,
@@ -151,12 +152,22 @@ async def test_a_refused_create_says_what_may_not_be_done() -> None:
     assert (result.code, result.err.strip()) == (4, "error: you may not create asynctasks in 'media' (no)")
 
 
-async def play(fake: FakeKube, name: str, *statuses: dict[str, Any]) -> None:
-    """The operator's part: once the task exists, write these statuses one after another."""
-    await until(lambda: fake.get_object(ASYNCTASKS, NS, name) is not None, "the task is created")
+def more(count: Callable[[], int], than: int) -> bool:
+    return count() > than
+
+
+async def play(fake: FakeKube, name: str, *statuses: dict[str, Any], out: Console) -> None:
+    """The operator's part: once the task exists, write these statuses one after another, each once the
+    plugin has printed a line for the one before (two writes at once may be shown as one change)."""
+
+    def printed() -> int:
+        return len(out.file.getvalue().splitlines())  # type: ignore[attr-defined]
+
+    await until(lambda: fake.get_object(ASYNCTASKS, NS, name) is not None and printed() >= 1, "the task is created")
     for status in statuses:
-        await asyncio.sleep(0.01)
+        before = printed()
         await set_status(fake, name, status)
+        await until(functools.partial(more, printed, before), f"a line for {status}")
 
 
 RUNNING = {
@@ -190,8 +201,9 @@ async def test_submit_wait_exits_with_the_outcome(final: dict[str, Any], code: i
         **RUNNING,
         "progress": {"percent": 40, "message": "encoding", "step": "encode", "stepsDone": 2, "stepsTotal": 5},
     }
-    operator = asyncio.create_task(play(fake, "a", RUNNING, progress, final))
-    result = await asyncio.wait_for(kubectl(fake, "submit", "--type", "video", "--name", "a", "--wait"), 10)
+    out = console()
+    operator = asyncio.create_task(play(fake, "a", RUNNING, progress, final, out=out))
+    result = await asyncio.wait_for(kubectl(fake, "submit", "--type", "video", "--name", "a", "--wait", out=out), 10)
     await operator
     assert result.code == code, result.err
     lines = result.out.splitlines()

@@ -166,7 +166,7 @@ def test_exit_codes(phases: list[str], until: str, code: int) -> None:
     ],
 )
 def test_filters(filters: dict[str, Any], names: list[str]) -> None:
-    tasks = [
+    tasks: list[dict[str, Any]] = [
         {"metadata": {"name": "a"}, "spec": {"type": "video", "queue": "gpu"}, "status": {"phase": "Running"}},
         {"metadata": {"name": "b"}, "spec": {"type": "audio"}, "status": {"phase": "Pending"}},
         {
