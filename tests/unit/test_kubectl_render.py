@@ -9,7 +9,9 @@ from typing import Any
 import pytest
 from rich.console import Console, RenderableType
 
+from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.kubectl import render, selection
+from asynctask_operator.kubectl.errors import explain
 
 NOW = dt.datetime(2026, 1, 2, 12, 1, 5, tzinfo=dt.UTC)
 EFFECTIVE = {"queue": "gpu", "ttlSecondsAfterFinished": 60, "retry": {"maxRetries": 3}}
@@ -182,3 +184,36 @@ def test_a_task_waits_in_its_queue_only_while_pending_and_not_cancelled() -> Non
     assert selection.waiting(task("Pending", priority=3)) is not None
     assert selection.waiting(task("Pending", cancel=True)) is None
     assert selection.waiting(task("Running")) is None
+
+
+@pytest.mark.parametrize(
+    ("error", "verb", "plural", "name", "message"),
+    [
+        (ApiError(404, "NotFound", "x"), "get", "tasktypes", "video", "no TaskType 'video' in namespace 'media'"),
+        (ApiError(404, "NotFound", "x"), "get", "taskqueues", "gpu", "no TaskQueue 'gpu' in namespace 'media'"),
+        (ApiError(403, "Forbidden", ""), "patch", "asynctasks", None, "you may not patch asynctasks in 'media'"),
+        (
+            ApiError(401, "Unauthorized", ""),
+            "list",
+            "asynctasks",
+            None,
+            "the API server did not accept your credentials (401 Unauthorized): log in again, or check --context/--kubeconfig",
+        ),
+        (
+            ApiError(0, "Unreachable", "connection refused"),
+            "get",
+            "asynctasks",
+            "a",
+            "cannot reach the API server: connection refused",
+        ),
+        (
+            ApiError(422, "Invalid", "spec.type: Required value"),
+            "create",
+            "asynctasks",
+            "a",
+            "the API server refused the AsyncTask: spec.type: Required value",
+        ),
+    ],
+)
+def test_refusals_in_the_plugins_words(error: ApiError, verb: str, plural: str, name: str | None, message: str) -> None:
+    assert explain(error, verb, plural, "media", name) == message

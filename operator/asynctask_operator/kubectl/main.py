@@ -22,6 +22,7 @@ import argparse
 import asyncio
 import datetime as dt
 import logging
+import os
 import sys
 from collections.abc import Callable, Sequence
 from typing import Any, NoReturn
@@ -257,3 +258,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(run(sys.argv[1:] if argv is None else argv))
     except KeyboardInterrupt:
         return INTERRUPTED
+    except BrokenPipeError:  # `kubectl asynctask get | head -1`: the reader has what it wanted
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
