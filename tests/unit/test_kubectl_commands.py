@@ -592,3 +592,23 @@ async def test_logs_follow_goes_on_to_the_next_attempt_after_a_retry() -> None:
     assert result.out == "first try\nsecond try\n"
     assert fake.log_requests == [("a-1-pod", True), ("a-2-pod", True)]
     assert result.err == "==> attempt 1: pod/a-1-pod <==\n==> attempt 2: pod/a-2-pod <==\n"
+
+
+async def test_on_a_terminal_the_live_view_shows_the_end_and_logs_a_reconnect_above_it() -> None:
+    fake = cluster()
+    await given_task(fake, "a", {"phase": "Running", "attempt": 1, "progress": {"percent": 30}})
+    fake.fail("watch", "asynctasks", ApiError(500, "InternalError", "etcd hiccup"))  # the first watch fails
+    screen = Console(file=io.StringIO(), width=120, force_terminal=True, color_system=None)
+
+    async def operator() -> None:
+        await until(lambda: sum(r.verb == "watch" for r in fake.requests) >= 2, "the watch is made again")
+        await set_status(fake, "a", {"phase": "Succeeded", "progress": {"percent": 100}})
+
+    playing = asyncio.create_task(operator())
+    result = await asyncio.wait_for(kubectl(fake, "wait", "a", out=screen), 10)
+    await playing
+    assert result.code == 0
+    assert "watching asynctasks failed" in result.out  # printed by the live console, above the rows
+    assert "\x1b[" in result.out  # redrawn in place (cursor movement), not lines appended
+    last = result.out.rsplit("\x1b[2K", 1)[-1]
+    assert "a  Succeeded" in last and "100%" in last, repr(result.out[-400:])

@@ -9,8 +9,9 @@ import contextlib
 import dataclasses
 import datetime as dt
 import json
+import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import yaml
@@ -268,7 +269,10 @@ async def watch_progress(
 
     try:
         if ctx.live and show:
-            with Live(console=ctx.out, auto_refresh=False, transient=False, redirect_stderr=False) as live:
+            with (
+                Live(console=ctx.out, auto_refresh=False, transient=False, redirect_stderr=False) as live,
+                _logging_above(ctx.out),
+            ):
 
                 def draw(current: list[Obj]) -> None:
                     latest[:] = current
@@ -298,6 +302,29 @@ async def watch_progress(
         if render.phase(task) != "Succeeded":
             ctx.err.print(render.outcome(task), highlight=False, soft_wrap=True)
     return selection.exit_code(final, until)
+
+
+class _ConsoleLog(logging.Handler):
+    """Log records printed by the live view's console: above the rows being redrawn, not through them."""
+
+    def __init__(self, console: Console) -> None:
+        super().__init__(logging.WARNING)
+        self.console = console
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.console.print(self.format(record), style="dim", highlight=False, markup=False)
+
+
+@contextlib.contextmanager
+def _logging_above(console: Console) -> Iterator[None]:
+    """While the live view runs, warnings (a dropped watch, being resumed) go through its console."""
+    root = logging.getLogger()
+    handler, kept = _ConsoleLog(console), root.handlers[:]
+    root.handlers = [handler]
+    try:
+        yield
+    finally:
+        root.handlers = kept
 
 
 # ---------------------------------------------------------------------- get, describe, logs
