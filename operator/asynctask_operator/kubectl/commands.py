@@ -34,7 +34,6 @@ from asynctask_operator.adapters.kube import (
 )
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.core import labelselectors
-from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.idempotency import task_name_for_key, valid_key
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.models import TaskType
@@ -182,7 +181,8 @@ async def _check_type(ctx: Context, namespace: str, task: Obj) -> None:
             return  # the operator checks it; the user may create tasks without reading types
         raise refused(exc, "get", "tasktypes", namespace, type_) from None
     try:
-        check_payload(TaskType.model_validate(obj), task["spec"].get("payload"), CoreConfig().payload_limit_bytes)
+        # The schema only: the size limit is the operator's own setting (--payload-limit), not known here.
+        check_payload(TaskType.model_validate(obj), task["spec"].get("payload"), sys.maxsize)
     except Refusal as refusal:
         raise CliError(f"{refusal.reason}: {refusal.message}") from None
     except ValueError:
@@ -193,8 +193,8 @@ async def submit(ctx: Context, args: argparse.Namespace) -> int:
     if args.file and args.type:
         raise BadInput("give either -f FILE or --type TYPE, not both")
     if args.file:
-        if args.payload is not None:
-            raise BadInput("--payload goes with --type; a file carries its own spec.payload")
+        if args.payload is not None or args.name or args.label:
+            raise BadInput("--payload, --name and --label go with --type; a file carries its own")
         tasks = read_manifests(args.file)
     elif args.type:
         payload = parse_payload(args.payload) if args.payload is not None else None
