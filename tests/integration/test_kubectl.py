@@ -156,9 +156,9 @@ async def test_stats_over_a_prepared_set_of_tasks(
     assert result.code == 0, result.err
     answer = json.loads(result.out)
     figures = {g["key"]: g for g in answer["groups"]}
-    assert (figures["video"]["total"], figures["video"]["success_rate"]) == (4, 0.75)
-    assert (figures["video"]["p50_duration_seconds"], figures["video"]["p95_duration_seconds"]) == (10, 30)
-    assert (figures["audio"]["total"], figures["audio"]["success_rate"]) == (1, None)
+    assert (figures["video"]["total"], figures["video"]["successRate"]) == (4, 0.75)
+    assert (figures["video"]["p50DurationSeconds"], figures["video"]["p95DurationSeconds"]) == (10, 30)
+    assert (figures["audio"]["total"], figures["audio"]["successRate"]) == (1, None)
     assert answer["failuresByReason"] == {"PodFailed": 1}
 
 

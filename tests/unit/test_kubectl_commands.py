@@ -517,11 +517,11 @@ async def test_stats_over_a_prepared_set() -> None:
         "succeeded": 3,
         "failed": 2,
         "cancelled": 1,
-        "success_rate": 0.5,
-        "mean_duration_seconds": 30.0,
-        "p50_duration_seconds": 30,
-        "p95_duration_seconds": 50,
-        "mean_queue_wait_seconds": 4.0,
+        "successRate": 0.5,
+        "meanDurationSeconds": 30.0,
+        "p50DurationSeconds": 30,
+        "p95DurationSeconds": 50,
+        "meanQueueWaitSeconds": 4.0,
     }
     assert answer["failuresByReason"] == {"DeadlineExceeded": 1, "RetriesExhausted": 1}
     out = console()

@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 from typing import Any, Protocol
 
 import yaml
+from pydantic.alias_generators import to_camel
 from rich.console import Console
 from rich.live import Live
 
@@ -611,8 +612,10 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
         document = {
             "since": _moment(window.since),
             "until": _moment(window.until),
-            "groupBy": args.by,
-            "groups": [{"key": k, **dataclasses.asdict(v)} for k, v in groups.items()],
+            "groupBy": args.by,  # the gateway's /statistics answer, field for field
+            "groups": [
+                {"key": k, **{to_camel(f): n for f, n in dataclasses.asdict(v).items()}} for k, v in groups.items()
+            ],
             "failuresByReason": reasons,
         }
         text = (
