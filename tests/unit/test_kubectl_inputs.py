@@ -121,6 +121,7 @@ def test_flags_override_the_spec() -> None:
         (["submit", "--type", "t", "--attempt-timeout", "soon"], "--attempt-timeout: 'soon' is not a duration"),
         (["submit", "-f", "/no/tasks.yaml"], "-f: no such file: /no/tasks.yaml"),
         (["submit"], "say what to run"),
+        (["submit", "--type", "t", "--timeout", "5m"], "--timeout bounds --wait"),
         (["submit", "-f", "x.yaml", "--name", "n"], "--payload, --name and --label go with --type"),
         (["submit", "--type", "t", "-f", "x.yaml"], "either -f FILE or --type TYPE"),
         (["wait", "a", "--for", "Done"], "--for: 'Done'"),

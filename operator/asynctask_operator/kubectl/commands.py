@@ -202,6 +202,8 @@ async def submit(ctx: Context, args: argparse.Namespace) -> int:
         tasks = [new_task(args.type, payload, name=args.name, labels=parse_labels(args.label))]
     else:
         raise BadInput("say what to run: -f FILE, or --type TYPE [--payload JSON|@FILE]")
+    if args.timeout and not args.wait:
+        raise BadInput("--timeout bounds --wait (for the task's own bounds: --attempt-timeout, --deadline)")
     overrides = _overrides(args)
     tasks = [with_overrides(t, overrides) for t in tasks]
     if args.idempotency_key is not None:
