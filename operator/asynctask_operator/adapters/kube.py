@@ -152,10 +152,11 @@ class KubeClient:
         concurrency: int = 16,
         retry: RetryPolicy | None = None,
         counter: RequestCounter | None = None,
+        user_agent: str = USER_AGENT,
     ) -> None:
         configuration.connection_pool_maxsize = max(concurrency, 4)
         self._api = kubernetes.client.ApiClient(configuration)
-        self._api.user_agent = USER_AGENT
+        self._api.user_agent = user_agent
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.retry = retry or RetryPolicy()
         self.counter = counter or RequestCounter()
@@ -255,13 +256,50 @@ class KubeClient:
         finally:
             stream.close()
 
-    def _open(self, path: str, query: list[tuple[str, str]], read_timeout: float) -> Any:
-        """Send a request and return the urllib3 response unread (for a watch stream)."""
+    async def pod_log(
+        self, namespace: str, name: str, *, container: str | None = None, follow: bool = False
+    ) -> AsyncIterator[str]:
+        """The lines of a pod's log, without their line ends (of ``container``, else its only one); with ``follow``, as they are
+        written, until the container ends. Raises :class:`ApiError` when refused (:class:`NotFound`
+        without the pod; 400 while the container has not started)."""
+        query = [("follow", "true")] if follow else []
+        if container:
+            query.append(("container", container))
+        stream = WatchStream(
+            asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"), blank_lines=True
+        )
+        path = PODS.path(namespace, name, "log")
+        threading.Thread(
+            target=stream.run,
+            args=(lambda: self._open(path, query, 24 * 3600.0, accept="*/*"),),
+            name="pod-log",
+            daemon=True,
+        ).start()
+        try:
+            status, data = await stream.opened
+            self.counter.add("get", "pods/log", status)
+            if not 200 <= status < 300:
+                raise ApiError(0, "Unreachable", f"GET {path}: {data!r}") if status == 0 else _error(status, data)
+            while True:
+                try:
+                    line = await stream.next()
+                except StreamBroken as broken:
+                    raise ApiError(0, "LogBroken", str(broken)) from broken.__cause__
+                if line is None:
+                    return
+                yield line
+        finally:
+            stream.close()
+
+    def _open(
+        self, path: str, query: list[tuple[str, str]], read_timeout: float, accept: str = "application/json"
+    ) -> Any:
+        """Send a request and return the urllib3 response unread (for a watch stream or a log)."""
         params = self._api.param_serialize(
             method="GET",
             resource_path=path,
             query_params=query,
-            header_params={"Accept": "application/json"},
+            header_params={"Accept": accept},
             auth_settings=["BearerToken"],
         )
         return self._api.call_api(*params, _request_timeout=(10.0, read_timeout)).response

@@ -47,3 +47,23 @@ def credentials(config: kubernetes.client.Configuration) -> dict[str, Any]:
         "certificate_path": config.cert_file,
         "private_key_path": config.key_file,
     }
+
+
+SERVICE_ACCOUNT_NAMESPACE = "/var/run/secrets/kubernetes.io/serviceaccount/namespace"
+
+
+def default_namespace(kubeconfig: str | None = None, context: str | None = None) -> str:
+    """The namespace kubectl would use: the context's, else the pod's own (in-cluster), else ``default``."""
+    try:
+        contexts, active = kubernetes.config.list_kube_config_contexts(config_file=kubeconfig)  # type: ignore[no-untyped-call]
+    except (kubernetes.config.ConfigException, OSError):
+        contexts, active = [], None
+    chosen = next((c for c in contexts if c.get("name") == context), None) if context else active
+    namespace = ((chosen or {}).get("context") or {}).get("namespace")
+    if namespace:
+        return str(namespace)
+    try:
+        with open(SERVICE_ACCOUNT_NAMESPACE) as file:
+            return file.read().strip() or "default"
+    except OSError:
+        return "default"

@@ -27,10 +27,14 @@ class StreamBroken(Exception):
 class WatchStream:
     """One watch response, read in a thread; its events handed to the event loop, a bounded few ahead."""
 
-    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+    def __init__(
+        self, loop: asyncio.AbstractEventLoop, decode: Callable[[bytes], Any] = json.loads, *, blank_lines: bool = False
+    ) -> None:
         self._loop = loop
+        self._decode = decode  # a watch's lines are JSON events; a pod log's are text
+        self._blank_lines = blank_lines  # a log keeps its empty lines; a watch has none that mean anything
         self.opened: asyncio.Future[tuple[int, bytes]] = loop.create_future()
-        self._events: asyncio.Queue[dict[str, Any] | BaseException | None] = asyncio.Queue()
+        self._events: asyncio.Queue[Any] = asyncio.Queue()
         self._room = threading.Semaphore(WATCH_BUFFER)
         self._closed = threading.Event()
         self._response: Any = None
@@ -52,10 +56,10 @@ class WatchStream:
                 self._call(self._resolve, response.status, response.data or b"")
                 return
             self._call(self._resolve, response.status, b"")
-            for line in lines(response):
+            for line in lines(response, blank_lines=self._blank_lines):
                 if self._closed.is_set():
                     break
-                event = json.loads(line)
+                event = self._decode(line)
                 while not self._room.acquire(timeout=1.0):  # the consumer is behind: wait for it
                     if self._closed.is_set():
                         return
@@ -77,7 +81,7 @@ class WatchStream:
         with contextlib.suppress(RuntimeError):  # the loop has closed: nobody is listening
             self._loop.call_soon_threadsafe(fn, *args)
 
-    async def next(self) -> dict[str, Any] | None:
+    async def next(self) -> Any:
         item = await self._events.get()
         if isinstance(item, BaseException):
             raise StreamBroken(str(item) or type(item).__name__) from item
@@ -93,8 +97,8 @@ class WatchStream:
                 response.shutdown()  # unblocks the thread's read at once
 
 
-def lines(response: Any) -> Iterator[bytes]:
-    """The non-empty lines of a streamed response body, as they arrive.
+def lines(response: Any, *, blank_lines: bool = False) -> Iterator[bytes]:
+    """The non-empty lines (every line, with ``blank_lines``) of a streamed response body, as they arrive.
 
     ``read1`` returns what has arrived, chunked or not (``stream()`` would wait for 64 KiB or
     the end of a body sent without chunked encoding, as some proxies send it)."""
@@ -106,7 +110,7 @@ def lines(response: Any) -> Iterator[bytes]:
             if end < 0:
                 break
             line, buffer = buffer[:end], buffer[end + 1 :]
-            if line.strip():
+            if blank_lines or line.strip():
                 yield line
     if buffer.strip():
         yield buffer

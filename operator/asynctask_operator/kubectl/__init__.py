@@ -1,0 +1,16 @@
+"""The kubectl plugin, ``kubectl asynctask`` (console script ``kubectl-asynctask``): a front door beside the operator.
+
+It talks to the Kubernetes API through the adapters and computes what the gateway computes
+(statistics, queue positions, idempotent names) with the same core functions. Layers: it uses
+core and adapters, never the controllers (pyproject's import-linter contract; ADR 0019).
+
+- :mod:`~asynctask_operator.kubectl.main`: the flags and the entry point;
+- :mod:`~asynctask_operator.kubectl.commands`: one function per command (the I/O);
+- :mod:`~asynctask_operator.kubectl.follow`: follow tasks with the reflector's list+watch loop;
+- :mod:`~asynctask_operator.kubectl.inputs`, :mod:`~asynctask_operator.kubectl.selection`,
+  :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.errors`: pure parts.
+"""
+
+from asynctask_operator.kubectl.main import main, run
+
+__all__ = ["main", "run"]
