@@ -259,7 +259,8 @@ def test_a_waiting_task_is_the_same_parsed_or_not(
     spec: dict[str, Any], status: dict[str, Any], meta: dict[str, Any], expected: tuple[str, int] | None
 ) -> None:
     from asynctask_operator.core.models import AsyncTask
-    from asynctask_operator.gateway.views import waiting_in, waiting_of
+    from asynctask_operator.core.wire import waiting_in
+    from asynctask_operator.gateway.views import waiting_of
 
     obj = {"metadata": {"name": "n", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z", **meta},
            "spec": spec, "status": status}  # fmt: skip

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from asynctask_operator.adapters.kube import ApiError
+from asynctask_operator.core.wire import waiting_in
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import explain
 
@@ -181,9 +182,9 @@ def test_filters(filters: dict[str, Any], names: list[str]) -> None:
 
 
 def test_a_task_waits_in_its_queue_only_while_pending_and_not_cancelled() -> None:
-    assert selection.waiting(task("Pending", priority=3)) is not None
-    assert selection.waiting(task("Pending", cancel=True)) is None
-    assert selection.waiting(task("Running")) is None
+    assert waiting_in(task("Pending", priority=3)) is not None
+    assert waiting_in(task("Pending", cancel=True)) is None
+    assert waiting_in(task("Running")) is None
 
 
 @pytest.mark.parametrize(

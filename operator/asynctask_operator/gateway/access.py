@@ -22,12 +22,12 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.wire import waiting_in
 from asynctask_operator.gateway.auth import ANONYMOUS, Permission, Reviews, User
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.ratelimit import RateLimiter
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.gateway.store import Store
-from asynctask_operator.gateway.views import waiting_in
 
 logger = logging.getLogger(__name__)
 

@@ -15,11 +15,12 @@ from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError
 from asynctask_operator.core.models import AsyncTask, TaskQueue
+from asynctask_operator.core.wire import DEFAULT_QUEUE
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented, from_api_error
 from asynctask_operator.gateway.tasks import parsed
-from asynctask_operator.gateway.views import DEFAULT_QUEUE, QueueList, QueueSummary, queue_summary, task_queue
+from asynctask_operator.gateway.views import QueueList, QueueSummary, queue_summary, task_queue
 
 router = APIRouter(tags=["queues"])
 RESPONSES = documented(401, 403, 404, 429, 503)

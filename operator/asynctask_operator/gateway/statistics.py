@@ -10,14 +10,14 @@ from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import JSONResponse
 from pydantic import Field
 
-from asynctask_operator.core.models import AsyncTask, Model
-from asynctask_operator.core.statistics import TaskFacts, summarize, window_of
+from asynctask_operator.core.models import Model
+from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import parse_stamp, stamp
+from asynctask_operator.core.wire import facts_in
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
-from asynctask_operator.gateway.tasks import parsed, synced
-from asynctask_operator.gateway.views import task_queue
+from asynctask_operator.gateway.tasks import synced
 
 router = APIRouter(tags=["statistics"])
 
@@ -43,29 +43,6 @@ class StatisticsAnswer(Model):
     group_by: str | None = None
     note: str = "over the tasks still present: finished tasks are deleted after their TTL"
     groups: list[GroupFigures]
-
-
-def seconds(text: str | None) -> float | None:
-    moment = parse_stamp(text)
-    return moment.timestamp() if moment else None
-
-
-def first_start(task: AsyncTask) -> str | None:
-    """When the task first left its queue: its first attempt's start."""
-    attempts = task.status.attempts or []
-    return attempts[0].start_time if attempts and attempts[0].start_time else task.status.start_time
-
-
-def facts(task: AsyncTask) -> TaskFacts:
-    return TaskFacts(
-        type=task.spec.type,
-        queue=task_queue(task),
-        phase=task.phase,
-        created=seconds(task.metadata.creation_timestamp) or 0.0,
-        queued=seconds(task.status.queued_time),
-        started=seconds(first_start(task)),
-        duration=task.status.duration_seconds,
-    )
 
 
 TIME: dict[str, Any] = {"json_schema_extra": {"format": "date-time"}}
@@ -100,7 +77,7 @@ async def statistics(
     end = gateway.clocks.wall() if end is None else end
     if start is not None and start > end:
         raise Problem(400, "since is after until")
-    all_facts = [facts(parsed(o)) for o in gateway.tasks.in_namespace(ns)]
+    all_facts = [facts_in(o) for o in gateway.tasks.in_namespace(ns)]
     window = window_of([f for f in all_facts if f.created <= end], start, end)
     groups = summarize(all_facts, since=start, until=end, group_by=group_by)
 

@@ -27,8 +27,8 @@ from asynctask_operator.core.models import (
 )
 from asynctask_operator.core.queueing import WaitingTask
 from asynctask_operator.core.timestamps import parse_stamp
+from asynctask_operator.core.wire import DEFAULT_QUEUE, waiting_task
 
-DEFAULT_QUEUE = "default"
 RUNNING_RETRY_AFTER = 2  # seconds: a running task is polled at this pace
 MAX_RETRY_AFTER = 60
 
@@ -121,34 +121,17 @@ class ScheduleList(Model):
 
 
 def task_queue(task: AsyncTask) -> str:
+    """:func:`~asynctask_operator.core.wire.queue_in` of a parsed task."""
     admitted = task.status.effective.queue if task.status.effective else None
     return resolve_queue(admitted, task.spec.queue, None, DEFAULT_QUEUE)
 
 
-def waiting(
-    phase: str | None, cancel: object, deleting: object, name: str, queue: str, priority: object, created: object
-) -> WaitingTask | None:
-    """A task as its queue's admission sees it, while it waits for a slot (Pending, not cancelled, not going)."""
-    if (phase or "Pending") != "Pending" or cancel or deleting:
-        return None
-    return WaitingTask(name, queue, priority if isinstance(priority, int) else 0, str(created or ""))
-
-
 def waiting_of(task: AsyncTask) -> WaitingTask | None:
+    """:func:`~asynctask_operator.core.wire.waiting_in` of a parsed task."""
     meta = task.metadata
-    return waiting(
+    return waiting_task(
         task.status.phase, task.spec.cancel, meta.deletion_timestamp, meta.name, task_queue(task),
         task.spec.priority, meta.creation_timestamp,
-    )  # fmt: skip
-
-
-def waiting_in(obj: dict[str, Any]) -> WaitingTask | None:
-    """:func:`waiting_of` of a task's wire form, unparsed: a GET places its task among thousands."""
-    meta, spec, status = obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
-    queue = resolve_queue((status.get("effective") or {}).get("queue"), spec.get("queue"), None, DEFAULT_QUEUE)
-    return waiting(
-        status.get("phase"), spec.get("cancel"), meta.get("deletionTimestamp"), str(meta.get("name") or ""),
-        queue, spec.get("priority"), meta.get("creationTimestamp"),
     )  # fmt: skip
 
 

@@ -43,6 +43,7 @@ from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.validation import Refusal, check_payload
+from asynctask_operator.core.wire import facts_in, waiting_in
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import ERROR, TIMED_OUT, CliError, refused
 from asynctask_operator.kubectl.follow import Deleted, TimedOut, follow
@@ -544,7 +545,7 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     if args.queue_command == "pending":
         tasks = await list_all(ctx, ASYNCTASKS, ctx.namespace)
-        positions = queue_positions(w for w in map(selection.waiting, tasks) if w is not None)
+        positions = queue_positions(w for w in map(waiting_in, tasks) if w is not None)
         by_name = {_name(t): t for t in tasks}
         ordered = sorted((p, by_name[n]) for (q, n), p in positions.items() if q == args.name)
         if args.output == "name":
@@ -603,7 +604,7 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     tasks = await list_all(ctx, ASYNCTASKS, ctx.list_namespace)
     until = ctx.now().timestamp()
     since = until - parse_duration(args.since, "--since") if args.since else None
-    all_facts = [selection.facts(t) for t in tasks]
+    all_facts = [facts_in(t) for t in tasks]
     groups = summarize(all_facts, since=since, until=until, group_by=args.by)
     window = window_of([f for f in all_facts if f.created <= until], since, until)
     inside = [

@@ -20,12 +20,11 @@ from rich.progress_bar import ProgressBar
 from rich.table import Table
 from rich.text import Text
 
-from asynctask_operator.core.effective import resolve_queue
 from asynctask_operator.core.statistics import Figures
 from asynctask_operator.core.timestamps import parse_stamp
+from asynctask_operator.core.wire import queue_in
 
 Obj = dict[str, Any]
-DEFAULT_QUEUE = "default"
 BAR_WIDTH = 20
 PHASE_STYLES = {
     "Pending": "yellow",
@@ -54,9 +53,8 @@ def phase(task: Obj) -> str:
 
 
 def task_queue(task: Obj) -> str:
-    """The queue the task is (or will be) in: the one admission recorded, else the one it asks for."""
-    effective = _status(task).get("effective") or {}
-    return resolve_queue(effective.get("queue"), _spec(task).get("queue"), None, DEFAULT_QUEUE)
+    """The queue the task is (or will be) in (the gateway's reading too: ``core/wire.py``)."""
+    return queue_in(task)
 
 
 def age(stamp: str | None, now: dt.datetime) -> str:

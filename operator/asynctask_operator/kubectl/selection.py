@@ -5,8 +5,8 @@
 - :func:`actionable`: whether ``cancel`` or ``retry`` can do anything to a task (cancel: not
   finished; retry: Failed or Cancelled, SPEC 2.3);
 - :func:`exit_code`: what the finished tasks a command waited for mean to a script;
-- :func:`facts` and :func:`waiting`: a task as the shared core functions (statistics, queue
-  positions) read it, so the plugin and the gateway compute the same figures.
+- a task as the shared core functions (statistics, queue positions) read it: ``core/wire.py``,
+  the gateway's reading too.
 """
 
 from __future__ import annotations
@@ -15,9 +15,6 @@ import collections
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from asynctask_operator.core.queueing import WaitingTask
-from asynctask_operator.core.statistics import TaskFacts
-from asynctask_operator.core.timestamps import parse_stamp
 from asynctask_operator.kubectl.errors import CANCELLED, FAILED, SUCCEEDED
 from asynctask_operator.kubectl.render import finished, phase, task_queue
 
@@ -59,42 +56,6 @@ def exit_code(tasks: Iterable[Obj], until: str = "Succeeded") -> int:
     if "Cancelled" in phases:
         return CANCELLED
     return SUCCEEDED
-
-
-def _seconds(text: str | None) -> float | None:
-    moment = parse_stamp(text)
-    return moment.timestamp() if moment else None
-
-
-def facts(task: Obj) -> TaskFacts:
-    """The task as :func:`~asynctask_operator.core.statistics.summarize` reads it (the gateway's reading too:
-    the queue it was admitted to, the first attempt's start as the end of its queue wait)."""
-    meta, status = task.get("metadata") or {}, task.get("status") or {}
-    attempts = status.get("attempts") or []
-    first = attempts[0].get("startTime") if attempts and attempts[0].get("startTime") else status.get("startTime")
-    duration = status.get("durationSeconds")
-    return TaskFacts(
-        type=str((task.get("spec") or {}).get("type") or ""),
-        queue=task_queue(task),
-        phase=phase(task),
-        created=_seconds(meta.get("creationTimestamp")) or 0.0,
-        queued=_seconds(status.get("queuedTime")),
-        started=_seconds(first),
-        duration=float(duration) if isinstance(duration, int | float) else None,
-    )
-
-
-def waiting(task: Obj) -> WaitingTask | None:
-    """The task as its queue's admission order sees it, while it waits for a slot (Pending, not cancelled)."""
-    meta, spec = task.get("metadata") or {}, task.get("spec") or {}
-    if phase(task) != "Pending" or spec.get("cancel") or meta.get("deletionTimestamp"):
-        return None
-    return WaitingTask(
-        str(meta.get("name") or ""),
-        task_queue(task),
-        int(spec.get("priority") or 0),
-        str(meta.get("creationTimestamp") or ""),
-    )
 
 
 def failure_reasons(tasks: Iterable[Obj]) -> dict[str, int]:

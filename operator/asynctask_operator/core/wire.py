@@ -1,0 +1,74 @@
+"""Readings of an AsyncTask in its wire form (the JSON dict), without parsing it into the model.
+
+The front doors read thousands of cached tasks per answer (a queue's admission order, the
+statistics of a namespace), where parsing each one would cost more than the answer. The HTTP
+gateway and the kubectl plugin read them through these functions, so both compute the same
+positions and the same figures (issue #14: one function each, in the core).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from asynctask_operator.core.effective import resolve_queue
+from asynctask_operator.core.queueing import WaitingTask
+from asynctask_operator.core.statistics import TaskFacts
+from asynctask_operator.core.timestamps import parse_stamp
+
+Obj = dict[str, Any]
+DEFAULT_QUEUE = "default"
+"""The queue of a task that names none, as the operator's default setting has it. A front door cannot
+know a TaskType default the operator has not resolved yet: until admission records it, such a
+task is shown in this queue."""
+
+
+def _parts(obj: Obj) -> tuple[Obj, Obj, Obj]:
+    return obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+
+
+def queue_in(obj: Obj) -> str:
+    """The queue the task is (or will be) in: the one its admission recorded, else the one it asks for."""
+    _, spec, status = _parts(obj)
+    return resolve_queue((status.get("effective") or {}).get("queue"), spec.get("queue"), None, DEFAULT_QUEUE)
+
+
+def waiting_task(
+    phase: str | None, cancel: object, deleting: object, name: str, queue: str, priority: object, created: object
+) -> WaitingTask | None:
+    """A task as its queue's admission order sees it, while it waits for a slot (Pending, not
+    cancelled, not being deleted); ``None`` otherwise."""
+    if (phase or "Pending") != "Pending" or cancel or deleting:
+        return None
+    return WaitingTask(name, queue, priority if isinstance(priority, int) else 0, str(created or ""))
+
+
+def waiting_in(obj: Obj) -> WaitingTask | None:
+    """:func:`waiting_task` of a task's wire form."""
+    meta, spec, status = _parts(obj)
+    return waiting_task(
+        status.get("phase"), spec.get("cancel"), meta.get("deletionTimestamp"), str(meta.get("name") or ""),
+        queue_in(obj), spec.get("priority"), meta.get("creationTimestamp"),
+    )  # fmt: skip
+
+
+def _seconds(text: object) -> float | None:
+    moment = parse_stamp(text if isinstance(text, str) else None)
+    return moment.timestamp() if moment else None
+
+
+def facts_in(obj: Obj) -> TaskFacts:
+    """The task as :func:`~asynctask_operator.core.statistics.summarize` reads it: the queue it was
+    admitted to, and its first attempt's start as the end of its queue wait."""
+    meta, spec, status = _parts(obj)
+    attempts = status.get("attempts") or []
+    first = attempts[0].get("startTime") if attempts and attempts[0].get("startTime") else status.get("startTime")
+    duration = status.get("durationSeconds")
+    return TaskFacts(
+        type=str(spec.get("type") or ""),
+        queue=queue_in(obj),
+        phase=str(status.get("phase") or "Pending"),
+        created=_seconds(meta.get("creationTimestamp")) or 0.0,
+        queued=_seconds(status.get("queuedTime")),
+        started=_seconds(first),
+        duration=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
+    )
