@@ -11,11 +11,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 
-from fastapi import FastAPI, Request, Response
+from fastapi import FastAPI, Response
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import JSONResponse
+from starlette.datastructures import Headers
 from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
@@ -24,7 +25,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUE
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.gateway import cloudevents, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.metrics import GatewayMetrics
+from asynctask_operator.gateway.metrics import CountRequests, GatewayMetrics
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.settings import GatewaySettings
 
@@ -78,21 +79,24 @@ class BodyLimit:
         await self.app(scope, counted, send)
 
 
-def body_check() -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-    """415 for a body that is not JSON: the only bodies the gateway reads are JSON documents."""
+class JsonBodiesOnly:
+    """415 for a body that is not JSON: the only bodies the gateway reads are JSON documents.
 
-    async def check(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-        length = request.headers.get("content-length", "")
-        has_body = length not in ("", "0") or "transfer-encoding" in request.headers
-        if (
-            request.method in ("POST", "PUT", "PATCH")
-            and has_body
-            and not is_json(request.headers.get("content-type", ""))
-        ):
-            return problems.response(Problem(415, "the body must be application/json"))
-        return await call_next(request)
+    Plain ASGI, as every middleware here: Starlette's ``BaseHTTPMiddleware`` (``@app.middleware``)
+    runs each request through a task group and a memory stream, most of a cached GET's cost."""
 
-    return check
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+            headers = Headers(scope=scope)
+            has_body = headers.get("content-length", "") not in ("", "0") or "transfer-encoding" in headers
+            if has_body and not is_json(headers.get("content-type", "")):
+                response = problems.response(Problem(415, "the body must be application/json"))
+                await response(scope, receive, send)
+                return
+        await self.app(scope, receive, send)
 
 
 def application(settings: GatewaySettings, lifespan: Lifespan | None = None) -> FastAPI:
@@ -106,7 +110,7 @@ def application(settings: GatewaySettings, lifespan: Lifespan | None = None) -> 
         lifespan=lifespan,
     )
     problems.install(app)
-    app.middleware("http")(body_check())
+    app.add_middleware(JsonBodiesOnly)
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     if settings.cors_origins:
         app.add_middleware(
@@ -138,7 +142,7 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
     app = application(gateway.settings, lifespan)
     app.state.gateway = gateway
     metrics = GatewayMetrics(gateway)
-    app.middleware("http")(metrics.middleware())
+    app.add_middleware(CountRequests, metrics=metrics)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

@@ -12,12 +12,13 @@
 from __future__ import annotations
 
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Iterable
 
-from fastapi import Request, Response
+from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asynctask_operator.gateway.access import Gateway
 
@@ -59,16 +60,39 @@ class GatewayMetrics:
         )
         self.registry.register(_StateCollector(gateway))
 
-    def middleware(self) -> Callable[[Request, Callable[[Request], Awaitable[Response]]], Awaitable[Response]]:
-        async def count(request: Request, call_next: Callable[[Request], Awaitable[Response]]) -> Response:
-            started = time.perf_counter()
-            response = await call_next(request)
-            route = getattr(request.scope.get("route"), "path", None) or "unmatched"
-            self.requests.labels(request.method, route, str(response.status_code)).inc()
-            self.latency.labels(request.method, route).observe(time.perf_counter() - started)
-            return response
-
-        return count
-
     def answer(self) -> Response:
         return Response(generate_latest(self.registry), media_type=CONTENT_TYPE_LATEST)
+
+
+class CountRequests:
+    """Requests by method, route and code, and the time to each answer's first byte (an event stream's
+    headers, not its hours). Plain ASGI, like every middleware of the gateway."""
+
+    def __init__(self, app: ASGIApp, metrics: GatewayMetrics) -> None:
+        self.app = app
+        self.metrics = metrics
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        started = time.perf_counter()
+        counted = False
+
+        def count(status: int) -> None:
+            nonlocal counted
+            counted = True
+            route = getattr(scope.get("route"), "path", None) or "unmatched"
+            self.metrics.requests.labels(scope["method"], route, str(status)).inc()
+            self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
+
+        async def sending(message: Message) -> None:
+            if message["type"] == "http.response.start" and not counted:
+                count(int(message["status"]))
+            await send(message)
+
+        try:
+            await self.app(scope, receive, sending)
+        finally:
+            if not counted:  # ended without an answer: what the server will say
+                count(500)
