@@ -22,7 +22,7 @@ from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
-from asynctask_operator.gateway.store import Store, version_of
+from asynctask_operator.gateway.store import Change, Store, Subscription, version_of
 from asynctask_operator.gateway.tasks import cached_task, parsed, synced
 from asynctask_operator.gateway.views import summary, task_queue
 
@@ -64,6 +64,20 @@ def watched(task: AsyncTask) -> tuple[Any, ...]:
     return (task.phase, status.reason, status.attempt, progress, status.message)
 
 
+async def changes(subscription: Subscription, keepalive: float) -> AsyncIterator[Change | bytes]:
+    """The subscription's changes, with :data:`KEEPALIVE` after each ``keepalive`` seconds without
+    one (ingress idle timeouts end silent streams); ends when the store drops a too slow reader."""
+    while True:
+        try:
+            change = await asyncio.wait_for(subscription.next(), keepalive)
+        except TimeoutError:
+            yield KEEPALIVE
+            continue
+        if change is None:
+            return
+        yield change
+
+
 async def task_stream(
     store: Store, ns: str, name: str, last_id: str | None, keepalive: float, size: int
 ) -> AsyncIterator[bytes]:
@@ -78,14 +92,10 @@ async def task_stream(
             yield status_frame(task)
         if task.finished:
             return
-        while True:
-            try:
-                change = await asyncio.wait_for(subscription.next(), keepalive)
-            except TimeoutError:
-                yield KEEPALIVE
+        async for change in changes(subscription, keepalive):
+            if isinstance(change, bytes):
+                yield change
                 continue
-            if change is None:  # dropped: too slow a reader
-                return
             type_, obj = change
             if (obj.get("metadata") or {}).get("name") != name:
                 continue
@@ -135,14 +145,10 @@ async def namespace_stream(
             for task in sorted(missed, key=lambda t: int(t.metadata.resource_version)):
                 if selected(task, type_, queue):
                     yield status_frame(task, "task")
-        while True:
-            try:
-                change = await asyncio.wait_for(subscription.next(), keepalive)
-            except TimeoutError:
-                yield KEEPALIVE
+        async for change in changes(subscription, keepalive):
+            if isinstance(change, bytes):
+                yield change
                 continue
-            if change is None:
-                return
             type_of_change, obj = change
             try:
                 task = parsed(obj)
