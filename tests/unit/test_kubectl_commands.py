@@ -433,6 +433,16 @@ async def test_retry_sets_a_new_annotation_on_failed_and_cancelled_tasks_only() 
     )
 
 
+async def test_retry_of_a_task_cancelled_by_spec_cancel_clears_it() -> None:
+    """The lifecycle honours a retry only when the task no longer asks to be cancelled."""
+    fake = cluster()
+    await given_task(fake, "stopped", {"phase": "Cancelled", "reason": "Cancelled"}, cancel=True)
+    assert (await kubectl(fake, "retry", "stopped")).code == 0
+    [task] = tasks_of(fake)
+    assert "cancel" not in task["spec"]
+    assert task["metadata"]["annotations"] == {RETRY_ANNOTATION: "2026-01-02T12:00:00.000000Z"}
+
+
 async def test_a_forbidden_patch_says_who_may_not_do_what() -> None:
     fake = await selection_cluster()
     fake.fail("patch", "asynctasks", ApiError(403, "Forbidden", ""))

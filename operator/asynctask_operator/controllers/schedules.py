@@ -27,6 +27,7 @@ from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.tasks import RequeueSoon, status_patch
+from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask, ScheduledTask
 from asynctask_operator.core.schedule import ScheduleDecision, ScheduleObserved, decide_schedule
 
@@ -89,7 +90,7 @@ class ScheduleReconciler:
         for name in decision.cancel:
             sent = self.cache.monotonic()
             try:
-                answer = await self.api.patch(ASYNCTASKS, ns, name, {"spec": {"cancel": True}})
+                answer = await self.api.patch(ASYNCTASKS, ns, name, acts.cancel_task())
             except NotFound:
                 continue
             self.intake.take(answer, answer_sent_at=sent)

@@ -18,6 +18,7 @@ Phases::
 from __future__ import annotations
 
 from asynctask_operator.core import conditions as cond
+from asynctask_operator.core.acts import RETRY_ANNOTATION, RETRYABLE_PHASES
 from asynctask_operator.core.callback_step import record_callback
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.draft import Admission, Decision, Draft, Observed, after
@@ -33,8 +34,6 @@ from asynctask_operator.core.timestamps import ceil_second, parse_stamp, stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
 
 __all__ = ["RETRY_ANNOTATION", "Admission", "Decision", "Observed", "decide", "refuse"]
-
-RETRY_ANNOTATION = "asynctask.dev/retry-requested"
 
 
 def decide(obs: Observed, config: CoreConfig) -> Decision:
@@ -307,7 +306,7 @@ def _finished(draft: Draft) -> None:
     if (
         requested is not None
         and requested != honoured
-        and draft.phase in ("Failed", "Cancelled")
+        and draft.phase in RETRYABLE_PHASES
         and not obs.task.spec.cancel
         and draft.delete_job is None
     ):

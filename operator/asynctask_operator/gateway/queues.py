@@ -14,6 +14,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError
+from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask, TaskQueue
 from asynctask_operator.core.wire import DEFAULT_QUEUE
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
@@ -73,7 +74,7 @@ async def set_paused(gateway: Gateway, ns: str, name: str, paused: bool) -> JSON
     if gateway.queues.get(ns, name) is None:
         raise Problem(404, f"TaskQueue {name!r} not found in namespace {ns!r}")
     try:
-        obj = await gateway.api.patch(TASKQUEUES, ns, name, {"spec": {"paused": paused}})
+        obj = await gateway.api.patch(TASKQUEUES, ns, name, acts.pause_queue(paused))
     except ApiError as error:
         raise from_api_error(error, f"TaskQueue {name!r}") from None
     gateway.queues.put(obj)

@@ -9,8 +9,8 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import SCHEDULEDTASKS, ApiError
+from asynctask_operator.core import acts
 from asynctask_operator.core.models import ScheduledTask
-from asynctask_operator.core.naming import ANNOTATION_RUN_NOW
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
 from asynctask_operator.gateway.auth import User
@@ -73,14 +73,14 @@ async def suspend_schedule(
     ns: str, name: str, request: Request, user: Annotated[User, Depends(caller("suspend_schedule"))]
 ) -> JSONResponse:
     """Start no more runs (``spec.suspend: true``)."""
-    return await write(gateway_of(request), ns, name, {"spec": {"suspend": True}})
+    return await write(gateway_of(request), ns, name, acts.suspend_schedule(True))
 
 
 @router.post("/v1/namespaces/{ns}/schedules/{name}:resume", response_model=ScheduleSummary, responses=RESPONSES)
 async def resume_schedule(
     ns: str, name: str, request: Request, user: Annotated[User, Depends(caller("resume_schedule"))]
 ) -> JSONResponse:
-    return await write(gateway_of(request), ns, name, {"spec": {"suspend": False}})
+    return await write(gateway_of(request), ns, name, acts.suspend_schedule(False))
 
 
 @router.post(
@@ -92,4 +92,4 @@ async def run_schedule(
     """Start one run now, whatever the schedule or suspend (``asynctask.dev/run-now``: a new value)."""
     gateway = gateway_of(request)
     value = stamp(gateway.clocks.utcnow(), micro=True)
-    return await write(gateway, ns, name, {"metadata": {"annotations": {ANNOTATION_RUN_NOW: value}}}, 202)
+    return await write(gateway, ns, name, acts.run_schedule_now(value), 202)

@@ -19,6 +19,7 @@ from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, NotFound
+from asynctask_operator.core import acts
 from asynctask_operator.core.idempotency import (
     ANNOTATION_FINGERPRINT,
     ANNOTATION_SUBMITTED_BY,
@@ -28,7 +29,6 @@ from asynctask_operator.core.idempotency import (
     valid_key,
 )
 from asynctask_operator.core.labelselectors import matches, parse
-from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.models import API_VERSION, AsyncTask
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.timestamps import stamp
@@ -47,7 +47,6 @@ from asynctask_operator.gateway.views import (
 router = APIRouter(tags=["tasks"])
 
 KEY_PATTERN = r"^[!-~]([ -~]*[!-~])?$"  # printable ASCII, no space at either end (HTTP strips those)
-RETRYABLE_PHASES = frozenset({"Failed", "Cancelled"})
 DEFAULT_PAGE = 100
 GENERATE_NAME_CHARS = 40  # of the type, in a generated name (the API server adds 5 random characters)
 
@@ -329,7 +328,7 @@ async def cancel_task(
     task = cached_task(gateway, ns, name)
     if task.finished:
         raise Problem(409, f"task {name!r} has finished ({task.phase}): nothing to cancel", phase=task.phase)
-    return await write(gateway, ns, name, {"spec": {"cancel": True}}, 202)
+    return await write(gateway, ns, name, acts.cancel_task(), 202)
 
 
 @router.post(
@@ -344,13 +343,12 @@ async def retry_task(
     """Run a Failed or Cancelled task again (``asynctask.dev/retry-requested``); 409 in any other phase."""
     gateway = gateway_of(request)
     task = cached_task(gateway, ns, name)
-    if task.phase not in RETRYABLE_PHASES:
+    if task.phase not in acts.RETRYABLE_PHASES:
         raise Problem(
             409, f"only a Failed or Cancelled task can be retried; {name!r} is {task.phase}", phase=task.phase
         )
     requested = stamp(gateway.clocks.utcnow(), micro=True)
-    patch = {"metadata": {"annotations": {RETRY_ANNOTATION: requested}}, "spec": {"cancel": None}}
-    return await write(gateway, ns, name, patch, 202)
+    return await write(gateway, ns, name, acts.retry_task(requested), 202)
 
 
 async def write(gateway: Gateway, ns: str, name: str, patch: dict[str, Any], status_code: int) -> Response:

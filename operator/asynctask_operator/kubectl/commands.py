@@ -34,11 +34,10 @@ from asynctask_operator.adapters.kube import (
     Resource,
 )
 from asynctask_operator.adapters.reflector import reflect
-from asynctask_operator.core import labelselectors
+from asynctask_operator.core import acts, labelselectors
 from asynctask_operator.core.idempotency import task_name_for_key, valid_key
-from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.models import TaskType
-from asynctask_operator.core.naming import ANNOTATION_RUN_NOW, LABEL_ATTEMPT, LABEL_TASK, label_value, manual_run_name
+from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, label_value, manual_run_name
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
@@ -523,10 +522,10 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
     value = stamp(ctx.now(), micro=True)
     for task in todo:
         if action == "cancel":
-            await patch(ctx, ASYNCTASKS, task, {"spec": {"cancel": True}})
+            await patch(ctx, ASYNCTASKS, task, acts.cancel_task())
             ctx.out.print(f"asynctask/{_name(task)} cancel requested", highlight=False)
         else:
-            await patch(ctx, ASYNCTASKS, task, {"metadata": {"annotations": {RETRY_ANNOTATION: value}}})
+            await patch(ctx, ASYNCTASKS, task, acts.retry_task(value))
             ctx.out.print(f"asynctask/{_name(task)} retry requested", highlight=False)
     return 0
 
@@ -569,7 +568,7 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
         return 0
     paused = args.queue_command == "pause"
     target = await get(ctx, TASKQUEUES, args.name)
-    await patch(ctx, TASKQUEUES, target, {"spec": {"paused": paused}})
+    await patch(ctx, TASKQUEUES, target, acts.pause_queue(paused))
     ctx.out.print(f"taskqueue/{args.name} {'paused' if paused else 'resumed'}", highlight=False)
     return 0
 
@@ -586,13 +585,13 @@ async def schedule(ctx: Context, args: argparse.Namespace) -> int:
     target = await get(ctx, SCHEDULEDTASKS, args.name)
     if args.schedule_command == "run":
         value = stamp(ctx.now(), micro=True)
-        await patch(ctx, SCHEDULEDTASKS, target, {"metadata": {"annotations": {ANNOTATION_RUN_NOW: value}}})
+        await patch(ctx, SCHEDULEDTASKS, target, acts.run_schedule_now(value))
         ctx.out.print(
             f"scheduledtask/{args.name} run requested: asynctask/{manual_run_name(args.name, value)}", highlight=False
         )
         return 0
     suspend = args.schedule_command == "suspend"
-    await patch(ctx, SCHEDULEDTASKS, target, {"spec": {"suspend": suspend}})
+    await patch(ctx, SCHEDULEDTASKS, target, acts.suspend_schedule(suspend))
     ctx.out.print(f"scheduledtask/{args.name} {'suspended' if suspend else 'resumed'}", highlight=False)
     return 0
 

@@ -15,12 +15,12 @@ import collections
 from collections.abc import Iterable, Sequence
 from typing import Any
 
+from asynctask_operator.core import acts
 from asynctask_operator.kubectl.errors import CANCELLED, FAILED, SUCCEEDED
 from asynctask_operator.kubectl.render import finished, phase, task_queue
 
 Obj = dict[str, Any]
 PHASES = ("Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled")
-RETRYABLE = ("Failed", "Cancelled")
 
 
 def matches(task: Obj, *, type_: str | None = None, queue: str | None = None, phases: Sequence[str] = ()) -> bool:
@@ -40,7 +40,7 @@ def actionable(task: Obj, action: str) -> str | None:
         if (task.get("spec") or {}).get("cancel"):
             return "is already being cancelled"
         return None
-    if phase(task) not in RETRYABLE:
+    if phase(task) not in acts.RETRYABLE_PHASES:
         return f"is {phase(task)}: only Failed or Cancelled tasks can be retried"
     return None
 
