@@ -52,11 +52,6 @@ def phase(task: Obj) -> str:
     return str(_status(task).get("phase") or "Pending")
 
 
-def task_queue(task: Obj) -> str:
-    """The queue the task is (or will be) in (the gateway's reading too: ``core/wire.py``)."""
-    return queue_in(task)
-
-
 def age(stamp: str | None, now: dt.datetime) -> str:
     """A short age as kubectl rounds it (two of a unit before it is used): ``90s``, ``5m``, ``3h``, ``12d``."""
     moment = parse_stamp(stamp)
@@ -145,7 +140,7 @@ def tasks_table(tasks: Iterable[Obj], now: dt.datetime, *, wide: bool = False, a
         row = [
             _meta(task).get("name", ""),
             _spec(task).get("type", ""),
-            task_queue(task),
+            queue_in(task),
             Text(phase(task), style=PHASE_STYLES.get(phase(task), "")),
             "" if value is None else f"{value}%",
             attempt(task),
@@ -353,7 +348,7 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
             ("Namespace", meta.get("namespace")),
             ("Labels", ", ".join(f"{k}={v}" for k, v in sorted((meta.get("labels") or {}).items()))),
             ("Type", spec.get("type")),
-            ("Queue", task_queue(task)),
+            ("Queue", queue_in(task)),
             ("Priority", spec.get("priority") or 0),
             ("Phase", Text(phase(task), style=PHASE_STYLES.get(phase(task), ""))),
             ("Reason", status.get("reason")),

@@ -16,8 +16,9 @@ from collections.abc import Iterable, Sequence
 from typing import Any
 
 from asynctask_operator.core import acts
+from asynctask_operator.core.wire import queue_in
 from asynctask_operator.kubectl.errors import CANCELLED, FAILED, SUCCEEDED
-from asynctask_operator.kubectl.render import finished, phase, task_queue
+from asynctask_operator.kubectl.render import finished, phase
 
 Obj = dict[str, Any]
 PHASES = ("Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled")
@@ -27,7 +28,7 @@ def matches(task: Obj, *, type_: str | None = None, queue: str | None = None, ph
     spec = task.get("spec") or {}
     return (
         (type_ is None or spec.get("type") == type_)
-        and (queue is None or task_queue(task) == queue)
+        and (queue is None or queue_in(task) == queue)
         and (not phases or phase(task) in phases)
     )
 
