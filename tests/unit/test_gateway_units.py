@@ -279,3 +279,23 @@ def test_the_store_keeps_its_index_in_step() -> None:
     store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "4", "labels": {"waiting": "y"}}})
     store.event("DELETED", {"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "5"}})
     assert store.indexed == {} and store.revision == 5
+
+
+def test_a_deletion_during_a_listing_stays_and_its_time_is_not_kept_for_ever() -> None:
+    from asynctask_operator.gateway.store import TOMBSTONE_SECONDS
+
+    now = [0.0]
+    store = Store(Clocks(monotonic=lambda: now[0]))
+    store.put(obj("a", "1"))
+    since = store.mark()  # a listing begins; its page was read before the deletion
+    now[0] = 1.0
+    store.event("DELETED", obj("a", "2"))
+    store.listed(obj("a", "1"), since)
+    store.listing_done({("ns", "a")}, since, None)
+    assert store.objects == {}  # the listing's older copy does not bring it back
+    for i in range(100):  # a long-running gateway sees many deletions
+        now[0] = 2.0 + i * TOMBSTONE_SECONDS / 10
+        store.put(obj(f"t{i}", "1"))
+        store.event("DELETED", obj(f"t{i}", "2"))
+    assert len(store._gone) <= 11
+    assert store._touched == {}

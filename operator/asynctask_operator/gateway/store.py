@@ -30,6 +30,10 @@ def version_of(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("resourceVersion") or "")
 
 
+TOMBSTONE_SECONDS = 600.0
+"""How long a deleted key's time is kept: longer than any listing of the kind takes."""
+
+
 def newer(candidate: Obj, current: Obj | None) -> bool:
     """Whether ``candidate`` may replace ``current``: resourceVersions compare as numbers when both are
     (etcd's are; the API only promises equality), otherwise the later arrival wins."""
@@ -77,7 +81,8 @@ class Store:
         """``index(obj)`` of each object for which it is not None, kept as objects change (the
         waiting tasks, for queue positions: a GET does not look at every object)."""
         self.objects: dict[Key, Obj] = {}
-        self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key
+        self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key held
+        self._gone: dict[Key, float] = {}  # when a key was dropped, oldest first, for TOMBSTONE_SECONDS
         self._listings_left = listings  # listings (one per namespace watched) before it is synced
         self.synced = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
@@ -90,15 +95,15 @@ class Store:
 
     def listed(self, obj: Obj, since: float) -> None:
         key = key_of(obj)
-        if self._touched.get(key, -1.0) > since:
-            return  # a watch event or a write's answer since the listing began is newer
+        if self._last_change(key) > since:
+            return  # a watch event, a write's answer or a deletion since the listing began is newer
         current = self.objects.get(key)
         if current is None or (version_of(current) != version_of(obj) and newer(obj, current)):
             self._set(key, obj, "ADDED" if current is None else "MODIFIED")
 
     def listing_done(self, keys: set[Key], since: float, namespace: str | None) -> None:
         for key in [k for k in self.objects if (namespace is None or k[0] == namespace) and k not in keys]:
-            if self._touched.get(key, -1.0) <= since:
+            if self._last_change(key) <= since:
                 self._drop(key)
         if not self.synced.is_set():
             self._listings_left -= 1
@@ -155,9 +160,22 @@ class Store:
                 self.indexed[key] = value
         self._publish(key, (type_, obj))
 
+    def _last_change(self, key: Key) -> float:
+        return max(self._touched.get(key, -1.0), self._gone.get(key, -1.0))
+
     def _drop(self, key: Key, gone: Obj | None = None) -> None:
         obj = self.objects.pop(key, None)
         self.indexed.pop(key, None)
+        # The deletion's time outlives the object only as long as a listing could still be under
+        # way; one entry per object ever deleted would grow for as long as the gateway runs.
+        now = self.clocks.monotonic()
+        self._touched.pop(key, None)
+        self._gone.pop(key, None)
+        self._gone[key] = now
+        for old, at in list(self._gone.items()):
+            if at > now - TOMBSTONE_SECONDS:
+                break
+            del self._gone[old]
         if obj is not None or gone is not None:
             self._publish(key, ("DELETED", gone or obj or {}))
 
