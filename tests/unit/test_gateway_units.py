@@ -12,7 +12,14 @@ from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.core.idempotency import fingerprint, task_name_for_key, valid_key
 from asynctask_operator.core.labelselectors import matches, parse
 from asynctask_operator.core.queueing import WaitingTask, queue_positions
-from asynctask_operator.core.statistics import TaskFacts, percentile, summarize, window_of
+from asynctask_operator.core.statistics import (
+    TaskFacts,
+    failures_by_reason,
+    finished_per_hour,
+    percentile,
+    summarize,
+    window_of,
+)
 from asynctask_operator.gateway.problems import Problem, from_api_error
 from asynctask_operator.gateway.store import Store
 from asynctask_operator.gateway.views import retry_after
@@ -172,6 +179,54 @@ def test_statistics_by_window_and_group(
 @pytest.mark.parametrize(("since", "window_since"), [(None, 10), (5, 10), (15, 15)])
 def test_the_window_starts_no_earlier_than_the_oldest_task(since: float | None, window_since: float) -> None:
     assert window_of(TASKS, since, 100).since == window_since
+
+
+H = 3600.0
+
+
+def done(finished: float) -> TaskFacts:
+    return TaskFacts("a", "q", "Succeeded", created=0.0, finished=finished)
+
+
+@pytest.mark.parametrize(
+    ("finishes", "since", "until", "max_buckets", "expected"),
+    [
+        ([], None, 5 * H + 10, 168, [(5 * H, 0)]),  # nothing finished: the hour of until alone
+        ([H + 1, H + 2, 3 * H], None, 3 * H + 5, 168, [(H, 2), (2 * H, 0), (3 * H, 1)]),  # empty hours present
+        ([H + 1, 3 * H], H + 5, 4 * H, 168, [(3 * H, 1), (4 * H, 0)]),  # before since: not counted, not shown
+        ([H + 1, 2 * H - 1, 3 * H], H, 2 * H - 1, 168, [(H, 2)]),  # after until: not counted
+        ([10 * H + 1, 10 * H, 11 * H - 1], None, 10 * H + 30, 168, [(10 * H, 2)]),  # until mid-hour: ends at until
+        ([0.0, 5 * H, 9 * H], None, 9 * H + 1, 3, [(7 * H, 0), (8 * H, 0), (9 * H, 1)]),  # at most max_buckets hours
+        ([-H - 1], None, 0.0, 168, [(-2 * H, 1), (-H, 0), (0.0, 0)]),  # aligned to the hour below a moment
+    ],
+)
+def test_finished_per_hour(
+    finishes: list[float], since: float | None, until: float, max_buckets: int, expected: list[tuple[float, int]]
+) -> None:
+    unfinished = TaskFacts("a", "q", "Running", created=0.0)
+    got = finished_per_hour([*map(done, finishes), unfinished], since, until, max_buckets=max_buckets)
+    assert got == expected
+
+
+def failed(created: float, reason: str | None, phase: str = "Failed") -> TaskFacts:
+    return TaskFacts("a", "q", phase, created, reason=reason)
+
+
+@pytest.mark.parametrize(
+    ("tasks", "since", "until", "expected"),
+    [
+        ([], None, 100, []),
+        ([failed(1, "B"), failed(2, "A"), failed(3, "B")], None, 100, [("B", 2), ("A", 1)]),  # most first
+        ([failed(1, "B"), failed(2, "A")], None, 100, [("A", 1), ("B", 1)]),  # ties by name
+        ([failed(1, None), failed(2, ""), failed(3, "Z")], None, 100, [("Unknown", 2), ("Z", 1)]),
+        ([failed(1, "A", "Succeeded"), failed(2, "B", "Cancelled"), failed(3, "C")], None, 100, [("C", 1)]),
+        ([failed(10, "Early"), failed(20, "In"), failed(30, "Edge"), failed(31, "Late")], 20, 30, [("Edge", 1), ("In", 1)]),
+    ],
+)  # fmt: skip
+def test_failures_by_reason(
+    tasks: list[TaskFacts], since: float | None, until: float, expected: list[tuple[str, int]]
+) -> None:
+    assert failures_by_reason(tasks, since, until) == expected
 
 
 @pytest.mark.parametrize(("values", "fraction", "expected"), [([], 0.5, None), ([7.0], 0.95, 7.0),

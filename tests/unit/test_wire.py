@@ -59,7 +59,9 @@ def test_the_facts_statistics_read() -> None:
         {"queue": "gpu"},
         {
             "phase": "Succeeded",
+            "reason": "Completed",
             "queuedTime": "2026-01-01T00:00:10Z",
+            "completionTime": "2026-01-01T00:05:04Z",
             "startTime": "2026-01-01T00:05:00Z",
             "durationSeconds": 4.5,
             "attempts": [{"attempt": 1, "job": "t-1", "startTime": "2026-01-01T00:00:30Z"}],
@@ -67,6 +69,8 @@ def test_the_facts_statistics_read() -> None:
     )
     base = 1767225600.0  # 2026-01-01T00:00:00Z
     assert facts_in(task) == TaskFacts(
-        type="echo", queue="gpu", phase="Succeeded", created=base, queued=base + 10, started=base + 30, duration=4.5
-    )
+        type="echo", queue="gpu", phase="Succeeded", created=base, queued=base + 10, started=base + 30, duration=4.5,
+        finished=base + 304, reason="Completed",
+    )  # fmt: skip
     assert facts_in(obj()).phase == "Pending"  # no status yet: the CRD's default
+    assert (facts_in(obj()).finished, facts_in(obj()).reason) == (None, None)

@@ -1,4 +1,5 @@
-"""Figures over a set of tasks: counts, success rate, durations and queue waits (issue 16, item 8).
+"""Figures over a set of tasks: counts, success rate, durations and queue waits (issue 16, item 8),
+finishes per hour and failures by reason (the console's Statistics page).
 
 Pure: the caller gives the facts of each task (read from its cache) and the window; what the
 answer covers is part of the answer, because the tasks a cache holds are only those still
@@ -18,6 +19,9 @@ from typing import Literal
 
 GroupBy = Literal["type", "queue"]
 FINISHED = ("Succeeded", "Failed", "Cancelled")
+HOUR = 3600.0
+UNKNOWN_REASON = "Unknown"
+"""The reason counted for a Failed task whose status gives none."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -31,6 +35,10 @@ class TaskFacts:
     queued: float | None = None
     started: float | None = None
     duration: float | None = None
+    finished: float | None = None
+    """When it finished (``status.completionTime``)."""
+    reason: str | None = None
+    """``status.reason``: why it failed, for a Failed task."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,14 +102,61 @@ def window_of(tasks: Iterable[TaskFacts], since: float | None, until: float) -> 
     return Window(oldest if since is None else max(since, oldest), until)
 
 
+def _within(moment: float, since: float | None, until: float) -> bool:
+    return (since is None or moment >= since) and moment <= until
+
+
 def summarize(
     tasks: Iterable[TaskFacts], *, since: float | None, until: float, group_by: GroupBy | None = None
 ) -> dict[str, Figures]:
     """Figures of the tasks created in ``[since, until]``: one group ``""``, or one per type or queue."""
-    chosen = [t for t in tasks if (since is None or t.created >= since) and t.created <= until]
+    chosen = [t for t in tasks if _within(t.created, since, until)]
     groups: dict[str, list[TaskFacts]] = {}
     if group_by is None:
         groups[""] = chosen
     for task in chosen if group_by is not None else ():
         groups.setdefault(task.type if group_by == "type" else task.queue, []).append(task)
     return {name: figures(members) for name, members in sorted(groups.items())}
+
+
+def _hour_of(moment: float) -> float:
+    """The start of the UTC hour ``moment`` falls in (epoch seconds count UTC, so hours align)."""
+    return math.floor(moment / HOUR) * HOUR
+
+
+def finished_per_hour(
+    tasks: Iterable[TaskFacts], since: float | None, until: float, *, max_buckets: int = 168
+) -> list[tuple[float, int]]:
+    """Tasks finished per UTC hour, as ``(hour start, count)``: from the hour of the first finish in
+    ``[since, until]`` through the hour of ``until``, every hour present (0 when none finished in it),
+    at most ``max_buckets`` hours (the latest). With no finish in the window, only ``until``'s hour.
+
+    >>> facts = [TaskFacts("t", "q", "Succeeded", created=0.0, finished=f) for f in (3700.0, 3800.0, 11000.0)]
+    >>> finished_per_hour(facts, since=None, until=11000.0)
+    [(3600.0, 2), (7200.0, 0), (10800.0, 1)]
+    """
+    moments = [t.finished for t in tasks if t.finished is not None and _within(t.finished, since, until)]
+    last = _hour_of(until)
+    first = max(_hour_of(min(moments, default=until)), last - (max(max_buckets, 1) - 1) * HOUR)
+    counts = [0] * (round((last - first) / HOUR) + 1)
+    for moment in moments:
+        index = round((_hour_of(moment) - first) / HOUR)
+        if index >= 0:  # not a finish older than the hours kept
+            counts[index] += 1
+    return [(first + index * HOUR, count) for index, count in enumerate(counts)]
+
+
+def failures_by_reason(tasks: Iterable[TaskFacts], since: float | None, until: float) -> list[tuple[str, int]]:
+    """The Failed tasks created in ``[since, until]`` (as :func:`summarize` chooses them), counted by
+    reason, most first, ties by name; a task without a reason counts as ``"Unknown"``.
+
+    >>> facts = [TaskFacts("t", "q", "Failed", created=0.0, reason=r) for r in ("BackoffLimit", None, "Deadline", "")]
+    >>> failures_by_reason(facts, since=None, until=10.0)
+    [('Unknown', 2), ('BackoffLimit', 1), ('Deadline', 1)]
+    """
+    counts: dict[str, int] = {}
+    for t in tasks:
+        if t.phase == "Failed" and _within(t.created, since, until):
+            reason = t.reason or UNKNOWN_REASON
+            counts[reason] = counts.get(reason, 0) + 1
+    return sorted(counts.items(), key=lambda item: (-item[1], item[0]))

@@ -71,4 +71,6 @@ def facts_in(obj: Obj) -> TaskFacts:
         queued=_seconds(status.get("queuedTime")),
         started=_seconds(first),
         duration=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
+        finished=_seconds(status.get("completionTime")),
+        reason=str(status["reason"]) if status.get("reason") else None,
     )
