@@ -47,3 +47,17 @@ class Kube(Protocol):
     ) -> Obj: ...
 
     async def delete(self, resource: Resource, namespace: str, name: str, *, uid: str | None = None) -> bool: ...
+
+
+class PodLogs(Protocol):
+    """A client that reads pods' logs (:meth:`~asynctask_operator.adapters.kube.KubeClient.pod_log`)."""
+
+    def pod_log(
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        follow: bool = False,
+        tail_lines: int | None = None,
+    ) -> AsyncIterator[str]: ...

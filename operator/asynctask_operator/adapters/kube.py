@@ -257,14 +257,23 @@ class KubeClient:
             stream.close()
 
     async def pod_log(
-        self, namespace: str, name: str, *, container: str | None = None, follow: bool = False
+        self,
+        namespace: str,
+        name: str,
+        *,
+        container: str | None = None,
+        follow: bool = False,
+        tail_lines: int | None = None,
     ) -> AsyncIterator[str]:
         """The lines of a pod's log, without their line ends (of ``container``, else its only one); with ``follow``, as they are
-        written, until the container ends. Raises :class:`ApiError` when refused (:class:`NotFound`
-        without the pod; 400 while the container has not started)."""
+        written, until the container ends; with ``tail_lines``, from that many lines before the end.
+        Raises :class:`ApiError` when refused (:class:`NotFound` without the pod; 400 while the
+        container has not started)."""
         query = [("follow", "true")] if follow else []
         if container:
             query.append(("container", container))
+        if tail_lines is not None:
+            query.append(("tailLines", str(tail_lines)))
         stream = WatchStream(
             asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"), blank_lines=True
         )

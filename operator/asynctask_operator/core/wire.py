@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynctask_operator.core.effective import resolve_queue
+from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, label_value
 from asynctask_operator.core.queueing import WaitingTask
 from asynctask_operator.core.statistics import TaskFacts
 from asynctask_operator.core.timestamps import parse_stamp
@@ -74,3 +75,24 @@ def facts_in(obj: Obj) -> TaskFacts:
         finished=_seconds(status.get("completionTime")),
         reason=str(status["reason"]) if status.get("reason") else None,
     )
+
+
+def event_about(event: Obj, task: Obj) -> bool:
+    """Whether a Kubernetes Event is about this task (by uid; by kind and name where an Event carries no uid)."""
+    involved = event.get("involvedObject") or {}
+    meta = task.get("metadata") or {}
+    uid = meta.get("uid")
+    if uid and involved.get("uid"):
+        return bool(involved["uid"] == uid)
+    return involved.get("kind") == "AsyncTask" and involved.get("name") == meta.get("name")
+
+
+def attempt_pods(name: str, attempt: int) -> str:
+    """The label selector of the pods of one attempt of a task (the labels its Job gives them)."""
+    return f"{LABEL_TASK}={label_value(name)},{LABEL_ATTEMPT}={attempt}"
+
+
+def latest_pod(pods: list[Obj]) -> Obj | None:
+    """The newest of an attempt's pods (a Job replaces a pod that was evicted or deleted)."""
+    ordered = sorted(pods, key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
+    return ordered[-1] if ordered else None

@@ -23,7 +23,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
 from asynctask_operator.adapters.reflector import reflect
-from asynctask_operator.gateway import cloudevents, events, problems, queues, schedules, statistics, tasks
+from asynctask_operator.gateway import cloudevents, console, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.metrics import CountRequests, GatewayMetrics
 from asynctask_operator.gateway.problems import Problem
@@ -89,7 +89,11 @@ class JsonBodiesOnly:
         self.app = app
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and scope["method"] in ("POST", "PUT", "PATCH"):
+        if (
+            scope["type"] == "http"
+            and scope["method"] in ("POST", "PUT", "PATCH")
+            and not scope["path"].startswith("/ui/")  # the console's forms: it reads and checks them itself
+        ):
             headers = Headers(scope=scope)
             has_body = headers.get("content-length", "") not in ("", "0") or "transfer-encoding" in headers
             if has_body and not is_json(headers.get("content-type", "")):
@@ -141,6 +145,8 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
 
     app = application(gateway.settings, lifespan)
     app.state.gateway = gateway
+    if gateway.settings.console:
+        console.install(app, gateway)
     metrics = GatewayMetrics(gateway)
     app.add_middleware(CountRequests, metrics=metrics)
 

@@ -53,14 +53,18 @@ class Permission:
     namespace: str
     group: str = GROUP
     name: str = ""
+    subresource: str = ""
 
     def describe(self) -> str:
         """What the caller may not do, in words.
 
         >>> Permission("patch", "asynctasks", "media").describe()
         "patch asynctasks in namespace 'media'"
+        >>> Permission("get", "pods", "media", group="", subresource="log").describe()
+        "get pods/log in namespace 'media'"
         """
-        return f"{self.verb} {self.resource} in namespace {self.namespace!r}"
+        resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
+        return f"{self.verb} {resource} in namespace {self.namespace!r}"
 
 
 class TTLCache(Generic[V]):
@@ -165,6 +169,8 @@ class Reviews:
         }
         if permission.name:
             attributes["name"] = permission.name
+        if permission.subresource:
+            attributes["subresource"] = permission.subresource
         spec: dict[str, object] = {"user": user.name, "groups": list(user.groups), "resourceAttributes": attributes}
         if user.uid:
             spec["uid"] = user.uid

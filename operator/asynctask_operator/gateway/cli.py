@@ -96,6 +96,16 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"keep-alive comment interval on idle event streams (default {DEFAULTS.keepalive_seconds:g})",
     )
+    p.add_argument(
+        "--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/"
+    )
+    p.add_argument(
+        "--session-hours",
+        type=float,
+        default=DEFAULTS.session_seconds / 3600,
+        metavar="HOURS",
+        help=f"how long a console sign-in lasts (default {DEFAULTS.session_seconds / 3600:g})",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
     return p
 
@@ -117,6 +127,8 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         cors_origins=tuple(args.cors_origin),
         cloudevent_types=tuple(args.cloudevent_type),
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
+        console=args.console,
+        session_seconds=max(60.0, args.session_hours * 3600),
     )
 
 

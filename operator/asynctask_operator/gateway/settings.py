@@ -40,3 +40,7 @@ class GatewaySettings:
     """CloudEvent ``type`` -> TaskType name: what ``POST …/cloudevents`` creates for each event type."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS; none: CORS off."""
+    console: bool = True
+    """Serve the web console at /ui/ (sign-in with a bearer token, or the trusted header)."""
+    session_seconds: float = 8 * 3600.0
+    """How long a console sign-in lasts before the user signs in again."""

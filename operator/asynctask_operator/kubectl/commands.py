@@ -11,8 +11,8 @@ import datetime as dt
 import json
 import logging
 import sys
-from collections.abc import AsyncIterator, Callable, Iterator, Sequence
-from typing import Any, Protocol
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
 
 import yaml
 from pydantic.alias_generators import to_camel
@@ -20,7 +20,7 @@ from rich.console import Console
 from rich.live import Live
 
 from asynctask_operator import __version__
-from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.api import Kube, PodLogs
 from asynctask_operator.adapters.kube import (
     ASYNCTASKS,
     EVENTS,
@@ -37,12 +37,12 @@ from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.core import acts, labelselectors
 from asynctask_operator.core.idempotency import task_name_for_key, valid_key
 from asynctask_operator.core.models import TaskType
-from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, label_value, manual_run_name
+from asynctask_operator.core.naming import LABEL_TASK, label_value, manual_run_name
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.validation import Refusal, check_payload
-from asynctask_operator.core.wire import facts_in, waiting_in
+from asynctask_operator.core.wire import attempt_pods, event_about, facts_in, latest_pod, waiting_in
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import ERROR, TIMED_OUT, CliError, refused
 from asynctask_operator.kubectl.follow import Deleted, TimedOut, follow
@@ -60,12 +60,6 @@ from asynctask_operator.kubectl.inputs import (
 Obj = dict[str, Any]
 SELF_SUBJECT_REVIEWS = Resource("authentication.k8s.io", "v1", "selfsubjectreviews")
 TICK_SECONDS = 1.0  # the live view's elapsed clock moves this often (a redraw, not a request)
-
-
-class PodLogs(Protocol):
-    def pod_log(
-        self, namespace: str, name: str, *, container: str | None = None, follow: bool = False
-    ) -> AsyncIterator[str]: ...
 
 
 @dataclasses.dataclass
@@ -375,7 +369,7 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
         except ApiError:
             pods = []  # no right to list pods: the attempts still name their Jobs
         try:
-            events = [e for e in await ctx.api.list_objects(EVENTS, ctx.namespace) if _about(e, task)]
+            events = [e for e in await ctx.api.list_objects(EVENTS, ctx.namespace) if event_about(e, task)]
         except ApiError:
             events = []
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
@@ -385,19 +379,8 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-def _about(event: Obj, task: Obj) -> bool:
-    """Whether an Event is about this task (by uid; by kind and name where an Event carries no uid)."""
-    involved = event.get("involvedObject") or {}
-    uid = (task.get("metadata") or {}).get("uid")
-    if uid and involved.get("uid"):
-        return bool(involved["uid"] == uid)
-    return involved.get("kind") == "AsyncTask" and involved.get("name") == _name(task)
-
-
 async def _pod_of(ctx: Context, name: str, attempt: int) -> Obj | None:
-    pods = await list_all(ctx, PODS, ctx.namespace, f"{LABEL_TASK}={label_value(name)},{LABEL_ATTEMPT}={attempt}")
-    pods.sort(key=lambda p: str((p.get("metadata") or {}).get("creationTimestamp") or ""))
-    return pods[-1] if pods else None
+    return latest_pod(await list_all(ctx, PODS, ctx.namespace, attempt_pods(name, attempt)))
 
 
 def _started(pod: Obj) -> bool:
@@ -463,7 +446,7 @@ class _StartedPod:
 async def _wait_for_pod(ctx: Context, name: str, attempt: int) -> Obj | None:
     """Watch (no polling) until the attempt's pod has started, or the task finished: the pod, if any."""
     sink = _StartedPod()
-    selector = f"{LABEL_TASK}={label_value(name)},{LABEL_ATTEMPT}={attempt}"
+    selector = attempt_pods(name, attempt)
     task = await get(ctx, ASYNCTASKS, name)
     waits = [
         asyncio.create_task(reflect(ctx.api, PODS, ctx.namespace, selector, sink)),

@@ -1,0 +1,165 @@
+"""What the console's pages follow and download: rows as tasks change (SSE), one task's status
+(the API's own stream), an attempt's pod log (tail, or followed), and the table as CSV or JSON.
+
+The streams read the gateway's one cache (no watch of their own), as the API's do.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+from collections.abc import AsyncIterator, Iterator
+from typing import Any, cast
+
+from fastapi import APIRouter, Request
+from fastapi.responses import PlainTextResponse, Response, StreamingResponse
+
+from asynctask_operator.adapters.api import PodLogs
+from asynctask_operator.adapters.kube import PODS, ApiError
+from asynctask_operator.core.wire import attempt_pods, latest_pod
+from asynctask_operator.gateway.console.gate import served_namespaces
+from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
+from asynctask_operator.gateway.console.rows import MAX_EXPORT, Filter, chosen, csv_lines, json_lines, row_of
+from asynctask_operator.gateway.console.state import SECURITY_HEADERS
+from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, task_stream
+from asynctask_operator.gateway.problems import Problem
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+TAIL_LINES = 500
+HEADERS = {**SECURITY_HEADERS, **STREAM_HEADERS}
+
+
+@router.get("/ui/live/tasks")
+async def live_rows(request: Request) -> StreamingResponse:
+    """``event: row`` for each change of a task of the namespaces this user may watch (the page
+    updates the rows it shows, and counts the new ones its filter admits); ``event: gone``."""
+    console = console_of(request)
+    who = await viewer(request)
+    gateway = who.gateway
+    flt = Filter.of(request.query_params, gateway.clocks.wall())
+    visible = await who.namespaces("task_events", served_namespaces(gateway))
+    shown = set(visible.shown) & ({flt.namespace} if flt.namespace else set(visible.shown))
+    settings = gateway.settings
+
+    async def stream() -> AsyncIterator[bytes]:
+        with gateway.tasks.subscribe(None, settings.subscriber_buffer) as subscription:
+            yield b"retry: 3000\n\n"
+            async for change in changes(subscription, settings.keepalive_seconds):
+                if isinstance(change, bytes):
+                    yield change
+                    continue
+                type_, obj = change
+                row = row_of(obj)
+                if row.namespace not in shown:
+                    continue
+                if type_ == "DELETED":
+                    yield frame("gone", {"key": row.key})
+                    continue
+                data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
+                yield frame("row", data)
+
+    del console
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
+
+
+@router.get("/ui/live/namespaces/{ns}/tasks/{name}")
+async def live_task(request: Request, ns: str, name: str) -> StreamingResponse:
+    """The task's status changes until its terminal event: the API's stream, for the session's user."""
+    who = await viewer(request)
+    await who.require("task_events", ns)
+    gateway = who.gateway
+    if gateway.tasks.get(ns, name) is None:
+        raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
+    settings = gateway.settings
+    stream = task_stream(
+        gateway.tasks, ns, name, request.headers.get("last-event-id"), settings.keepalive_seconds,
+        settings.subscriber_buffer,
+    )  # fmt: skip
+    return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
+
+
+@router.get("/ui/namespaces/{ns}/tasks/{name}/log")
+async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, follow: bool = False) -> Response:
+    """The last :data:`TAIL_LINES` lines of an attempt's pod log as text; with ``follow``, an event
+    stream of its lines as they are written (``event: line``), ending with ``event: end``."""
+    who = await viewer(request)
+    await who.require("get_task", ns)
+    await who.require("pod_log", ns)
+    gateway = who.gateway
+    obj = gateway.tasks.get(ns, name)
+    if obj is None:
+        raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
+    attempt = attempt or int((obj.get("status") or {}).get("attempt") or 0)
+    if attempt < 1:
+        raise Problem(409, f"task {name!r} has not started an attempt yet")
+    if not hasattr(gateway.api, "pod_log"):
+        raise Problem(501, "this gateway's API client cannot read pod logs")
+    reader = cast(PodLogs, gateway.api)
+    try:
+        pod = latest_pod(await gateway.api.list_objects(PODS, ns, attempt_pods(name, attempt)))
+    except ApiError as error:
+        raise Problem(502, f"the pods of attempt {attempt} could not be listed ({error.status})") from None
+    if pod is None:
+        raise Problem(404, f"no pod of attempt {attempt} (its Job's pods may have been deleted)")
+    pod_name = str(pod["metadata"]["name"])
+    lines = reader.pod_log(ns, pod_name, follow=follow, tail_lines=TAIL_LINES)
+    if not follow:
+        try:
+            text = "\n".join([line async for line in lines])
+        except ApiError as error:
+            raise Problem(502, f"the log of pod {pod_name} could not be read: {error.message}") from None
+        return PlainTextResponse(text + ("\n" if text else ""), headers=SECURITY_HEADERS)
+    keepalive = gateway.settings.keepalive_seconds
+
+    async def stream() -> AsyncIterator[bytes]:
+        yield frame("pod", {"pod": pod_name, "attempt": attempt})
+        iterator = aiter(lines)
+        try:
+            while True:
+                try:
+                    line = await asyncio.wait_for(anext(iterator), keepalive)
+                except TimeoutError:
+                    yield KEEPALIVE
+                    continue
+                except StopAsyncIteration:
+                    break
+                yield frame("line", line)
+        except ApiError as error:
+            yield frame("failed", error.message)
+        finally:
+            with contextlib.suppress(Exception):
+                await cast(Any, iterator).aclose()
+        yield frame("end", {"attempt": attempt})
+
+    return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
+
+
+@router.get("/ui/export/tasks.{fmt}")
+async def export(request: Request, fmt: str) -> Response:
+    """Every task the table's filter admits (not only its page), as CSV or a JSON array."""
+    if fmt not in ("csv", "json"):
+        raise Problem(404, "export as tasks.csv or tasks.json")
+    console = console_of(request)
+    who = await viewer(request)
+    gateway = who.gateway
+    now = gateway.clocks.wall()
+    flt = Filter.of(request.query_params, now)
+    visible = await who.namespaces("list_tasks", served_namespaces(gateway))
+    if flt.namespace and flt.namespace not in visible.shown:
+        await who.require("list_tasks", flt.namespace)
+    rows = chosen(console.rows.rows(gateway.tasks.objects), flt, set(visible.shown), now)[:MAX_EXPORT]
+    lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else json_lines(rows)
+    headers = {
+        **SECURITY_HEADERS,
+        "Content-Disposition": f'attachment; filename="asynctasks.{fmt}"',
+        "X-Total-Count": str(len(rows)),
+    }
+    if visible.hidden:
+        headers["X-Hidden-Namespaces"] = str(visible.hidden)
+    media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
+    return StreamingResponse(iter(lines), media_type=media, headers=headers)
+
+
+def dumps(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))

@@ -1,0 +1,149 @@
+"""The console's queues, schedules and statistics pages."""
+
+from __future__ import annotations
+
+import dataclasses
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import HTMLResponse, Response
+
+from asynctask_operator.core.models import ScheduledTask
+from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK, label_value
+from asynctask_operator.core.statistics import failures_by_reason, finished_per_hour, summarize, window_of
+from asynctask_operator.core.wire import facts_in
+from asynctask_operator.gateway.console import charts
+from asynctask_operator.gateway.console.gate import served_namespaces
+from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
+from asynctask_operator.gateway.console.rows import WINDOWS, Row, iso
+from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.queues import summaries
+from asynctask_operator.gateway.schedules import schedule
+from asynctask_operator.gateway.tasks import places
+from asynctask_operator.gateway.views import QueueSummary
+
+router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
+PENDING_SHOWN = 20
+RECENT_RUNS = 5
+
+
+@dataclasses.dataclass
+class QueueView:
+    summary: QueueSummary
+    pending: list[tuple[int, str]]
+    """The first waiting tasks, by admission order: (position, name)."""
+    may_pause: bool
+
+
+@router.get("/ui/queues", response_class=HTMLResponse)
+async def queues_page(request: Request) -> Response:
+    console = console_of(request)
+    who = await viewer(request)
+    gateway = who.gateway
+    visible = await who.namespaces("list_queues", served_namespaces(gateway))
+    readable = set((await who.namespaces("list_tasks", visible.shown)).shown)
+    groups: list[tuple[str, list[QueueView]]] = []
+    for ns in visible.shown:
+        ranks = places(gateway, ns) if ns in readable else {}
+        waiting: dict[str, list[tuple[int, str]]] = {}
+        for (queue, name), position in ranks.items():
+            waiting.setdefault(queue, []).append((position, name))
+        may = await who.may("pause_queue", ns)
+        views = [
+            QueueView(s, sorted(waiting.get(s.name, []))[:PENDING_SHOWN], may and s.exists)
+            for s in summaries(gateway, ns).values()
+        ]
+        groups.append((ns, views))
+    return console.page(request, "queues.html", session=who.session, groups=groups, visible=visible)
+
+
+@dataclasses.dataclass
+class ScheduleView:
+    item: ScheduledTask
+    runs: list[Row]
+    may_patch: bool
+
+
+@router.get("/ui/schedules", response_class=HTMLResponse)
+async def schedules_page(request: Request) -> Response:
+    console = console_of(request)
+    who = await viewer(request)
+    gateway = who.gateway
+    visible = await who.namespaces("list_schedules", served_namespaces(gateway))
+    readable = set((await who.namespaces("list_tasks", visible.shown)).shown)
+    rows = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in readable]
+    groups: list[tuple[str, list[ScheduleView]]] = []
+    for ns in visible.shown:
+        may = await who.may("suspend_schedule", ns)
+        views = []
+        for obj in gateway.schedules.in_namespace(ns):
+            item = schedule(obj)
+            mark = label_value(item.metadata.name)
+            runs = sorted(
+                (r for r in rows if r.namespace == ns and r.labels.get(LABEL_SCHEDULED_TASK) == mark),
+                key=lambda r: r.created,
+                reverse=True,
+            )[:RECENT_RUNS]
+            views.append(ScheduleView(item, runs, may))
+        groups.append((ns, views))
+    return console.page(request, "schedules.html", session=who.session, groups=groups, visible=visible)
+
+
+@router.get("/ui/statistics", response_class=HTMLResponse)
+async def statistics_page(request: Request, namespace: str = "", window: str = "24h") -> Response:
+    """Success rate and p50/p95 durations by type and by queue, tasks finished per hour, failures by
+    reason, over the chosen window of the tasks still present."""
+    console = console_of(request)
+    who = await viewer(request)
+    gateway = who.gateway
+    if window and window not in WINDOWS:
+        raise Problem(400, f"window must be one of {', '.join(WINDOWS)} or empty (all); got {window!r}")
+    visible = await who.namespaces("statistics", served_namespaces(gateway))
+    if namespace:
+        await who.require("statistics", namespace)
+    chosen_ns = {namespace} if namespace else set(visible.shown)
+    until = gateway.clocks.wall()
+    since = until - WINDOWS[window] if window else None
+    facts = [facts_in(o) for key, o in gateway.tasks.objects.items() if key[0] in chosen_ns]
+    covered = window_of([f for f in facts if f.created <= until], since, until)
+    by_type = summarize(facts, since=since, until=until, group_by="type")
+    by_queue = summarize(facts, since=since, until=until, group_by="queue")
+    overall = summarize(facts, since=since, until=until)[""]
+    hours = finished_per_hour(facts, since, until)
+    reasons = failures_by_reason(facts, since, until)
+    figures: dict[str, Any] = {"type": by_type, "queue": by_queue}
+    pictures = {
+        group: {
+            "rate": charts.bar_chart(
+                f"Success rate by {group}", [(k, v.success_rate) for k, v in found.items()], fmt=charts.percent
+            ),
+            "p50": charts.bar_chart(
+                f"p50 duration by {group}", [(k, v.p50_duration_seconds) for k, v in found.items()], fmt=charts.seconds
+            ),
+            "p95": charts.bar_chart(
+                f"p95 duration by {group}", [(k, v.p95_duration_seconds) for k, v in found.items()], fmt=charts.seconds
+            ),
+        }
+        for group, found in figures.items()
+    }
+    per_hour = charts.column_chart("Tasks finished per hour (UTC)", [(iso(h)[11:16], n) for h, n in hours])
+    failures = charts.bar_chart("Failures by reason", [(r, float(n)) for r, n in reasons], fmt=lambda v: f"{v:.0f}")
+    return console.page(
+        request,
+        "statistics.html",
+        session=who.session,
+        visible=visible,
+        namespace=namespace,
+        window=window,
+        windows=list(WINDOWS),
+        covered_since=iso(covered.since) if covered.since else None,
+        covered_until=iso(covered.until),
+        overall=overall,
+        figures=figures,
+        pictures=pictures,
+        per_hour=per_hour,
+        hours=hours,
+        failures=failures,
+        reasons=reasons,
+        iso=iso,
+    )
