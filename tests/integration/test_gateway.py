@@ -9,8 +9,6 @@ SubjectAccessReviews through reactions (``ALLOWED`` says who may do what).
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import dataclasses
 import json
 import pathlib
 from collections.abc import AsyncIterator
@@ -19,15 +17,9 @@ from typing import Any
 import httpx
 import kmock
 import pytest
-import uvicorn
 
-from asynctask_operator.adapters.kube import KubeClient, RetryPolicy
-from asynctask_operator.adapters.kubeconfig import load_configuration
-from asynctask_operator.core.clocks import Clocks
-from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.app import create_app
-from asynctask_operator.gateway.settings import GatewaySettings
 from tests.integration.harness import NS, Cluster, eventually
+from tests.integration.served import Served, answer_reviews, serve
 
 TASKS = f"/v1/namespaces/{NS}/tasks"
 USERS = {"alice-token": "alice", "carol-token": "carol"}
@@ -39,76 +31,13 @@ ALICE = {"Authorization": "Bearer alice-token"}
 CAROL = {"Authorization": "Bearer carol-token"}
 
 
-REVIEWS = (
-    kmock.resource("authentication.k8s.io", "v1", "tokenreviews"),
-    kmock.resource("authorization.k8s.io", "v1", "subjectaccessreviews"),
-)
-
-
-def answer_reviews(k: kmock.KubernetesEmulator) -> None:
-    """kmock stores every object POSTed, reviews too (nameless: the second would be a 409); a real API
-    server keeps none. The reactions forget them and answer."""
-
-    def forgetting(review: Any) -> Any:
-        def react(request: kmock.Request) -> dict[str, Any]:
-            for key in [key for key in k.objects if key[0] in REVIEWS]:
-                del k.objects[key]
-            answer: dict[str, Any] = review(request)
-            return answer
-
-        return react
-
-    k["post", "/apis/authentication.k8s.io/v1/tokenreviews"] << forgetting(token_review)
-    k["post", "/apis/authorization.k8s.io/v1/subjectaccessreviews"] << forgetting(access_review)
-
-
-def token_review(request: kmock.Request) -> dict[str, Any]:
-    user = USERS.get(str((request.data or {}).get("spec", {}).get("token")))
-    status = {"authenticated": True, "user": {"username": user, "groups": []}} if user else {"authenticated": False}
-    return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}
-
-
-def access_review(request: kmock.Request) -> dict[str, Any]:
-    spec = (request.data or {}).get("spec", {})
-    attributes = spec.get("resourceAttributes", {})
-    allowed = (spec.get("user"), attributes.get("verb")) in ALLOWED and attributes.get("namespace") == NS
-    return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "status": {"allowed": allowed}}
-
-
-@dataclasses.dataclass
-class Served:
-    client: httpx.AsyncClient
-    gateway: Gateway
-
-
-@contextlib.asynccontextmanager
-async def serve(kubeconfig: pathlib.Path, **settings: Any) -> AsyncIterator[Served]:
-    api = KubeClient(load_configuration(str(kubeconfig)), retry=RetryPolicy(attempts=1))
-    options: dict[str, Any] = {"rate_limit": 0.0, "namespaces": (NS,), "keepalive_seconds": 0.2} | settings
-    gateway = Gateway.build(api, GatewaySettings(**options), Clocks())
-    server = uvicorn.Server(
-        uvicorn.Config(create_app(gateway), host="127.0.0.1", port=0, log_config=None, lifespan="on")
-    )
-    task = asyncio.create_task(server.serve())
-    try:
-        await eventually(lambda: server.started, timeout=10, what="uvicorn started")
-        port = server.servers[0].sockets[0].getsockname()[1]
-        async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{port}", timeout=10) as client:
-            await eventually(lambda: ready(client), timeout=10, what="the gateway's cache synced")
-            yield Served(client, gateway)
-    finally:
-        server.should_exit = True
-        await asyncio.wait_for(task, 10)
-        api.close()
-
-
-async def ready(client: httpx.AsyncClient) -> bool:
-    return (await client.get("/readyz")).status_code == 200
+def answer(k: kmock.KubernetesEmulator) -> None:
+    answer_reviews(k, USERS, lambda user, a: (user, a.get("verb")) in ALLOWED and a.get("namespace") == NS)
 
 
 @pytest.fixture()
 async def gw(cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path) -> AsyncIterator[Served]:
-    answer_reviews(kmock)
+    answer(kmock)
     async with serve(kubeconfig) as served:
         yield served
 
@@ -172,7 +101,7 @@ def location(name: str) -> str:
 async def test_many_concurrent_streams_cost_no_extra_watch(
     cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path
 ) -> None:
-    answer_reviews(kmock)
+    answer(kmock)
     async with serve(kubeconfig, keepalive_seconds=15.0) as gw:
         submitted = await gw.client.post(TASKS, json={"type": "echo"}, headers=ALICE | {"Idempotency-Key": "fan"})
         name = submitted.json()["name"]
@@ -228,7 +157,7 @@ async def test_a_caller_allowed_only_create_and_get_cannot_cancel(gw: Served, cl
 async def test_the_rate_limit_on_the_wire(
     cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path
 ) -> None:
-    answer_reviews(kmock)
+    answer(kmock)
     async with serve(kubeconfig, rate_limit=0.5, rate_burst=2) as served:
         codes = [(await served.client.get(TASKS, headers=ALICE)).status_code for _ in range(3)]
         assert codes[:2] == [200, 200] and codes[2] == 429
