@@ -131,6 +131,10 @@ GATEWAY_RULES: tuple[Rule, ...] = (
          "cancel, retry and delete tasks for an authorized caller"),
     Rule("asynctask.dev", ("taskqueues", "scheduledtasks"), ("patch",), "namespaced",
          "pause and resume queues; suspend, resume and run schedules, for an authorized caller"),
+    Rule("", ("events", "pods"), ("list",), "namespaced",
+         "the console's task page: the Events about a task, and the pod of an attempt, for an authorized caller"),
+    Rule("", ("pods/log",), ("get",), "namespaced",
+         "the console's task page: an attempt's log, for a caller allowed get pods/log"),
 )  # fmt: skip
 """The gateway's ServiceAccount (its own Deployment): what it does for callers the SubjectAccessReview
 allowed, and the reviews themselves. ``tests/unit/test_gateway_rbac.py`` holds it to the gateway's calls."""

@@ -47,8 +47,19 @@ def test_on_it_has_its_own_deployment_service_account_and_rules(chart: Any) -> N
     assert pod["serviceAccountName"] == GATEWAY
     [main] = pod["containers"]
     assert main["command"] == ["asynctask-gateway"]
-    assert main["args"] == ["--port", "8000", "--max-body-bytes", "262144", "--rate-limit", "20"]
+    assert main["args"] == ["--port", "8000", "--max-body-bytes", "262144", "--rate-limit", "20", "--session-hours", "8"]
     assert "--allow-anonymous" not in main["args"] and "--trusted-header" not in main["args"]
+    [service] = [o for o in objects if o["kind"] == "Service"]
+    assert service["spec"]["sessionAffinity"] == "ClientIP"  # two replicas: the console's sign-ins stay on one
+
+
+def test_the_console_can_be_turned_off(chart: Any) -> None:
+    objects = gateway_objects(render(chart, {"gateway": {"enabled": True, "console": {"enabled": False}}}))
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert "--no-console" in args and "--session-hours" not in args
+    [service] = [o for o in objects if o["kind"] == "Service"]
+    assert "sessionAffinity" not in service["spec"]
 
 
 def test_neither_deployment_selects_the_others_pods(chart: Any) -> None:
@@ -70,12 +81,8 @@ def test_namespaced_install_gives_the_gateway_a_role_per_namespace(chart: Any) -
     [cluster] = [o for o in objects if o["kind"] == "ClusterRole"]
     assert cluster["rules"] == rbac.policy_rules("cluster", rules=rbac.GATEWAY_RULES)  # the reviews only
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
-    assert deployment["spec"]["template"]["spec"]["containers"][0]["args"][-4:] == [
-        "--namespace",
-        "a",
-        "--namespace",
-        "b",
-    ]
+    args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--namespace"] == ["a", "b"]
 
 
 def test_risky_modes_only_when_asked(chart: Any) -> None:
@@ -84,6 +91,7 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
             "enabled": True,
             "allowAnonymous": True,
             "trustedHeader": "X-Forwarded-User",
+            "trustedGroupsHeader": "X-Forwarded-Groups",
             "replicas": 1,
             "cloudEventTypes": {"order.created": "fulfil"},
         }
@@ -92,12 +100,14 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
     [deployment] = [o for o in objects if o["kind"] == "Deployment"]
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--allow-anonymous" in args and args[args.index("--trusted-header") + 1] == "X-Forwarded-User"
+    assert args[args.index("--trusted-groups-header") + 1] == "X-Forwarded-Groups"
     assert args[args.index("--cloudevent-type") + 1] == "order.created=fulfil"
     assert "PodDisruptionBudget" not in {o["kind"] for o in objects}  # one replica: no PDB to block drains
 
 
 @pytest.mark.parametrize("values", [{"gateway": {"enabled": "yes"}}, {"gateway": {"port": 0}},
-                                    {"gateway": {"trustedHeader": "X User"}}, {"gateway": {"bogus": 1}}])  # fmt: skip
+                                    {"gateway": {"trustedHeader": "X User"}}, {"gateway": {"bogus": 1}},
+                                    {"gateway": {"console": {"sessionHours": 0}}}])  # fmt: skip
 def test_helm_refuses_bad_gateway_values(chart: Any, helm: Any, values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError, match="schema"):
         render(chart, values)

@@ -17,13 +17,13 @@ def test_every_flag_reaches_its_setting() -> None:
         ["-n", "a", "--namespace", "b", "--kubeconfig", "k", "--context", "c", "--host", "127.0.0.1", "--port", "9",
          "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--allow-anonymous",
          "--trusted-header", "X-User", "--trusted-groups-header", "X-Groups", "--cors-origin", "https://a",
-         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5"]
+         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2"]
     )  # fmt: skip
     assert settings_of(args) == GatewaySettings(
         namespaces=("a", "b"), kubeconfig="k", context="c", host="127.0.0.1", port=9, max_body_bytes=1024,
         rate_limit=2.5, rate_burst=3, allow_anonymous=True, trusted_header="X-User",
         trusted_groups_header="X-Groups", cors_origins=("https://a",),
-        cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0,
+        cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0, console=False, session_seconds=7200.0,
     )  # fmt: skip
 
 

@@ -174,6 +174,10 @@ class Scanner:
         for fn, calls in self.functions:
             for call in calls:
                 func = call.func
+                if isinstance(func, ast.Attribute) and func.attr == "pod_log":  # KubeClient.pod_log, on any client
+                    name = f"{self.module.__name__}.{fn.name}"
+                    yield Use(("", "pods/log", "get"), self.where(fn, call), name)
+                    continue
                 if not (isinstance(func, ast.Attribute) and func.attr in METHOD_VERBS and is_api(func.value)):
                     continue
                 if not call.args:
