@@ -31,7 +31,7 @@ from typing import Any
 
 import httpx
 from tests.integration.harness import NS, write_kubeconfig
-from tests.integration.test_gateway import ALICE, answer_reviews
+from tests.integration.test_gateway import ALICE, answer
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
@@ -73,7 +73,7 @@ def figures(latencies: Sequence[float]) -> dict[str, float | None]:
 
 async def run(n: int, rate: float, streams: int, work: pathlib.Path) -> dict[str, Any]:
     async with emulator() as k:
-        answer_reviews(k)
+        answer(k)
         kubeconfig = work / "kubeconfig"
         write_kubeconfig(kubeconfig, str(k.url))
         port = free_port()

@@ -10,7 +10,7 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import api_budget, gateway, scale, throughput
+from bench import api_budget, console, gateway, scale, throughput
 
 
 def run(main: Callable[[Sequence[str]], int], tmp_path: pathlib.Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -70,4 +70,12 @@ def test_gateway(tmp_path: pathlib.Path) -> None:
     assert {"raw_create", "submit", "get", "streams"} <= set(result)
     assert {"p50_ms", "p99_ms"} <= set(result["submit"])
     assert result["streams"]["saw_terminal"] == 20 and result["streams"]["extra_watches"] == 0
+    assert code == 0
+
+
+def test_console(tmp_path: pathlib.Path) -> None:
+    code, result = run(console.main, tmp_path, "--n", "120", "--requests", "2")
+    assert {"first", "page", "filtered", "sorted", "last", "bytes"} <= set(result) and result["n"] == 120
+    assert result["bytes"]["html"] > result["bytes"]["gzip"] > 0
+    assert result["reviews"]["api_requests"] == 3  # one TokenReview, two SubjectAccessReviews, then cached
     assert code == 0

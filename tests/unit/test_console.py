@@ -127,7 +127,7 @@ async def test_the_table_filters_sorts_and_pages_on_the_server(gw: RunningGatewa
     desc = names_in((await gw.client.get("/ui/?sort=name&order=desc&size=25")).text)
     assert desc == [f"t{i:02d}" for i in range(29, 4, -1)]
     second = (await gw.client.get("/ui/?sort=name&order=desc&size=25&page=2")).text
-    assert names_in(second) == [f"t{i:02d}" for i in range(4, -1, -1)] and "26–30 of 30" in second
+    assert names_in(second) == [f"t{i:02d}" for i in range(4, -1, -1)] and "26\u201330 of 30" in second
     labelled = names_in((await gw.client.get("/ui/?label=team%3Dt1&sort=name&order=asc")).text)
     assert labelled == ["t01", "t06", "t11", "t16", "t21", "t26"]
     assert names_in((await gw.client.get("/ui/?q=T2&sort=name&order=asc")).text) == [f"t2{i}" for i in range(10)]

@@ -71,7 +71,10 @@ class Console:
 
     @classmethod
     def build(cls, gateway: Gateway) -> Console:
-        return cls(gateway, Sessions(gateway.clocks, gateway.settings.session_seconds))
+        console = cls(gateway, Sessions(gateway.clocks, gateway.settings.session_seconds))
+        for name in console.templates.list_templates():  # compiled at start, not in a user's first request
+            console.templates.get_template(name)
+        return console
 
     def page(
         self, request: Request, template: str, status_code: int = 200, session: Session | None = None, **context: Any
