@@ -26,7 +26,9 @@ from asynctask_operator.core.acts import RETRY_ANNOTATION
 from tests.integration.harness import NS, Cluster, eventually
 from tests.integration.served import Served, answer_reviews, serve
 
-CHROMIUM = os.environ.get("ASYNCTASK_CHROMIUM") or shutil.which("chromium") or "/usr/bin/chromium"
+CHROMIUM = (
+    os.environ.get("ASYNCTASK_CHROMIUM") or shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+)
 SHOTS = pathlib.Path(os.environ.get("ASYNCTASK_SCREENSHOTS") or "test-artifacts/console")
 USERS = {"alice-token": "alice", "reader-token": "reader"}
 OTHER = "other-team"

@@ -1,0 +1,46 @@
+"""The web console against a real cluster (issue 17, E2E): a ServiceAccount signs in with its token,
+the console lists the tasks of the test namespace, and the user cancels a running one from its page.
+
+The gateway runs as a process against the test namespace (``gateway`` of test_gateway.py); the
+console's pages are read as a browser gets them (HTML, a session cookie, the form's CSRF token).
+"""
+
+from __future__ import annotations
+
+import re
+
+import httpx
+import pytest
+
+from tests.e2e.helpers import SUCCESS_TIMEOUT, Cluster, load_example, phase_of, wait_for
+from tests.e2e.test_gateway import gateway, token_for
+
+pytestmark = pytest.mark.e2e
+__all__ = ["gateway"]  # the fixture, used here by name
+
+OPERATOR = "console-operator"
+FORM = {"Content-Type": "application/x-www-form-urlencoded"}
+
+
+def test_the_console_lists_the_namespaces_tasks_and_cancels_one(cluster: Cluster, gateway: str) -> None:
+    cluster.apply(load_example("cancel"))  # TaskType sleep-300 and AsyncTask "sleepy"
+    wait_for(lambda: phase_of(cluster.get_task("sleepy")) == "Running", SUCCESS_TIMEOUT, "sleepy running")
+    token = token_for(cluster, OPERATOR, ["get", "list", "watch", "patch"])
+    ns = cluster.namespace
+    with httpx.Client(base_url=gateway, timeout=30) as client:
+        signed = client.post("/ui/login", content=f"token={token}&next=/ui/", headers=FORM)
+        assert signed.status_code == 303, signed.text
+        listed = client.get(f"/ui/?namespace={ns}")
+        assert listed.status_code == 200
+        assert f'data-key="{ns}/sleepy"' in listed.text and f"system:serviceaccount:{ns}:{OPERATOR}" in listed.text
+        page = client.get(f"/ui/namespaces/{ns}/tasks/sleepy")
+        assert page.status_code == 200 and f"/ui/namespaces/{ns}/tasks/sleepy/cancel" in page.text
+        found = re.search(r'name="csrf" value="([^"]+)"', page.text)
+        assert found
+        cancelled = client.post(
+            f"/ui/namespaces/{ns}/tasks/sleepy/cancel", content=f"csrf={found.group(1)}&back=/ui/", headers=FORM
+        )
+        assert cancelled.status_code == 303, cancelled.text
+        wait_for(lambda: phase_of(cluster.get_task("sleepy")) == "Cancelled", SUCCESS_TIMEOUT, "sleepy cancelled")
+        shown = client.get(f"/ui/namespaces/{ns}/tasks/sleepy")
+        assert 'data-phase="Cancelled"' in shown.text and "/retry" in shown.text
