@@ -62,3 +62,27 @@ def test_deleting_the_task_forgets_its_versions() -> None:
     cache.put_task(version("41", "Succeeded"), answer_to_request_at=0.0)
     cache.drop_task(KEY)
     assert not cache.stale_task(version("40", "Running"))  # a new object of the same name starts afresh
+
+
+def schedule(rv: str, run_now: str | None) -> dict[str, Any]:
+    annotations = {"asynctask.dev/run-now": run_now} if run_now else {}
+    return {"metadata": {"namespace": "ns", "name": "s", "resourceVersion": rv, "annotations": annotations}}
+
+
+def test_a_schedules_status_answer_read_after_a_newer_event_does_not_take_the_cache_back() -> None:
+    """The run-now race: the operator writes the status (sent at t); a user annotates a new run-now
+    value; its watch event arrives; then the status write's answer, from before the annotation.
+    Storing the answer would forget the annotation, and no event would come to wake the schedule."""
+    now = [100.0]
+    cache = Cache(monotonic=lambda: now[0])
+    cache.put_scheduledtask(schedule("10", None))
+    sent = cache.monotonic()  # the status write goes out
+    now[0] += 0.01
+    cache.event_arrived("scheduledtask", ("ns", "s"))  # the annotation's event
+    cache.put_scheduledtask(schedule("12", "1767225700"))
+    now[0] += 0.01
+    assert not cache.put_scheduledtask(schedule("11", None), answer_to_request_at=sent)  # the answer, late
+    assert cache.scheduledtasks[("ns", "s")]["metadata"]["annotations"] == {"asynctask.dev/run-now": "1767225700"}
+    later = cache.monotonic()
+    assert cache.put_scheduledtask(schedule("13", "1767225700"), answer_to_request_at=later)  # no event since
+    assert cache.scheduledtasks[("ns", "s")]["metadata"]["resourceVersion"] == "13"

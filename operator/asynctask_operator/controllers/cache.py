@@ -258,11 +258,17 @@ class Cache:
         return self.tasks.unfinished_of_type(namespace, type_name)
 
     # -- scheduled tasks
-    def put_scheduledtask(self, obj: dict[str, Any]) -> Key:
+    def put_scheduledtask(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> bool:
+        """Store a ScheduledTask; from a write's answer (``answer_to_request_at``: when the request was
+        sent) only if no watch event for it arrived since, as :meth:`put_task`: an answer read after
+        the event of a later change (a new ``asynctask.dev/run-now`` value) would take the cache back
+        to the object without it, and nothing would wake the schedule again. True when stored."""
         key = key_of(obj)
+        if self._newer_event("scheduledtask", key, answer_to_request_at):
+            return False
         self.scheduledtasks[key] = obj
         self.mark_seen("scheduledtask", key)
-        return key
+        return True
 
     def drop_scheduledtask(self, key: Key) -> None:
         self.scheduledtasks.pop(key, None)

@@ -175,6 +175,7 @@ class Manager:
             self.cache.drop_scheduledtask(key)
             self.clock.cancel(("scheduledtask", *key))
             return
+        self.cache.event_arrived("scheduledtask", key)
         self.cache.put_scheduledtask(obj)
         self._wake_schedule(key)
 

@@ -141,17 +141,19 @@ class ScheduleReconciler:
         patch: dict[str, Any] = {"status": status_patch(scheduled.status.dump(), decision.status.dump())}
         if scheduled.metadata.resource_version:
             patch["metadata"] = {"resourceVersion": scheduled.metadata.resource_version}
+        sent = self.cache.monotonic()
         try:
             updated = await self.api.patch(SCHEDULEDTASKS, ns, name, patch, subresource="status")
         except Conflict as exc:  # changed since we read it (another operator?): decide again on fresh data
             with contextlib.suppress(NotFound):
-                self.cache.put_scheduledtask(await self.api.get(SCHEDULEDTASKS, ns, name))
+                sent = self.cache.monotonic()
+                self.cache.put_scheduledtask(await self.api.get(SCHEDULEDTASKS, ns, name), answer_to_request_at=sent)
             raise RequeueSoon(0.2, f"status write conflicted: {exc.message}") from exc
         except NotFound:
             self.cache.drop_scheduledtask((ns, name))
             return False
         if updated.get("metadata"):
-            self.cache.put_scheduledtask(updated)
+            self.cache.put_scheduledtask(updated, answer_to_request_at=sent)
         before, after = scheduled.status.counts, decision.status.counts
         if after is not None:  # runs that ended, and fires not run (Forbid, missed), since the last write
             for outcome in ("succeeded", "failed", "skipped"):
