@@ -209,3 +209,39 @@ async def test_a_scheduledtask_a_relisting_brings_is_queued() -> None:
     await create_before_its_fire(api, fired_a_minute_ago("unwatched"))
     await runtime.informer.list_into_cache("scheduledtask", SCHEDULEDTASKS, None)
     assert ("scheduledtask", NS, "unwatched") in await drained(runtime)
+
+
+async def test_a_queue_status_answer_read_after_a_newer_event_does_not_unpause_the_queue() -> None:
+    """The user pauses the queue after the operator's status write reached the server; the pause's event
+    arrives before the write's answer. The answer (unpaused) must not take the ledger back."""
+    api = FakeKube()
+    queue = await api.create(TASKQUEUES, NS, {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue",
+                                              "metadata": {"name": "q"}, "spec": {"concurrency": 1}})  # fmt: skip
+    now = [10.0]
+    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None, monotonic=lambda: now[0])
+    admissions.on_queue("ADDED", queue)
+    now[0] += 1
+    sent = now[0]
+    answer = await api.patch(TASKQUEUES, NS, "q", {"status": {"running": 0}}, subresource="status")
+    paused = await api.patch(TASKQUEUES, NS, "q", {"spec": {"paused": True}})
+    now[0] += 1
+    admissions.on_queue("MODIFIED", paused)  # the pause's event, first
+    now[0] += 1
+    assert admissions.on_queue("MODIFIED", answer, answer_sent_at=sent) == []  # the write's answer, late
+    assert admissions.objects[(NS, "q")].spec.paused is True
+    assert not admissions.request((NS, "a"), (NS, "q"), 0, "2026-01-01T00:00:00Z")  # paused: nothing admitted
+
+
+async def test_a_tasktype_status_answer_read_after_a_newer_event_keeps_the_newer_spec() -> None:
+    api = FakeKube()
+    await api.create(TASKTYPES, NS, tasktype())
+    runtime = await synced(api)
+    sent = runtime.cache.monotonic()
+    answer = await api.patch(TASKTYPES, NS, "echo", {"status": {"observedGeneration": 1}}, subresource="status")
+    await api.patch(TASKTYPES, NS, "echo", {"spec": {"defaults": {"priority": 5}}})
+    changed = api.get_object(TASKTYPES, NS, "echo")
+    assert changed is not None
+    runtime.on_tasktype("MODIFIED", changed)  # the user's change, first
+    runtime.on_tasktype("MODIFIED", answer, answer_sent_at=sent)  # the status write's answer, late
+    held = runtime.cache.tasktypes[NS, "echo"]
+    assert held.spec.defaults is not None and held.spec.defaults.priority == 5

@@ -38,6 +38,7 @@ class Admissions:
         wake_queue_at: Callable[[QueueKey, float], None],
         now: Callable[[], float] = time.time,
         status_interval: float = 5.0,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.api = api
         self.ledger: AdmissionLedger[Key] = AdmissionLedger(default_concurrency)
@@ -46,12 +47,25 @@ class Admissions:
         self._wake_queue_at = wake_queue_at
         self._now = now
         self.status_interval = status_interval
+        self._monotonic = monotonic
+        self._events: dict[QueueKey, float] = {}  # when each queue's last watch event (or deletion) came
 
     # -- fed by the cache
-    def on_queue(self, event_type: str | None, obj: dict[str, Any]) -> list[Key]:
-        """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change."""
+    def on_queue(
+        self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None
+    ) -> list[Key]:
+        """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change.
+
+        ``answer_sent_at``: ``obj`` answers a status write sent then; taken only if no watch event came
+        since. An answer read after the event of a later change (the user pausing the queue) would
+        take the ledger back to the spec before it, and no event would come to set it right."""
         meta = obj.get("metadata") or {}
         key: QueueKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
+        if answer_sent_at is not None:
+            if self._events.get(key, float("-inf")) >= answer_sent_at:
+                return []
+        else:
+            self._events[key] = self._monotonic()
         queue: TaskQueue | None = None
         if event_type != "DELETED":
             try:
@@ -133,6 +147,7 @@ class Admissions:
         new = taskqueue_status(queue, self.ledger.counts(key, now), now)
         if new is None:
             return
+        sent = self._monotonic()
         try:
             updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
         except NotFound:
@@ -140,5 +155,5 @@ class Admissions:
         # The answer is the queue as it is now, a spec changed since the last event included: it
         # goes the way of an event, or the event of that change, finding its spec held already,
         # would be taken for a status-only change and the ledger would keep the old spec.
-        for task in self.on_queue("MODIFIED", updated):
+        for task in self.on_queue("MODIFIED", updated, answer_sent_at=sent):
             self._wake_task(task)

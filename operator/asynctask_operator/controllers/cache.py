@@ -150,7 +150,7 @@ class Cache:
         """A watch event for this object arrived now (see ``answer_to_request_at``)."""
         self._events[kind, key] = self.monotonic()
 
-    def _newer_event(self, kind: str, key: Key, request_at: float | None) -> bool:
+    def newer_event(self, kind: str, key: Key, request_at: float | None) -> bool:
         """A watch event (or the deletion) of this object came at ``request_at`` or later."""
         if request_at is None:
             return False
@@ -166,7 +166,7 @@ class Cache:
         self._touched.pop((kind, key), None)
         # The event time goes with the object (it grew by one entry per object ever seen). The
         # deletion's time, kept until the next resync, guards what it guarded: the answer to a
-        # write sent before the deletion does not bring the object back (see _newer_event).
+        # write sent before the deletion does not bring the object back (see newer_event).
         self._events.pop((kind, key), None)
         self._dropped[kind, key] = self.monotonic()
 
@@ -203,7 +203,7 @@ class Cache:
         what follows from that is :class:`~asynctask_operator.controllers.intake.TaskIntake`'s."""
         key = key_of(obj)
         answer = answer_to_request_at is not None
-        if self._newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
+        if self.newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
             return False
         blob = _encode(obj)
         self.mark_seen("task", key)
@@ -264,7 +264,7 @@ class Cache:
         the event of a later change (a new ``asynctask.dev/run-now`` value) would take the cache back
         to the object without it, and nothing would wake the schedule again. True when stored."""
         key = key_of(obj)
-        if self._newer_event("scheduledtask", key, answer_to_request_at):
+        if self.newer_event("scheduledtask", key, answer_to_request_at):
             return False
         self.scheduledtasks[key] = obj
         self.mark_seen("scheduledtask", key)
@@ -292,7 +292,7 @@ class Cache:
     def put_job(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> JobView:
         view = job_view(obj)
         key = (view.namespace, view.name)
-        if self._newer_event("job", key, answer_to_request_at) and key in self.jobs:
+        if self.newer_event("job", key, answer_to_request_at) and key in self.jobs:
             return self.jobs[key]
         old = self.jobs.get(key)
         if old is not None and old.owner_uid and old.owner_uid != view.owner_uid:

@@ -61,6 +61,7 @@ class Manager:
             wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
             now=clocks.wall,
             status_interval=settings.queue_status_seconds,
+            monotonic=clocks.monotonic,
         )
         self.intake = TaskIntake(
             self.cache,
@@ -89,7 +90,9 @@ class Manager:
         self.tasks = TaskReconciler(
             self.cache, api, settings, self.intake, self.admissions, self.reports, self.metrics, self.callbacks
         )
-        self.tasktypes = TaskTypeReconciler(self.cache, api, took=lambda obj: self.on_tasktype("MODIFIED", obj))
+        self.tasktypes = TaskTypeReconciler(
+            self.cache, api, took=lambda obj, sent: self.on_tasktype("MODIFIED", obj, answer_sent_at=sent)
+        )
         self.schedules = ScheduleReconciler(
             self.cache,
             api,
@@ -146,10 +149,19 @@ class Manager:
         self.cache.event_arrived("task", key)
         self.intake.take(obj)
 
-    def on_tasktype(self, event_type: str | None, obj: Obj) -> None:
+    def on_tasktype(self, event_type: str | None, obj: Obj, answer_sent_at: float | None = None) -> None:
         """A TaskType appeared, changed or went: its status is reconciled, and its unfinished tasks
-        when what they read of it (its spec) changed — not for the echo of its own status write."""
+        when what they read of it (its spec) changed — not for the echo of its own status write.
+
+        ``answer_sent_at``: the object is the answer to a status write sent then; it is taken only
+        if no watch event came since (that event is as new, and the answer may be older: a spec
+        changed after the write would be forgotten until the next event)."""
         key = key_of(obj)
+        if answer_sent_at is not None:
+            if self.cache.newer_event("tasktype", key, answer_sent_at):
+                return
+        elif event_type != "DELETED":
+            self.cache.event_arrived("tasktype", key)
         before = self.cache.tasktypes.get(key)
         if event_type == "DELETED":
             self.cache.drop_tasktype(key)

@@ -19,7 +19,7 @@ from asynctask_operator.core.tasktypes import tasktype_status
 
 
 class TaskTypeReconciler:
-    def __init__(self, cache: Cache, api: Kube, took: Callable[[dict[str, Any]], None]) -> None:
+    def __init__(self, cache: Cache, api: Kube, took: Callable[[dict[str, Any], float], None]) -> None:
         self.cache = cache
         self.api = api
         self._took = took
@@ -31,8 +31,9 @@ class TaskTypeReconciler:
         status = tasktype_status(tasktype, now)
         if status is None:
             return
+        sent = self.cache.monotonic()
         try:
             updated = await self.api.patch(TASKTYPES, key[0], key[1], {"status": status.dump()}, subresource="status")
         except NotFound:
             return
-        self._took(updated)
+        self._took(updated, sent)
