@@ -205,3 +205,31 @@ async def test_an_exporter_that_fails_does_not_fail_the_reconcile() -> None:
     await runtime.sync()
     await runtime.tasks.reconcile((NS, "t"), now())
     assert api.get_object(ASYNCTASKS, NS, "t")["status"]["phase"] == "Running"  # type: ignore[index]
+
+
+def test_the_worker_of_task_authors_md_continues_the_attempts_span() -> None:
+    """docs/task-authors.md, Tracing: the propagator reads TRACEPARENT/TRACESTATE; the worker's span is a child."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    from asynctask_operator.core.tracing import ANNOTATION_TRACEPARENT, ANNOTATION_TRACESTATE, attempt_env
+    from tests.unit.builders import task as task_builder
+
+    obj = (
+        task_builder("t")
+        .annotation(ANNOTATION_TRACEPARENT, f"00-{TRACE}-00f067aa0ba902b7-01")
+        .annotation(ANNOTATION_TRACESTATE, "vendor=x")
+        .build()
+    )
+    environ = attempt_env(obj, 2)
+    carrier = {"traceparent": environ["TRACEPARENT"], "tracestate": environ["TRACESTATE"]}
+    parent = TraceContextTextMapPropagator().extract(carrier)
+    memory = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(memory))
+    with provider.get_tracer("transcoder").start_as_current_span("transcode", context=parent):
+        pass
+    [span] = memory.get_finished_spans()
+    assert span.context.trace_id == int(TRACE, 16)
+    assert span.parent is not None and span.parent.span_id == int(attempt_id(obj.metadata.uid, 2), 16)
+    assert span.context.trace_state.to_header() == "vendor=x"
