@@ -2,8 +2,8 @@
 
 The only writes are the ones :func:`~asynctask_operator.core.lifecycle.decide` asks
 for — once per reconcile — and :meth:`TaskReconciler.apply` makes them in a crash-safe
-order: create the attempt's Job, then write the status (and post the Events and count
-the metrics the decision names for it), then delete a Job or the task. A crash between
+order: create the attempt's Job, then write the status (and post the Events, count
+the metrics and export the trace spans the write means), then delete a Job or the task. A crash between
 two of them leaves a state the next reconcile recognises (a Job without a status that
 names it is adopted, never doubled).
 """
