@@ -4,6 +4,7 @@ endpoint (not even the SDK's import)."""
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import subprocess
 import sys
@@ -21,6 +22,7 @@ from asynctask_operator.controllers.tasks import RequeueSoon
 from asynctask_operator.core.tracing import SpanRecord, attempt_id, root_id
 from asynctask_operator.settings import OperatorSettings
 from tests.support.fakekube import FakeKube
+from tests.support.otlp import OtlpReceiver
 from tests.unit.test_apply import NS, SETTINGS, now, started, steps, task
 
 T0 = dt.datetime(2025, 3, 1, 12, 0, 0, tzinfo=dt.UTC)
@@ -100,6 +102,36 @@ def test_the_standard_variables_turn_the_exporter_on_and_off(environ: dict[str, 
     assert (spans is not None) is on
     if spans is not None:
         spans.shutdown()  # nothing queued: no request is made
+
+
+@pytest.mark.parametrize(
+    ("environ", "endpoint"),
+    [
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318"}, "http://c:4318/v1/traces"),
+        ({"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318/"}, "http://c:4318/v1/traces"),
+        (
+            {"OTEL_EXPORTER_OTLP_ENDPOINT": "http://c:4318", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": "http://t/x"},
+            "http://t/x",
+        ),
+    ],
+)
+def test_the_traces_endpoint_follows_the_otlp_http_rule(environ: dict[str, str], endpoint: str) -> None:
+    assert tracing.traces_endpoint(environ) == endpoint
+
+
+async def test_spans_reach_the_endpoint_the_given_variables_name(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Over real OTLP/HTTP to a receiver, with the process's own OTEL variables unset: the ones given win."""
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_ENDPOINT", raising=False)
+    monkeypatch.delenv("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT", raising=False)
+    async with OtlpReceiver() as receiver:
+        spans = tracing.from_env({"OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint})
+        assert spans is not None
+        spans.export([record()])
+        assert await asyncio.to_thread(spans.flush, 5000)
+        await asyncio.to_thread(spans.shutdown)
+    [got] = receiver.spans
+    assert (got.trace_id, got.span_id, got.parent_id) == (TRACE, "00f067aa0ba902b7", "a3ce929d0e0e4736")
+    assert (got.start_ns, got.end_ns, got.status_code) == (1740830400 * 10**9, 1740830425 * 10**9, 2)
 
 
 def test_the_service_name_is_the_operators_unless_otel_service_name_says() -> None:

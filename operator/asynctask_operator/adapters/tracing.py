@@ -103,13 +103,23 @@ def resource_of(environ: Mapping[str, str]) -> Resource:
     )
 
 
+def traces_endpoint(environ: Mapping[str, str]) -> str | None:
+    """Where spans are POSTed: ``…_TRACES_ENDPOINT`` as it is, else ``…_ENDPOINT`` + ``/v1/traces`` (the
+    OTLP/HTTP rule); ``None`` when neither is set."""
+    signal = environ.get(ENDPOINTS[0], "").strip()
+    if signal:
+        return signal
+    base = environ.get(ENDPOINTS[1], "").strip()
+    return base.rstrip("/") + "/v1/traces" if base else None
+
+
 def enabled(environ: Mapping[str, str]) -> bool:
     """An OTLP endpoint is set and the standard switches do not turn traces off."""
     if environ.get("OTEL_SDK_DISABLED", "").strip().lower() == "true":
         return False
     if environ.get("OTEL_TRACES_EXPORTER", "otlp").strip().lower() == "none":
         return False
-    return any(environ.get(name, "").strip() for name in ENDPOINTS)
+    return traces_endpoint(environ) is not None
 
 
 def from_env(environ: Mapping[str, str]) -> SdkSpans | None:
@@ -127,7 +137,9 @@ def from_env(environ: Mapping[str, str]) -> SdkSpans | None:
             exc,
         )
         return None
-    # The exporter and the processor read their own variables (endpoint, headers, timeouts, batch sizes).
-    spans = SdkSpans(BatchSpanProcessor(OTLPSpanExporter()), resource_of(environ))
-    logger.info("exporting traces over OTLP/HTTP to %s", next(environ[n] for n in ENDPOINTS if environ.get(n)))
+    # The endpoint is the one decided on here; the exporter and the processor read the rest of their
+    # variables (headers, timeout, compression, certificates, batch sizes) from the process's environment.
+    endpoint = traces_endpoint(environ)
+    spans = SdkSpans(BatchSpanProcessor(OTLPSpanExporter(endpoint=endpoint)), resource_of(environ))
+    logger.info("exporting traces over OTLP/HTTP to %s", endpoint)
     return spans
