@@ -247,7 +247,7 @@ def spans_of(task: AsyncTask, status: AsyncTaskStatus | None = None) -> list[Spa
     callback deliveries (the status keeps only the latest; :func:`ended_spans` reads them).
 
     A pure function of the status: the same status gives the same spans, ids and times, in any process."""
-    status = status or task.status
+    status = status if status is not None else task.status
     b = _Builder(task, status)
     attempts = b.attempts()
     out: list[SpanRecord] = []
