@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import datetime as dt
+import hashlib
 import json
 from typing import Any
 
@@ -133,6 +134,10 @@ def finished(succeed: bool) -> tuple[AsyncTask, CallbackStatus]:
     return story.task, story.status.callback
 
 
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_cloud_event_of_a_success() -> None:
     obj, rec = finished(succeed=True)
     event = cloud_event(obj, obj.status, rec)
@@ -144,6 +149,8 @@ def test_cloud_event_of_a_success() -> None:
         "subject": "t",
         "time": "2025-03-01T12:00:30Z",
         "datacontenttype": "application/json",
+        # the distributed-tracing extension: the span of this event's first delivery, in the task's trace
+        "traceparent": f"00-{sha('uid-t')[:32]}-{sha('uid-t/1/callback/uid-t.succeeded.1')[:16]}-01",
     }
     assert event["data"] == {
         "uid": "uid-t",

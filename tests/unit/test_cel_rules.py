@@ -146,3 +146,19 @@ def test_the_template_of_a_scheduled_task_may_change_its_type_and_queue() -> Non
     template_spec = st_spec()["properties"]["taskTemplate"]["properties"]["spec"]
     found = list(rules(template_spec))
     assert all("oldSelf" not in rule["rule"] for _, rule in found)
+
+
+@pytest.mark.parametrize(
+    ("strategy", "allowed"),
+    [
+        ({"secondsAfterSuccess": 60}, True),
+        ({"secondsAfterFailure": 0}, True),
+        ({"secondsAfterCancelled": 5, "secondsAfterSuccess": 1}, True),
+        ({}, False),
+    ],
+    ids=["success", "failure-zero", "two", "empty"],
+)
+def test_a_ttl_strategy_sets_at_least_one_outcome(strategy: dict[str, Any], allowed: bool) -> None:
+    found = {r["rule"] for _, p, r in ALL_RULES if p.endswith("ttlStrategy")}
+    assert len(found) == 1  # the same rule on the task, its type's defaults and the status
+    assert evaluate(found.pop(), strategy) is allowed

@@ -115,6 +115,18 @@ def test_numeric_bounds(field: str, bounds: dict[str, int]) -> None:
     assert {k: node[k] for k in bounds} == bounds
 
 
+@pytest.mark.parametrize("outcome", ["secondsAfterSuccess", "secondsAfterFailure", "secondsAfterCancelled"])
+def test_ttl_strategy_bounds_and_descriptions(outcome: str) -> None:
+    """Each field is bounded like ttlSecondsAfterFinished and described (``kubectl explain`` shows it)."""
+    strategy = AT_SPEC["properties"]["ttlStrategy"]
+    node = strategy["properties"][outcome]
+    assert (node["type"], node["minimum"], node["maximum"]) == ("integer", 0, 31536000)
+    assert node["description"] and "ttlSecondsAfterFinished" in strategy["description"]
+    tt = all_crds()["asynctask.dev_tasktypes.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    defaults = tt["properties"]["spec"]["properties"]["defaults"]["properties"]
+    assert defaults["ttlStrategy"]["properties"][outcome]["maximum"] == 31536000
+
+
 def test_retry_policy_schema() -> None:
     retry = AT_SPEC["properties"]["retry"]["properties"]
     assert retry["maxRetries"]["minimum"] == 0

@@ -8,7 +8,7 @@ import pytest
 
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.effective import effective_priority, effective_spec, merge_retry
-from asynctask_operator.core.models import AsyncTask, RetryPolicy, TaskType
+from asynctask_operator.core.models import AsyncTask, RetryPolicy, TaskType, TtlStrategy
 from asynctask_operator.core.retry import BUILTIN_RETRY
 from tests.unit.builders import task, tasktype
 
@@ -36,6 +36,51 @@ def test_effective_spec_layers(
 ) -> None:
     eff = effective_spec(obj, type_, CONFIG)
     assert (eff.queue, eff.timeout_seconds, eff.deadline_seconds, eff.ttl_seconds_after_finished) == expected
+
+
+def strategy(obj: AsyncTask, type_: TaskType | None) -> dict[str, int] | None:
+    resolved = effective_spec(obj, type_, CONFIG).ttl_strategy
+    return resolved.dump() if resolved else None
+
+
+def with_spec(obj: AsyncTask, **fields: Any) -> AsyncTask:
+    return obj.model_copy(update={"spec": obj.spec.model_copy(update=fields)})
+
+
+TYPE_STRATEGY = tasktype("echo").defaults(ttl_strategy={"seconds_after_failure": 60, "seconds_after_cancelled": 5})
+
+
+@pytest.mark.parametrize(
+    ("task_fields", "type_", "expected"),
+    [
+        ({}, tasktype("echo"), None),
+        ({}, TYPE_STRATEGY, {"secondsAfterFailure": 60, "secondsAfterCancelled": 5}),
+        (
+            {"ttl_strategy": TtlStrategy(seconds_after_success=10, seconds_after_failure=1)},
+            TYPE_STRATEGY,
+            {"secondsAfterSuccess": 10, "secondsAfterFailure": 1, "secondsAfterCancelled": 5},
+        ),
+        ({"ttl_seconds_after_finished": 3600}, TYPE_STRATEGY, None),
+        (
+            {"ttl_seconds_after_finished": 3600, "ttl_strategy": TtlStrategy(seconds_after_success=0)},
+            TYPE_STRATEGY,
+            {"secondsAfterSuccess": 0},
+        ),
+    ],
+    ids=["none", "type-strategy", "task-strategy-merged-per-outcome", "task-flat-ttl-beats-type", "task-both"],
+)
+def test_ttl_strategy_layers(task_fields: dict[str, Any], type_: Any, expected: dict[str, int] | None) -> None:
+    """Per outcome: the task's ttlStrategy, else the task's ttlSecondsAfterFinished (no strategy), else the
+    type's ttlStrategy; a task's own word wins over its type's."""
+    assert strategy(with_spec(task().build(), **task_fields), type_.build()) == expected
+
+
+@pytest.mark.parametrize(("phase", "expected"), [("Succeeded", 10), ("Failed", 60), ("Cancelled", 100)])
+def test_ttl_for_an_outcome_falls_back_to_the_flat_ttl(phase: str, expected: int) -> None:
+    obj = with_spec(
+        task().ttl(100).build(), ttl_strategy=TtlStrategy(seconds_after_success=10, seconds_after_failure=60)
+    )
+    assert effective_spec(obj, None, CONFIG).ttl_for(phase) == expected
 
 
 @pytest.mark.parametrize(

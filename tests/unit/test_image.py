@@ -33,8 +33,10 @@ def hashed_entries(lock: str) -> tuple[int, int]:
 
 
 def test_the_lock_pins_every_runtime_dependency() -> None:
+    """The dependencies, and the [otel] extra: the image ships the exporter (ADR 0020)."""
     locked = pins("requirements.lock")
-    for line in tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["dependencies"]:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    for line in project["dependencies"] + project["optional-dependencies"]["otel"]:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement.name} is a dependency but not in requirements.lock: {RELOCK}"
@@ -71,6 +73,10 @@ def test_the_image_runs_as_a_non_root_uid() -> None:
     assert 'ENTRYPOINT ["asynctask-operator"]' in runtime
     assert 'CMD ["run"]' in runtime
     assert "--require-hashes" in DOCKERFILE
+
+
+def test_the_image_build_checks_the_trace_exporter_imports() -> None:
+    assert "import opentelemetry.exporter.otlp.proto.http.trace_exporter" in DOCKERFILE
 
 
 def test_dockerignore_lets_in_what_the_dockerfile_copies() -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import hashlib
 import json
 from typing import Any
 
@@ -125,6 +126,10 @@ def test_long_task_names_get_a_valid_task_label() -> None:
     assert len(job["metadata"]["name"]) <= 63
 
 
+def sha(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
 def test_every_container_and_init_container_gets_the_task_env() -> None:
     job = render(
         attempt=2,
@@ -142,6 +147,8 @@ def test_every_container_and_init_container_gets_the_task_env() -> None:
             "ASYNCTASK_TYPE": "video",
             "ASYNCTASK_ATTEMPT": "2",
             "ASYNCTASK_PAYLOAD": '{"input":"s3://in/a.mp4","preset":"1080p"}',
+            # the attempt's span, in the task's own trace: sha256(uid)[:16], sha256("uid/2/attempt")[:8]
+            "TRACEPARENT": f"00-{sha('uid-transcode-7f3a')[:32]}-{sha('uid-transcode-7f3a/2/attempt')[:16]}-01",
         }
 
 

@@ -129,6 +129,30 @@ def test_the_ttl_comes_from_the_tasktype_when_the_task_leaves_it_out() -> None:
     assert story.decide(100).delete_task
 
 
+@pytest.mark.parametrize(
+    ("outcome", "kept"),
+    [("Succeeded", 3600), ("Failed", 60), ("Cancelled", 5)],
+)
+def test_the_ttl_strategy_keeps_each_outcome_its_own_time(outcome: str, kept: int) -> None:
+    """Keep the successful, clean up the failed: the type's ttlStrategy, by how the task ended."""
+    strategy = {"seconds_after_failure": 60, "seconds_after_cancelled": 5}
+    story = Story(
+        task("t").retry(max_retries=0).build(),
+        tasktype=tasktype("echo").defaults(ttl_seconds_after_finished=3600, ttl_strategy=strategy).build(),
+    )
+    story.step(5)
+    if outcome == "Succeeded":
+        story.step(40, **attempt_succeeded("t", 1))
+    elif outcome == "Failed":
+        story.step(40, **attempt_failed("t", 1))
+    else:
+        story.task = with_cancel(story.task)
+        story.step(40)
+    assert story.status.phase == outcome
+    assert story.decide(40 + kept - 1).requeue_after == 1.0
+    assert story.decide(40 + kept).delete_task
+
+
 def test_a_job_left_running_by_a_finished_task_is_deleted() -> None:
     story = Story(task("t").retry(max_retries=0).build())
     story.step(5)

@@ -16,6 +16,7 @@ from typing import Any
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of
@@ -46,7 +47,12 @@ class Manager:
     """The operator's parts wired together: what :func:`~asynctask_operator.controllers.process.run` runs."""
 
     def __init__(
-        self, api: Kube, settings: OperatorSettings, sender: Sender | None = None, clocks: Clocks | None = None
+        self,
+        api: Kube,
+        settings: OperatorSettings,
+        sender: Sender | None = None,
+        clocks: Clocks | None = None,
+        spans: SpanSink | None = None,
     ) -> None:
         self.api = api
         self.settings = settings
@@ -88,7 +94,15 @@ class Manager:
             now=clocks.utcnow,
         )
         self.tasks = TaskReconciler(
-            self.cache, api, settings, self.intake, self.admissions, self.reports, self.metrics, self.callbacks
+            self.cache,
+            api,
+            settings,
+            self.intake,
+            self.admissions,
+            self.reports,
+            self.metrics,
+            self.callbacks,
+            spans,
         )
         self.tasktypes = TaskTypeReconciler(
             self.cache, api, took=lambda obj, sent: self.on_tasktype("MODIFIED", obj, answer_sent_at=sent)

@@ -19,11 +19,13 @@ from typing import Any
 
 import kopf
 
+from asynctask_operator.adapters import tracing
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.election import LeaderElector, label_own_pod
 from asynctask_operator.adapters.http import HttpServer
 from asynctask_operator.adapters.kubeconfig import credentials, load_configuration
 from asynctask_operator.adapters.secrets import load_report_key
+from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.settings import OperatorSettings
@@ -64,16 +66,19 @@ async def run(
     *,
     frame: bool = True,
     clocks: Clocks | None = None,
+    spans: SpanSink | None = None,
 ) -> None:
     """Run until stopped by a signal (kopf handles SIGINT/SIGTERM) or by ``stop``.
 
     ``frame=False``: without kopf (no login handler, no signal handlers), stopped by ``stop``
-    or a lost Lease only: the operator inside a test's event loop."""
+    or a lost Lease only: the operator inside a test's event loop. ``spans``: where finished spans go;
+    default: the OTLP exporter the standard OTEL_* variables configure, or none (ADR 0020)."""
     if settings.core.report_url:
         key = await load_report_key(api, settings.report_key_namespace, settings.report_key_secret)
         settings = dataclasses.replace(settings, core=dataclasses.replace(settings.core, report_key=key))
     clocks = clocks or Clocks()
-    manager = Manager(api, settings, clocks=clocks)
+    spans = spans if spans is not None else tracing.from_env(os.environ)
+    manager = Manager(api, settings, clocks=clocks, spans=spans)
     elector: LeaderElector | None = None
     if settings.leader_elect:
         elector = LeaderElector(
@@ -149,6 +154,8 @@ async def run(
             await manager.callbacks.close()
         if elector is not None and elector.leading:  # stopped, not deposed: hand over at once
             await elector.release()
+        if spans is not None:  # what is batched goes out before the process does
+            await asyncio.to_thread(spans.shutdown)
     if deposed.is_set():
         raise SystemExit("lost the leader Lease: exiting, to come back as a standby")
 

@@ -2,8 +2,8 @@
 
 The only writes are the ones :func:`~asynctask_operator.core.lifecycle.decide` asks
 for — once per reconcile — and :meth:`TaskReconciler.apply` makes them in a crash-safe
-order: create the attempt's Job, then write the status (and post the Events and count
-the metrics the decision names for it), then delete a Job or the task. A crash between
+order: create the attempt's Job, then write the status (and post the Events, count
+the metrics and export the trace spans the write means), then delete a Job or the task. A crash between
 two of them leaves a state the next reconcile recognises (a Job without a status that
 names it is adopted, never doubled).
 """
@@ -30,6 +30,7 @@ from asynctask_operator.adapters.kube import (
     NotFound,
 )
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.controllers.callbacks import CallbackDispatcher
@@ -41,6 +42,7 @@ from asynctask_operator.core.lifecycle import Admission, Decision, Observed, dec
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, TaskType
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
+from asynctask_operator.core.tracing import ended_spans
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -84,6 +86,7 @@ class TaskReconciler:
         reports: ReportStore,
         metrics: Metrics | None = None,
         callbacks: CallbackDispatcher | None = None,
+        spans: SpanSink | None = None,
     ) -> None:
         self.cache = cache
         self.api = api
@@ -93,6 +96,7 @@ class TaskReconciler:
         self.reports = reports
         self.metrics = metrics
         self.callbacks = callbacks
+        self.spans = spans  # None (no OTLP endpoint): no span is even worked out
 
     async def reconcile(self, key: Key, now: dt.datetime) -> float | None:
         """Bring one task a step closer to done; return seconds until it wants another look."""
@@ -195,7 +199,8 @@ class TaskReconciler:
         1. the attempt's Job (a 409 adopts the existing one when it is this task's; a 422 ends
            the task with InvalidJobTemplate instead);
         2. the status, with the task's resourceVersion as a precondition (a 409 decides again on
-           fresh data); once it is accepted: the decision's Events, metrics, and report bookkeeping;
+           fresh data); once it is accepted: the decision's Events, metrics, the spans it ends, and
+           report bookkeeping;
         3. deleting a Job left running, then the task itself at its TTL;
         4. handing the callback to the dispatcher (the status records the event by now).
         A crash between two of them leaves a state the next decision recognises."""
@@ -230,6 +235,7 @@ class TaskReconciler:
                     self.metrics.record(delta)
             for note in decision.events:
                 await self._post(task, event_body(task, note, observed.now))
+            self._export_spans(task, decision)
         if decision.delete_job is not None:
             await self._delete_running_job(ns, decision.delete_job)
         if decision.delete_task:
@@ -290,6 +296,16 @@ class TaskReconciler:
             logger.warning(
                 "Event %s on AsyncTask %s/%s not posted: %s", reason, task.metadata.namespace, task.metadata.name, exc
             )
+
+    def _export_spans(self, task: AsyncTask, decision: Decision) -> None:
+        """Hand over the spans the accepted status write ends (ADR 0020): each once, by the write that ends
+        it. A trace is never worth a failed reconcile: an error here is logged and the spans dropped."""
+        if self.spans is None or decision.status is None:
+            return
+        try:
+            self.spans.export(ended_spans(task, decision.status))
+        except Exception:
+            logger.exception("spans of AsyncTask %s/%s not exported", task.metadata.namespace, task.metadata.name)
 
     def _note_reports(self, task: AsyncTask, decision: Decision, now: dt.datetime) -> None:
         assert decision.status is not None

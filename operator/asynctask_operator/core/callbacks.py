@@ -23,6 +23,7 @@ from typing import Any, Literal
 
 from standardwebhooks.webhooks import Webhook
 
+from asynctask_operator.core import tracing
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.models import (
     AsyncTask,
@@ -102,10 +103,11 @@ def new_event(
 
 
 def cloud_event(task: AsyncTask, status: AsyncTaskStatus, record: CallbackStatus) -> dict[str, Any]:
-    """The CloudEvents 1.0 structured-mode event of ``record`` (the body of the POST).
+    """The CloudEvents 1.0 structured-mode event of ``record`` (the body of the POST) for its next delivery.
 
     ``data`` is the task as the status says at delivery, with the phase and attempt of the
-    event (a Running event still being retried after the task moved on says Running)."""
+    event (a Running event still being retried after the task moved on says Running).
+    ``traceparent`` (the CloudEvents distributed-tracing extension) names that delivery's span."""
     meta = task.metadata
     data: dict[str, Any] = {
         "uid": meta.uid,
@@ -135,6 +137,7 @@ def cloud_event(task: AsyncTask, status: AsyncTaskStatus, record: CallbackStatus
         "subject": meta.name,
         "time": record.event_time,
         "datacontenttype": "application/json",
+        **tracing.delivery_context(task, record.id, record.attempts + 1),
         "data": data,
     }
 

@@ -5,7 +5,15 @@ from __future__ import annotations
 from typing import Any
 
 from asynctask_operator.core.config import CoreConfig
-from asynctask_operator.core.models import AsyncTask, EffectiveSpec, RetryPolicy, TaskDefaults, TaskType
+from asynctask_operator.core.models import (
+    AsyncTask,
+    AsyncTaskSpec,
+    EffectiveSpec,
+    RetryPolicy,
+    TaskDefaults,
+    TaskType,
+    TtlStrategy,
+)
 
 
 def merge_retry(*layers: RetryPolicy | None) -> RetryPolicy:
@@ -34,6 +42,31 @@ def effective_queue(task: AsyncTask, tasktype: TaskType | None, config: CoreConf
     return resolve_queue(admitted, task.spec.queue, tasktype, config.default_queue)
 
 
+TTL_FIELDS = {
+    "Succeeded": "seconds_after_success",
+    "Failed": "seconds_after_failure",
+    "Cancelled": "seconds_after_cancelled",
+}
+
+
+def resolve_ttl_strategy(spec: AsyncTaskSpec, defaults: TaskDefaults) -> TtlStrategy | None:
+    """The per-outcome TTLs in force: for each outcome, the task's ``ttlStrategy`` value; else, when the
+    task sets ``ttlSecondsAfterFinished``, none (that flat value holds); else its type's ``ttlStrategy``
+    value. The task's own word wins over its type's, and per outcome over flat at the same level::
+
+        task {ttlStrategy: {secondsAfterSuccess: 10}}, type {ttlStrategy: {secondsAfterFailure: 60}}
+        -> {secondsAfterSuccess: 10, secondsAfterFailure: 60}
+    """
+    values: dict[str, int] = {}
+    for phase, field in TTL_FIELDS.items():
+        own = spec.ttl_strategy.for_phase(phase) if spec.ttl_strategy else None
+        if own is None and spec.ttl_seconds_after_finished is None and defaults.ttl_strategy is not None:
+            own = defaults.ttl_strategy.for_phase(phase)
+        if own is not None:
+            values[field] = own
+    return TtlStrategy(**values) if values else None
+
+
 def effective_spec(task: AsyncTask, tasktype: TaskType | None, config: CoreConfig) -> EffectiveSpec:
     spec = task.spec
     defaults = (tasktype.spec.defaults if tasktype else None) or TaskDefaults()
@@ -45,6 +78,7 @@ def effective_spec(task: AsyncTask, tasktype: TaskType | None, config: CoreConfi
         timeout_seconds=spec.timeout_seconds or defaults.timeout_seconds,
         deadline_seconds=spec.deadline_seconds or defaults.deadline_seconds,
         ttl_seconds_after_finished=config.default_ttl_seconds if ttl is None else ttl,
+        ttl_strategy=resolve_ttl_strategy(spec, defaults),
         retry=merge_retry(spec.retry, defaults.retry, config.default_retry),
         callback=spec.callback or defaults.callback,
     )

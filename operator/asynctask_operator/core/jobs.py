@@ -5,6 +5,7 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from asynctask_operator.core import tracing
 from asynctask_operator.core.models import API_VERSION, AsyncTask, EffectiveSpec, TaskType
 from asynctask_operator.core.naming import (
     LABEL_ATTEMPT,
@@ -46,6 +47,7 @@ def attempt_env(task: AsyncTask, attempt: int, extra: dict[str, str] | None = No
         "ASYNCTASK_ATTEMPT": str(attempt),
         "ASYNCTASK_PAYLOAD": encode_payload(task.spec.payload),
         **(extra or {}),
+        **tracing.attempt_env(task, attempt),  # the task's code continues the trace (ADR 0020)
     }
     return [{"name": k, "value": v} for k, v in env.items()]
 

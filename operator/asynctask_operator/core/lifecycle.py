@@ -336,7 +336,7 @@ def _finished(draft: Draft) -> None:
     done = parse_stamp(draft.fields.get("completion_time"))
     if done is None:
         return
-    ttl = draft.effective().ttl_seconds_after_finished
+    ttl = draft.effective().ttl_for(draft.phase)
     expires = after(done, ttl)
     if obs.now >= expires:
         draft.delete_task = True

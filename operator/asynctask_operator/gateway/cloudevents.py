@@ -19,6 +19,7 @@ from fastapi import APIRouter, Depends, Request, Response
 from pydantic import ValidationError
 
 from asynctask_operator.core.idempotency import canonical_json
+from asynctask_operator.core.tracing import trace_annotations
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
@@ -69,6 +70,10 @@ def read_event(content_type: str, headers: dict[str, str], body: bytes) -> dict[
     return event
 
 
+def _text(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
 @router.post(
     "/v1/namespaces/{ns}/cloudevents",
     status_code=202,
@@ -108,5 +113,11 @@ async def ingest_cloudevent(
     annotations = {
         ANNOTATION_SOURCE: event["source"][:ANNOTATION_VALUE_MAX],
         ANNOTATION_ID: event["id"][:ANNOTATION_VALUE_MAX],
+        # The event's distributed-tracing extension (structured: an attribute; binary: ce-traceparent),
+        # else the request's own traceparent header.
+        **trace_annotations(
+            _text(event.get("traceparent")) or headers.get("ce-traceparent") or headers.get("traceparent"),
+            _text(event.get("tracestate")) or headers.get("ce-tracestate") or headers.get("tracestate"),
+        ),
     }
     return await create(gateway, ns, user, submission, key, **annotations)

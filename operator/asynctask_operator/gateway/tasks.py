@@ -32,6 +32,7 @@ from asynctask_operator.core.labelselectors import matches, parse
 from asynctask_operator.core.models import API_VERSION, AsyncTask
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.timestamps import stamp
+from asynctask_operator.core.tracing import trace_annotations
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented, from_api_error
@@ -166,7 +167,9 @@ async def submit_task(
     strictly(submission, await request.body())
     if idempotency_key is not None and not valid_key(idempotency_key):
         raise Problem(400, "Idempotency-Key must be 1-255 printable ASCII characters")
-    return await create(gateway, ns, user, submission, idempotency_key)
+    # The request's W3C trace context: the task's trace joins it (ADR 0020); a malformed one is ignored.
+    joined = trace_annotations(request.headers.get("traceparent"), request.headers.get("tracestate"))
+    return await create(gateway, ns, user, submission, idempotency_key, **joined)
 
 
 async def create(

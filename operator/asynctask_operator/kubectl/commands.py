@@ -10,8 +10,9 @@ import dataclasses
 import datetime as dt
 import json
 import logging
+import os
 import sys
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from typing import Any
 
 import yaml
@@ -55,6 +56,7 @@ from asynctask_operator.kubectl.inputs import (
     parse_payload,
     read_manifests,
     with_overrides,
+    with_trace,
 )
 
 Obj = dict[str, Any]
@@ -76,6 +78,8 @@ class Context:
     interactive: bool
     """Standard input is a terminal: a selection may be confirmed at a prompt."""
     ask: Callable[[str], str] = input
+    environ: Mapping[str, str] = dataclasses.field(default_factory=lambda: os.environ)
+    """Where ``submit`` finds TRACEPARENT/TRACESTATE."""
 
     _api: Kube | None = None
 
@@ -199,7 +203,7 @@ async def submit(ctx: Context, args: argparse.Namespace) -> int:
     if args.timeout and not args.wait:
         raise BadInput("--timeout bounds --wait (for the task's own bounds: --attempt-timeout, --deadline)")
     overrides = _overrides(args)
-    tasks = [with_overrides(t, overrides) for t in tasks]
+    tasks = [with_trace(with_overrides(t, overrides), ctx.environ) for t in tasks]
     if args.idempotency_key is not None:
         if len(tasks) != 1:
             raise BadInput("--idempotency-key names one task; the file holds several")

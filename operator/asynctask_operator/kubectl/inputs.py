@@ -13,13 +13,14 @@ import json
 import pathlib
 import re
 import sys
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 import pydantic
 import yaml
 
 from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec
+from asynctask_operator.core.tracing import trace_annotations
 
 Obj = dict[str, Any]
 
@@ -126,6 +127,16 @@ def with_overrides(task: Obj, overrides: Obj) -> Obj:
         else:
             spec[key] = value
     return {**task, "spec": spec}
+
+
+def with_trace(task: Obj, environ: Mapping[str, str]) -> Obj:
+    """``task`` joining the trace of ``$TRACEPARENT`` (and ``$TRACESTATE``), the OpenTelemetry environment
+    carrier (ADR 0020); annotations the manifest sets itself win, and a malformed value is ignored."""
+    joined = trace_annotations(environ.get("TRACEPARENT"), environ.get("TRACESTATE"))
+    if not joined:
+        return task
+    meta = task.get("metadata") or {}
+    return {**task, "metadata": {**meta, "annotations": {**joined, **(meta.get("annotations") or {})}}}
 
 
 def check_task(task: Obj, where: str) -> AsyncTaskSpec:

@@ -74,6 +74,7 @@ from asynctask_operator.core.models.tasktype import (
     TaskType,
     TaskTypeSpec,
     TaskTypeStatus,
+    TtlStrategy,
 )
 
 __all__ = [
@@ -124,6 +125,7 @@ __all__ = [
     "TaskType",
     "TaskTypeSpec",
     "TaskTypeStatus",
+    "TtlStrategy",
     "cel",
     "k8s",
 ]

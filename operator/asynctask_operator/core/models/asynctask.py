@@ -14,6 +14,7 @@ from asynctask_operator.core.models.tasktype import (
     CallbackEvent,
     CallbackSpec,
     RetryPolicy,
+    TtlStrategy,
 )
 
 Outcome = Literal["Succeeded", "Failed", "Timeout", "PodError", "JobDeleted", "Cancelled"]
@@ -77,6 +78,12 @@ class AsyncTaskSpec(Model):
     ttl_seconds_after_finished: int | None = Field(
         None, ge=0, le=31536000, description="Delete the task this long after it finished. Default 7 days."
     )
+    ttl_strategy: TtlStrategy | None = Field(
+        None,
+        description="Per-outcome TTLs: secondsAfterSuccess, secondsAfterFailure, secondsAfterCancelled. The value "
+        "for the task's outcome wins over ttlSecondsAfterFinished. Default: the type's defaults.ttlStrategy "
+        "(when the task sets neither TTL field).",
+    )
     cancel: bool | None = Field(None, description="Set true to cancel a task that has not finished.")
     callback: CallbackSpec | None = Field(
         None, description="Webhook called when the task changes phase. Default: the type's defaults.callback."
@@ -117,8 +124,14 @@ class EffectiveSpec(Model):
     timeout_seconds: int | None = None
     deadline_seconds: int | None = None
     ttl_seconds_after_finished: int
+    ttl_strategy: TtlStrategy | None = Field(None, description="The per-outcome TTLs in force, if any.")
     retry: RetryPolicy
     callback: CallbackSpec | None = None
+
+    def ttl_for(self, phase: str) -> int:
+        """Seconds a task that ended in ``phase`` is kept: the per-outcome value, else the flat TTL."""
+        chosen = self.ttl_strategy.for_phase(phase) if self.ttl_strategy else None
+        return self.ttl_seconds_after_finished if chosen is None else chosen
 
 
 class RetryRound(Model):

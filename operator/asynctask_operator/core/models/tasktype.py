@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from pydantic import Field
+from pydantic import ConfigDict, Field
 
 from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
 
@@ -95,6 +95,44 @@ class CallbackSpec(Model):
     )
 
 
+TTL_MAX = 31536000  # a year, the bound of every TTL field
+
+
+class TtlStrategy(Model):
+    """How long a finished task is kept, by how it ended (Argo Workflows' names). A value set here
+    wins over ``ttlSecondsAfterFinished`` for that outcome; one left out falls back to it."""
+
+    model_config = ConfigDict(
+        json_schema_extra=k8s(
+            validations=[
+                cel(
+                    "has(self.secondsAfterSuccess) || has(self.secondsAfterFailure) || has(self.secondsAfterCancelled)",
+                    "ttlStrategy sets none of secondsAfterSuccess, secondsAfterFailure, secondsAfterCancelled: "
+                    "set one, or leave ttlStrategy out",
+                )
+            ]
+        ),
+    )
+
+    seconds_after_success: int | None = Field(
+        None, ge=0, le=TTL_MAX, description="Delete a Succeeded task this long after it finished."
+    )
+    seconds_after_failure: int | None = Field(
+        None, ge=0, le=TTL_MAX, description="Delete a Failed task (DeadlineExceeded too) this long after it finished."
+    )
+    seconds_after_cancelled: int | None = Field(
+        None, ge=0, le=TTL_MAX, description="Delete a Cancelled task this long after it finished."
+    )
+
+    def for_phase(self, phase: str) -> int | None:
+        """The value for a task that ended in ``phase``; ``None`` when this strategy does not say."""
+        return {
+            "Succeeded": self.seconds_after_success,
+            "Failed": self.seconds_after_failure,
+            "Cancelled": self.seconds_after_cancelled,
+        }.get(phase)
+
+
 class TaskDefaults(Model):
     """Values an AsyncTask of this type gets where it leaves a field out."""
 
@@ -103,7 +141,10 @@ class TaskDefaults(Model):
     timeout_seconds: int | None = Field(None, ge=1, le=31536000)
     deadline_seconds: int | None = Field(None, ge=1, le=31536000)
     retry: RetryPolicy | None = None
-    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=31536000)
+    ttl_seconds_after_finished: int | None = Field(None, ge=0, le=TTL_MAX)
+    ttl_strategy: TtlStrategy | None = Field(
+        None, description="Per-outcome TTLs of this type's tasks, where a task sets neither TTL field."
+    )
     callback: CallbackSpec | None = None
 
 
