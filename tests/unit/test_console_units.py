@@ -8,8 +8,9 @@ import pytest
 
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.auth import User
+from asynctask_operator.gateway.console.exports import csv_cell
 from asynctask_operator.gateway.console.gate import Visible
-from asynctask_operator.gateway.console.rows import Filter, RowCache, chosen, csv_cell, page_of, row_of
+from asynctask_operator.gateway.console.rows import Filter, RowCache, chosen, page_of, row_of
 from asynctask_operator.gateway.console.sessions import Sessions
 from asynctask_operator.gateway.problems import Problem
 

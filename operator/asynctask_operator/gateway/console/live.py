@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import json
 from collections.abc import AsyncIterator, Iterator
 from typing import Any, cast
 
@@ -18,9 +17,10 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import PODS, ApiError
 from asynctask_operator.core.wire import attempt_pods, latest_pod
+from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
-from asynctask_operator.gateway.console.rows import MAX_EXPORT, Filter, chosen, csv_lines, json_lines, row_of
+from asynctask_operator.gateway.console.rows import Filter, chosen, row_of
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
 from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, task_stream
 from asynctask_operator.gateway.problems import Problem
@@ -34,7 +34,6 @@ HEADERS = {**SECURITY_HEADERS, **STREAM_HEADERS}
 async def live_rows(request: Request) -> StreamingResponse:
     """``event: row`` for each change of a task of the namespaces this user may watch (the page
     updates the rows it shows, and counts the new ones its filter admits); ``event: gone``."""
-    console = console_of(request)
     who = await viewer(request)
     gateway = who.gateway
     flt = Filter.of(request.query_params, gateway.clocks.wall())
@@ -59,7 +58,6 @@ async def live_rows(request: Request) -> StreamingResponse:
                 data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
                 yield frame("row", data)
 
-    del console
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 
 
@@ -159,7 +157,3 @@ async def export(request: Request, fmt: str) -> Response:
         headers["X-Hidden-Namespaces"] = str(visible.hidden)
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     return StreamingResponse(iter(lines), media_type=media, headers=headers)
-
-
-def dumps(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))

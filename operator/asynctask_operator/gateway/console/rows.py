@@ -7,14 +7,11 @@ filtered and sorted in a few milliseconds) and kept until the cached object chan
 
 from __future__ import annotations
 
-import csv
 import dataclasses
 import datetime as dt
-import io
-import json
 import math
 import re
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asynctask_operator.core.labelselectors import Term, matches, parse
@@ -344,58 +341,3 @@ def duration_text(seconds: float | None) -> str:
     if whole < 86400:
         return f"{whole // 3600} h {whole % 3600 // 60:02d} m"
     return f"{whole // 86400} d {whole % 86400 // 3600:02d} h"
-
-
-EXPORT_FIELDS = (
-    "namespace", "name", "uid", "type", "queue", "phase", "reason", "message", "percent", "attempt",
-    "created", "started", "finished", "duration_seconds",
-)  # fmt: skip
-MAX_EXPORT = 100_000
-
-
-def export_record(row: Row) -> dict[str, Any]:
-    return {
-        "namespace": row.namespace,
-        "name": row.name,
-        "uid": row.uid,
-        "type": row.type,
-        "queue": row.queue,
-        "phase": row.phase,
-        "reason": row.reason,
-        "message": row.message,
-        "percent": row.percent,
-        "attempt": row.attempt,
-        "created": iso(row.created) if row.created else "",
-        "started": iso(row.started) if row.started else "",
-        "finished": iso(row.finished) if row.finished else "",
-        "duration_seconds": row.duration,
-    }
-
-
-def csv_cell(value: Any) -> Any:
-    """A cell a spreadsheet will not run: text starting with = + - @ (a formula) gets a leading quote."""
-    if isinstance(value, str) and value[:1] in ("=", "+", "-", "@", "\t", "\r"):
-        return "'" + value
-    return "" if value is None else value
-
-
-def csv_lines(rows: Iterable[Row]) -> Iterator[str]:
-    buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_FIELDS)
-    for row in rows:
-        record = export_record(row)
-        writer.writerow([csv_cell(record[f]) for f in EXPORT_FIELDS])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
-
-
-def json_lines(rows: Iterable[Row]) -> Iterator[str]:
-    """A JSON array, an item per line."""
-    yield "[\n"
-    for i, row in enumerate(rows):
-        yield ("," if i else "") + json.dumps(export_record(row), separators=(",", ":")) + "\n"
-    yield "]\n"
