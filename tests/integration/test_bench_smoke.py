@@ -67,7 +67,7 @@ def test_scale(tmp_path: pathlib.Path) -> None:
 
 def test_gateway(tmp_path: pathlib.Path) -> None:
     code, result = run(gateway.main, tmp_path, "--n", "5", "--rate", "20", "--streams", "20")
-    assert {"raw_create", "submit", "get", "streams"} <= set(result)
+    assert {"raw_create", "submit", "get", "get_wire", "streams"} <= set(result)
     assert {"p50_ms", "p99_ms"} <= set(result["submit"])
     assert result["streams"]["saw_terminal"] == 20 and result["streams"]["extra_watches"] == 0
     assert code == 0
