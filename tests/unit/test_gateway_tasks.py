@@ -261,3 +261,39 @@ async def test_a_stream_resumed_from_an_older_event_sends_the_current_state_firs
         text = (await asyncio.wait_for(stream, 5)).text
         phases = [line for line in text.splitlines() if line.startswith("data: ")]
         assert len(phases) == 2 and '"phase":"Running"' in phases[0] and '"phase":"Succeeded"' in phases[1]
+
+
+async def test_a_namespace_stream_resumed_learns_of_changes_and_deletions_since_its_last_event() -> None:
+    async with running_gateway() as gw:
+        kept = (await submit(gw, {"type": "a"})).json()
+        gone = (await submit(gw, {"type": "a"})).json()["name"]
+        untouched = (await submit(gw, {"type": "a"})).json()["name"]
+        await gw.settle()
+        last = max(int((gw.task(n) or {})["metadata"]["resourceVersion"]) for n in (kept["name"], gone, untouched))
+        await set_status(gw, kept["name"], phase="Running")
+        await gw.fake.delete(ASYNCTASKS, NS, gone)
+        await gw.settle()
+        stream = asyncio.create_task(
+            gw.client.get(f"/v1/namespaces/{NS}/events", headers=gw.alice | {"Last-Event-ID": str(last)})
+        )
+        await gw.subscribed()
+        for subscription in list(gw.gateway.tasks.subscriptions):  # end the stream as a dropped one ends
+            subscription.queue.put_nowait(None)
+        events = [e for e in (await asyncio.wait_for(stream, 5)).text.split("\n\n") if e]
+        kinds = [(e.splitlines()[0], kept["name"] in e, gone in e) for e in events]
+        assert kinds == [("event: task", True, False), ("event: deleted", False, True)]  # in resourceVersion order
+        assert untouched not in "".join(events)
+
+
+async def test_a_namespace_stream_resumed_with_an_id_that_is_not_a_number_sends_everything() -> None:
+    async with running_gateway() as gw:
+        names = [(await submit(gw, {"type": "a"})).json()["name"] for _ in range(2)]
+        await gw.settle()
+        stream = asyncio.create_task(
+            gw.client.get(f"/v1/namespaces/{NS}/events", headers=gw.alice | {"Last-Event-ID": "opaque-7"})
+        )
+        await gw.subscribed()
+        for subscription in list(gw.gateway.tasks.subscriptions):
+            subscription.queue.put_nowait(None)
+        text = (await asyncio.wait_for(stream, 5)).text
+        assert text.count("event: task") == 2 and all(n in text for n in names)

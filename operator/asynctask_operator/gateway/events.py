@@ -22,7 +22,7 @@ from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
-from asynctask_operator.gateway.store import Change, Store, Subscription, version_of
+from asynctask_operator.gateway.store import Change, Obj, Store, Subscription, version_of
 from asynctask_operator.gateway.tasks import cached_task, parsed, synced
 from asynctask_operator.gateway.views import summary, task_queue
 
@@ -132,19 +132,33 @@ def selected(task: AsyncTask, type_: str | None, queue: str | None) -> bool:
     return (not type_ or task.spec.type == type_) and (not queue or task_queue(task) == queue)
 
 
+def missed_since(store: Store, ns: str, last_id: str) -> list[tuple[str, Obj]]:
+    """What a namespace stream resumed after event ``last_id`` missed, oldest first: the tasks changed
+    since, and those deleted since (kept for :data:`~asynctask_operator.gateway.store.TOMBSTONE_SECONDS`).
+
+    resourceVersions are opaque to clients; the API server's (etcd's) are integers, and only those
+    compare. With one that is not, every task is sent again (``task``: the client takes each as the
+    current state), deletions too, rather than some silently skipped."""
+    changed = [("task", o) for o in store.in_namespace(ns)]
+    deleted = [("deleted", o) for k, o in store.deleted.items() if k[0] == ns]
+    if not last_id.isdigit():
+        return changed + deleted
+    after = int(last_id)
+    newer = [(e, o) for e, o in changed + deleted if version_of(o).isdigit() and int(version_of(o)) > after]
+    return sorted(newer, key=lambda item: int(version_of(item[1])))
+
+
 async def namespace_stream(
     store: Store, ns: str, type_: str | None, queue: str | None, last_id: str | None, keepalive: float, size: int
 ) -> AsyncIterator[bytes]:
     with store.subscribe(ns, size) as subscription:
-        if last_id and last_id.isdigit():  # resume: what changed since the client's last event
-            missed = [
-                parsed(o)
-                for o in store.in_namespace(ns)
-                if version_of(o).isdigit() and int(version_of(o)) > int(last_id)
-            ]
-            for task in sorted(missed, key=lambda t: int(t.metadata.resource_version)):
-                if selected(task, type_, queue):
-                    yield status_frame(task, "task")
+        for event, obj in missed_since(store, ns, last_id) if last_id else ():
+            try:
+                task = parsed(obj)
+            except Problem:
+                continue
+            if selected(task, type_, queue):
+                yield status_frame(task, event)
         async for change in changes(subscription, keepalive):
             if isinstance(change, bytes):
                 yield change

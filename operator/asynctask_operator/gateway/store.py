@@ -83,6 +83,9 @@ class Store:
         self.objects: dict[Key, Obj] = {}
         self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key held
         self._gone: dict[Key, float] = {}  # when a key was dropped, oldest first, for TOMBSTONE_SECONDS
+        self.deleted: dict[Key, Obj] = {}
+        """The last state of each object deleted in the last :data:`TOMBSTONE_SECONDS` (the deletion's
+        watch event, or the last held): a stream resumed with ``Last-Event-ID`` learns of deletions too."""
         self._listings_left = listings  # listings (one per namespace watched) before it is synced
         self.synced = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
@@ -152,6 +155,7 @@ class Store:
 
     def _set(self, key: Key, obj: Obj, type_: str) -> None:
         self.objects[key] = obj
+        self.deleted.pop(key, None)
         if self.index is not None:
             value = self.index(obj)
             if value is None:
@@ -172,10 +176,14 @@ class Store:
         self._touched.pop(key, None)
         self._gone.pop(key, None)
         self._gone[key] = now
+        last = gone or obj
+        if last is not None:
+            self.deleted[key] = last
         for old, at in list(self._gone.items()):
             if at > now - TOMBSTONE_SECONDS:
                 break
             del self._gone[old]
+            self.deleted.pop(old, None)
         if obj is not None or gone is not None:
             self._publish(key, ("DELETED", gone or obj or {}))
 
