@@ -159,6 +159,11 @@ async def test_a_task_page_follows_progress_and_cancels(
     await expect(page.locator('[data-cell="progress-message"]')).to_have_text("muxing")
     await page.get_by_role("button", name="Show the last lines").click()
     await expect(page.get_by_test_id("log")).to_have_text("frame 1 of 3\nframe 2 of 3\n")
+    await page.get_by_role("button", name="Follow").click()  # an event stream of lines, until the log ends
+    await expect(page.get_by_test_id("log")).to_have_text("frame 1 of 3\nframe 2 of 3\n")
+    await expect(page.get_by_role("button", name="Stop")).to_be_hidden()  # the stream said it ended
+    follows = [r for r in kmock if r.url.path.endswith("/log") and r.params.get("follow") == "true"]
+    assert len(follows) == 1
     await save(page, "task")
 
     await page.get_by_role("button", name="Cancel").click()

@@ -221,3 +221,23 @@ async def test_queues_schedules_and_statistics_pages(gw: RunningGateway) -> None
     assert stats.status_code == 200 and "<svg" in stats.text and "DeadlineExceeded" in stats.text
     assert "50.0%" in stats.text
     assert (await gw.client.get("/ui/statistics?window=3y")).status_code == 400
+
+
+async def test_behind_an_auth_proxy_the_header_is_the_user_and_forms_still_need_the_csrf_token() -> None:
+    async with running_gateway(trusted_header="X-Forwarded-User", trusted_groups_header="X-Forwarded-Groups") as gw:
+        await task(gw, "a", phase="Running")
+        await gw.settle()
+        proxy = {"X-Forwarded-User": "alice", "X-Forwarded-Groups": "team-media"}
+        page = await gw.client.get("/ui/", headers=proxy)
+        assert page.status_code == 200 and names_in(page.text) == ["a"] and "Sign out" not in page.text
+        assert "HttpOnly" in page.headers["set-cookie"]  # a session, for its CSRF token only
+        token = csrf_of(page.text)
+        url = f"/ui/namespaces/{NS}/tasks/a/cancel"
+        assert (await gw.client.post(url, content="csrf=forged", headers=FORM | proxy)).status_code == 403
+        done = await gw.client.post(url, content=f"csrf={token}", headers=FORM | proxy)
+        assert done.status_code == 303 and (gw.task("a") or {})["spec"]["cancel"] is True
+        # Another user behind the same browser's cookie gets a session of their own, not alice's token.
+        bob = await gw.client.post(url, content=f"csrf={token}", headers=FORM | {"X-Forwarded-User": "bob"})
+        assert bob.status_code == 403
+        without = await gw.client.get("/ui/")  # no header, no token: sign in
+        assert without.status_code == 303 and without.headers["location"].startswith("/ui/login")
