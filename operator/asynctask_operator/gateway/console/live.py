@@ -19,8 +19,9 @@ from asynctask_operator.adapters.kube import PODS, ApiError
 from asynctask_operator.core.wire import attempt_pods, latest_pod
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
-from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
-from asynctask_operator.gateway.console.rows import Filter, chosen, row_of
+from asynctask_operator.gateway.console.pages import table
+from asynctask_operator.gateway.console.routing import ConsoleRoute, viewer
+from asynctask_operator.gateway.console.rows import Filter, row_of
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
 from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, task_stream
 from asynctask_operator.gateway.problems import Problem
@@ -138,15 +139,8 @@ async def export(request: Request, fmt: str) -> Response:
     """Every task the table's filter admits (not only its page), as CSV or a JSON array."""
     if fmt not in ("csv", "json"):
         raise Problem(404, "export as tasks.csv or tasks.json")
-    console = console_of(request)
-    who = await viewer(request)
-    gateway = who.gateway
-    now = gateway.clocks.wall()
-    flt = Filter.of(request.query_params, now)
-    visible = await who.namespaces("list_tasks", served_namespaces(gateway))
-    if flt.namespace and flt.namespace not in visible.shown:
-        await who.require("list_tasks", flt.namespace)
-    rows = chosen(console.rows.rows(gateway.tasks.objects), flt, set(visible.shown), now)[:MAX_EXPORT]
+    found = await table(request)
+    rows, visible = found.rows[:MAX_EXPORT], found.visible
     lines: Iterator[str] = csv_lines(rows) if fmt == "csv" else json_lines(rows)
     headers = {
         **SECURITY_HEADERS,

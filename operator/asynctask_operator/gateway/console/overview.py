@@ -13,7 +13,7 @@ from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK, label_value
 from asynctask_operator.core.statistics import failures_by_reason, finished_per_hour, summarize, window_of
 from asynctask_operator.core.wire import facts_in
 from asynctask_operator.gateway.console import charts
-from asynctask_operator.gateway.console.gate import served_namespaces
+from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
 from asynctask_operator.gateway.console.rows import WINDOWS, Row, iso
 from asynctask_operator.gateway.problems import Problem
@@ -25,6 +25,13 @@ from asynctask_operator.gateway.views import QueueSummary
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 PENDING_SHOWN = 20
 RECENT_RUNS = 5
+
+
+async def namespaces_of(who: Viewer, act: str) -> tuple[Visible, set[str]]:
+    """The namespaces where the user may do ``act`` (listing queues or schedules), and of those, the
+    ones where they may also list tasks (the pending tasks of a queue, the runs of a schedule)."""
+    visible = await who.namespaces(act, served_namespaces(who.gateway))
+    return visible, set((await who.namespaces("list_tasks", visible.shown)).shown)
 
 
 @dataclasses.dataclass
@@ -40,8 +47,7 @@ async def queues_page(request: Request) -> Response:
     console = console_of(request)
     who = await viewer(request)
     gateway = who.gateway
-    visible = await who.namespaces("list_queues", served_namespaces(gateway))
-    readable = set((await who.namespaces("list_tasks", visible.shown)).shown)
+    visible, readable = await namespaces_of(who, "list_queues")
     groups: list[tuple[str, list[QueueView]]] = []
     for ns in visible.shown:
         ranks = places(gateway, ns) if ns in readable else {}
@@ -69,8 +75,7 @@ async def schedules_page(request: Request) -> Response:
     console = console_of(request)
     who = await viewer(request)
     gateway = who.gateway
-    visible = await who.namespaces("list_schedules", served_namespaces(gateway))
-    readable = set((await who.namespaces("list_tasks", visible.shown)).shown)
+    visible, readable = await namespaces_of(who, "list_schedules")
     rows = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in readable]
     groups: list[tuple[str, list[ScheduleView]]] = []
     for ns in visible.shown:

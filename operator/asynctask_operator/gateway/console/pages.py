@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
 from collections import Counter
 from typing import Any
@@ -17,7 +18,7 @@ from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask
 from asynctask_operator.core.wire import event_about
 from asynctask_operator.gateway.access import bearer_token, gateway_of
-from asynctask_operator.gateway.console.gate import served_namespaces
+from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import (
     ConsoleRoute,
     console_of,
@@ -27,8 +28,9 @@ from asynctask_operator.gateway.console.routing import (
     same_origin,
     viewer,
 )
-from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, SORTS, WINDOWS, Filter, chosen, page_of
+from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, SORTS, WINDOWS, Filter, Row, chosen, page_of
 from asynctask_operator.gateway.console.sessions import COOKIE, COOKIE_PATH
+from asynctask_operator.gateway.console.state import Console
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.tasks import places
 from asynctask_operator.gateway.views import task_queue
@@ -92,9 +94,22 @@ async def logout(request: Request) -> Response:
     return response
 
 
-@router.get("/ui/", response_class=HTMLResponse)
-async def tasks_page(request: Request) -> Response:
-    """The task table: the filter's page, in its order, of the namespaces this user may list."""
+@dataclasses.dataclass
+class Table:
+    """The task table of a request: its filter, what the user may list, and the rows it admits, in order."""
+
+    console: Console
+    who: Viewer
+    flt: Filter
+    visible: Visible
+    every: list[Row]
+    """Every row of the visible namespaces (for the filter's choices and the phase counts)."""
+    rows: list[Row]
+
+
+async def table(request: Request) -> Table:
+    """The table of the request's filter, over the namespaces its user may list (403 for a namespace
+    asked for by name that they may not)."""
     console = console_of(request)
     who = await viewer(request)
     gateway = who.gateway
@@ -104,8 +119,16 @@ async def tasks_page(request: Request) -> Response:
     if flt.namespace and flt.namespace not in visible.shown:
         await who.require("list_tasks", flt.namespace)
     every = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in visible.shown]
-    rows = chosen(every, flt, set(visible.shown), now)
-    page = page_of(rows, flt)
+    return Table(console, who, flt, visible, every, chosen(every, flt, set(visible.shown), now))
+
+
+@router.get("/ui/", response_class=HTMLResponse)
+async def tasks_page(request: Request) -> Response:
+    """The task table: the filter's page, in its order, of the namespaces this user may list."""
+    found = await table(request)
+    console, who, flt, visible, every = found.console, found.who, found.flt, found.visible, found.every
+    gateway = who.gateway
+    page = page_of(found.rows, flt)
     unphased = Filter(**{**vars(flt), "phase": ""})
     phases = Counter(r.phase for r in every if unphased.admits(r))
     writable = {ns for ns in {r.namespace for r in page.rows} if await who.may("cancel_task", ns)}
