@@ -10,7 +10,8 @@ core and adapters, never the controllers (pyproject's import-linter contract; AD
   :mod:`~asynctask_operator.kubectl.pods` (describe, logs) hold the larger ones;
 - :mod:`~asynctask_operator.kubectl.follow`: follow tasks with the reflector's list+watch loop;
 - :mod:`~asynctask_operator.kubectl.inputs`, :mod:`~asynctask_operator.kubectl.selection`,
-  :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.errors`: pure parts.
+  :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.describe`,
+  :mod:`~asynctask_operator.kubectl.errors`: pure parts.
 """
 
 from asynctask_operator.kubectl.main import main, run

@@ -14,6 +14,7 @@ from asynctask_operator.core.naming import LABEL_TASK, label_value
 from asynctask_operator.core.wire import attempt_pods, event_about, latest_pod
 from asynctask_operator.kubectl import render
 from asynctask_operator.kubectl.commands import Context, Obj, get, list_all, name_of, show
+from asynctask_operator.kubectl.describe import describe_task
 from asynctask_operator.kubectl.errors import CliError, refused
 from asynctask_operator.kubectl.follow import follow
 
@@ -32,7 +33,7 @@ async def describe(ctx: Context, args: argparse.Namespace) -> int:
         events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
         if i:
             ctx.out.print()
-        show(ctx.out, render.describe_task(task, pods, events, ctx.now()))
+        show(ctx.out, describe_task(task, pods, events, ctx.now()))
     return 0
 
 
