@@ -32,7 +32,7 @@ from rich.console import Console
 
 from asynctask_operator import __version__
 from asynctask_operator.adapters.api import Kube
-from asynctask_operator.adapters.kube import KubeClient, RetryPolicy
+from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import default_namespace, load_configuration
 from asynctask_operator.kubectl import commands, pods, submitting
 from asynctask_operator.kubectl.errors import ERROR, INTERRUPTED, CliError
