@@ -35,7 +35,8 @@ import httpx
 from tests.integration.harness import NS, write_kubeconfig
 from tests.integration.test_gateway import ALICE, answer
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, KubeClient
+from asynctask_operator.adapters.kube import ASYNCTASKS
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from bench.common import ProcStats, emit, emulator, parser, percentile, rounded, table, task_body, workdir
 

@@ -27,7 +27,8 @@ from typing import Any
 import yaml
 
 from asynctask_operator import __version__
-from asynctask_operator.adapters.kube import CRDS, KubeClient, NotFound
+from asynctask_operator.adapters.kube import CRDS, NotFound
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.controllers import process
 from asynctask_operator.core.config import CoreConfig

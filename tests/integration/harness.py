@@ -185,7 +185,7 @@ class InProcessOperator(Operator):
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         from asynctask_operator import cli
-        from asynctask_operator.adapters.kube import KubeClient
+        from asynctask_operator.adapters.kubeclient import KubeClient
         from asynctask_operator.adapters.kubeconfig import load_configuration
         from asynctask_operator.controllers import process
 

@@ -15,7 +15,7 @@ import httpx
 import kmock
 import uvicorn
 
-from asynctask_operator.adapters.kube import KubeClient, RetryPolicy
+from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway

@@ -38,16 +38,8 @@ import random
 from collections.abc import AsyncIterator, Callable
 from typing import Any, Literal
 
-from asynctask_operator.adapters.kube import (
-    ApiError,
-    Conflict,
-    Gone,
-    Invalid,
-    NotFound,
-    RequestCounter,
-    Resource,
-    all_items,
-)
+from asynctask_operator.adapters.kube import ApiError, Conflict, Gone, Invalid, NotFound, RequestCounter, Resource
+from asynctask_operator.adapters.kubeclient import all_items
 
 Order = Literal["answer-first", "event-first", "random"]
 Obj = dict[str, Any]

@@ -11,7 +11,7 @@ import inspect
 import pytest
 
 from asynctask_operator.adapters.api import Kube
-from asynctask_operator.adapters.kube import KubeClient
+from asynctask_operator.adapters.kubeclient import KubeClient
 from tests.support.fakekube import FakeKube
 
 MEMBERS = sorted(name for name, value in vars(Kube).items() if callable(value) and not name.startswith("_"))

@@ -16,7 +16,8 @@ import aiohttp.web
 import kubernetes.client
 import pytest
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, Gone, KubeClient, RetryPolicy
+from asynctask_operator.adapters.kube import ASYNCTASKS, Gone
+from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 
 PATH = "/apis/asynctask.dev/v1alpha1/namespaces/ns/asynctasks"
 

@@ -14,7 +14,7 @@ from typing import Any, cast
 import pytest
 from pydantic import BaseModel
 
-from asynctask_operator.adapters.kube import KubeClient
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.intake import TaskIntake

@@ -5,7 +5,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Invalid, KubeClient, Resource
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Invalid, Resource
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache

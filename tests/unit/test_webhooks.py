@@ -14,7 +14,8 @@ import httpx
 import pytest
 from standardwebhooks import Webhook
 
-from asynctask_operator.adapters.kube import SECRETS, ApiError, KubeClient, NotFound, Resource
+from asynctask_operator.adapters.kube import SECRETS, ApiError, NotFound, Resource
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import (
     EXCERPT_BYTES,

@@ -16,7 +16,8 @@ from __future__ import annotations
 import datetime as dt
 from typing import Any, cast
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES, KubeClient
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.manager import Manager, WorkKey
 from asynctask_operator.core.naming import manual_run_name

@@ -1,6 +1,6 @@
 """What the operator asks of the Kubernetes API: the one interface its parts are written against.
 
-:class:`~asynctask_operator.adapters.kube.KubeClient` is the real one; ``tests/support/fakekube.py``
+:class:`~asynctask_operator.adapters.kubeclient.KubeClient` is the real one; ``tests/support/fakekube.py``
 the in-memory one with the API server's semantics (resourceVersions, 409s, paging, watches
 with bookmarks and 410). Objects go in and come out as plain JSON dicts.
 """
@@ -50,7 +50,7 @@ class Kube(Protocol):
 
 
 class PodLogs(Protocol):
-    """A client that reads pods' logs (:meth:`~asynctask_operator.adapters.kube.KubeClient.pod_log`)."""
+    """A client that reads pods' logs (:meth:`~asynctask_operator.adapters.kubeclient.KubeClient.pod_log`)."""
 
     def pod_log(
         self,

@@ -1,7 +1,7 @@
 """Where the operator's credentials come from: in-cluster (a pod's service account) or a kubeconfig.
 
 :func:`load_configuration` gives the official client's configuration, which
-:class:`~asynctask_operator.adapters.kube.KubeClient` uses; :func:`credentials` reads the same
+:class:`~asynctask_operator.adapters.kubeclient.KubeClient` uses; :func:`credentials` reads the same
 configuration in the form kopf's login wants, so that both log in the same way.
 """
 

@@ -14,7 +14,7 @@ from collections.abc import Sequence
 import uvicorn
 
 from asynctask_operator import __version__
-from asynctask_operator.adapters.kube import KubeClient
+from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app

@@ -5,10 +5,13 @@ It talks to the Kubernetes API through the adapters and computes what the gatewa
 core and adapters, never the controllers (pyproject's import-linter contract; ADR 0019).
 
 - :mod:`~asynctask_operator.kubectl.main`: the flags and the entry point;
-- :mod:`~asynctask_operator.kubectl.commands`: one function per command (the I/O);
+- :mod:`~asynctask_operator.kubectl.commands`: one function per command (the I/O), and the context
+  and API calls they share; :mod:`~asynctask_operator.kubectl.submitting` (submit, wait) and
+  :mod:`~asynctask_operator.kubectl.pods` (describe, logs) hold the larger ones;
 - :mod:`~asynctask_operator.kubectl.follow`: follow tasks with the reflector's list+watch loop;
 - :mod:`~asynctask_operator.kubectl.inputs`, :mod:`~asynctask_operator.kubectl.selection`,
-  :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.errors`: pure parts.
+  :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.describe`,
+  :mod:`~asynctask_operator.kubectl.errors`: pure parts.
 """
 
 from asynctask_operator.kubectl.main import main, run

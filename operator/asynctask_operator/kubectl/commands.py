@@ -1,67 +1,40 @@
 """The plugin's commands: each reads the parsed flags, talks to the API through the adapters, prints, and
-returns the exit code. Decisions are elsewhere (selection, render, the core); these only do the I/O."""
+returns the exit code. Decisions are elsewhere (selection, render, the core); these only do the I/O.
+
+Here: the :class:`Context` every command is given, the API calls in the plugin's words, and the
+commands on tasks, queues and schedules as objects (get, cancel, retry, queue, schedule, stats,
+version). ``submit`` and ``wait`` are in :mod:`~asynctask_operator.kubectl.submitting`; ``describe``
+and ``logs``, which read pods and Events, in :mod:`~asynctask_operator.kubectl.pods`."""
 
 from __future__ import annotations
 
 import argparse
-import asyncio
-import contextlib
 import dataclasses
 import datetime as dt
 import json
-import logging
 import os
 import sys
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import yaml
 from pydantic.alias_generators import to_camel
 from rich.console import Console
-from rich.live import Live
 
 from asynctask_operator import __version__
-from asynctask_operator.adapters.api import Kube, PodLogs
-from asynctask_operator.adapters.kube import (
-    ASYNCTASKS,
-    EVENTS,
-    PODS,
-    SCHEDULEDTASKS,
-    TASKQUEUES,
-    TASKTYPES,
-    ApiError,
-    Conflict,
-    NotFound,
-    Resource,
-)
-from asynctask_operator.adapters.reflector import reflect
+from asynctask_operator.adapters.api import Kube
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, ApiError, Resource
 from asynctask_operator.core import acts, labelselectors
-from asynctask_operator.core.idempotency import task_name_for_key, valid_key
-from asynctask_operator.core.models import TaskType
-from asynctask_operator.core.naming import LABEL_TASK, label_value, manual_run_name
+from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
-from asynctask_operator.core.validation import Refusal, check_payload
-from asynctask_operator.core.wire import attempt_pods, event_about, facts_in, latest_pod, waiting_in
+from asynctask_operator.core.wire import facts_in, waiting_in
 from asynctask_operator.kubectl import render, selection
-from asynctask_operator.kubectl.errors import ERROR, TIMED_OUT, CliError, refused
-from asynctask_operator.kubectl.follow import Deleted, TimedOut, follow
-from asynctask_operator.kubectl.inputs import (
-    BadInput,
-    check_task,
-    new_task,
-    parse_duration,
-    parse_labels,
-    parse_payload,
-    read_manifests,
-    with_overrides,
-    with_trace,
-)
+from asynctask_operator.kubectl.errors import ERROR, CliError, refused
+from asynctask_operator.kubectl.inputs import BadInput, parse_duration
 
 Obj = dict[str, Any]
-SELF_SUBJECT_REVIEWS = Resource("authentication.k8s.io", "v1", "selfsubjectreviews")
-TICK_SECONDS = 1.0  # the live view's elapsed clock moves this often (a redraw, not a request)
 
 
 @dataclasses.dataclass
@@ -136,199 +109,15 @@ async def patch(ctx: Context, resource: Resource, obj: Obj, body: Obj) -> Obj:
         raise refused(exc, "patch", resource.plural, ns, name) from None
 
 
-def _name(obj: Obj) -> str:
+def name_of(obj: Obj) -> str:
     return str((obj.get("metadata") or {}).get("name") or "")
 
 
-def _ns(obj: Obj, default: str) -> str:
+def namespace_of(obj: Obj, default: str) -> str:
     return str((obj.get("metadata") or {}).get("namespace") or default)
 
 
-# ---------------------------------------------------------------------- submit, wait
-
-
-async def whoami(ctx: Context) -> str:
-    """The caller's user name (a SelfSubjectReview), as the gateway names idempotent tasks; "" if unknown."""
-    body = {"apiVersion": "authentication.k8s.io/v1", "kind": "SelfSubjectReview"}
-    try:
-        answer = await ctx.api.create(SELF_SUBJECT_REVIEWS, None, body)
-    except ApiError:
-        return ""
-    return str(((answer.get("status") or {}).get("userInfo") or {}).get("username") or "")
-
-
-def _overrides(args: argparse.Namespace) -> Obj:
-    return {
-        "queue": args.queue,
-        "priority": args.priority,
-        "timeoutSeconds": parse_duration(args.attempt_timeout, "--attempt-timeout") if args.attempt_timeout else None,
-        "deadlineSeconds": parse_duration(args.deadline, "--deadline") if args.deadline else None,
-        "ttlSecondsAfterFinished": parse_duration(args.ttl, "--ttl") if args.ttl else None,
-        "retry": {"maxRetries": args.retries} if args.retries is not None else None,
-    }
-
-
-async def _check_type(ctx: Context, namespace: str, task: Obj) -> None:
-    """The task's TaskType exists and takes its payload; unknown when the user may not read TaskTypes."""
-    type_ = str(task["spec"].get("type"))
-    try:
-        obj = await ctx.api.get(TASKTYPES, namespace, type_)
-    except NotFound:
-        raise CliError(f"no TaskType '{type_}' in namespace '{namespace}'") from None
-    except ApiError as exc:
-        if exc.status == 403:
-            return  # the operator checks it; the user may create tasks without reading types
-        raise refused(exc, "get", "tasktypes", namespace, type_) from None
-    try:
-        # The schema only: the size limit is the operator's own setting (--payload-limit), not known here.
-        check_payload(TaskType.model_validate(obj), task["spec"].get("payload"), sys.maxsize)
-    except Refusal as refusal:
-        raise CliError(f"{refusal.reason}: {refusal.message}") from None
-    except ValueError:
-        return  # a TaskType the operator will report on itself
-
-
-async def submit(ctx: Context, args: argparse.Namespace) -> int:
-    if args.file and args.type:
-        raise BadInput("give either -f FILE or --type TYPE, not both")
-    if args.file:
-        if args.payload is not None or args.name or args.label:
-            raise BadInput("--payload, --name and --label go with --type; a file carries its own")
-        tasks = read_manifests(args.file)
-    elif args.type:
-        payload = parse_payload(args.payload) if args.payload is not None else None
-        tasks = [new_task(args.type, payload, name=args.name, labels=parse_labels(args.label))]
-    else:
-        raise BadInput("say what to run: -f FILE, or --type TYPE [--payload JSON|@FILE]")
-    if args.timeout and not args.wait:
-        raise BadInput("--timeout bounds --wait (for the task's own bounds: --attempt-timeout, --deadline)")
-    overrides = _overrides(args)
-    tasks = [with_trace(with_overrides(t, overrides), ctx.environ) for t in tasks]
-    if args.idempotency_key is not None:
-        if len(tasks) != 1:
-            raise BadInput("--idempotency-key names one task; the file holds several")
-        if not valid_key(args.idempotency_key):
-            raise BadInput("--idempotency-key: 1 to 255 printable ASCII characters")
-    for i, task in enumerate(tasks):
-        check_task(task, args.file or "--type" if len(tasks) == 1 else f"{args.file} (document {i + 1})")
-    for task in tasks:
-        await _check_type(ctx, _ns(task, ctx.namespace), task)
-    if args.idempotency_key is not None:
-        name = task_name_for_key(_ns(tasks[0], ctx.namespace), await whoami(ctx), args.idempotency_key)
-        meta = {k: v for k, v in tasks[0]["metadata"].items() if k != "generateName"}
-        tasks = [{**tasks[0], "metadata": {**meta, "name": name}}]
-    created: list[Obj] = []
-    for task in tasks:
-        ns = _ns(task, ctx.namespace)
-        body = {**task, "metadata": {**task["metadata"], "namespace": ns}}
-        try:
-            obj = await ctx.api.create(ASYNCTASKS, ns, body)
-            verb = "created"
-        except Conflict:
-            if args.idempotency_key is None:
-                raise CliError(
-                    f"an AsyncTask named '{task['metadata'].get('name')}' exists in '{ns}' already"
-                ) from None
-            obj = await get(ctx, ASYNCTASKS, str(task["metadata"]["name"]), ns)
-            verb = "exists (same idempotency key)"
-        except ApiError as exc:
-            raise refused(exc, "create", "asynctasks", ns, task["metadata"].get("name")) from None
-        created.append(obj)
-        (ctx.err if args.wait else ctx.out).print(f"asynctask/{_name(obj)} {verb}", highlight=False)
-    if not args.wait:
-        return 0
-    timeout = parse_duration(args.timeout, "--timeout") if args.timeout else None
-    code = 0
-    for ns in dict.fromkeys(_ns(t, ctx.namespace) for t in created):
-        mine = [t for t in created if _ns(t, ctx.namespace) == ns]
-        code = max(code, await watch_progress(ctx, ns, mine, timeout, "Succeeded"))
-    return code
-
-
-async def wait(ctx: Context, args: argparse.Namespace) -> int:
-    until = "finished" if args.for_.lower() == "finished" else "Succeeded"
-    if args.for_.lower() not in ("finished", "succeeded"):
-        raise BadInput(f"--for: {args.for_!r}: use Succeeded or finished")
-    timeout = parse_duration(args.timeout, "--timeout") if args.timeout else None
-    tasks = [await get(ctx, ASYNCTASKS, name) for name in args.names]
-    return await watch_progress(ctx, ctx.namespace, tasks, timeout, until, show=args.progress)
-
-
-async def watch_progress(
-    ctx: Context, namespace: str, tasks: Sequence[Obj], timeout: float | None, until: str, *, show: bool = True
-) -> int:
-    """Follow ``tasks`` until each finished, showing progress; the exit code of what they ended as."""
-    printed: dict[str, tuple[Any, ...]] = {}
-    latest: list[Obj] = list(tasks)
-
-    def lines(current: list[Obj]) -> None:
-        for task in current:
-            change = render.change_of(task)
-            if show and printed.get(_name(task)) != change:
-                printed[_name(task)] = change
-                ctx.out.print(render.progress_line(task, ctx.now()), highlight=False, soft_wrap=True)
-
-    try:
-        if ctx.live and show:
-            with (
-                Live(console=ctx.out, auto_refresh=False, transient=False, redirect_stderr=False) as live,
-                _logging_above(ctx.out),
-            ):
-
-                def draw(current: list[Obj]) -> None:
-                    latest[:] = current
-                    live.update(render.progress_view(current, ctx.now()), refresh=True)
-
-                async def tick() -> None:
-                    while True:
-                        await asyncio.sleep(TICK_SECONDS)
-                        draw(latest)
-
-                ticker = asyncio.create_task(tick())
-                try:
-                    final = await follow(ctx.api, namespace, tasks, render.finished, draw, timeout=timeout)
-                finally:
-                    ticker.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await ticker
-        else:
-            final = await follow(ctx.api, namespace, tasks, render.finished, lines, timeout=timeout)
-    except TimedOut as late:
-        waiting = ", ".join(f"{_name(t)} ({render.phase(t)})" for t in late.tasks if not render.finished(t))
-        ctx.err.print(f"timed out after {render.clock(timeout or 0)} waiting for {waiting}", highlight=False)
-        return TIMED_OUT
-    except Deleted as gone:
-        raise CliError(f"asynctask '{gone.name}' was deleted before it finished") from None
-    for task in final:
-        if render.phase(task) != "Succeeded":
-            ctx.err.print(render.outcome(task), highlight=False, soft_wrap=True)
-    return selection.exit_code(final, until)
-
-
-class _ConsoleLog(logging.Handler):
-    """Log records printed by the live view's console: above the rows being redrawn, not through them."""
-
-    def __init__(self, console: Console) -> None:
-        super().__init__(logging.WARNING)
-        self.console = console
-
-    def emit(self, record: logging.LogRecord) -> None:
-        self.console.print(self.format(record), style="dim", highlight=False, markup=False)
-
-
-@contextlib.contextmanager
-def _logging_above(console: Console) -> Iterator[None]:
-    """While the live view runs, warnings (a dropped watch, being resumed) go through its console."""
-    root = logging.getLogger()
-    handler, kept = _ConsoleLog(console), root.handlers[:]
-    root.handlers = [handler]
-    try:
-        yield
-    finally:
-        root.handlers = kept
-
-
-# ---------------------------------------------------------------------- get, describe, logs
+# ---------------------------------------------------------------------- get
 
 
 def _print_objects(ctx: Context, objects: list[Obj], output: str | None, kind: str, *, single: bool) -> bool:
@@ -365,107 +154,6 @@ async def get_tasks(ctx: Context, args: argparse.Namespace) -> int:
     return 0
 
 
-async def describe(ctx: Context, args: argparse.Namespace) -> int:
-    for i, name in enumerate(args.names):
-        task = await get(ctx, ASYNCTASKS, name)
-        try:
-            pods = await ctx.api.list_objects(PODS, ctx.namespace, f"{LABEL_TASK}={label_value(name)}")
-        except ApiError:
-            pods = []  # no right to list pods: the attempts still name their Jobs
-        try:
-            events = [e for e in await ctx.api.list_objects(EVENTS, ctx.namespace) if event_about(e, task)]
-        except ApiError:
-            events = []
-        events.sort(key=lambda e: str(e.get("lastTimestamp") or e.get("eventTime") or ""))
-        if i:
-            ctx.out.print()
-        show(ctx.out, render.describe_task(task, pods, events, ctx.now()))
-    return 0
-
-
-async def _pod_of(ctx: Context, name: str, attempt: int) -> Obj | None:
-    return latest_pod(await list_all(ctx, PODS, ctx.namespace, attempt_pods(name, attempt)))
-
-
-def _started(pod: Obj) -> bool:
-    return str((pod.get("status") or {}).get("phase") or "") in ("Running", "Succeeded", "Failed")
-
-
-async def logs(ctx: Context, args: argparse.Namespace) -> int:
-    api: Any = ctx.api
-    if not hasattr(api, "pod_log"):
-        raise CliError("this API client cannot read pod logs")
-    reader: PodLogs = api
-    task = await get(ctx, ASYNCTASKS, args.name)
-    attempt = args.attempt or int((task.get("status") or {}).get("attempt") or 0)
-    if attempt < 1:
-        if not args.follow:
-            raise CliError(f"asynctask '{args.name}' has not started an attempt yet ({render.phase(task)})")
-        attempt = 1
-    while True:
-        pod = await _pod_of(ctx, args.name, attempt)
-        if args.follow and (pod is None or not _started(pod)):
-            pod = await _wait_for_pod(ctx, args.name, attempt)
-            if pod is None:
-                return 0  # the task finished without starting this attempt
-        if pod is None:
-            raise CliError(f"no pod of attempt {attempt} of asynctask '{args.name}' (its pods may have been deleted)")
-        if args.follow:
-            ctx.err.print(f"==> attempt {attempt}: pod/{_name(pod)} <==", highlight=False)
-        try:
-            async for line in reader.pod_log(ctx.namespace, _name(pod), container=args.container, follow=args.follow):
-                ctx.out.out(line, highlight=False)
-        except ApiError as exc:
-            raise refused(exc, "get", "pods/log", ctx.namespace, _name(pod)) from None
-        if not args.follow or args.attempt:
-            return 0
-        task = await get(ctx, ASYNCTASKS, args.name)
-        if render.finished(task) and int((task.get("status") or {}).get("attempt") or 0) <= attempt:
-            return 0
-        attempt += 1  # a retry: follow the next attempt's pod
-
-
-class _StartedPod:
-    """A reflector sink that notes the first pod of a listing or watch whose container has started."""
-
-    def __init__(self) -> None:
-        self.found = asyncio.Event()
-        self.pod: Obj | None = None
-
-    def mark(self) -> float:
-        return 0.0
-
-    def listed(self, obj: Obj, since: float) -> None:
-        self.event("ADDED", obj)
-
-    def listing_done(self, keys: set[tuple[str, str]], since: float, namespace: str | None) -> None:
-        pass
-
-    def event(self, type_: str | None, obj: Obj) -> None:
-        if type_ != "DELETED" and _started(obj) and not self.found.is_set():
-            self.pod = obj
-            self.found.set()
-
-
-async def _wait_for_pod(ctx: Context, name: str, attempt: int) -> Obj | None:
-    """Watch (no polling) until the attempt's pod has started, or the task finished: the pod, if any."""
-    sink = _StartedPod()
-    selector = attempt_pods(name, attempt)
-    task = await get(ctx, ASYNCTASKS, name)
-    waits = [
-        asyncio.create_task(reflect(ctx.api, PODS, ctx.namespace, selector, sink)),
-        asyncio.create_task(sink.found.wait()),
-        asyncio.create_task(follow(ctx.api, ctx.namespace, [task], render.finished, lambda _: None)),
-    ]
-    try:
-        await asyncio.wait(waits[1:], return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiting in waits:
-            waiting.cancel()
-        await asyncio.gather(*waits, return_exceptions=True)
-    return sink.pod if sink.pod is not None else await _pod_of(ctx, name, attempt)
-
-
 # ---------------------------------------------------------------------- cancel, retry
 
 
@@ -492,7 +180,7 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
         if why is None:
             todo.append(task)
         elif not selected:
-            ctx.err.print(f"asynctask/{_name(task)} {why}", highlight=False)
+            ctx.err.print(f"asynctask/{name_of(task)} {why}", highlight=False)
     if not todo:
         ctx.err.print(f"nothing to {action}", highlight=False)
         return 0 if selected else ERROR
@@ -510,10 +198,10 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
     for task in todo:
         if action == "cancel":
             await patch(ctx, ASYNCTASKS, task, acts.cancel_task())
-            ctx.out.print(f"asynctask/{_name(task)} cancel requested", highlight=False)
+            ctx.out.print(f"asynctask/{name_of(task)} cancel requested", highlight=False)
         else:
             await patch(ctx, ASYNCTASKS, task, acts.retry_task(value))
-            ctx.out.print(f"asynctask/{_name(task)} retry requested", highlight=False)
+            ctx.out.print(f"asynctask/{name_of(task)} retry requested", highlight=False)
     return 0
 
 
@@ -532,14 +220,14 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
     if args.queue_command == "pending":
         tasks = await list_all(ctx, ASYNCTASKS, ctx.namespace)
         positions = queue_positions(w for w in map(waiting_in, tasks) if w is not None)
-        by_name = {_name(t): t for t in tasks}
+        by_name = {name_of(t): t for t in tasks}
         ordered = sorted((p, by_name[n]) for (q, n), p in positions.items() if q == args.name)
         if args.output == "name":
-            ctx.out.out("".join(f"asynctask/{_name(t)}\n" for _, t in ordered), end="")
+            ctx.out.out("".join(f"asynctask/{name_of(t)}\n" for _, t in ordered), end="")
             return 0
         if args.output in ("json", "yaml"):
             rows = [
-                {"position": p, "name": _name(t), "priority": (t.get("spec") or {}).get("priority") or 0}
+                {"position": p, "name": name_of(t), "priority": (t.get("spec") or {}).get("priority") or 0}
                 for p, t in ordered
             ]
             document = {"queue": args.name, "namespace": ctx.namespace, "pending": rows}

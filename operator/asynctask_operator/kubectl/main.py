@@ -32,9 +32,9 @@ from rich.console import Console
 
 from asynctask_operator import __version__
 from asynctask_operator.adapters.api import Kube
-from asynctask_operator.adapters.kube import KubeClient, RetryPolicy
+from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import default_namespace, load_configuration
-from asynctask_operator.kubectl import commands
+from asynctask_operator.kubectl import commands, pods, submitting
 from asynctask_operator.kubectl.errors import ERROR, INTERRUPTED, CliError
 from asynctask_operator.kubectl.inputs import BadInput
 from asynctask_operator.kubectl.selection import PHASES
@@ -182,12 +182,12 @@ def parser() -> argparse.ArgumentParser:
 
 
 COMMANDS: dict[str, Callable[[commands.Context, argparse.Namespace], Any]] = {
-    "submit": commands.submit,
-    "wait": commands.wait,
+    "submit": submitting.submit,
+    "wait": submitting.wait,
     "get": commands.get_tasks,
     "list": commands.get_tasks,
-    "describe": commands.describe,
-    "logs": commands.logs,
+    "describe": pods.describe,
+    "logs": pods.logs,
     "cancel": lambda ctx, args: commands.act(ctx, args, "cancel"),
     "retry": lambda ctx, args: commands.act(ctx, args, "retry"),
     "queue": commands.queue,
