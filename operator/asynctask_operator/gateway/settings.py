@@ -17,6 +17,11 @@ class GatewaySettings:
     """Address to listen on."""
     port: int = 8000
     """Port to listen on."""
+    tls_cert: str | None = None
+    """PEM certificate file (the chain, leaf first) to serve HTTPS with, given with ``tls_key``; none: plain
+    HTTP. Both files are read once, at start: a renewed certificate is served after a restart."""
+    tls_key: str | None = None
+    """PEM private key file of ``tls_cert``."""
     max_body_bytes: int = 256 * 1024
     """Largest request body accepted (413 beyond)."""
     rate_limit: float = 20.0
