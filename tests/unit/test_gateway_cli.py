@@ -17,13 +17,15 @@ def test_the_defaults_are_the_settings_defaults() -> None:
 def test_every_flag_reaches_its_setting() -> None:
     args = parser().parse_args(
         ["-n", "a", "--namespace", "b", "--kubeconfig", "k", "--context", "c", "--host", "127.0.0.1", "--port", "9",
-         "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--allow-anonymous",
+         "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--auth-failure-limit", "6",
+         "--auth-failure-burst", "4", "--trusted-proxy-header", "X-Forwarded-For", "--allow-anonymous",
          "--trusted-header", "X-User", "--trusted-groups-header", "X-Groups", "--cors-origin", "https://a",
          "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2"]
     )  # fmt: skip
     assert settings_of(args) == GatewaySettings(
         namespaces=("a", "b"), kubeconfig="k", context="c", host="127.0.0.1", port=9, max_body_bytes=1024,
-        rate_limit=2.5, rate_burst=3, allow_anonymous=True, trusted_header="X-User",
+        rate_limit=2.5, rate_burst=3, auth_failure_limit=6.0, auth_failure_burst=4,
+        trusted_proxy_header="X-Forwarded-For", allow_anonymous=True, trusted_header="X-User",
         trusted_groups_header="X-Groups", cors_origins=("https://a",),
         cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0, console=False, session_seconds=7200.0,
     )  # fmt: skip

@@ -80,6 +80,26 @@ def parser() -> argparse.ArgumentParser:
         help=f"requests a user may make at once (default {DEFAULTS.rate_burst})",
     )
     p.add_argument(
+        "--auth-failure-limit",
+        type=float,
+        default=DEFAULTS.auth_failure_limit,
+        metavar="PER_MINUTE",
+        help="failed authentications a minute per client address; 429 beyond, without a TokenReview; 0: no limit "
+        f"(default {DEFAULTS.auth_failure_limit:g})",
+    )
+    p.add_argument(
+        "--auth-failure-burst",
+        type=int,
+        default=DEFAULTS.auth_failure_burst,
+        metavar="FAILURES",
+        help=f"failed authentications a client address may make at once (default {DEFAULTS.auth_failure_burst})",
+    )
+    p.add_argument(
+        "--trusted-proxy-header",
+        metavar="HEADER",
+        help="take the client address from this header's last entry (X-Forwarded-For); ONLY behind a proxy setting it",
+    )
+    p.add_argument(
         "--allow-anonymous",
         action="store_true",
         help="serve requests without a token as system:anonymous (still authorized per request)",
@@ -150,6 +170,9 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         max_body_bytes=args.max_body_bytes,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        auth_failure_limit=args.auth_failure_limit,
+        auth_failure_burst=args.auth_failure_burst,
+        trusted_proxy_header=args.trusted_proxy_header,
         allow_anonymous=args.allow_anonymous,
         trusted_header=args.trusted_header,
         trusted_groups_header=args.trusted_groups_header,

@@ -28,6 +28,15 @@ class GatewaySettings:
     """Requests a second per user, on average (429 with Retry-After beyond); 0: no limit."""
     rate_burst: int = 40
     """Requests a user may make at once before the rate limit applies."""
+    auth_failure_limit: float = 20.0
+    """Failed authentications (401) a minute per client address, on average; beyond, its requests that would
+    need a TokenReview are answered 429 with Retry-After, without one; 0: no limit."""
+    auth_failure_burst: int = 20
+    """Failed authentications a client address may make at once before that limit applies."""
+    trusted_proxy_header: str | None = None
+    """Take the client address from the last entry of this header (X-Forwarded-For, as the proxy in front
+    appends it) instead of the connection's peer. Only behind a proxy that sets it: otherwise a client names
+    its own address, and escapes the limit on failed authentications."""
     allow_anonymous: bool = False
     """Serve requests without a token as system:anonymous (still authorized by SubjectAccessReview)."""
     trusted_header: str | None = None
