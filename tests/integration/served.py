@@ -72,7 +72,12 @@ class Served:
 @contextlib.asynccontextmanager
 async def serve(kubeconfig: pathlib.Path, **settings: Any) -> AsyncIterator[Served]:
     api = KubeClient(load_configuration(str(kubeconfig)), retry=RetryPolicy(attempts=1))
-    options: dict[str, Any] = {"rate_limit": 0.0, "namespaces": (NS,), "keepalive_seconds": 0.2} | settings
+    options: dict[str, Any] = {
+        "rate_limit": 0.0,
+        "auth_failure_limit": 0.0,
+        "namespaces": (NS,),
+        "keepalive_seconds": 0.2,
+    } | settings
     gateway = Gateway.build(api, GatewaySettings(**options), Clocks())
     server = uvicorn.Server(
         uvicorn.Config(

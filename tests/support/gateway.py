@@ -76,7 +76,7 @@ async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> Asyn
     clocks = Clocks(wall=lambda: now[0], monotonic=lambda: now[0])
     allow = {(user, verb, resource, NS) for user in ("alice",) for verb, resource in EVERY_ACT}
     fake.reviews(TOKENS, lambda user, groups, a: (user, a["verb"], a["resource"], a["namespace"]) in allow)
-    options: dict[str, Any] = {"rate_limit": 0.0, "keepalive_seconds": 3600.0} | settings
+    options: dict[str, Any] = {"rate_limit": 0.0, "auth_failure_limit": 0.0, "keepalive_seconds": 3600.0} | settings
     gateway = Gateway.build(fake, GatewaySettings(**options), clocks)
     app = create_app(gateway, follow_api=False)
     runner = asyncio.create_task(follow(gateway))

@@ -1,5 +1,6 @@
 """The chart's gateway (``gateway.*``): off by default; on, its Deployment, Service, ServiceAccount,
-RBAC (from ``rbac.GATEWAY_RULES``) and PDB, valid Kubernetes 1.31, apart from the operator's pods."""
+RBAC (from ``rbac.GATEWAY_RULES``) and PDB, valid Kubernetes 1.31, apart from the operator's pods;
+HTTPS from a TLS Secret (``gateway.tls``), and a ServiceMonitor (``gateway.serviceMonitor``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ __all__ = ["chart", "helm"]  # the fixtures, from the chart's tests
 
 GATEWAY = f"{FULLNAME}-gateway"
 ON: dict[str, Any] = {"gateway": {"enabled": True}}
+TLS: dict[str, Any] = {"gateway": {"enabled": True, "tls": {"secretName": "gateway-tls"}}}
+MONITORED: dict[str, Any] = {"gateway": {"enabled": True, "serviceMonitor": {"enabled": True}}}
 
 
 def gateway_objects(objects: list[Manifest]) -> list[Manifest]:
@@ -107,14 +110,102 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
 
 @pytest.mark.parametrize("values", [{"gateway": {"enabled": "yes"}}, {"gateway": {"port": 0}},
                                     {"gateway": {"trustedHeader": "X User"}}, {"gateway": {"bogus": 1}},
-                                    {"gateway": {"console": {"sessionHours": 0}}}])  # fmt: skip
+                                    {"gateway": {"console": {"sessionHours": 0}}},
+                                    {"gateway": {"tls": {"secretName": "Not_A_Name"}}},
+                                    {"gateway": {"tls": {"secretName": "a", "ca": "b"}}},
+                                    {"gateway": {"serviceMonitor": {"interval": "soon"}}},
+                                    {"gateway": {"serviceMonitor": {"caKey": "ca crt"}}},
+                                    {"gateway": {"serviceMonitor": {"bogus": 1}}}])  # fmt: skip
 def test_helm_refuses_bad_gateway_values(chart: Any, helm: Any, values: dict[str, Any]) -> None:
     with pytest.raises(helm.HelmValuesError, match="schema"):
         render(chart, values)
 
 
-@pytest.mark.parametrize("values", [ON, ON | {"watchNamespaces": ["a"]}])
+@pytest.mark.parametrize("values", [ON, ON | {"watchNamespaces": ["a"]}, TLS])
 def test_rendered_gateway_objects_are_valid_kubernetes_1_31(chart: Any, values: dict[str, Any]) -> None:
     validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
     for obj in gateway_objects(render(chart, values)):
+        if obj["kind"] == "ServiceMonitor":
+            continue  # the Prometheus Operator's kind: kubernetes-validate has no schema for it
         validate.validate(yaml.safe_load(yaml.safe_dump(obj)), KUBE_VERSION, strict=True)
+
+
+def pod_of(objects: list[Manifest]) -> dict[str, Any]:
+    [deployment] = [o for o in objects if o["kind"] == "Deployment"]
+    pod: dict[str, Any] = deployment["spec"]["template"]["spec"]
+    return pod
+
+
+def test_without_tls_it_serves_plain_http(chart: Any) -> None:
+    objects = gateway_objects(render(chart, ON))
+    [main] = pod_of(objects)["containers"]
+    assert not any(arg.startswith("--tls") for arg in main["args"])
+    assert [p["name"] for p in main["ports"]] == ["http"]
+    for probe in (main["livenessProbe"], main["readinessProbe"]):
+        assert probe["httpGet"]["port"] == "http" and probe["httpGet"]["scheme"] == "HTTP"
+    assert [v["name"] for v in pod_of(objects)["volumes"]] == ["tmp"]
+
+
+def test_with_a_tls_secret_it_serves_https_from_the_mounted_secret(chart: Any) -> None:
+    objects = gateway_objects(render(chart, TLS))
+    pod = pod_of(objects)
+    [main] = pod["containers"]
+    args = main["args"]
+    cert, key = args[args.index("--tls-cert") + 1], args[args.index("--tls-key") + 1]
+    [mount] = [m for m in main["volumeMounts"] if m["name"] == "tls"]
+    assert mount["readOnly"] is True
+    [volume] = [v for v in pod["volumes"] if v["name"] == "tls"]
+    assert volume["secret"]["secretName"] == "gateway-tls"
+    files = {f"{mount['mountPath']}/{item['path']}": item["key"] for item in volume["secret"]["items"]}
+    assert files == {cert: "tls.crt", key: "tls.key"}  # the flags name the Secret's two files
+    assert volume["secret"]["defaultMode"] == 0o440  # the key is not world-readable
+    assert "fsGroup" in pod["securityContext"]  # ... and still readable by the gateway's user
+    # The port says its protocol, and the probes, the Service and its target agree on it.
+    assert [p["name"] for p in main["ports"]] == ["https"]
+    for probe in (main["livenessProbe"], main["readinessProbe"]):
+        assert probe["httpGet"]["port"] == "https" and probe["httpGet"]["scheme"] == "HTTPS"
+    [service] = [o for o in objects if o["kind"] == "Service"]
+    [port] = service["spec"]["ports"]
+    assert port["name"] == "https" and port["targetPort"] == "https"
+
+
+def test_no_gateway_service_monitor_unless_asked(chart: Any) -> None:
+    assert "ServiceMonitor" not in {o["kind"] for o in gateway_objects(render(chart, ON))}
+    off = {"gateway": {"enabled": False, "serviceMonitor": {"enabled": True}}}
+    assert "ServiceMonitor" not in {o["kind"] for o in render(chart, off)}
+
+
+def test_the_gateway_service_monitor_scrapes_the_gateway_service_only(chart: Any) -> None:
+    values = {"gateway": MONITORED["gateway"] | {"serviceMonitor": {"enabled": True, "labels": {"release": "prom"}}}}
+    objects = render(chart, values | {"metrics": {"serviceMonitor": {"enabled": True}}})
+    [monitor] = [o for o in gateway_objects(objects) if o["kind"] == "ServiceMonitor"]
+    assert monitor["metadata"]["name"] == GATEWAY and monitor["metadata"]["namespace"] == NAMESPACE
+    assert monitor["metadata"]["labels"]["release"] == "prom"
+    spec = monitor["spec"]
+    selector = spec["selector"]["matchLabels"]
+    services = [o for o in objects if o["kind"] == "Service"]
+    selected = [o["metadata"]["name"] for o in services if selector.items() <= o["metadata"]["labels"].items()]
+    assert selected == [GATEWAY]  # not the operator's Services
+    assert spec["namespaceSelector"] == {"matchNames": [NAMESPACE]}
+    [endpoint] = spec["endpoints"]
+    [service] = [o for o in services if o["metadata"]["name"] == GATEWAY]
+    assert endpoint["port"] == service["spec"]["ports"][0]["name"] == "http"
+    assert endpoint == {"port": "http", "path": "/metrics", "scheme": "http", "interval": "30s"}
+
+
+def test_with_tls_the_gateway_service_monitor_verifies_the_certificate(chart: Any) -> None:
+    values = {"gateway": TLS["gateway"] | MONITORED["gateway"]}
+    [monitor] = [o for o in gateway_objects(render(chart, values)) if o["kind"] == "ServiceMonitor"]
+    [endpoint] = monitor["spec"]["endpoints"]
+    assert endpoint["port"] == "https" and endpoint["scheme"] == "https"
+    assert endpoint["tlsConfig"] == {
+        "serverName": f"{GATEWAY}.{NAMESPACE}.svc",  # Prometheus dials the pod's IP: the name to check
+        "insecureSkipVerify": False,
+        "ca": {"secret": {"name": "gateway-tls", "key": "ca.crt"}},
+    }
+    public = {"gateway": values["gateway"] | {"serviceMonitor": {"enabled": True, "caKey": ""}}}
+    [monitor] = [o for o in gateway_objects(render(chart, public)) if o["kind"] == "ServiceMonitor"]
+    assert monitor["spec"]["endpoints"][0]["tlsConfig"] == {
+        "serverName": f"{GATEWAY}.{NAMESPACE}.svc",
+        "insecureSkipVerify": False,
+    }  # Prometheus' own roots

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import pathlib
+
 import pytest
 
-from asynctask_operator.gateway.cli import parser, settings_of
+from asynctask_operator.gateway.cli import parse, parser, server_config, settings_of
 from asynctask_operator.gateway.settings import GatewaySettings
 
 
@@ -15,13 +17,15 @@ def test_the_defaults_are_the_settings_defaults() -> None:
 def test_every_flag_reaches_its_setting() -> None:
     args = parser().parse_args(
         ["-n", "a", "--namespace", "b", "--kubeconfig", "k", "--context", "c", "--host", "127.0.0.1", "--port", "9",
-         "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--allow-anonymous",
+         "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--auth-failure-limit", "6",
+         "--auth-failure-burst", "4", "--trusted-proxy-header", "X-Forwarded-For", "--allow-anonymous",
          "--trusted-header", "X-User", "--trusted-groups-header", "X-Groups", "--cors-origin", "https://a",
          "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2"]
     )  # fmt: skip
     assert settings_of(args) == GatewaySettings(
         namespaces=("a", "b"), kubeconfig="k", context="c", host="127.0.0.1", port=9, max_body_bytes=1024,
-        rate_limit=2.5, rate_burst=3, allow_anonymous=True, trusted_header="X-User",
+        rate_limit=2.5, rate_burst=3, auth_failure_limit=6.0, auth_failure_burst=4,
+        trusted_proxy_header="X-Forwarded-For", allow_anonymous=True, trusted_header="X-User",
         trusted_groups_header="X-Groups", cors_origins=("https://a",),
         cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0, console=False, session_seconds=7200.0,
     )  # fmt: skip
@@ -35,3 +39,38 @@ def test_keepalive_is_never_longer_than_15_seconds() -> None:
 def test_a_cloudevent_mapping_needs_both_sides(bad: str) -> None:
     with pytest.raises(SystemExit):
         parser().parse_args(["--cloudevent-type", bad])
+
+
+@pytest.fixture()
+def pem_files(tmp_path: pathlib.Path) -> tuple[str, str]:
+    cert, key = tmp_path / "tls.crt", tmp_path / "tls.key"
+    cert.write_text("cert")
+    key.write_text("key")
+    return str(cert), str(key)
+
+
+def test_tls_flags_reach_the_settings_and_uvicorn(pem_files: tuple[str, str]) -> None:
+    cert, key = pem_files
+    settings = settings_of(parse(["--tls-cert", cert, "--tls-key", key]))
+    assert (settings.tls_cert, settings.tls_key) == (cert, key)
+    config = server_config(object(), settings)  # type: ignore[arg-type]
+    assert (config.ssl_certfile, config.ssl_keyfile) == (cert, key)
+    assert server_config(object(), GatewaySettings()).ssl_certfile is None  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("given", "named"),
+    [(["--tls-cert"], "--tls-cert needs --tls-key"), (["--tls-key"], "--tls-key needs --tls-cert")],
+)
+def test_a_tls_flag_without_its_pair_is_refused_by_name(
+    pem_files: tuple[str, str], given: list[str], named: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    with pytest.raises(SystemExit) as exited:
+        parse([given[0], pem_files[0]])
+    assert exited.value.code == 2 and named in capsys.readouterr().err
+
+
+def test_a_missing_certificate_file_is_refused_by_name(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit):
+        parse(["--tls-cert", "/nonexistent/tls.crt", "--tls-key", "/nonexistent/tls.key"])
+    assert "--tls-cert: no such file: '/nonexistent/tls.crt'" in capsys.readouterr().err

@@ -48,7 +48,7 @@ def meta(name: str) -> dict[str, Any]:
 def gateway_app() -> Any:
     fake = FakeKube()
     fake.reviews(TOKENS)  # every act allowed
-    gateway = Gateway.build(fake, GatewaySettings(rate_limit=0.0), Clocks())
+    gateway = Gateway.build(fake, GatewaySettings(rate_limit=0.0, auth_failure_limit=0.0), Clocks())
     for store in (gateway.tasks, gateway.queues, gateway.schedules):
         store.synced.set()
     for name, phase in (("t1", "Succeeded"), ("t2", "Failed")):

@@ -118,6 +118,15 @@ app.kubernetes.io/component: gateway
 app.kubernetes.io/managed-by: {{ .Release.Service }}
 {{- end -}}
 
+{{/*
+The gateway's port name: "https" when it serves TLS itself (gateway.tls.secretName), else "http" —
+service meshes and ingress controllers read the protocol from it. The container port, the probes,
+the Service and the ServiceMonitor all name the port through this.
+*/}}
+{{- define "asynctask-operator.gateway.portName" -}}
+{{- ternary "https" "http" (not (empty .Values.gateway.tls.secretName)) -}}
+{{- end -}}
+
 {{/* The gateway's PolicyRules of one scope ("namespaced" or "cluster"), from files/gateway-rules.yaml. */}}
 {{- define "asynctask-operator.gateway.rules" -}}
 {{- $all := .root.Files.Get "files/gateway-rules.yaml" | fromYaml -}}

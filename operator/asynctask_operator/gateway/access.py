@@ -70,6 +70,8 @@ class Gateway:
     schedules: Store
     positions: dict[str, tuple[int, dict[tuple[str, str], int]]] = dataclasses.field(default_factory=dict)
     """Per namespace: the task store's revision, and the queue positions computed at it."""
+    failures: RateLimiter | None = None
+    """Per client address: the budget of failed authentications (:mod:`~asynctask_operator.gateway.failures`)."""
 
     @classmethod
     def build(cls, api: Kube, settings: GatewaySettings, clocks: Clocks | None = None) -> Gateway:
@@ -84,6 +86,11 @@ class Gateway:
             tasks=Store(clocks, listings, index=waiting_in),
             queues=Store(clocks, listings),
             schedules=Store(clocks, listings),
+            failures=(
+                RateLimiter(settings.auth_failure_limit / 60, settings.auth_failure_burst, clocks)
+                if settings.auth_failure_limit > 0
+                else None
+            ),
         )
 
     def serves(self, namespace: str) -> bool:

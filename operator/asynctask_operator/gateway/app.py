@@ -25,6 +25,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUE
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.gateway import cloudevents, console, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.failures import LimitFailedAuthentications
 from asynctask_operator.gateway.metrics import CountRequests, GatewayMetrics
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.settings import GatewaySettings
@@ -147,6 +148,7 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
     app.state.gateway = gateway
     if gateway.settings.console:
         console.install(app, gateway)
+    app.add_middleware(LimitFailedAuthentications, gateway=gateway)  # inside CountRequests: its 429s are counted
     metrics = GatewayMetrics(gateway)
     app.add_middleware(CountRequests, metrics=metrics)
 

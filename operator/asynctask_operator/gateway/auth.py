@@ -86,6 +86,11 @@ class TTLCache(Generic[V]):
         self.hits += 1
         return entry[1]
 
+    def peek(self, key: object) -> V | None:
+        """The live entry of ``key``, if any, without counting a hit or a miss (a check, not a use)."""
+        entry = self._entries.get(key)
+        return entry[1] if entry is not None and entry[0] > self.clocks.monotonic() else None
+
     def put(self, key: object, value: V, ttl: float) -> None:
         self._entries.pop(key, None)
         self._entries[key] = (self.clocks.monotonic() + ttl, value)
@@ -126,6 +131,11 @@ class Reviews:
         if cached is not None:
             return cached[0]
         return await self._once(("token", key), lambda: self._review_token(key, token))
+
+    def accepted(self, token: str) -> bool:
+        """Whether the cluster accepted this token in a review still cached (so no review is needed now)."""
+        cached = self.users.peek(token_key(token))
+        return cached is not None and cached[0] is not None
 
     async def _once(self, key: object, review: Callable[[], Awaitable[V]]) -> V:
         """One review per key at a time: a thousand clients arriving together with one token ask once."""

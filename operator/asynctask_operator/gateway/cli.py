@@ -1,7 +1,8 @@
 """``asynctask-gateway``: serve the HTTP gateway against the cluster of a kubeconfig (or in-cluster).
 
 asynctask-gateway [--namespace NS]... [--kubeconfig PATH] [--context NAME] [--host H] [--port P]
-                  [--max-body-bytes N] [--rate-limit R] [--allow-anonymous] [--trusted-header NAME]
+                  [--tls-cert FILE --tls-key FILE] [--max-body-bytes N] [--rate-limit R]
+                  [--allow-anonymous] [--trusted-header NAME]
 """
 
 from __future__ import annotations
@@ -9,9 +10,11 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import os
 from collections.abc import Sequence
 
 import uvicorn
+from starlette.types import ASGIApp
 
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kubeclient import KubeClient
@@ -32,6 +35,12 @@ def mapping(text: str) -> tuple[str, str]:
     return ce_type, task_type
 
 
+def existing_file(text: str) -> str:
+    if not os.path.isfile(text):
+        raise argparse.ArgumentTypeError(f"no such file: {text!r}")
+    return text
+
+
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="asynctask-gateway", description="The HTTP gateway of asynctask-operator.")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -42,6 +51,13 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--context", help="kubeconfig context (default: the current one)")
     p.add_argument("--host", default=DEFAULTS.host, help=f"address to listen on (default {DEFAULTS.host})")
     p.add_argument("--port", type=int, default=DEFAULTS.port, help=f"port to listen on (default {DEFAULTS.port})")
+    p.add_argument(
+        "--tls-cert",
+        type=existing_file,
+        metavar="FILE",
+        help="serve HTTPS with this PEM certificate (chain), with --tls-key; read at start only (default: HTTP)",
+    )
+    p.add_argument("--tls-key", type=existing_file, metavar="FILE", help="the PEM private key of --tls-cert")
     p.add_argument(
         "--max-body-bytes",
         type=int,
@@ -62,6 +78,26 @@ def parser() -> argparse.ArgumentParser:
         default=DEFAULTS.rate_burst,
         metavar="REQUESTS",
         help=f"requests a user may make at once (default {DEFAULTS.rate_burst})",
+    )
+    p.add_argument(
+        "--auth-failure-limit",
+        type=float,
+        default=DEFAULTS.auth_failure_limit,
+        metavar="PER_MINUTE",
+        help="failed authentications a minute per client address; 429 beyond, without a TokenReview; 0: no limit "
+        f"(default {DEFAULTS.auth_failure_limit:g})",
+    )
+    p.add_argument(
+        "--auth-failure-burst",
+        type=int,
+        default=DEFAULTS.auth_failure_burst,
+        metavar="FAILURES",
+        help=f"failed authentications a client address may make at once (default {DEFAULTS.auth_failure_burst})",
+    )
+    p.add_argument(
+        "--trusted-proxy-header",
+        metavar="HEADER",
+        help="take the client address from this header's last entry (X-Forwarded-For); ONLY behind a proxy setting it",
     )
     p.add_argument(
         "--allow-anonymous",
@@ -110,6 +146,17 @@ def parser() -> argparse.ArgumentParser:
     return p
 
 
+def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    """The flags, checked together: exits 2 naming the flag that is missing its pair."""
+    p = parser()
+    args = p.parse_args(argv)
+    if args.tls_cert and not args.tls_key:
+        p.error("--tls-cert needs --tls-key (the certificate's private key)")
+    if args.tls_key and not args.tls_cert:
+        p.error("--tls-key needs --tls-cert (the certificate it is the key of)")
+    return args
+
+
 def settings_of(args: argparse.Namespace) -> GatewaySettings:
     return dataclasses.replace(
         DEFAULTS,
@@ -118,9 +165,14 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         context=args.context,
         host=args.host,
         port=args.port,
+        tls_cert=args.tls_cert,
+        tls_key=args.tls_key,
         max_body_bytes=args.max_body_bytes,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
+        auth_failure_limit=args.auth_failure_limit,
+        auth_failure_burst=args.auth_failure_burst,
+        trusted_proxy_header=args.trusted_proxy_header,
         allow_anonymous=args.allow_anonymous,
         trusted_header=args.trusted_header,
         trusted_groups_header=args.trusted_groups_header,
@@ -132,18 +184,35 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
     )
 
 
+def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
+    """uvicorn's configuration of the gateway: its address, and TLS when a certificate is given.
+
+    uvicorn loads the certificate and key into its SSL context once, when it starts; it does not
+    watch the files. Client addresses are the connections' peers (``proxy_headers=False``): a
+    forwarded address is taken only where a setting trusts a proxy's header for it.
+    """
+    return uvicorn.Config(
+        app,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        proxy_headers=False,
+        ssl_certfile=settings.tls_cert,
+        ssl_keyfile=settings.tls_key,
+    )
+
+
 async def serve(settings: GatewaySettings) -> None:
     api = KubeClient(load_configuration(settings.kubeconfig, settings.context))
     try:
         app = create_app(Gateway.build(api, settings))
-        config = uvicorn.Config(app, host=settings.host, port=settings.port, log_config=None, proxy_headers=False)
-        await uvicorn.Server(config).serve()
+        await uvicorn.Server(server_config(app, settings)).serve()
     finally:
         api.close()
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+    args = parse(argv)
     setup_logging(verbose=args.verbose)
     asyncio.run(serve(settings_of(args)))
     return 0

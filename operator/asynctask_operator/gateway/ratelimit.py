@@ -1,4 +1,4 @@
-"""A token bucket per user: ``rate`` requests a second on average, bursts of ``burst``.
+"""A token bucket per key (a user; a client address): ``rate`` a second on average, bursts of ``burst``.
 
 >>> from asynctask_operator.core.clocks import Clocks
 >>> limiter = RateLimiter(rate=1.0, burst=2, clocks=Clocks(monotonic=lambda: 0.0))
@@ -36,3 +36,19 @@ class RateLimiter:
         while len(self._buckets) > MAX_USERS:
             self._buckets.popitem(last=False)
         return wait
+
+    def give_back(self, key: str) -> None:
+        """Return the token :meth:`take` took for ``key``: what it was taken for did not count after all.
+
+        >>> from asynctask_operator.core.clocks import Clocks
+        >>> limiter = RateLimiter(rate=1.0, burst=1, clocks=Clocks(monotonic=lambda: 0.0))
+        >>> limiter.take("10.0.0.1"), limiter.give_back("10.0.0.1"), limiter.take("10.0.0.1")
+        (0.0, None, 0.0)
+        """
+        entry = self._buckets.get(key)
+        if entry is not None:
+            tokens, last = entry
+            self._buckets[key] = (min(float(self.burst), tokens + 1.0), last)
+
+    def __len__(self) -> int:
+        return len(self._buckets)

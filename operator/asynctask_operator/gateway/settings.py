@@ -17,12 +17,26 @@ class GatewaySettings:
     """Address to listen on."""
     port: int = 8000
     """Port to listen on."""
+    tls_cert: str | None = None
+    """PEM certificate file (the chain, leaf first) to serve HTTPS with, given with ``tls_key``; none: plain
+    HTTP. Both files are read once, at start: a renewed certificate is served after a restart."""
+    tls_key: str | None = None
+    """PEM private key file of ``tls_cert``."""
     max_body_bytes: int = 256 * 1024
     """Largest request body accepted (413 beyond)."""
     rate_limit: float = 20.0
     """Requests a second per user, on average (429 with Retry-After beyond); 0: no limit."""
     rate_burst: int = 40
     """Requests a user may make at once before the rate limit applies."""
+    auth_failure_limit: float = 20.0
+    """Failed authentications (401) a minute per client address, on average; beyond, its requests that would
+    need a TokenReview are answered 429 with Retry-After, without one; 0: no limit."""
+    auth_failure_burst: int = 20
+    """Failed authentications a client address may make at once before that limit applies."""
+    trusted_proxy_header: str | None = None
+    """Take the client address from the last entry of this header (X-Forwarded-For, as the proxy in front
+    appends it) instead of the connection's peer. Only behind a proxy that sets it: otherwise a client names
+    its own address, and escapes the limit on failed authentications."""
     allow_anonymous: bool = False
     """Serve requests without a token as system:anonymous (still authorized by SubjectAccessReview)."""
     trusted_header: str | None = None
