@@ -74,6 +74,7 @@ async def test_the_console_sign_in_is_limited_as_well() -> None:
             assert answer.status_code == 401
         answer = await gw.client.post("/ui/login", content="token=alice-token", headers=FORM)
         assert answer.status_code == 429 and "Retry-After" in answer.headers
+        assert answer.headers["content-type"].startswith("text/plain") and "try again in" in answer.text
         assert token_reviews(gw) == 20
 
 

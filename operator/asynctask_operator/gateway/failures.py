@@ -22,6 +22,7 @@ from __future__ import annotations
 import math
 
 from starlette.datastructures import Headers
+from starlette.responses import PlainTextResponse
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asynctask_operator.gateway import problems
@@ -69,8 +70,12 @@ class LimitFailedAuthentications:
         wait = limiter.take(address)
         if wait > 0:
             retry = str(max(1, math.ceil(wait)))
-            problem = Problem(429, "too many failed authentications from this address", headers={"Retry-After": retry})
-            await problems.response(problem)(scope, receive, send)
+            detail = "too many failed authentications from this address"
+            if scope["path"].startswith("/ui/"):  # a person at the console's sign-in form: words, not JSON
+                text = f"{detail}: try again in {retry} s"
+                await PlainTextResponse(text, 429, headers={"Retry-After": retry})(scope, receive, send)
+                return
+            await problems.response(Problem(429, detail, headers={"Retry-After": retry}))(scope, receive, send)
             return
 
         async def sending(message: Message) -> None:
