@@ -50,7 +50,8 @@ def test_on_it_has_its_own_deployment_service_account_and_rules(chart: Any) -> N
     assert pod["serviceAccountName"] == GATEWAY
     [main] = pod["containers"]
     assert main["command"] == ["asynctask-gateway"]
-    assert main["args"] == ["--port", "8000", "--max-body-bytes", "262144", "--rate-limit", "20", "--session-hours", "8"]
+    assert main["args"] == ["--port", "8000", "--max-body-bytes", "262144", "--rate-limit", "20",
+                            "--auth-failure-limit", "20", "--session-hours", "8"]  # fmt: skip
     assert "--allow-anonymous" not in main["args"] and "--trusted-header" not in main["args"]
     [service] = [o for o in objects if o["kind"] == "Service"]
     assert service["spec"]["sessionAffinity"] == "ClientIP"  # two replicas: the console's sign-ins stay on one
@@ -95,6 +96,8 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
             "allowAnonymous": True,
             "trustedHeader": "X-Forwarded-User",
             "trustedGroupsHeader": "X-Forwarded-Groups",
+            "trustedProxyHeader": "X-Forwarded-For",
+            "authFailureLimit": 5,
             "replicas": 1,
             "cloudEventTypes": {"order.created": "fulfil"},
         }
@@ -104,6 +107,8 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
     args = deployment["spec"]["template"]["spec"]["containers"][0]["args"]
     assert "--allow-anonymous" in args and args[args.index("--trusted-header") + 1] == "X-Forwarded-User"
     assert args[args.index("--trusted-groups-header") + 1] == "X-Forwarded-Groups"
+    assert args[args.index("--trusted-proxy-header") + 1] == "X-Forwarded-For"
+    assert args[args.index("--auth-failure-limit") + 1] == "5"
     assert args[args.index("--cloudevent-type") + 1] == "order.created=fulfil"
     assert "PodDisruptionBudget" not in {o["kind"] for o in objects}  # one replica: no PDB to block drains
 
