@@ -29,7 +29,7 @@ from tests.support.fakekube import FakeKube
 
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.app import create_app
+from asynctask_operator.gateway.app import create_app, freeze_cache
 from asynctask_operator.gateway.settings import GatewaySettings
 from bench.common import emit, parser, percentile, rounded, table
 
@@ -82,6 +82,7 @@ async def measure(n: int, requests: int) -> dict[str, Any]:
         store.listing_done(set(), 0.0, NS)
     for i in range(n):
         gateway.tasks.event("ADDED", task(i))
+    freeze_cache()  # as the gateway does once its caches are loaded
     assert len(gateway.tasks.objects) == n and fake.counter.total() == 0
     transport = httpx.ASGITransport(app=app)
     async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

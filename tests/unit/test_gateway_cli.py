@@ -2,12 +2,18 @@
 
 from __future__ import annotations
 
+import asyncio
+import gc
 import pathlib
 
 import pytest
 
+from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.app import freeze_once_loaded
 from asynctask_operator.gateway.cli import parse, parser, server_config, settings_of
 from asynctask_operator.gateway.settings import GatewaySettings
+from tests.support.fakekube import FakeKube
 
 
 def test_the_defaults_are_the_settings_defaults() -> None:
@@ -74,3 +80,19 @@ def test_a_missing_certificate_file_is_refused_by_name(capsys: pytest.CaptureFix
     with pytest.raises(SystemExit):
         parse(["--tls-cert", "/nonexistent/tls.crt", "--tls-key", "/nonexistent/tls.key"])
     assert "--tls-cert: no such file: '/nonexistent/tls.crt'" in capsys.readouterr().err
+
+
+async def test_the_process_freezes_its_caches_once_they_are_loaded() -> None:
+    """bench/console.py: a full collection walking 10,000 cached tasks paused a request ~100 ms."""
+    gateway = Gateway.build(FakeKube(), GatewaySettings(), Clocks())
+    waiting = asyncio.create_task(freeze_once_loaded(gateway))
+    try:
+        for store in (gateway.tasks, gateway.queues):
+            store.synced.set()
+        await asyncio.sleep(0)
+        assert not waiting.done() and gc.get_freeze_count() == 0  # not before every cache is loaded
+        gateway.schedules.synced.set()
+        await asyncio.wait_for(waiting, 5)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

@@ -20,7 +20,7 @@ from asynctask_operator import __version__
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.app import create_app
+from asynctask_operator.gateway.app import create_app, freeze_once_loaded
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.logs import setup_logging
 
@@ -204,10 +204,12 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
 
 async def serve(settings: GatewaySettings) -> None:
     api = KubeClient(load_configuration(settings.kubeconfig, settings.context))
+    gateway = Gateway.build(api, settings)
+    freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
     try:
-        app = create_app(Gateway.build(api, settings))
-        await uvicorn.Server(server_config(app, settings)).serve()
+        await uvicorn.Server(server_config(create_app(gateway), settings)).serve()
     finally:
+        freezing.cancel()
         api.close()
 
 
