@@ -12,19 +12,22 @@ import re
 import httpx
 import pytest
 
-from tests.e2e.helpers import SUCCESS_TIMEOUT, Cluster, load_example, phase_of, wait_for
+from tests.e2e.helpers import SUCCESS_TIMEOUT, Cluster, load_example, one, phase_of, renamed, select, wait_for
 from tests.e2e.test_gateway import gateway, token_for
 
 pytestmark = pytest.mark.e2e
 __all__ = ["gateway"]  # the fixture, used here by name
 
 OPERATOR = "console-operator"
+TASK = "console-sleepy"
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
 
 def test_the_console_lists_the_namespaces_tasks_and_cancels_one(cluster: Cluster, gateway: str) -> None:
-    cluster.apply(load_example("cancel"))  # TaskType sleep-300 and AsyncTask "sleepy"
-    wait_for(lambda: phase_of(cluster.get_task("sleepy")) == "Running", SUCCESS_TIMEOUT, "sleepy running")
+    docs = load_example("cancel")  # TaskType sleep-300 and AsyncTask "sleepy", which test_lifecycle cancels too
+    cluster.apply(select(docs, "TaskType"))
+    cluster.create(renamed(one(docs, "AsyncTask", "sleepy"), TASK))
+    wait_for(lambda: phase_of(cluster.get_task(TASK)) == "Running", SUCCESS_TIMEOUT, f"{TASK} running")
     token = token_for(cluster, OPERATOR, ["get", "list", "watch", "patch"])
     ns = cluster.namespace
     with httpx.Client(base_url=gateway, timeout=30) as client:
@@ -32,15 +35,15 @@ def test_the_console_lists_the_namespaces_tasks_and_cancels_one(cluster: Cluster
         assert signed.status_code == 303, signed.text
         listed = client.get(f"/ui/?namespace={ns}")
         assert listed.status_code == 200
-        assert f'data-key="{ns}/sleepy"' in listed.text and f"system:serviceaccount:{ns}:{OPERATOR}" in listed.text
-        page = client.get(f"/ui/namespaces/{ns}/tasks/sleepy")
-        assert page.status_code == 200 and f"/ui/namespaces/{ns}/tasks/sleepy/cancel" in page.text
+        assert f'data-key="{ns}/{TASK}"' in listed.text and f"system:serviceaccount:{ns}:{OPERATOR}" in listed.text
+        page = client.get(f"/ui/namespaces/{ns}/tasks/{TASK}")
+        assert page.status_code == 200 and f"/ui/namespaces/{ns}/tasks/{TASK}/cancel" in page.text
         found = re.search(r'name="csrf" value="([^"]+)"', page.text)
         assert found
         cancelled = client.post(
-            f"/ui/namespaces/{ns}/tasks/sleepy/cancel", content=f"csrf={found.group(1)}&back=/ui/", headers=FORM
+            f"/ui/namespaces/{ns}/tasks/{TASK}/cancel", content=f"csrf={found.group(1)}&back=/ui/", headers=FORM
         )
         assert cancelled.status_code == 303, cancelled.text
-        wait_for(lambda: phase_of(cluster.get_task("sleepy")) == "Cancelled", SUCCESS_TIMEOUT, "sleepy cancelled")
-        shown = client.get(f"/ui/namespaces/{ns}/tasks/sleepy")
+        wait_for(lambda: phase_of(cluster.get_task(TASK)) == "Cancelled", SUCCESS_TIMEOUT, f"{TASK} cancelled")
+        shown = client.get(f"/ui/namespaces/{ns}/tasks/{TASK}")
         assert 'data-phase="Cancelled"' in shown.text and "/retry" in shown.text
