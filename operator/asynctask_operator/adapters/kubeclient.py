@@ -18,12 +18,13 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import contextlib
 import dataclasses
 import json
 import logging
 import random
 import threading
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from typing import Any
 
 import kubernetes.client
@@ -147,32 +148,14 @@ class KubeClient:
             query.append(("labelSelector", label_selector))
         if resource_version:
             query.append(("resourceVersion", resource_version))
-        stream = WatchStream(asyncio.get_running_loop())
-        path = resource.path(namespace)
         read_timeout = timeout_seconds + 30.0  # the server ends the stream first; this is for a dead connection
-        threading.Thread(
-            target=stream.run,
-            args=(lambda: self._open(path, query, read_timeout),),
-            name=f"watch-{resource.plural}",
-            daemon=True,
-        ).start()
-        try:
-            status, data = await stream.opened
-            self.counter.add("watch", resource.plural, status)
-            if not 200 <= status < 300:
-                raise (
-                    ApiError(0, "Unreachable", f"GET {path} (watch): {data!r}") if status == 0 else _error(status, data)
-                )
-            while True:
-                try:
-                    item = await stream.next()
-                except StreamBroken as broken:
-                    raise ApiError(0, "WatchBroken", str(broken)) from broken.__cause__
-                if item is None:
-                    return
-                yield item
-        finally:
-            stream.close()
+        stream = self._stream(
+            WatchStream(asyncio.get_running_loop()), resource.path(namespace), query, read_timeout,
+            count=("watch", resource.plural), what="watch", broken="WatchBroken", thread=f"watch-{resource.plural}",
+        )  # fmt: skip
+        async with contextlib.aclosing(stream) as events:  # closed with this iterator: the connection too
+            async for event in events:
+                yield event
 
     async def pod_log(
         self,
@@ -192,29 +175,53 @@ class KubeClient:
             query.append(("container", container))
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
-        stream = WatchStream(
+        lines = WatchStream(
             asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"), blank_lines=True
         )
-        path = PODS.path(namespace, name, "log")
+        stream = self._stream(
+            lines, PODS.path(namespace, name, "log"), query, 24 * 3600.0,
+            count=("get", "pods/log"), what="log", broken="LogBroken", thread="pod-log", accept="*/*",
+        )  # fmt: skip
+        async with contextlib.aclosing(stream) as read:  # closed with this iterator: the connection too
+            async for line in read:
+                yield line
+
+    async def _stream(
+        self,
+        stream: WatchStream,
+        path: str,
+        query: list[tuple[str, str]],
+        read_timeout: float,
+        *,
+        count: tuple[str, str],
+        what: str,
+        broken: str,
+        thread: str,
+        accept: str = "application/json",
+    ) -> AsyncGenerator[Any, None]:
+        """The decoded items of one streamed GET (a watch, a log), read by ``stream`` in a thread of its
+        own, until the server ends it; counted as ``count`` (verb, resource). :class:`ApiError` when it
+        is refused, unreachable (0 ``Unreachable``) or breaks off (0 ``broken``). Leaving the iterator
+        closes the connection."""
         threading.Thread(
             target=stream.run,
-            args=(lambda: self._open(path, query, 24 * 3600.0, accept="*/*"),),
-            name="pod-log",
+            args=(lambda: self._open(path, query, read_timeout, accept=accept),),
+            name=thread,
             daemon=True,
         ).start()
         try:
             status, data = await stream.opened
-            self.counter.add("get", "pods/log", status)
+            self.counter.add(*count, status)
             if not 200 <= status < 300:
-                raise ApiError(0, "Unreachable", f"GET {path}: {data!r}") if status == 0 else _error(status, data)
+                raise ApiError(0, "Unreachable", f"GET {path} ({what}): {data!r}") if status == 0 else _error(status, data)
             while True:
                 try:
-                    line = await stream.next()
-                except StreamBroken as broken:
-                    raise ApiError(0, "LogBroken", str(broken)) from broken.__cause__
-                if line is None:
+                    item = await stream.next()
+                except StreamBroken as exc:
+                    raise ApiError(0, broken, str(exc)) from exc.__cause__
+                if item is None:
                     return
-                yield line
+                yield item
         finally:
             stream.close()
 
