@@ -241,3 +241,16 @@ async def test_behind_an_auth_proxy_the_header_is_the_user_and_forms_still_need_
         assert bob.status_code == 403
         without = await gw.client.get("/ui/")  # no header, no token: sign in
         assert without.status_code == 303 and without.headers["location"].startswith("/ui/login")
+
+
+async def test_a_task_already_being_cancelled_offers_no_cancel(gw: RunningGateway) -> None:
+    """The console reads what an act applies to as the kubectl plugin does (core.acts.actionable)."""
+    await task(gw, "stopping", phase="Running")
+    await gw.fake.patch(ASYNCTASKS, NS, "stopping", {"spec": {"cancel": True}})
+    await gw.settle()
+    await sign_in(gw)
+    page = await gw.client.get(f"/ui/namespaces/{NS}/tasks/stopping")
+    assert "/tasks/stopping/cancel" not in page.text
+    again = await gw.client.post(f"/ui/namespaces/{NS}/tasks/stopping/cancel", content=f"csrf={csrf_of(page.text)}",
+                                 headers=FORM)  # fmt: skip
+    assert again.status_code == 409 and "is already being cancelled" in again.text

@@ -10,6 +10,7 @@ import pytest
 from rich.console import Console, RenderableType
 
 from asynctask_operator.adapters.kube import ApiError
+from asynctask_operator.core import acts
 from asynctask_operator.core.wire import waiting_in
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import explain
@@ -139,7 +140,7 @@ def task(phase: str, **spec: Any) -> dict[str, Any]:
     ],
 )
 def test_what_cancel_and_retry_apply_to(obj: dict[str, Any], action: str, why: str | None) -> None:
-    assert selection.actionable(obj, action) == why
+    assert acts.actionable(obj, action) == why
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from asynctask_operator.core.models import TERMINAL_PHASES
 from asynctask_operator.core.naming import ANNOTATION_RUN_NOW
 
 Patch = dict[str, Any]
@@ -15,6 +16,21 @@ Patch = dict[str, Any]
 RETRY_ANNOTATION = "asynctask.dev/retry-requested"
 RETRYABLE_PHASES = frozenset({"Failed", "Cancelled"})
 """The phases a retry starts again from; in any other a retry request is not honoured."""
+
+
+def actionable(task: dict[str, Any], action: str) -> str | None:
+    """``None`` when ``action`` (cancel or retry) applies to the task (its wire form), else why it
+    does not: cancel an unfinished task not already being cancelled; retry a Failed or Cancelled one."""
+    phase = str((task.get("status") or {}).get("phase") or "Pending")
+    if action == "cancel":
+        if phase in TERMINAL_PHASES:
+            return f"is {phase}: nothing to cancel"
+        if (task.get("spec") or {}).get("cancel"):
+            return "is already being cancelled"
+        return None
+    if phase not in RETRYABLE_PHASES:
+        return f"is {phase}: only Failed or Cancelled tasks can be retried"
+    return None
 
 
 def cancel_task() -> Patch:

@@ -176,7 +176,7 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
     chosen, selected = await _select(ctx, args)
     todo: list[Obj] = []
     for task in chosen:
-        why = selection.actionable(task, action)
+        why = acts.actionable(task, action)
         if why is None:
             todo.append(task)
         elif not selected:

@@ -2,8 +2,8 @@
 
 - :func:`matches`: the ``--type``, ``--queue`` and ``--phase`` filters (the label selector goes to
   the API server);
-- :func:`actionable`: whether ``cancel`` or ``retry`` can do anything to a task (cancel: not
-  finished; retry: Failed or Cancelled, SPEC 2.3);
+- whether ``cancel`` or ``retry`` can do anything to a task: :func:`~asynctask_operator.core.acts.actionable`,
+  the console's reading too;
 - :func:`exit_code`: what the finished tasks a command waited for mean to a script;
 - a task as the shared core functions (statistics, queue positions) read it: ``core/wire.py``,
   the gateway's reading too.
@@ -15,10 +15,9 @@ import collections
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-from asynctask_operator.core import acts
 from asynctask_operator.core.wire import queue_in
 from asynctask_operator.kubectl.errors import CANCELLED, FAILED, SUCCEEDED
-from asynctask_operator.kubectl.render import finished, phase
+from asynctask_operator.kubectl.render import phase
 
 Obj = dict[str, Any]
 PHASES = ("Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled")
@@ -31,19 +30,6 @@ def matches(task: Obj, *, type_: str | None = None, queue: str | None = None, ph
         and (queue is None or queue_in(task) == queue)
         and (not phases or phase(task) in phases)
     )
-
-
-def actionable(task: Obj, action: str) -> str | None:
-    """``None`` when ``action`` (cancel or retry) applies to the task, else why it does not."""
-    if action == "cancel":
-        if finished(task):
-            return f"is {phase(task)}: nothing to cancel"
-        if (task.get("spec") or {}).get("cancel"):
-            return "is already being cancelled"
-        return None
-    if phase(task) not in acts.RETRYABLE_PHASES:
-        return f"is {phase(task)}: only Failed or Cancelled tasks can be retried"
-    return None
 
 
 def exit_code(tasks: Iterable[Obj], until: str = "Succeeded") -> int:

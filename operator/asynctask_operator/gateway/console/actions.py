@@ -19,7 +19,6 @@ from fastapi.responses import Response
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, ApiError, Resource
 from asynctask_operator.core import acts
-from asynctask_operator.core.models import TERMINAL_PHASES
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.console.gate import Viewer, served_namespaces
@@ -35,12 +34,6 @@ MAX_BULK = 1000
 BULK_CONCURRENCY = 8
 ACTIONS = {"cancel": "cancel_task", "retry": "retry_task"}
 FILTER_FIELDS = ("namespace", "type", "queue", "phase", "label", "q", "window", "since", "until")
-
-
-def eligible(action: str, obj: dict[str, Any]) -> bool:
-    """Whether the act applies to the task as it is: cancel an unfinished one, retry a Failed or Cancelled one."""
-    phase = str((obj.get("status") or {}).get("phase") or "Pending")
-    return phase not in TERMINAL_PHASES if action == "cancel" else phase in acts.RETRYABLE_PHASES
 
 
 def patch_of(gateway: Gateway, action: str) -> dict[str, Any]:
@@ -68,8 +61,8 @@ class Outcome:
         verb = {"cancel": "Cancelled", "retry": "Retried"}[action]
         parts = [f"{verb} {self.done} task{'s' if self.done != 1 else ''}."]
         if self.skipped:
-            parts.append(f"{self.skipped} skipped (not {'unfinished' if action == 'cancel' else 'Failed or Cancelled'}"
-                         " any more, or gone).")  # fmt: skip
+            nothing = "finished or already being cancelled" if action == "cancel" else "not Failed or Cancelled"
+            parts.append(f"{self.skipped} skipped ({nothing} by now, or gone).")
         if self.refused:
             parts.append(f"{self.refused} refused by RBAC.")
         if self.failed:
@@ -89,7 +82,7 @@ async def act_on_all(who: Viewer, action: str, keys: list[tuple[str, str]]) -> O
         if not allowed[ns]:
             outcome.refused += 1
             return
-        if obj is None or not eligible(action, obj):
+        if obj is None or acts.actionable(obj, action) is not None:
             outcome.skipped += 1
             return
         async with slots:
@@ -149,7 +142,7 @@ async def bulk(request: Request) -> Response:
             who.session.notices.append("Select one or more tasks first.")
             return back(request, fields, back_to)
     objects = {k: gateway.tasks.get(*k) for k in matching}
-    able = [k for k, obj in objects.items() if obj is not None and eligible(action, obj)]
+    able = [k for k, obj in objects.items() if obj is not None and acts.actionable(obj, action) is None]
     counts = collections.Counter(ns for ns, _ in able)
     refused = [ns for ns in counts if not await who.may(ACTIONS[action], ns)]
     return console.page(
@@ -177,9 +170,9 @@ async def task_action(request: Request, ns: str, name: str, action: str) -> Resp
     obj = gateway.tasks.get(ns, name)
     if obj is None:
         raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
-    if not eligible(action, obj):
-        phase = (obj.get("status") or {}).get("phase") or "Pending"
-        raise Problem(409, f"task {name!r} is {phase}: it cannot be {'cancelled' if action == 'cancel' else 'retried'}")
+    why = acts.actionable(obj, action)
+    if why is not None:
+        raise Problem(409, f"task {name!r} {why}")
     await write(gateway, gateway.tasks, ASYNCTASKS, ns, name, patch_of(gateway, action))
     who.session.notices.append(f"{'Cancel' if action == 'cancel' else 'Retry'} of {name} requested.")
     return back(request, fields, f"/ui/namespaces/{ns}/tasks/{name}")
