@@ -19,6 +19,7 @@ from typing import Any, cast
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.controllers.admission import Admissions
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.manager import Manager, WorkKey
 from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.settings import OperatorSettings
@@ -219,13 +220,16 @@ async def test_a_queue_status_answer_read_after_a_newer_event_does_not_unpause_t
     queue = await api.create(TASKQUEUES, NS, {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue",
                                               "metadata": {"name": "q"}, "spec": {"concurrency": 1}})  # fmt: skip
     now = [10.0]
-    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None, monotonic=lambda: now[0])
+    cache = Cache(monotonic=lambda: now[0])
+    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None, cache=cache)
+    cache.event_arrived("taskqueue", (NS, "q"))  # as Manager.on_taskqueue stamps each event
     admissions.on_queue("ADDED", queue)
     now[0] += 1
     sent = now[0]
     answer = await api.patch(TASKQUEUES, NS, "q", {"status": {"running": 0}}, subresource="status")
     paused = await api.patch(TASKQUEUES, NS, "q", {"spec": {"paused": True}})
     now[0] += 1
+    cache.event_arrived("taskqueue", (NS, "q"))
     admissions.on_queue("MODIFIED", paused)  # the pause's event, first
     now[0] += 1
     assert admissions.on_queue("MODIFIED", answer, answer_sent_at=sent) == []  # the write's answer, late

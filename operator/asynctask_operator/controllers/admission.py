@@ -21,7 +21,7 @@ from pydantic import ValidationError
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, NotFound
-from asynctask_operator.controllers.cache import Key
+from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
 from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Waiting, admission_order
 from asynctask_operator.core.taskqueues import taskqueue_status
@@ -38,7 +38,7 @@ class Admissions:
         wake_queue_at: Callable[[QueueKey, float], None],
         now: Callable[[], float] = time.time,
         status_interval: float = 5.0,
-        monotonic: Callable[[], float] = time.monotonic,
+        cache: Cache | None = None,
     ) -> None:
         self.api = api
         self.ledger: AdmissionLedger[Key] = AdmissionLedger(default_concurrency)
@@ -47,8 +47,9 @@ class Admissions:
         self._wake_queue_at = wake_queue_at
         self._now = now
         self.status_interval = status_interval
-        self._monotonic = monotonic
-        self._events: dict[QueueKey, float] = {}  # when each queue's last watch event (or deletion) came
+        self.cache = cache or Cache()
+        """Where the manager stamps each TaskQueue watch event's arrival (:meth:`Cache.event_arrived`):
+        what a status write's answer is held against."""
 
     # -- fed by the cache
     def on_queue(
@@ -61,11 +62,8 @@ class Admissions:
         take the ledger back to the spec before it, and no event would come to set it right."""
         meta = obj.get("metadata") or {}
         key: QueueKey = (str(meta.get("namespace") or ""), str(meta.get("name") or ""))
-        if answer_sent_at is not None:
-            if self._events.get(key, float("-inf")) >= answer_sent_at:
-                return []
-        else:
-            self._events[key] = self._monotonic()
+        if answer_sent_at is not None and self.cache.newer_event("taskqueue", key, answer_sent_at):
+            return []
         queue: TaskQueue | None = None
         if event_type != "DELETED":
             try:
@@ -147,7 +145,7 @@ class Admissions:
         new = taskqueue_status(queue, self.ledger.counts(key, now), now)
         if new is None:
             return
-        sent = self._monotonic()
+        sent = self.cache.monotonic()
         try:
             updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
         except NotFound:

@@ -67,7 +67,7 @@ class Manager:
             wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
             now=clocks.wall,
             status_interval=settings.queue_status_seconds,
-            monotonic=clocks.monotonic,
+            cache=self.cache,
         )
         self.intake = TaskIntake(
             self.cache,
@@ -191,6 +191,7 @@ class Manager:
         if event_type == "DELETED":
             self.cache.mark_gone("taskqueue", key)
         else:
+            self.cache.event_arrived("taskqueue", key)
             self.cache.mark_seen("taskqueue", key)
         for task in self.admissions.on_queue(event_type, obj):
             self._wake_task(task)
