@@ -93,6 +93,7 @@ def test_rows_are_kept_until_their_object_changes() -> None:
     objects[("a", "x")] = obj("x", phase="Running")
     again = cache.rows(objects)
     assert again[0] is not first[0] and again[0].phase == "Running" and again[1] is first[1]
+    assert cache.row(("a", "y"), objects[("a", "y")]) is first[1]  # a live stream's reading is the page's
 
 
 def test_only_visible_namespaces_and_pages_of_the_order() -> None:

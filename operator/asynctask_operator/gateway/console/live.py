@@ -16,12 +16,13 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import PODS, ApiError
+from asynctask_operator.adapters.reflector import key_of
 from asynctask_operator.core.wire import attempt_pods, latest_pod
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
 from asynctask_operator.gateway.console.pages import table
-from asynctask_operator.gateway.console.routing import ConsoleRoute, viewer
-from asynctask_operator.gateway.console.rows import Filter, row_of
+from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
+from asynctask_operator.gateway.console.rows import Filter
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
 from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, task_stream
 from asynctask_operator.gateway.problems import Problem
@@ -35,6 +36,7 @@ HEADERS = {**SECURITY_HEADERS, **STREAM_HEADERS}
 async def live_rows(request: Request) -> StreamingResponse:
     """``event: row`` for each change of a task of the namespaces this user may watch (the page
     updates the rows it shows, and counts the new ones its filter admits); ``event: gone``."""
+    rows = console_of(request).rows
     who = await viewer(request)
     gateway = who.gateway
     flt = Filter.of(request.query_params, gateway.clocks.wall())
@@ -50,12 +52,13 @@ async def live_rows(request: Request) -> StreamingResponse:
                     yield change
                     continue
                 type_, obj = change
-                row = row_of(obj)
-                if row.namespace not in shown:
+                key = key_of(obj)
+                if key[0] not in shown:
                     continue
                 if type_ == "DELETED":
-                    yield frame("gone", {"key": row.key})
+                    yield frame("gone", {"key": "/".join(key)})
                     continue
+                row = rows.row(key, obj)  # one reading of the change for every page that follows it
                 data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
                 yield frame("row", data)
 

@@ -129,15 +129,17 @@ class RowCache:
     def __init__(self) -> None:
         self._rows: dict[tuple[str, str], tuple[Obj, Row]] = {}
 
+    def row(self, key: tuple[str, str], obj: Obj) -> Row:
+        """The row of ``obj``, read once however many pages and live streams ask for it."""
+        held = self._rows.get(key)
+        if held is None or held[0] is not obj:
+            held = (obj, row_of(obj))
+            self._rows[key] = held
+        return held[1]
+
     def rows(self, objects: Mapping[tuple[str, str], Obj]) -> list[Row]:
-        out: list[Row] = []
+        out = [self.row(key, obj) for key, obj in objects.items()]
         cache = self._rows
-        for key, obj in objects.items():
-            held = cache.get(key)
-            if held is None or held[0] is not obj:
-                held = (obj, row_of(obj))
-                cache[key] = held
-            out.append(held[1])
         if len(cache) > 2 * len(objects) + 1000:  # forget the rows of deleted tasks now and then
             for key in [k for k in cache if k not in objects]:
                 del cache[key]
