@@ -119,15 +119,25 @@ NAMESPACE = re.compile(r"^[a-z0-9]([-a-z0-9]{0,61}[a-z0-9])?$")  # a DNS label, 
 UNAUTHORIZED_HEADERS = {"WWW-Authenticate": 'Bearer realm="asynctask-gateway"'}
 
 
+def header_user(settings: GatewaySettings, request: Request) -> User | None:
+    """The user the auth proxy's header names (``--trusted-header``, groups from
+    ``--trusted-groups-header``); None when that mode is off or the header is absent."""
+    if not settings.trusted_header:
+        return None
+    name = (request.headers.get(settings.trusted_header) or "").strip()
+    if not name:
+        return None
+    groups_header = settings.trusted_groups_header
+    groups = (request.headers.get(groups_header) or "") if groups_header else ""
+    return User(name, tuple(g.strip() for g in groups.split(",") if g.strip()))
+
+
 async def identify(gateway: Gateway, request: Request) -> User:
     """The caller: from the trusted header (behind an auth proxy), else from their bearer token's review."""
     settings = gateway.settings
-    if settings.trusted_header:
-        name = (request.headers.get(settings.trusted_header) or "").strip()
-        if name:
-            groups_header = settings.trusted_groups_header
-            groups = (request.headers.get(groups_header) or "") if groups_header else ""
-            return User(name, tuple(g.strip() for g in groups.split(",") if g.strip()))
+    proxied = header_user(settings, request)
+    if proxied is not None:
+        return proxied
     token = bearer_token(request.headers.get("authorization"))
     if token is None:
         if settings.allow_anonymous:

@@ -19,7 +19,7 @@ from fastapi import Request
 
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.core.models import GROUP
-from asynctask_operator.gateway.access import NAMESPACE, PERMISSIONS, Gateway, gateway_of
+from asynctask_operator.gateway.access import NAMESPACE, PERMISSIONS, Gateway, gateway_of, header_user
 from asynctask_operator.gateway.auth import ANONYMOUS, Permission, User
 from asynctask_operator.gateway.console.sessions import COOKIE, Session
 from asynctask_operator.gateway.problems import Problem
@@ -108,16 +108,12 @@ async def viewer_of(request: Request, console: Console) -> Viewer:
     gateway = gateway_of(request)
     settings = gateway.settings
     session = console.sessions.get(request.cookies.get(COOKIE))
-    if settings.trusted_header:
-        name = (request.headers.get(settings.trusted_header) or "").strip()
-        if name:
-            groups_header = settings.trusted_groups_header
-            groups = (request.headers.get(groups_header) or "") if groups_header else ""
-            user = User(name, tuple(g.strip() for g in groups.split(",") if g.strip()))
-            if session is None or session.token is not None or session.user != user:
-                session = console.sessions.open(user, None)
-                request.state.new_session = session
-            return Viewer(user, session, gateway)
+    proxied = header_user(settings, request)
+    if proxied is not None:
+        if session is None or session.token is not None or session.user != proxied:
+            session = console.sessions.open(proxied, None)
+            request.state.new_session = session
+        return Viewer(proxied, session, gateway)
     if session is None:
         if settings.allow_anonymous:
             session = console.sessions.open(User(ANONYMOUS, ("system:unauthenticated",)), None)

@@ -17,7 +17,7 @@ from asynctask_operator.adapters.kube import EVENTS, ApiError
 from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask
 from asynctask_operator.core.wire import event_about
-from asynctask_operator.gateway.access import bearer_token, gateway_of
+from asynctask_operator.gateway.access import bearer_token, gateway_of, header_user
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import (
     ConsoleRoute,
@@ -47,8 +47,7 @@ async def root() -> RedirectResponse:
 @router.get("/ui/login", response_class=HTMLResponse)
 async def login_form(request: Request, next: str = "") -> Response:
     console = console_of(request)
-    header = gateway_of(request).settings.trusted_header
-    if header and request.headers.get(header):
+    if header_user(gateway_of(request).settings, request) is not None:  # behind the auth proxy: no sign-in
         return RedirectResponse(local(next) or "/ui/", 303)
     return console.page(request, "login.html", next=local(next), error=None)
 
