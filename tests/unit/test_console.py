@@ -17,7 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, ApiError
 from asynctask_operator.core.acts import RETRY_ANNOTATION as ANNOTATION_RETRY
 from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK
 from asynctask_operator.gateway.console.sessions import COOKIE
@@ -254,3 +254,16 @@ async def test_a_task_already_being_cancelled_offers_no_cancel(gw: RunningGatewa
     again = await gw.client.post(f"/ui/namespaces/{NS}/tasks/stopping/cancel", content=f"csrf={csrf_of(page.text)}",
                                  headers=FORM)  # fmt: skip
     assert again.status_code == 409 and "is already being cancelled" in again.text
+
+
+async def test_an_api_server_failure_on_an_act_is_the_gateways_problem_not_the_users(gw: RunningGateway) -> None:
+    await task(gw, "a", phase="Running")
+    await gw.settle()
+    await sign_in(gw)
+    token = csrf_of((await gw.client.get(f"/ui/namespaces/{NS}/tasks/a")).text)
+    gw.fake.fail("patch", "asynctasks", ApiError(500, "InternalError", "etcd is down"))
+    answer = await gw.client.post(f"/ui/namespaces/{NS}/tasks/a/cancel", content=f"csrf={token}", headers=FORM)
+    assert answer.status_code == 503 and "API server is unavailable" in answer.text  # as the API answers it
+    gw.fake.fail("patch", "asynctasks", ApiError(403, "Forbidden", "no"))
+    answer = await gw.client.post(f"/ui/namespaces/{NS}/tasks/a/cancel", content=f"csrf={token}", headers=FORM)
+    assert answer.status_code == 502  # the gateway's own account was refused: not the user's 403

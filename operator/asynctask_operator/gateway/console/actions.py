@@ -24,7 +24,7 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.console.gate import Viewer, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, acting, back, console_of, field, local
 from asynctask_operator.gateway.console.rows import Filter, chosen
-from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.problems import Problem, from_api_error
 from asynctask_operator.gateway.store import Store
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -46,7 +46,7 @@ async def write(gateway: Gateway, store: Store, resource: Resource, ns: str, nam
     try:
         obj = await gateway.api.patch(resource, ns, name, patch)
     except ApiError as error:
-        raise Problem(error.status if 400 <= error.status < 600 else 502, f"{name}: {error.message}") from None
+        raise from_api_error(error, f"{name!r}") from None
     store.put(obj)
 
 
@@ -89,7 +89,7 @@ async def act_on_all(who: Viewer, action: str, keys: list[tuple[str, str]]) -> O
             try:
                 await write(gateway, gateway.tasks, ASYNCTASKS, ns, name, patch_of(gateway, action))
             except Problem as problem:
-                outcome.failed.append(problem.detail)
+                outcome.failed.append(f"{name}: {problem.detail}")
                 return
         outcome.done += 1
 
