@@ -52,9 +52,15 @@ def waiting_in(obj: Obj) -> WaitingTask | None:
     )  # fmt: skip
 
 
-def _seconds(text: object) -> float | None:
+def seconds_in(text: object) -> float | None:
+    """Epoch seconds of a time an object holds; None for none or one that cannot be read."""
     moment = parse_stamp(text if isinstance(text, str) else None)
     return moment.timestamp() if moment else None
+
+
+def number_in(value: object) -> float | None:
+    """A number an object holds (``durationSeconds``, ``percent``); None for anything else (a bool too)."""
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
 
 
 def facts_in(obj: Obj) -> TaskFacts:
@@ -63,16 +69,15 @@ def facts_in(obj: Obj) -> TaskFacts:
     meta, spec, status = _parts(obj)
     attempts = status.get("attempts") or []
     first = attempts[0].get("startTime") if attempts and attempts[0].get("startTime") else status.get("startTime")
-    duration = status.get("durationSeconds")
     return TaskFacts(
         type=str(spec.get("type") or ""),
         queue=queue_in(obj),
         phase=str(status.get("phase") or "Pending"),
-        created=_seconds(meta.get("creationTimestamp")) or 0.0,
-        queued=_seconds(status.get("queuedTime")),
-        started=_seconds(first),
-        duration=float(duration) if isinstance(duration, int | float) and not isinstance(duration, bool) else None,
-        finished=_seconds(status.get("completionTime")),
+        created=seconds_in(meta.get("creationTimestamp")) or 0.0,
+        queued=seconds_in(status.get("queuedTime")),
+        started=seconds_in(first),
+        duration=number_in(status.get("durationSeconds")),
+        finished=seconds_in(status.get("completionTime")),
         reason=str(status["reason"]) if status.get("reason") else None,
     )
 

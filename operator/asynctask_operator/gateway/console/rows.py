@@ -16,8 +16,8 @@ from typing import Any
 
 from asynctask_operator.core.labelselectors import Term, matches, parse
 from asynctask_operator.core.models import TERMINAL_PHASES
-from asynctask_operator.core.timestamps import parse_stamp
-from asynctask_operator.core.wire import queue_in
+from asynctask_operator.core.timestamps import parse_stamp, stamp
+from asynctask_operator.core.wire import number_in, queue_in, seconds_in
 from asynctask_operator.gateway.problems import Problem
 
 Obj = dict[str, Any]
@@ -80,21 +80,12 @@ class Row:
         }
 
 
-def _seconds(value: object) -> float | None:
-    moment = parse_stamp(value if isinstance(value, str) else None)
-    return moment.timestamp() if moment else None
-
-
-def _number(value: object) -> float | None:
-    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
 def row_of(obj: Obj) -> Row:
     meta = obj.get("metadata") or {}
     spec = obj.get("spec") or {}
     status = obj.get("status") or {}
     progress = status.get("progress") or {}
-    percent = _number(progress.get("percent"))
+    percent = number_in(progress.get("percent"))
     done, total = progress.get("stepsDone"), progress.get("stepsTotal")
     step = f"{done}/{total}" if isinstance(done, int) and isinstance(total, int) and total > 0 else ""
     if percent is None and step and isinstance(done, int) and isinstance(total, int):
@@ -114,10 +105,10 @@ def row_of(obj: Obj) -> Row:
         percent=None if percent is None else max(0.0, min(100.0, percent)),
         step=step,
         attempt=attempt if isinstance(attempt, int) else 0,
-        created=_seconds(meta.get("creationTimestamp")) or 0.0,
-        started=_seconds(status.get("startTime")),
-        finished=_seconds(status.get("completionTime")),
-        duration=_number(status.get("durationSeconds")),
+        created=seconds_in(meta.get("creationTimestamp")) or 0.0,
+        started=seconds_in(status.get("startTime")),
+        finished=seconds_in(status.get("completionTime")),
+        duration=number_in(status.get("durationSeconds")),
         labels=dict(meta.get("labels") or {}),
         resource_version=str(meta.get("resourceVersion") or ""),
     )
@@ -282,7 +273,8 @@ def moment(field: str, value: str) -> float | None:
 
 
 def iso(seconds: float) -> str:
-    return dt.datetime.fromtimestamp(seconds, dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+    """Epoch seconds as an object's times are written (:func:`~asynctask_operator.core.timestamps.stamp`)."""
+    return stamp(dt.datetime.fromtimestamp(seconds, dt.UTC))
 
 
 def _order_key(sort: str, now: float) -> Any:
