@@ -146,11 +146,21 @@ async def get_tasks(ctx: Context, args: argparse.Namespace) -> int:
     else:
         tasks = await list_all(ctx, ASYNCTASKS, ctx.list_namespace, args.selector)
     tasks = [t for t in tasks if selection.matches(t, type_=args.type, queue=args.queue, phases=phases)]
-    if _print_objects(ctx, tasks, args.output, "asynctask", single=len(args.names) == 1):
+    return _listed(
+        ctx, tasks, args.output, "asynctask", len(args.names) == 1,
+        lambda: render.tasks_table(tasks, ctx.now(), wide=args.output == "wide", all_namespaces=ctx.all_namespaces),
+    )  # fmt: skip
+
+
+def _listed(
+    ctx: Context, objects: list[Obj], output: str | None, kind: str, single: bool, table: Callable[[], Any]
+) -> int:
+    """A listing as ``-o`` asks (json, yaml, name), else as its table; a note when there is nothing."""
+    if _print_objects(ctx, objects, output, kind, single=single):
         return 0
-    if not tasks:
+    if not objects:
         return _nothing(ctx)
-    show(ctx.out, render.tasks_table(tasks, ctx.now(), wide=args.output == "wide", all_namespaces=ctx.all_namespaces))
+    show(ctx.out, table())
     return 0
 
 
@@ -211,12 +221,10 @@ async def act(ctx: Context, args: argparse.Namespace, action: str) -> int:
 async def queue(ctx: Context, args: argparse.Namespace) -> int:
     if args.queue_command == "list":
         queues = await list_all(ctx, TASKQUEUES, ctx.list_namespace)
-        if _print_objects(ctx, queues, args.output, "taskqueue", single=False):
-            return 0
-        if not queues:
-            return _nothing(ctx)
-        show(ctx.out, render.queues_table(queues, ctx.now(), all_namespaces=ctx.all_namespaces))
-        return 0
+        return _listed(
+            ctx, queues, args.output, "taskqueue", False,
+            lambda: render.queues_table(queues, ctx.now(), all_namespaces=ctx.all_namespaces),
+        )  # fmt: skip
     if args.queue_command == "pending":
         tasks = await list_all(ctx, ASYNCTASKS, ctx.namespace)
         positions = queue_positions(w for w in map(waiting_in, tasks) if w is not None)
@@ -251,12 +259,10 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
 async def schedule(ctx: Context, args: argparse.Namespace) -> int:
     if args.schedule_command == "list":
         schedules = await list_all(ctx, SCHEDULEDTASKS, ctx.list_namespace)
-        if _print_objects(ctx, schedules, args.output, "scheduledtask", single=False):
-            return 0
-        if not schedules:
-            return _nothing(ctx)
-        show(ctx.out, render.schedules_table(schedules, ctx.now(), all_namespaces=ctx.all_namespaces))
-        return 0
+        return _listed(
+            ctx, schedules, args.output, "scheduledtask", False,
+            lambda: render.schedules_table(schedules, ctx.now(), all_namespaces=ctx.all_namespaces),
+        )  # fmt: skip
     target = await get(ctx, SCHEDULEDTASKS, args.name)
     if args.schedule_command == "run":
         value = stamp(ctx.now(), micro=True)
