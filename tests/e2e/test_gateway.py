@@ -113,7 +113,8 @@ def test_a_submitter_submits_polls_and_may_not_cancel(cluster: Cluster, gateway:
 
         refused = client.post(f"{gateway}{location}:cancel", headers={"Authorization": f"Bearer {token}"})
         assert refused.status_code == 403
-        assert refused.json()["detail"] == f"you may not patch asynctasks in namespace '{cluster.namespace}'"
+        name = first.json()["name"]  # a cancel is about the task: asked about it by name, as kubectl would
+        assert refused.json()["detail"] == f"you may not patch asynctasks {name!r} in namespace '{cluster.namespace}'"
 
         def finished() -> dict[str, Any] | None:
             polled = client.get(f"{gateway}{location}", headers={"Authorization": f"Bearer {token}"})

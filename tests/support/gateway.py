@@ -3,8 +3,10 @@
     async with running_gateway() as gw:
         answer = await gw.client.post("/v1/namespaces/media/tasks", json={"type": "echo"}, headers=gw.alice)
 
-``gw.allow`` holds what each user may do, as ``(user, verb, resource, namespace)``; the fake's
-SubjectAccessReviews answer from it. The clock is the test's: ``gw.now[0] += 31`` expires
+``gw.allow`` holds what each user may do, as ``(user, verb, resource, namespace)``: namespace-wide
+grants, each as a Role rule without ``resourceNames``; ``gw.rules`` holds more rules
+(:class:`~tests.support.rbac.Rule`, with ``resourceNames`` too). The fake's SubjectAccessReviews
+answer from both as RBAC does (:mod:`tests.support.rbac`). The clock is the test's: ``gw.now[0] += 31`` expires
 every cached review.
 """
 
@@ -25,6 +27,7 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, follow
 from asynctask_operator.gateway.settings import GatewaySettings
 from tests.support.fakekube import FakeKube
+from tests.support.rbac import Rule, allowed, grant
 
 NS = "media"
 EPOCH = 1_780_000_000.0  # 2026-05-28: the wall clock of every gateway test
@@ -51,6 +54,7 @@ class RunningGateway:
     client: httpx.AsyncClient
     now: list[float]
     allow: set[tuple[str, str, str, str]]
+    rules: list[Rule]
     alice: dict[str, str] = dataclasses.field(default_factory=lambda: bearer("alice-token"))
     bob: dict[str, str] = dataclasses.field(default_factory=lambda: bearer("bob-token"))
 
@@ -75,7 +79,13 @@ async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> Asyn
     fake = fake or FakeKube(now=lambda: dt.datetime.fromtimestamp(now[0], dt.UTC))  # the same clock
     clocks = Clocks(wall=lambda: now[0], monotonic=lambda: now[0])
     allow = {(user, verb, resource, NS) for user in ("alice",) for verb, resource in EVERY_ACT}
-    fake.reviews(TOKENS, lambda user, groups, a: (user, a["verb"], a["resource"], a["namespace"]) in allow)
+    rules: list[Rule] = []
+
+    def decide(user: str, groups: tuple[str, ...], attributes: dict[str, str]) -> bool:
+        wide = [grant(u, verb, resource, ns) for u, verb, resource, ns in allow if u == user]
+        return allowed([*wide, *rules], user, attributes)
+
+    fake.reviews(TOKENS, decide)
     options: dict[str, Any] = {"rate_limit": 0.0, "auth_failure_limit": 0.0, "keepalive_seconds": 3600.0} | settings
     gateway = Gateway.build(fake, GatewaySettings(**options), clocks)
     app = create_app(gateway, follow_api=False)
@@ -86,7 +96,7 @@ async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> Asyn
                 await store.synced.wait()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:
-            yield RunningGateway(fake, gateway, client, now, allow)
+            yield RunningGateway(fake, gateway, client, now, allow, rules)
     finally:
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):

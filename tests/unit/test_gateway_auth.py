@@ -49,6 +49,12 @@ def test_every_v1_route_has_exactly_one_row_here() -> None:
     assert served == {(m, p.replace(NS, "{ns}")) for m, p in expected}
 
 
+def object_of(path: str) -> str:
+    """The object a route's path names (``…/tasks/t1:cancel`` -> ``t1``): what kubectl would ask about by name."""
+    parts = path.removeprefix(T + "/").split("/")
+    return parts[1].split(":")[0] if len(parts) > 1 else ""
+
+
 @pytest.mark.parametrize(("method", "path", "verb", "resource"), ROUTES, ids=[f"{r[0]} {r[1]}" for r in ROUTES])
 async def test_each_route_asks_for_what_kubectl_would_need(method: str, path: str, verb: str, resource: str) -> None:
     async with running_gateway() as gw:
@@ -63,9 +69,12 @@ async def test_each_route_asks_for_what_kubectl_would_need(method: str, path: st
         gw.fake.decide = record
         body: dict[str, Any] = {"json": {"type": "echo"}} if path.endswith("/tasks") and method == "POST" else {}
         answer = await gw.client.request(method, path, headers=gw.alice, **body)
-        assert asked == [{"group": "asynctask.dev", "resource": resource, "verb": verb, "namespace": NS}]
+        name = object_of(path)
+        named = {"name": name} if name else {}
+        assert asked == [{"group": "asynctask.dev", "resource": resource, "verb": verb, "namespace": NS, **named}]
         assert answer.status_code == 403
-        assert answer.json()["detail"] == f"you may not {verb} {resource} in namespace '{NS}'"
+        about = f" {name!r}" if name else ""
+        assert answer.json()["detail"] == f"you may not {verb} {resource}{about} in namespace '{NS}'"
         assert answer.headers["content-type"] == "application/problem+json"
 
 

@@ -3,6 +3,9 @@
 :data:`PERMISSIONS` is the one table of what each route needs: the verb and resource kubectl
 would need for the same act (``kubectl create`` of an AsyncTask is ``create asynctasks``;
 ``kubectl patch`` for a cancel is ``patch asynctasks``; ``kubectl get -w`` is ``watch``).
+A route about one object (its path names it: ``…/tasks/{name}``) asks about that object by
+name, as kubectl does, so RBAC rules with ``resourceNames`` hold through the gateway as they do
+through kubectl; a listing or a namespace's stream asks namespace-wide.
 A route takes its caller with ``Depends(caller("cancel_task"))``, so a route without an entry
 cannot be written (``KeyError`` at import), and the unit tests hold the table row by row.
 """
@@ -176,7 +179,7 @@ def caller(route: str) -> Callable[..., Awaitable[User]]:
                 raise Problem(
                     429, f"too many requests from {user.name}", headers={"Retry-After": str(max(1, math.ceil(wait)))}
                 )
-        permission = Permission(verb, resource, ns)
+        permission = Permission(verb, resource, ns, name=str(request.path_params.get("name") or ""))
         try:
             allowed = await gateway.reviews.allowed(user, permission)
         except ApiError as error:

@@ -3,13 +3,15 @@
 The gateway holds no user database and no policy of its own: a bearer token is reviewed by
 the API server (``authentication.k8s.io/v1`` TokenReview), and each call is authorized with a
 ``authorization.k8s.io/v1`` SubjectAccessReview for exactly the verb, resource and namespace
-kubectl would need for the same act (:data:`~asynctask_operator.gateway.routes` maps each
-route to its :class:`Permission`). So the gateway can never do for a caller what the caller's
-own RBAC refuses.
+kubectl would need for the same act (:data:`~asynctask_operator.gateway.access.PERMISSIONS` maps
+each route to its verb and resource), about the object by name when the act is about one object
+(``kubectl get asynctask mine`` asks about ``mine``, so a Role whose rule lists
+``resourceNames: [mine]`` allows it), and namespace-wide for lists and streams. So the gateway
+can never do for a caller what the caller's own RBAC refuses, nor refuse what it allows.
 
 Answers are cached briefly and boundedly: an allowed one for at most 30 s, a denied one for
-at most 5 s (a new RoleBinding takes effect soon), keyed on a hash of the token, never the
-token. Tokens are never logged.
+at most 5 s (a new RoleBinding takes effect soon), keyed on the user and the whole permission
+(the object's name included), a token on a hash of it, never the token. Tokens are never logged.
 """
 
 from __future__ import annotations
@@ -62,9 +64,12 @@ class Permission:
         "patch asynctasks in namespace 'media'"
         >>> Permission("get", "pods", "media", group="", subresource="log").describe()
         "get pods/log in namespace 'media'"
+        >>> Permission("get", "asynctasks", "media", name="mine").describe()
+        "get asynctasks 'mine' in namespace 'media'"
         """
         resource = f"{self.resource}/{self.subresource}" if self.subresource else self.resource
-        return f"{self.verb} {resource} in namespace {self.namespace!r}"
+        named = f" {self.name!r}" if self.name else ""
+        return f"{self.verb} {resource}{named} in namespace {self.namespace!r}"
 
 
 class TTLCache(Generic[V]):

@@ -10,7 +10,6 @@ happened.
 from __future__ import annotations
 
 import asyncio
-import collections
 import dataclasses
 from typing import Any
 
@@ -74,12 +73,12 @@ async def act_on_all(who: Viewer, action: str, keys: list[tuple[str, str]]) -> O
     """The act on each task, at most :data:`BULK_CONCURRENCY` at a time; what became of them."""
     gateway = who.gateway
     outcome = Outcome()
-    allowed = {ns: await who.may(ACTIONS[action], ns) for ns in {ns for ns, _ in keys}}
+    allowed = await who.may_each(ACTIONS[action], keys)
     slots = asyncio.Semaphore(BULK_CONCURRENCY)
 
     async def one(ns: str, name: str) -> None:
         obj = gateway.tasks.get(ns, name)
-        if not allowed[ns]:
+        if (ns, name) not in allowed:
             outcome.refused += 1
             return
         if obj is None or acts.actionable(obj, action) is not None:
@@ -143,8 +142,7 @@ async def bulk(request: Request) -> Response:
             return back(request, fields, back_to)
     objects = {k: gateway.tasks.get(*k) for k in matching}
     able = [k for k, obj in objects.items() if obj is not None and acts.actionable(obj, action) is None]
-    counts = collections.Counter(ns for ns, _ in able)
-    refused = [ns for ns in counts if not await who.may(ACTIONS[action], ns)]
+    refused = len(able) - len(await who.may_each(ACTIONS[action], able[:MAX_BULK]))
     return console.page(
         request,
         "bulk.html",
@@ -165,7 +163,7 @@ async def task_action(request: Request, ns: str, name: str, action: str) -> Resp
     who, fields = await acting(request)
     if action not in ACTIONS:
         raise Problem(404, f"no action {action!r}: cancel or retry")
-    await who.require(ACTIONS[action], ns)
+    await who.require(ACTIONS[action], ns, name)
     gateway = who.gateway
     obj = gateway.tasks.get(ns, name)
     if obj is None:
@@ -187,7 +185,7 @@ async def queue_action(request: Request, ns: str, name: str, action: str) -> Res
     who, fields = await acting(request)
     if action not in QUEUE_ACTS:
         raise Problem(404, f"no action {action!r}: pause or resume")
-    await who.require(f"{action}_queue", ns)
+    await who.require(f"{action}_queue", ns, name)
     gateway = who.gateway
     if gateway.queues.get(ns, name) is None:
         raise Problem(404, f"TaskQueue {name!r} not found in namespace {ns!r}")
@@ -201,7 +199,7 @@ async def schedule_action(request: Request, ns: str, name: str, action: str) -> 
     who, fields = await acting(request)
     if action not in SCHEDULE_ACTS:
         raise Problem(404, f"no action {action!r}: suspend, resume or run")
-    await who.require(SCHEDULE_ACTS[action], ns)
+    await who.require(SCHEDULE_ACTS[action], ns, name)
     gateway = who.gateway
     if gateway.schedules.get(ns, name) is None:
         raise Problem(404, f"ScheduledTask {name!r} not found in namespace {ns!r}")

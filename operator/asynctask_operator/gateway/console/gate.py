@@ -2,7 +2,8 @@
 
 Every page, stream, export and button asks :meth:`Viewer.may` for exactly the permission
 kubectl would need for the same act (:data:`ACTS`, built on the API's table
-:data:`~asynctask_operator.gateway.access.PERMISSIONS`), answered by a SubjectAccessReview
+:data:`~asynctask_operator.gateway.access.PERMISSIONS`), about the object by name when the act
+is about one (a task's page, its buttons, its log), answered by a SubjectAccessReview
 about the signed-in user (what a SelfSubjectAccessReview with their token would answer),
 cached as the API's are. So the console can never show or do more than the user's RBAC allows,
 and a button is drawn only when its act would be allowed.
@@ -13,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import logging
+from collections.abc import Iterable
 from typing import TYPE_CHECKING
 
 from fastapi import Request
@@ -38,6 +40,15 @@ ACTS: dict[str, tuple[str, str, str, str]] = {
 }
 
 
+REVIEW_CONCURRENCY = 8
+"""SubjectAccessReviews one act on many objects sends at once (a bulk act, a page of rows)."""
+
+
+def permission_of(act: str, namespace: str, name: str = "") -> Permission:
+    group, verb, resource, subresource = ACTS[act]
+    return Permission(verb, resource, namespace, group=group, name=name, subresource=subresource)
+
+
 class SignIn(Exception):
     """No signed-in user: the page sends the browser to the sign-in form."""
 
@@ -48,24 +59,40 @@ class Viewer:
     session: Session
     gateway: Gateway
 
-    async def may(self, act: str, namespace: str) -> bool:
-        """Whether the user may do ``act`` in ``namespace``; raises a 503 problem when the cluster cannot say."""
-        group, verb, resource, subresource = ACTS[act]
-        permission = Permission(verb, resource, namespace, group=group, subresource=subresource)
+    async def may(self, act: str, namespace: str, name: str = "") -> bool:
+        """Whether the user may do ``act`` in ``namespace`` (to the object ``name``, as kubectl would ask
+        about it, when the act is about one); raises a 503 problem when the cluster cannot say."""
         try:
-            return await self.gateway.reviews.allowed(self.user, permission)
+            return await self.gateway.reviews.allowed(self.user, permission_of(act, namespace, name))
         except ApiError as error:
             logger.warning("SubjectAccessReview failed: %s", error.status)
             raise Problem(503, "the Kubernetes API server could not authorize the request") from None
 
-    async def require(self, act: str, namespace: str) -> None:
-        """403 naming the permission unless the user may do ``act`` in ``namespace``."""
+    async def require(self, act: str, namespace: str, name: str = "") -> None:
+        """403 naming the permission unless the user may do ``act`` in ``namespace`` (to ``name``)."""
         if not NAMESPACE.match(namespace) or not self.gateway.serves(namespace):
             raise Problem(404, f"namespace {namespace!r} is not served by this gateway")
-        if not await self.may(act, namespace):
-            group, verb, resource, subresource = ACTS[act]
-            permission = Permission(verb, resource, namespace, group=group, subresource=subresource)
-            raise Problem(403, f"you may not {permission.describe()}")
+        if not await self.may(act, namespace, name):
+            raise Problem(403, f"you may not {permission_of(act, namespace, name).describe()}")
+
+    async def may_each(self, act: str, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
+        """Of the objects ``keys`` ((namespace, name)), those the user may do ``act`` to: every one of a
+        namespace where a namespace-wide rule allows it (one review), else each asked about by name
+        (a Role with ``resourceNames``), at most :data:`REVIEW_CONCURRENCY` reviews at a time."""
+        by_namespace: dict[str, list[str]] = {}
+        for ns, name in keys:
+            by_namespace.setdefault(ns, []).append(name)
+        wide = dict(zip(by_namespace, await asyncio.gather(*(self.may(act, ns) for ns in by_namespace)), strict=True))
+        slots = asyncio.Semaphore(REVIEW_CONCURRENCY)
+
+        async def named(ns: str, name: str) -> bool:
+            async with slots:
+                return await self.may(act, ns, name)
+
+        asked = [(ns, name) for ns, names in by_namespace.items() if not wide[ns] for name in names]
+        answers = await asyncio.gather(*(named(ns, name) for ns, name in asked))
+        allowed = {(ns, name) for ns, names in by_namespace.items() if wide[ns] for name in names}
+        return allowed | {key for key, yes in zip(asked, answers, strict=True) if yes}
 
     async def namespaces(self, act: str, candidates: list[str]) -> Visible:
         """Of ``candidates``, those where the user may do ``act``; how many were hidden."""

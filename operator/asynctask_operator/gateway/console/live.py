@@ -15,12 +15,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from asynctask_operator.adapters.api import PodLogs
-from asynctask_operator.adapters.kube import PODS, ApiError
+from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.adapters.reflector import key_of
-from asynctask_operator.core.wire import attempt_pods, latest_pod
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
-from asynctask_operator.gateway.console.pages import table
+from asynctask_operator.gateway.console.pages import attempt_pod, table
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
 from asynctask_operator.gateway.console.rows import Filter
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
@@ -69,7 +68,7 @@ async def live_rows(request: Request) -> StreamingResponse:
 async def live_task(request: Request, ns: str, name: str) -> StreamingResponse:
     """The task's status changes until its terminal event: the API's stream, for the session's user."""
     who = await viewer(request)
-    await who.require("task_events", ns)
+    await who.require("task_events", ns, name)
     gateway = who.gateway
     if gateway.tasks.get(ns, name) is None:
         raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
@@ -86,8 +85,7 @@ async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, fo
     """The last :data:`TAIL_LINES` lines of an attempt's pod log as text; with ``follow``, an event
     stream of its lines as they are written (``event: line``), ending with ``event: end``."""
     who = await viewer(request)
-    await who.require("get_task", ns)
-    await who.require("pod_log", ns)
+    await who.require("get_task", ns, name)
     gateway = who.gateway
     obj = gateway.tasks.get(ns, name)
     if obj is None:
@@ -98,12 +96,10 @@ async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, fo
     if not hasattr(gateway.api, "pod_log"):
         raise Problem(501, "this gateway's API client cannot read pod logs")
     reader = cast(PodLogs, gateway.api)
-    try:
-        pod = latest_pod(await gateway.api.list_objects(PODS, ns, attempt_pods(name, attempt)))
-    except ApiError as error:
-        raise Problem(502, f"the pods of attempt {attempt} could not be listed ({error.status})") from None
+    pod = await attempt_pod(gateway, ns, obj, attempt)
     if pod is None:
         raise Problem(404, f"no pod of attempt {attempt} (its Job's pods may have been deleted)")
+    await who.require("pod_log", ns, str(pod["metadata"]["name"]))  # kubectl logs asks about the pod by name
     pod_name = str(pod["metadata"]["name"])
     lines = reader.pod_log(ns, pod_name, follow=follow, tail_lines=TAIL_LINES)
     if not follow:

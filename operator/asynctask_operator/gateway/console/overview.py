@@ -54,10 +54,11 @@ async def queues_page(request: Request) -> Response:
         waiting: dict[str, list[tuple[int, str]]] = {}
         for (queue, name), position in ranks.items():
             waiting.setdefault(queue, []).append((position, name))
-        may = await who.may("pause_queue", ns)
+        found = summaries(gateway, ns)
+        may = await who.may_each("pause_queue", [(ns, s.name) for s in found.values() if s.exists])
         views = [
-            QueueView(s, sorted(waiting.get(s.name, []))[:PENDING_SHOWN], may and s.exists)
-            for s in summaries(gateway, ns).values()
+            QueueView(s, sorted(waiting.get(s.name, []))[:PENDING_SHOWN], (ns, s.name) in may)
+            for s in found.values()
         ]
         groups.append((ns, views))
     return console.page(request, "queues.html", session=who.session, groups=groups, visible=visible)
@@ -79,9 +80,10 @@ async def schedules_page(request: Request) -> Response:
     rows = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in readable]
     groups: list[tuple[str, list[ScheduleView]]] = []
     for ns in visible.shown:
-        may = await who.may("suspend_schedule", ns)
+        objects = list(gateway.schedules.in_namespace(ns))
+        may = await who.may_each("suspend_schedule", [(ns, str(o["metadata"]["name"])) for o in objects])
         views = []
-        for obj in gateway.schedules.in_namespace(ns):
+        for obj in objects:
             item = schedule(obj)
             mark = label_value(item.metadata.name)
             runs = sorted(
@@ -89,7 +91,7 @@ async def schedules_page(request: Request) -> Response:
                 key=lambda r: r.created,
                 reverse=True,
             )[:RECENT_RUNS]
-            views.append(ScheduleView(item, runs, may))
+            views.append(ScheduleView(item, runs, (ns, item.metadata.name) in may))
         groups.append((ns, views))
     return console.page(request, "schedules.html", session=who.session, groups=groups, visible=visible)
 

@@ -13,11 +13,11 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import EVENTS, ApiError
+from asynctask_operator.adapters.kube import EVENTS, PODS, ApiError
 from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask
-from asynctask_operator.core.wire import event_about
-from asynctask_operator.gateway.access import bearer_token, gateway_of, header_user
+from asynctask_operator.core.wire import attempt_pods, event_about, latest_pod
+from asynctask_operator.gateway.access import Gateway, bearer_token, gateway_of, header_user
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import (
     ConsoleRoute,
@@ -130,8 +130,10 @@ async def tasks_page(request: Request) -> Response:
     page = page_of(found.rows, flt)
     unphased = Filter(**{**vars(flt), "phase": ""})
     phases = Counter(r.phase for r in every if unphased.admits(r))
-    writable = {ns for ns in {r.namespace for r in page.rows} if await who.may("cancel_task", ns)}
-    bulk = [ns for ns in (visible.shown if not flt.namespace else [flt.namespace]) if await who.may("retry_task", ns)]
+    writable = {f"{ns}/{name}" for ns, name in await who.may_each("cancel_task", [(r.namespace, r.name) for r in page.rows])}
+    bulk = bool(writable) or any(
+        [await who.may("retry_task", ns) for ns in (visible.shown if not flt.namespace else [flt.namespace])]
+    )
     return console.page(
         request,
         "tasks.html",
@@ -147,7 +149,7 @@ async def tasks_page(request: Request) -> Response:
         sizes=PAGE_SIZES,
         windows=list(WINDOWS),
         writable=writable,
-        bulk=bool(bulk),
+        bulk=bulk,
         synced=gateway.tasks.synced.is_set(),
     )
 
@@ -157,7 +159,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
     """One task: status, progress, attempts, result, error, callback, conditions, Events, logs, YAML."""
     console = console_of(request)
     who = await viewer(request)
-    await who.require("get_task", ns)
+    await who.require("get_task", ns, name)
     gateway = who.gateway
     obj = gateway.tasks.get(ns, name)
     if obj is None:
@@ -167,7 +169,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
     except ValidationError as error:
         raise Problem(502, f"the stored task cannot be read: {error.errors()[0].get('msg', '')}") from None
     may_patch, may_events, may_logs = await asyncio.gather(
-        who.may("cancel_task", ns), who.may("list_events", ns), who.may("pod_log", ns)
+        who.may("cancel_task", ns, name), who.may("list_events", ns), may_read_logs(who, ns, obj)
     )
     events, events_error = await task_events(gateway.api, ns, obj) if may_events else ([], None)
     position = places(gateway, ns).get((task_queue(task), name)) if task.phase == "Pending" else None
@@ -190,6 +192,27 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
         yaml_text=yaml.safe_dump(shown, sort_keys=False, allow_unicode=True),
         attempts=list(task.status.attempts or ()),
     )
+
+
+async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any]) -> bool:
+    """Whether the user may read the task's attempt logs: ``get pods/log`` namespace-wide, else about
+    the pod of its latest attempt by name (the pod a Role's ``resourceNames`` would list)."""
+    if await who.may("pod_log", ns):
+        return True
+    pod = await attempt_pod(who.gateway, ns, obj, 0)
+    return pod is not None and await who.may("pod_log", ns, str(pod["metadata"]["name"]))
+
+
+async def attempt_pod(gateway: Gateway, ns: str, obj: dict[str, Any], attempt: int) -> dict[str, Any] | None:
+    """The newest pod of one attempt of the task (``0``: its latest attempt); None when there is none."""
+    attempt = attempt or int((obj.get("status") or {}).get("attempt") or 0)
+    if attempt < 1:
+        return None
+    name = str((obj.get("metadata") or {}).get("name") or "")
+    try:
+        return latest_pod(await gateway.api.list_objects(PODS, ns, attempt_pods(name, attempt)))
+    except ApiError as error:
+        raise Problem(502, f"the pods of attempt {attempt} could not be listed ({error.status})") from None
 
 
 async def task_events(api: Any, ns: str, obj: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
