@@ -409,6 +409,10 @@ def workdir(path: str | None, name: str) -> pathlib.Path:
     return pathlib.Path(tempfile.mkdtemp(prefix=f"asynctask-bench-{name}-"))
 
 
+def tasktype_body(name: str, spec: dict[str, Any]) -> dict[str, Any]:
+    return {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskType", "metadata": {"name": name}, "spec": spec}
+
+
 def task_body(name: str, spec: dict[str, Any], **meta: Any) -> dict[str, Any]:
     return {
         "apiVersion": "asynctask.dev/v1alpha1",

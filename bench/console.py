@@ -78,7 +78,7 @@ async def measure(n: int, requests: int) -> dict[str, Any]:
     fake.reviews({"bench-token": ("bench", ())})
     gateway = Gateway.build(fake, GatewaySettings(namespaces=(NS,), rate_limit=0.0), Clocks())
     app = create_app(gateway, follow_api=False)
-    for store in (gateway.tasks, gateway.queues, gateway.schedules):
+    for store in gateway.stores:
         store.listing_done(set(), 0.0, NS)
     for i in range(n):
         gateway.tasks.event("ADDED", task(i))

@@ -35,10 +35,22 @@ import httpx
 from tests.integration.harness import NS, write_kubeconfig
 from tests.integration.test_gateway import ALICE, answer
 
-from asynctask_operator.adapters.kube import ASYNCTASKS
+from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
-from bench.common import ProcStats, emit, emulator, parser, percentile, rounded, table, task_body, workdir
+from bench.common import (
+    TASKTYPE_SPEC,
+    ProcStats,
+    emit,
+    emulator,
+    parser,
+    percentile,
+    rounded,
+    table,
+    task_body,
+    tasktype_body,
+    workdir,
+)
 
 TASKS = f"/v1/namespaces/{NS}/tasks"
 
@@ -87,6 +99,7 @@ async def run(n: int, rate: float, streams: int, work: pathlib.Path) -> dict[str
             "127.0.0.1", "--rate-limit", "0", stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
         )  # fmt: skip
         api = KubeClient(load_configuration(str(kubeconfig)))
+        await api.create(TASKTYPES, NS, tasktype_body("t", TASKTYPE_SPEC))  # submissions of "t" are checked against it
         base = f"http://127.0.0.1:{port}"
         try:
             async with httpx.AsyncClient(base_url=base, timeout=60, limits=httpx.Limits(max_connections=200)) as client:

@@ -123,8 +123,11 @@ GATEWAY_RULES: tuple[Rule, ...] = (
          "authenticate each caller's bearer token (TokenReview)"),
     Rule("authorization.k8s.io", ("subjectaccessreviews",), ("create",), "cluster",
          "ask whether the caller may do what the request asks (SubjectAccessReview), per request, cached briefly"),
-    Rule("asynctask.dev", ("asynctasks", "taskqueues", "scheduledtasks"), ("list", "watch"), "namespaced",
-         "the read cache every GET, listing, event stream and statistic is served from"),
+    Rule("asynctask.dev", ("asynctasks", "taskqueues", "scheduledtasks", "tasktypes"), ("list", "watch"), "namespaced",
+         "the read cache every GET, listing, event stream and statistic is served from; TaskTypes to refuse a "
+         "submission of a type that does not exist, or of a payload its schema refuses"),
+    Rule("asynctask.dev", ("tasktypes",), ("get",), "namespaced",
+         "confirm that a submission's TaskType does not exist before refusing it (one the cache has not seen yet)"),
     Rule("asynctask.dev", ("asynctasks",), ("create", "get"), "namespaced",
          "submit a task for an authorized caller; read it back when its Idempotency-Key's name exists (409)"),
     Rule("asynctask.dev", ("asynctasks",), ("patch", "delete"), "namespaced",

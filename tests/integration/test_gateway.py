@@ -38,6 +38,8 @@ def answer(k: kmock.KubernetesEmulator) -> None:
 @pytest.fixture()
 async def gw(cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path) -> AsyncIterator[Served]:
     answer(kmock)
+    for name in ("echo", "video-transcode"):
+        await cluster.create_tasktype(name)
     async with serve(kubeconfig) as served:
         yield served
 
@@ -102,6 +104,7 @@ async def test_many_concurrent_streams_cost_no_extra_watch(
     cluster: Cluster, kmock: kmock.KubernetesEmulator, kubeconfig: pathlib.Path
 ) -> None:
     answer(kmock)
+    await cluster.create_tasktype("echo")
     async with serve(kubeconfig, keepalive_seconds=15.0) as gw:
         submitted = await gw.client.post(TASKS, json={"type": "echo"}, headers=ALICE | {"Idempotency-Key": "fan"})
         name = submitted.json()["name"]

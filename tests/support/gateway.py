@@ -21,7 +21,7 @@ from typing import Any
 
 import httpx
 
-from asynctask_operator.adapters.kube import ASYNCTASKS
+from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, follow
@@ -40,7 +40,18 @@ EVERY_ACT = [
     )
     for verb in verbs
 ]
+TASKTYPES_HERE = ("a", "b", "echo", "fulfil", "report", "t", "transcode", "video", "video-transcode", "x")
+"""The TaskTypes of a new fake's namespace: a submission of another type is refused (422)."""
 TOKENS = {"alice-token": ("alice", ("team-media",)), "bob-token": ("bob", ())}
+
+
+def tasktype(name: str, payload_schema: dict[str, Any] | None = None) -> dict[str, Any]:
+    """A TaskType of one container, with ``payload_schema`` if given."""
+    pod = {"restartPolicy": "Never", "containers": [{"name": "main", "image": "busybox:1.36"}]}
+    spec: dict[str, Any] = {"jobTemplate": {"spec": {"template": {"spec": pod}}}}
+    if payload_schema is not None:
+        spec["payloadSchema"] = payload_schema
+    return {"metadata": {"name": name, "namespace": NS}, "spec": spec}
 
 
 def bearer(token: str) -> dict[str, str]:
@@ -74,9 +85,15 @@ class RunningGateway:
 
 
 @contextlib.asynccontextmanager
-async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> AsyncIterator[RunningGateway]:
+async def running_gateway(
+    fake: FakeKube | None = None, *, tasktypes: tuple[str, ...] = TASKTYPES_HERE, **settings: Any
+) -> AsyncIterator[RunningGateway]:
+    """The gateway over ``fake`` (a new one by default, holding the TaskTypes ``tasktypes`` in :data:`NS`)."""
     now = [EPOCH]
-    fake = fake or FakeKube(now=lambda: dt.datetime.fromtimestamp(now[0], dt.UTC))  # the same clock
+    if fake is None:
+        fake = FakeKube(now=lambda: dt.datetime.fromtimestamp(now[0], dt.UTC))  # the same clock
+        for name in tasktypes:
+            await fake.create(TASKTYPES, NS, tasktype(name))
     clocks = Clocks(wall=lambda: now[0], monotonic=lambda: now[0])
     allow = {(user, verb, resource, NS) for user in ("alice",) for verb, resource in EVERY_ACT}
     rules: list[Rule] = []
@@ -92,7 +109,7 @@ async def running_gateway(fake: FakeKube | None = None, **settings: Any) -> Asyn
     runner = asyncio.create_task(follow(gateway))
     try:
         async with asyncio.timeout(5):
-            for store in (gateway.tasks, gateway.queues, gateway.schedules):
+            for store in gateway.stores:
                 await store.synced.wait()
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://gateway") as client:

@@ -87,11 +87,12 @@ async def test_the_process_freezes_its_caches_once_they_are_loaded() -> None:
     gateway = Gateway.build(FakeKube(), GatewaySettings(), Clocks())
     waiting = asyncio.create_task(freeze_once_loaded(gateway))
     try:
-        for store in (gateway.tasks, gateway.queues):
+        *first, last = gateway.stores
+        for store in first:
             store.synced.set()
         await asyncio.sleep(0)
         assert not waiting.done() and gc.get_freeze_count() == 0  # not before every cache is loaded
-        gateway.schedules.synced.set()
+        last.synced.set()
         await asyncio.wait_for(waiting, 5)
         assert gc.get_freeze_count() > 0
     finally:

@@ -49,7 +49,7 @@ def gateway_app() -> Any:
     fake = FakeKube()
     fake.reviews(TOKENS)  # every act allowed
     gateway = Gateway.build(fake, GatewaySettings(rate_limit=0.0, auth_failure_limit=0.0), Clocks())
-    for store in (gateway.tasks, gateway.queues, gateway.schedules):
+    for store in gateway.stores:
         store.synced.set()
     for name, phase in (("t1", "Succeeded"), ("t2", "Failed")):
         task = {"metadata": meta(name), "spec": {"type": "echo"}, "status": {"phase": phase}}

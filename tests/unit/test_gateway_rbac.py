@@ -19,6 +19,8 @@ def test_the_scan_sees_the_gateways_calls() -> None:
     assert ("authentication.k8s.io", "tokenreviews", "create") in found  # Reviews.authenticate
     assert ("asynctask.dev", "asynctasks", "watch") in found  # reflect(api, ASYNCTASKS, ...) in gateway.app
     assert ("asynctask.dev", "scheduledtasks", "patch") in found
+    assert ("asynctask.dev", "tasktypes", "watch") in found  # its TaskType cache: a submission's type is checked
+    assert ("asynctask.dev", "tasktypes", "get") in found  # a type the cache has not seen yet is looked up
 
 
 def test_every_call_is_granted_and_nothing_more() -> None:

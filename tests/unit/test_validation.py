@@ -48,26 +48,28 @@ def test_payload_too_large(payload: Any, limit: int, refused: bool) -> None:
         check_payload(tasktype("echo").build(), payload, limit)
     assert caught.value.reason == "PayloadTooLarge"
     assert f"over the limit of {limit}" in caught.value.message
+    assert caught.value.pointer == "/payload"
 
 
 @pytest.mark.parametrize(
-    ("payload", "where"),
+    ("payload", "where", "pointer"),
     [
-        ({"input": 42}, "spec.payload.input "),
-        ({"input": "http://x"}, "spec.payload.input "),
-        ({"input": "s3://a", "items": [1, "two", 3]}, "spec.payload.items[1] "),
-        ({"input": "s3://a", "options": {"preset": "4k"}}, "spec.payload.options.preset "),
-        ({}, "spec.payload does not match"),
-        ([1, 2], "spec.payload does not match"),
+        ({"input": 42}, "spec.payload.input ", "/payload/input"),
+        ({"input": "http://x"}, "spec.payload.input ", "/payload/input"),
+        ({"input": "s3://a", "items": [1, "two", 3]}, "spec.payload.items[1] ", "/payload/items/1"),
+        ({"input": "s3://a", "options": {"preset": "4k"}}, "spec.payload.options.preset ", "/payload/options/preset"),
+        ({}, "spec.payload does not match", "/payload/input"),  # the pointer names the field to add
+        ([1, 2], "spec.payload does not match", "/payload"),
     ],
     ids=["wrong-type", "pattern", "array-item", "nested-enum", "missing-required", "not-an-object"],
 )
-def test_invalid_payload_names_the_json_path(payload: Any, where: str) -> None:
+def test_invalid_payload_names_the_json_path(payload: Any, where: str, pointer: str) -> None:
     with pytest.raises(Refusal) as caught:
         check_payload(TYPED, payload, 64 * 1024)
     assert caught.value.reason == "InvalidPayload"
     assert where in caught.value.message
     assert "TaskType video payloadSchema" in caught.value.message
+    assert caught.value.pointer == pointer
 
 
 def test_a_matching_payload_passes() -> None:

@@ -14,12 +14,23 @@ from asynctask_operator.core.models import TaskType
 
 
 class Refusal(Exception):
-    """A task or TaskType that cannot run: ``reason`` is the status reason, ``message`` says why and what to fix."""
+    """A task or TaskType that cannot run: ``reason`` is the status reason, ``message`` says why and what to
+    fix, ``pointer`` the JSON pointer (RFC 6901) of the task's field at fault, within its ``spec``, when one is."""
 
-    def __init__(self, reason: str, message: str) -> None:
+    def __init__(self, reason: str, message: str, pointer: str | None = None) -> None:
         super().__init__(f"{reason}: {message}")
         self.reason = reason
         self.message = message
+        self.pointer = pointer
+
+
+def json_pointer(*parts: str | int) -> str:
+    """RFC 6901: ``json_pointer("payload", "a/b", 0)`` is ``/payload/a~1b/0``.
+
+    >>> json_pointer("payload", "a/b", "c~d", 0)
+    '/payload/a~1b/c~0d/0'
+    """
+    return "".join("/" + str(p).replace("~", "~0").replace("/", "~1") for p in parts)
 
 
 def payload_size(payload: Any) -> int:
@@ -46,13 +57,17 @@ def check_payload_schema(schema: dict[str, Any] | None) -> None:
 
 
 def check_payload(tasktype: TaskType, payload: Any, limit_bytes: int) -> None:
-    """Raise :class:`Refusal` when the payload is too large or breaks the type's schema."""
+    """Raise :class:`Refusal` when the payload is too large or breaks the type's schema.
+
+    The one check of a payload: the operator makes it before the first attempt, the gateway and the
+    kubectl plugin at submission (so a bad payload is refused at once, naming its field)."""
     size = payload_size(payload)
     if size > limit_bytes:
         raise Refusal(
             "PayloadTooLarge",
             f"spec.payload is {size} bytes as JSON, over the limit of {limit_bytes}; "
             "pass a reference (for example an object-store URL) instead of the data",
+            json_pointer("payload"),
         )
     schema = tasktype.spec.payload_schema
     if schema is None:
@@ -72,7 +87,18 @@ def check_payload(tasktype: TaskType, payload: Any, limit_bytes: int) -> None:
         raise Refusal(
             "InvalidPayload",
             f"spec.payload{where} does not match TaskType {tasktype.metadata.name} payloadSchema: {error.message}",
+            json_pointer("payload", *error.absolute_path, *_missing(error)),
         )
+
+
+def _missing(error: jsonschema.exceptions.ValidationError) -> list[str]:
+    """For a ``required`` error (reported at the object that lacks the property): the first property missing,
+    so the pointer names the field to add, not its parent."""
+    if error.validator != "required" or not isinstance(error.instance, dict):
+        return []
+    required = error.validator_value if isinstance(error.validator_value, list) else []
+    absent = [name for name in required if isinstance(name, str) and name not in error.instance]
+    return absent[:1]
 
 
 def check_job_template(template: dict[str, Any]) -> None:

@@ -71,6 +71,8 @@ class Gateway:
     tasks: Store
     queues: Store
     schedules: Store
+    tasktypes: Store
+    """TaskTypes: a submission naming one that does not exist, or a payload its schema refuses, is refused at once."""
     positions: dict[str, tuple[int, dict[tuple[str, str], int]]] = dataclasses.field(default_factory=dict)
     """Per namespace: the task store's revision, and the queue positions computed at it."""
     failures: RateLimiter | None = None
@@ -89,12 +91,18 @@ class Gateway:
             tasks=Store(clocks, listings, index=waiting_in),
             queues=Store(clocks, listings),
             schedules=Store(clocks, listings),
+            tasktypes=Store(clocks, listings),
             failures=(
                 RateLimiter(settings.auth_failure_limit / 60, settings.auth_failure_burst, clocks)
                 if settings.auth_failure_limit > 0
                 else None
             ),
         )
+
+    @property
+    def stores(self) -> tuple[Store, ...]:
+        """Every cache the gateway reads, each filled by its own list/watch loop (:func:`~asynctask_operator.gateway.app.follow`)."""
+        return (self.tasks, self.queues, self.schedules, self.tasktypes)
 
     def serves(self, namespace: str) -> bool:
         return not self.settings.namespaces or namespace in self.settings.namespaces

@@ -2,7 +2,7 @@
 
 >>> app = create_app(Gateway.build(api, GatewaySettings()))  # doctest: +SKIP
 
-The lifespan follows AsyncTasks, TaskQueues and ScheduledTasks (one list/watch loop per kind
+The lifespan follows AsyncTasks, TaskQueues, ScheduledTasks and TaskTypes (one list/watch loop per kind
 and namespace, :func:`~asynctask_operator.adapters.reflector.reflect`) for as long as the
 application runs; ``follow=False`` leaves that to the caller (a test feeding the stores).
 """
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from asynctask_operator import __version__
-from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
+from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.gateway import cloudevents, console, events, problems, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import Gateway
@@ -48,7 +48,7 @@ def freeze_cache() -> None:
 async def freeze_once_loaded(gateway: Gateway) -> None:
     """:func:`freeze_cache` once every cache is loaded. The process's own choice (``asynctask-gateway``
     makes it): a test running the gateway in its own process does not freeze the test's objects."""
-    for store in (gateway.tasks, gateway.queues, gateway.schedules):
+    for store in gateway.stores:
         await store.synced.wait()
     freeze_cache()
 
@@ -62,6 +62,7 @@ async def follow(gateway: Gateway) -> None:
             group.create_task(reflect(api, ASYNCTASKS, namespace, None, gateway.tasks))
             group.create_task(reflect(api, TASKQUEUES, namespace, None, gateway.queues))
             group.create_task(reflect(api, SCHEDULEDTASKS, namespace, None, gateway.schedules))
+            group.create_task(reflect(api, TASKTYPES, namespace, None, gateway.tasktypes))
 
 
 def is_json(content_type: str) -> bool:
@@ -181,7 +182,7 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
 
     @app.get("/readyz", include_in_schema=False)
     async def readyz() -> JSONResponse:
-        ready = all(s.synced.is_set() for s in (gateway.tasks, gateway.queues, gateway.schedules))
+        ready = all(s.synced.is_set() for s in gateway.stores)
         return JSONResponse({"ready": ready}, status_code=200 if ready else 503)
 
     return app

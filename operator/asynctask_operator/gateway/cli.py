@@ -66,6 +66,14 @@ def parser() -> argparse.ArgumentParser:
         help=f"largest request body; 413 beyond (default {DEFAULTS.max_body_bytes})",
     )
     p.add_argument(
+        "--payload-limit",
+        type=int,
+        default=DEFAULTS.payload_limit_bytes,
+        metavar="BYTES",
+        help="largest task payload as compact JSON; 422 beyond; give the operator's --payload-limit "
+        f"(default {DEFAULTS.payload_limit_bytes})",
+    )
+    p.add_argument(
         "--rate-limit",
         type=float,
         default=DEFAULTS.rate_limit,
@@ -168,6 +176,7 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         tls_cert=args.tls_cert,
         tls_key=args.tls_key,
         max_body_bytes=args.max_body_bytes,
+        payload_limit_bytes=args.payload_limit,
         rate_limit=args.rate_limit,
         rate_burst=args.rate_burst,
         auth_failure_limit=args.auth_failure_limit,

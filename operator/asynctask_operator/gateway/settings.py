@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import dataclasses
 
+from asynctask_operator.core.config import CoreConfig
+
 
 @dataclasses.dataclass(frozen=True)
 class GatewaySettings:
@@ -44,6 +46,9 @@ class GatewaySettings:
     can reach the gateway directly can then claim any user: only behind a proxy that sets the header."""
     trusted_groups_header: str | None = None
     """With --trusted-header: the header holding the user's groups, comma-separated."""
+    payload_limit_bytes: int = CoreConfig.payload_limit_bytes
+    """Largest payload a submission may carry, as compact JSON (422 beyond): the operator's ``--payload-limit``,
+    which ends a larger task PayloadTooLarge; give both the same value."""
     list_limit: int = 500
     """The hard maximum page size of a listing."""
     keepalive_seconds: float = 15.0

@@ -18,7 +18,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, NotFound
+from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES, ApiError, Conflict, NotFound
 from asynctask_operator.core import acts
 from asynctask_operator.core.idempotency import (
     ANNOTATION_FINGERPRINT,
@@ -29,12 +29,13 @@ from asynctask_operator.core.idempotency import (
     valid_key,
 )
 from asynctask_operator.core.labelselectors import matches, parse
-from asynctask_operator.core.models import API_VERSION, AsyncTask
+from asynctask_operator.core.models import API_VERSION, AsyncTask, TaskType
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.tracing import trace_annotations
+from asynctask_operator.core.validation import Refusal, check_payload
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
-from asynctask_operator.gateway.auth import User
+from asynctask_operator.gateway.auth import Permission, User
 from asynctask_operator.gateway.problems import Problem, documented, from_api_error
 from asynctask_operator.gateway.views import (
     TaskPage,
@@ -180,6 +181,8 @@ async def create(
     if key is not None:
         name = task_name_for_key(ns, user.name, key)
         print_ = fingerprint(submission.model_dump(by_alias=True, exclude_none=True, mode="json"))
+    if name is None or gateway.tasks.get(ns, name) is None:  # a replay answers with its task, whatever its type now
+        await check_type(gateway, ns, user, submission)
     body = new_task(ns, user, submission, name, print_)
     body["metadata"]["annotations"].update(annotations)
     try:
@@ -193,6 +196,69 @@ async def create(
     gateway.tasks.put(created)
     task = parsed(created)
     return answer(gateway, task, 202, headers={"Location": location(ns, task.metadata.name)})
+
+
+async def check_type(gateway: Gateway, ns: str, user: User, submission: TaskSubmission) -> None:
+    """Refuse (422) a submission whose TaskType does not exist in the namespace, or whose payload that type
+    refuses (its schema, the payload limit): the operator's own check
+    (:func:`~asynctask_operator.core.validation.check_payload`), made before the task exists, naming the
+    field by its JSON pointer in the body.
+
+    A type the cache has not seen is looked up once (created a moment ago, its watch event not here yet).
+    When the cluster cannot say (the cache still loading, the lookup failing), the task is created and the
+    operator decides as it does for ``kubectl apply``: it waits a few seconds for the type to appear, then
+    ends the task UnknownTaskType."""
+    type_ = submission.type
+    obj = gateway.tasktypes.get(ns, type_)
+    if obj is None:
+        if not gateway.tasktypes.synced.is_set():
+            return
+        try:
+            obj = await gateway.api.get(TASKTYPES, ns, type_)
+        except NotFound:
+            raise await unknown_type(gateway, ns, user, type_) from None
+        except ApiError:
+            return
+        gateway.tasktypes.put(obj)
+    try:
+        tasktype = TaskType.model_validate(obj)
+    except ValidationError:
+        return  # a TaskType the operator reports on itself (InvalidTaskType): the type is at fault, not the caller
+    try:
+        check_payload(tasktype, submission.payload, gateway.settings.payload_limit_bytes)
+    except Refusal as refusal:
+        if refusal.pointer is None:  # the type's schema is broken: the operator reports it on the task
+            return
+        field = ".".join(p.replace("~1", "/").replace("~0", "~") for p in refusal.pointer.split("/")[1:])
+        raise Problem(
+            422,
+            refusal.message.removeprefix("spec."),
+            title="Invalid payload",
+            reason=refusal.reason,
+            errors=[{"field": field, "pointer": refusal.pointer, "message": refusal.message.removeprefix("spec.")}],
+        ) from None
+
+
+async def unknown_type(gateway: Gateway, ns: str, user: User, type_: str) -> Problem:
+    """The 422 of a TaskType that does not exist: it names the types that do, to a caller who may list them."""
+    try:
+        may_list = await gateway.reviews.allowed(user, Permission("list", "tasktypes", ns))
+    except ApiError:
+        may_list = False
+    if may_list:
+        names = [str(o["metadata"]["name"]) for o in gateway.tasktypes.in_namespace(ns)]
+        there = f"the TaskTypes there are {', '.join(names)}" if names else "there is no TaskType there yet"
+    else:
+        names, there = [], "you may not list the TaskTypes there"
+    detail = f"type: no TaskType {type_!r} in namespace {ns!r}; {there}"
+    return Problem(
+        422,
+        detail,
+        title="Unknown task type",
+        reason="UnknownTaskType",
+        types=names,
+        errors=[{"field": "type", "pointer": "/type", "message": detail.removeprefix("type: ")}],
+    )
 
 
 def strictly(submission: TaskSubmission, body: bytes) -> None:
