@@ -118,3 +118,17 @@ async def running_gateway(
         runner.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await runner
+
+
+def sse_events(text: str) -> list[dict[str, str]]:
+    """The events of an event stream's text, each as its fields (``event``, ``id``, ``data``); comments left out."""
+    return [dict(line.split(": ", 1) for line in block.splitlines() if not line.startswith(":"))
+            for block in text.split("\n\n") if block.strip() and not block.startswith(":")]  # fmt: skip
+
+
+async def end(gw: RunningGateway, stream: asyncio.Task[httpx.Response]) -> list[dict[str, str]]:
+    """End an event stream opened in ``stream`` (as a dropped subscriber's ends) once ``gw`` has settled; its events."""
+    await gw.settle()
+    for subscription in list(gw.gateway.tasks.subscriptions):
+        subscription.queue.put_nowait(None)
+    return sse_events((await asyncio.wait_for(stream, 5)).text)

@@ -7,7 +7,9 @@ these hold the server's side of each rule, fast and one by one.
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import html
 import io
 import json
 import re
@@ -21,7 +23,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUE
 from asynctask_operator.core.acts import RETRY_ANNOTATION as ANNOTATION_RETRY
 from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK
 from asynctask_operator.gateway.console.sessions import COOKIE
-from tests.support.gateway import EVERY_ACT, NS, RunningGateway, running_gateway
+from tests.support.gateway import EVERY_ACT, NS, RunningGateway, end, running_gateway
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -267,3 +269,21 @@ async def test_an_api_server_failure_on_an_act_is_the_gateways_problem_not_the_u
     gw.fake.fail("patch", "asynctasks", ApiError(403, "Forbidden", "no"))
     answer = await gw.client.post(f"/ui/namespaces/{NS}/tasks/a/cancel", content=f"csrf={token}", headers=FORM)
     assert answer.status_code == 502  # the gateway's own account was refused: not the user's 403
+
+
+async def test_the_live_rows_send_first_what_changed_between_the_page_and_its_stream(gw: RunningGateway) -> None:
+    await task(gw, "t1")
+    await task(gw, "t2", phase="Running")
+    await gw.settle()
+    await sign_in(gw)
+    page = await gw.client.get("/ui/")
+    found = re.search(r'data-live="([^"]+)"', page.text)
+    assert found and "drawn=" in found.group(1)
+    await gw.fake.patch(ASYNCTASKS, NS, "t1", {"status": {"phase": "Running"}}, subresource="status")  # before the stream
+    await gw.settle()
+    stream = asyncio.create_task(gw.client.get(html.unescape(found.group(1))))
+    await gw.subscribed()
+    events = await end(gw, stream)
+    rows = [json.loads(e["data"]) for e in events if e.get("event") == "row"]
+    assert [(r["key"], r["phase"]) for r in rows] == [(f"{NS}/t1", "Running")]  # t2, unchanged, is not sent again
+    assert events[-1]["id"] == (gw.task("t1") or {})["metadata"]["resourceVersion"]

@@ -12,10 +12,10 @@ import html
 
 import pytest
 
+from asynctask_operator.adapters.kube import ASYNCTASKS
 from asynctask_operator.gateway.auth import DENIED_TTL
 from tests.support.gateway import NS, RunningGateway, running_gateway
 from tests.support.rbac import Rule, grant
-from asynctask_operator.adapters.kube import ASYNCTASKS
 
 T = f"/v1/namespaces/{NS}/tasks"
 NAMED = [Rule("bob", ("get", "patch", "watch"), "asynctasks", NS, names=("mine",))]

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from typing import Any
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, Invalid
 from asynctask_operator.core.idempotency import ANNOTATION_SUBMITTED_BY, task_name_for_key
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
-from tests.support.gateway import NS, RunningGateway, running_gateway
+from tests.support.gateway import NS, RunningGateway, end, running_gateway
 
 TASKS = f"/v1/namespaces/{NS}/tasks"
 BODY = {"type": "video-transcode", "payload": {"src": "a.mp4"}, "priority": 5, "labels": {"app": "web"}}
@@ -281,8 +282,48 @@ async def test_a_namespace_stream_resumed_learns_of_changes_and_deletions_since_
             subscription.queue.put_nowait(None)
         events = [e for e in (await asyncio.wait_for(stream, 5)).text.split("\n\n") if e]
         kinds = [(e.splitlines()[0], kept["name"] in e, gone in e) for e in events]
-        assert kinds == [("event: task", True, False), ("event: deleted", False, True)]  # in resourceVersion order
+        assert kinds == [  # in resourceVersion order; then the mark that it has caught up
+            ("event: task", True, False), ("event: deleted", False, True), ("event: bookmark", False, False)
+        ]  # fmt: skip
         assert untouched not in "".join(events)
+
+
+async def stream_of(gw: RunningGateway, params: dict[str, str], headers: dict[str, str] | None = None) -> Any:
+    """A namespace stream opened now, ended (as a dropped subscriber's ends) once ``gw`` is settled."""
+    stream = asyncio.create_task(
+        gw.client.get(f"/v1/namespaces/{NS}/events", params=params, headers=gw.alice | (headers or {}))
+    )
+    await gw.subscribed()
+    return stream
+
+
+async def test_a_namespace_stream_starts_with_the_current_tasks_then_a_bookmark_then_changes() -> None:
+    async with running_gateway() as gw:
+        a1, b1, a2 = [(await submit(gw, {"type": t})).json()["name"] for t in ("a", "b", "a")]
+        await set_status(gw, a1, phase="Running")  # a1 changed last: sent last of the initial events
+        stream = await stream_of(gw, {"type": "a"})
+        later = (await submit(gw, {"type": "a"})).json()["name"]
+        events = await end(gw, stream)
+        assert [(e["event"], json.loads(e["data"]).get("name")) for e in events] == [
+            ("task", a2), ("task", a1), ("bookmark", None), ("task", later)
+        ]  # fmt: skip
+        versions = [int((gw.task(n) or {})["metadata"]["resourceVersion"]) for n in (a1, b1, a2)]
+        mark = events[2]
+        assert json.loads(mark["data"]) == {"initialEventsEnd": True, "resourceVersion": str(max(versions))}
+        assert mark["id"] == str(max(versions))
+        resumed = await stream_of(gw, {"type": "a"}, {"Last-Event-ID": mark["id"]})  # from the mark: only what came since
+        assert [(e["event"], json.loads(e["data"]).get("name")) for e in await end(gw, resumed)] == [
+            ("task", later), ("bookmark", None)
+        ]  # fmt: skip
+
+
+async def test_a_namespace_stream_without_initial_events_sends_changes_only() -> None:
+    async with running_gateway() as gw:
+        await submit(gw, {"type": "a"})
+        stream = await stream_of(gw, {"sendInitialEvents": "false"})
+        later = (await submit(gw, {"type": "a"})).json()["name"]
+        events = await end(gw, stream)
+        assert [(e["event"], json.loads(e["data"]).get("name")) for e in events] == [("task", later)]
 
 
 async def test_a_namespace_stream_resumed_with_an_id_that_is_not_a_number_sends_everything() -> None:

@@ -38,7 +38,8 @@ SSE_RESPONSES = documented(
     503,
     also={
         200: {
-            "description": "An event stream: `event: status` (data: a task summary), `event: deleted`",
+            "description": "An event stream: `event: status` or `event: task` (data: a task summary), "
+            "`event: deleted`; a namespace's stream also `event: bookmark` once its initial events are sent",
             "content": {"text/event-stream": {"schema": {"type": "string"}}},
         }
     },
@@ -148,17 +149,48 @@ def missed_since(store: Store, ns: str, last_id: str) -> list[tuple[str, Obj]]:
     return sorted(newer, key=lambda item: int(version_of(item[1])))
 
 
+def initial_events(store: Store, ns: str) -> list[tuple[str, Obj]]:
+    """The namespace's tasks as a stream starts: each as ``task``, oldest change first where resourceVersions
+    are numbers (so the last event's id is the snapshot's version), else by name."""
+    current = list(store.in_namespace(ns))
+    if all(version_of(o).isdigit() for o in current):
+        current.sort(key=lambda o: int(version_of(o)))
+    return [("task", o) for o in current]
+
+
+def bookmark(store: Store, ns: str) -> bytes:
+    """The end of a stream's initial events (Kubernetes' ``sendInitialEvents`` marks it with a BOOKMARK
+    annotated ``k8s.io/initial-events-end``): every task sent so far is the namespace's state; changes follow.
+    Its id is the newest resourceVersion of the namespace, so a stream resumed from it sends nothing twice."""
+    versions = [int(v) for o in store.in_namespace(ns) if (v := version_of(o)).isdigit()]
+    newest = str(max(versions)) if versions else None
+    return frame("bookmark", {"initialEventsEnd": True, "resourceVersion": newest}, newest)
+
+
 async def namespace_stream(
-    store: Store, ns: str, type_: str | None, queue: str | None, last_id: str | None, keepalive: float, size: int
+    store: Store,
+    ns: str,
+    type_: str | None,
+    queue: str | None,
+    last_id: str | None,
+    keepalive: float,
+    size: int,
+    initial: bool = True,
 ) -> AsyncIterator[bytes]:
     with store.subscribe(ns, size) as subscription:
-        for event, obj in missed_since(store, ns, last_id) if last_id else ():
+        if last_id:
+            first = missed_since(store, ns, last_id)
+        else:
+            first = initial_events(store, ns) if initial else []
+        for event, obj in first:
             try:
                 task = parsed(obj)
             except Problem:
                 continue
             if selected(task, type_, queue):
                 yield status_frame(task, event)
+        if last_id or initial:
+            yield bookmark(store, ns)
         async for change in changes(subscription, keepalive):
             if isinstance(change, bytes):
                 yield change
@@ -180,13 +212,24 @@ async def namespace_events(
     user: Annotated[User, Depends(caller("namespace_events"))],
     type: Annotated[str | None, Query(max_length=253)] = None,
     queue: Annotated[str | None, Query(max_length=63)] = None,
+    send_initial_events: Annotated[
+        bool,
+        Query(
+            alias="sendInitialEvents",
+            description="First every current task (event: task), then event: bookmark with initialEventsEnd; "
+            "false: changes only. A stream resumed with Last-Event-ID sends what it missed instead, then the bookmark.",
+        ),
+    ] = True,
     last_event_id: Annotated[str | None, Header(alias="Last-Event-ID")] = None,
 ) -> StreamingResponse:
-    """Every task change of a namespace (``event: task`` or ``event: deleted``), optionally of one type or queue."""
+    """Every task of a namespace, then every change (``event: task`` or ``event: deleted``), optionally of one type
+    or queue: the current tasks first, then ``event: bookmark`` (``initialEventsEnd``), as a Kubernetes watch with
+    ``sendInitialEvents`` does, so a client needs no listing of its own and misses nothing between the two."""
     gateway = gateway_of(request)
     synced(gateway)
     settings = gateway.settings
     stream = namespace_stream(
-        gateway.tasks, ns, type, queue, last_event_id, settings.keepalive_seconds, settings.subscriber_buffer
-    )
+        gateway.tasks, ns, type, queue, last_event_id, settings.keepalive_seconds, settings.subscriber_buffer,
+        send_initial_events,
+    )  # fmt: skip
     return StreamingResponse(stream, media_type="text/event-stream", headers=STREAM_HEADERS)

@@ -23,8 +23,9 @@ from asynctask_operator.gateway.console.pages import attempt_pod, table
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
 from asynctask_operator.gateway.console.rows import Filter
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
-from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, task_stream
+from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, missed_since, task_stream
 from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.store import version_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 TAIL_LINES = 500
@@ -32,9 +33,13 @@ HEADERS = {**SECURITY_HEADERS, **STREAM_HEADERS}
 
 
 @router.get("/ui/live/tasks")
-async def live_rows(request: Request) -> StreamingResponse:
+async def live_rows(request: Request, drawn: str = "") -> StreamingResponse:
     """``event: row`` for each change of a task of the namespaces this user may watch (the page
-    updates the rows it shows, and counts the new ones its filter admits); ``event: gone``."""
+    updates the rows it shows, and counts the new ones its filter admits); ``event: gone``.
+
+    ``drawn`` is the newest resourceVersion the page was drawn from: what changed after it, before
+    this stream began, is sent first, so nothing falls between the page and its stream. Each event's
+    id is its task's resourceVersion, so a reconnecting browser (``Last-Event-ID``) resumes the same way."""
     rows = console_of(request).rows
     who = await viewer(request)
     gateway = who.gateway
@@ -42,24 +47,30 @@ async def live_rows(request: Request) -> StreamingResponse:
     visible = await who.namespaces("task_events", served_namespaces(gateway))
     shown = set(visible.shown) & ({flt.namespace} if flt.namespace else set(visible.shown))
     settings = gateway.settings
+    resumed = request.headers.get("last-event-id") or drawn
+
+    def event(type_: str, obj: dict[str, Any]) -> bytes:
+        key = key_of(obj)
+        if type_ == "DELETED":
+            return frame("gone", {"key": "/".join(key)}, version_of(obj))
+        row = rows.row(key, obj)  # one reading of the change for every page that follows it
+        data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
+        return frame("row", data, row.resource_version)
 
     async def stream() -> AsyncIterator[bytes]:
         with gateway.tasks.subscribe(None, settings.subscriber_buffer) as subscription:
             yield b"retry: 3000\n\n"
+            if resumed:
+                missed = [change for ns in sorted(shown) for change in missed_since(gateway.tasks, ns, resumed)]
+                for kind, obj in missed:
+                    yield event("DELETED" if kind == "deleted" else "MODIFIED", obj)
             async for change in changes(subscription, settings.keepalive_seconds):
                 if isinstance(change, bytes):
                     yield change
                     continue
                 type_, obj = change
-                key = key_of(obj)
-                if key[0] not in shown:
-                    continue
-                if type_ == "DELETED":
-                    yield frame("gone", {"key": "/".join(key)})
-                    continue
-                row = rows.row(key, obj)  # one reading of the change for every page that follows it
-                data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
-                yield frame("row", data)
+                if key_of(obj)[0] in shown:
+                    yield event(type_, obj)
 
     return StreamingResponse(stream(), media_type="text/event-stream", headers=HEADERS)
 

@@ -150,6 +150,7 @@ async def tasks_page(request: Request) -> Response:
         windows=list(WINDOWS),
         writable=writable,
         bulk=bulk,
+        drawn=newest_version(every),
         synced=gateway.tasks.synced.is_set(),
     )
 
@@ -192,6 +193,12 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
         yaml_text=yaml.safe_dump(shown, sort_keys=False, allow_unicode=True),
         attempts=list(task.status.attempts or ()),
     )
+
+
+def newest_version(rows: list[Row]) -> str:
+    """The newest resourceVersion among ``rows`` (the state the page is drawn from), where they are numbers."""
+    versions = [int(r.resource_version) for r in rows if r.resource_version.isdigit()]
+    return str(max(versions)) if versions else ""
 
 
 async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any]) -> bool:
