@@ -129,7 +129,7 @@ def test_a_role_naming_one_task_lets_its_user_read_and_cancel_that_task_only(clu
         assert client.post(f"{tasks}/named-other:cancel", headers=auth).status_code == 403
         cancelled = client.post(f"{tasks}/named-mine:cancel", headers=auth)
         assert cancelled.status_code == 202, cancelled.text
-    cluster.wait_for_phase("named-mine", "Cancelled")
+    cluster.wait_for_phase("named-mine", {"Cancelled"})
     cluster.patch_task("named-other", {"spec": {"cancel": True}})
 
 
