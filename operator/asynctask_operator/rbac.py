@@ -160,7 +160,7 @@ def policy_rules(
     The verbs of each resource are collected (in ``VERB_ORDER``), then resources with
     the same verbs are listed together, in the table's order::
 
-        >>> policy_rules("own-namespace", report_key_secret="k")[0]
+        >>> policy_rules("own-namespace", report_key_secret="k")[2]
         {'apiGroups': [''], 'resources': ['secrets'], 'verbs': ['get'], 'resourceNames': ['k']}
     """
     features = set(when)

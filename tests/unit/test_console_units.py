@@ -1,4 +1,5 @@
-"""The console's pure parts: sessions, the table's filter, rows read from the wire form, the banner."""
+"""The console's pure parts: sessions, the table's filter, order and pages, the banner (a row is a
+task's view: tests/unit/test_views.py)."""
 
 from __future__ import annotations
 
@@ -10,7 +11,8 @@ from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.console.exports import csv_cell
 from asynctask_operator.gateway.console.gate import Visible
-from asynctask_operator.gateway.console.rows import Filter, RowCache, chosen, page_of, row_of
+from asynctask_operator.core.views import TaskView
+from asynctask_operator.gateway.console.rows import Filter, chosen, page_of
 from asynctask_operator.gateway.console.sessions import Sessions
 from asynctask_operator.gateway.problems import Problem
 
@@ -76,28 +78,8 @@ def obj(name: str, ns: str = "a", **status: Any) -> dict[str, Any]:
     }
 
 
-def test_a_row_reads_progress_from_percent_or_steps() -> None:
-    assert row_of(obj("x", progress={"percent": 40})).percent == 40.0
-    stepped = row_of(obj("x", progress={"stepsDone": 3, "stepsTotal": 4, "step": "mux"}))
-    assert (stepped.percent, stepped.step) == (75.0, "3/4 mux")
-    bare = row_of(obj("x"))
-    assert (bare.phase, bare.percent, bare.attempt, bare.queue) == ("Pending", None, 0, "q")
-    assert row_of(obj("x", phase="Running", startTime="2026-05-28T20:00:10Z")).elapsed(NOW) == NOW - 1_779_998_410.0
-
-
-def test_rows_are_kept_until_their_object_changes() -> None:
-    cache = RowCache()
-    objects = {("a", "x"): obj("x"), ("a", "y"): obj("y")}
-    first = cache.rows(objects)
-    assert cache.rows(objects)[0] is first[0]
-    objects[("a", "x")] = obj("x", phase="Running")
-    again = cache.rows(objects)
-    assert again[0] is not first[0] and again[0].phase == "Running" and again[1] is first[1]
-    assert cache.row(("a", "y"), objects[("a", "y")]) is first[1]  # a live stream's reading is the page's
-
-
 def test_only_visible_namespaces_and_pages_of_the_order() -> None:
-    rows = [row_of(obj(f"t{i}", ns="a" if i % 2 else "b")) for i in range(7)]
+    rows = [TaskView.of(obj(f"t{i}", ns="a" if i % 2 else "b")) for i in range(7)]
     flt = Filter.of({"sort": "name", "order": "asc", "size": "25"}, NOW)
     picked = chosen(rows, flt, {"a"}, NOW)
     assert [r.name for r in picked] == ["t1", "t3", "t5"]

@@ -44,6 +44,21 @@ async def test_queues_count_their_tasks_and_pause() -> None:
         assert (await gw.client.get(f"{V1}/queues/gpu", headers=gw.alice)).json()["running"] == 1
 
 
+async def test_a_queues_figures_are_its_status_once_the_operator_counted() -> None:
+    """Running is the tasks holding a slot, as the operator counts them: a task admitted a moment ago holds
+    one before anyone sees it Running (docs/concepts.md, "Reading a task")."""
+    async with running_gateway() as gw:
+        await gw.fake.create(TASKQUEUES, NS, {"metadata": {"name": "gpu", "namespace": NS}, "spec": {"concurrency": 2}})
+        await task(gw, "a", "x", "gpu", phase="Running")
+        await gw.fake.patch(
+            TASKQUEUES, NS, "gpu", {"status": {"running": 2, "pending": 0, "oldestPendingSeconds": 0}},
+            subresource="status",
+        )  # fmt: skip
+        await gw.settle()
+        gpu = (await gw.client.get(f"{V1}/queues/gpu", headers=gw.alice)).json()
+        assert (gpu["running"], gpu["pending"]) == (2, 0)
+
+
 SCHEDULE = {"schedule": "@daily", "taskTemplate": {"spec": {"type": "report"}}}
 
 

@@ -22,7 +22,7 @@ from asynctask_operator.core.statistics import (
 )
 from asynctask_operator.gateway.problems import Problem, from_api_error
 from asynctask_operator.gateway.store import Store
-from asynctask_operator.gateway.views import retry_after
+from asynctask_operator.gateway.answers import retry_after
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
@@ -299,41 +299,19 @@ def test_a_slow_subscriber_is_dropped_not_the_store() -> None:
         assert len(store.objects) == 5
 
 
-@pytest.mark.parametrize(
-    ("spec", "status", "meta", "expected"),
-    [
-        ({"type": "t"}, {}, {}, ("default", 0)),
-        ({"type": "t", "queue": "gpu", "priority": 7}, {"phase": "Pending"}, {}, ("gpu", 7)),
-        ({"type": "t"}, {"effective": {"queue": "gpu", "ttlSecondsAfterFinished": 1, "retry": {}}}, {}, ("gpu", 0)),
-        ({"type": "t"}, {"phase": "Running"}, {}, None),
-        ({"type": "t", "cancel": True}, {}, {}, None),
-        ({"type": "t"}, {}, {"deletionTimestamp": "2026-01-01T00:00:00Z"}, None),
-    ],
-)
-def test_a_waiting_task_is_the_same_parsed_or_not(
-    spec: dict[str, Any], status: dict[str, Any], meta: dict[str, Any], expected: tuple[str, int] | None
-) -> None:
-    from asynctask_operator.core.models import AsyncTask
-    from asynctask_operator.core.wire import waiting_in
-    from asynctask_operator.gateway.views import waiting_of
-
-    obj = {"metadata": {"name": "n", "namespace": "ns", "creationTimestamp": "2026-01-01T00:00:00Z", **meta},
-           "spec": spec, "status": status}  # fmt: skip
-    raw, model = waiting_in(obj), waiting_of(AsyncTask.model_validate(obj))
-    assert raw == model
-    assert (None if raw is None else (raw.queue, raw.priority)) == expected
-
-
-def test_the_store_keeps_its_index_in_step() -> None:
-    store = Store(Clocks(), index=lambda o: o["metadata"].get("labels", {}).get("waiting"))
-    store.put({"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "1", "labels": {"waiting": "yes"}}})
+def test_the_store_reads_each_object_once_into_its_view_and_keeps_it_in_step() -> None:
+    store: Store[tuple[str, str]] = Store(Clocks(), view=lambda o: (o["metadata"]["name"], o["metadata"]["resourceVersion"]))
+    a1 = {"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "1"}}
+    store.put(a1)
     store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "2"}})
-    assert store.indexed == {("ns", "a"): "yes"}
-    store.put({"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "3"}})  # no longer waiting
-    assert store.indexed == {}
-    store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "4", "labels": {"waiting": "y"}}})
+    first = store.views[("ns", "a")]
+    assert first == ("a", "1")
+    store.event("MODIFIED", a1)  # the same version again: read no more
+    assert store.views[("ns", "a")] is first
+    store.put({"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "3"}})  # changed: read again
+    assert store.views[("ns", "a")] == ("a", "3")
     store.event("DELETED", {"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "5"}})
-    assert store.indexed == {} and store.revision == 5
+    assert set(store.views) == {("ns", "a")} and store.revision == 4
 
 
 def test_a_deletion_during_a_listing_stays_and_its_time_is_not_kept_for_ever() -> None:

@@ -170,10 +170,12 @@ async def play(fake: FakeKube, name: str, *statuses: dict[str, Any], out: Consol
         await until(functools.partial(more, printed, before), f"a line for {status}")
 
 
+STARTED = "2026-01-02T12:00:00Z"  # NOW: the fake's clock
 RUNNING = {
     "phase": "Running",
     "reason": "Admitted",
     "attempt": 1,
+    "startTime": STARTED,
     "effective": {"queue": "default", "ttlSecondsAfterFinished": 60, "retry": {"maxRetries": 1}},
 }
 
@@ -207,10 +209,10 @@ async def test_submit_wait_exits_with_the_outcome(final: dict[str, Any], code: i
     await operator
     assert result.code == code, result.err
     lines = result.out.splitlines()
-    assert lines[:3] == [
-        "a Pending 00:00",
-        "a Running attempt 1/2 00:00",
-        'a Running 40% step 2/5 encode attempt 1/2 00:00 "encoding"',
+    assert lines[:3] == [  # the wait before it starts, then how long it has run
+        "a Pending wait 00:00",
+        "a Running attempt 1/2 run 00:00",
+        'a Running 40% step 2/5 encode attempt 1/2 run 00:00 "encoding"',
     ]
     assert lines[3].startswith(f"a {final['phase']}")
     assert result.err == "asynctask/a created\n" + last
@@ -234,19 +236,19 @@ async def test_wait_for_finished_exits_0_whatever_the_outcome() -> None:
 
 async def test_wait_survives_a_dropped_watch() -> None:
     fake = cluster()
-    await given_task(fake, "a", {"phase": "Running", "attempt": 1})
+    await given_task(fake, "a", {"phase": "Running", "attempt": 1, "startTime": STARTED})
 
     async def operator() -> None:
         await until(lambda: any(r.verb == "watch" for r in fake.requests), "the command watches")
         fake.end_watches()  # the server ends the stream (or the connection drops)
         await until(lambda: sum(r.verb == "watch" for r in fake.requests) >= 2, "the command watches again")
-        await set_status(fake, "a", {"phase": "Succeeded"})
+        await set_status(fake, "a", {"phase": "Succeeded", "completionTime": STARTED, "durationSeconds": 0.0})
 
     playing = asyncio.create_task(operator())
     result = await asyncio.wait_for(kubectl(fake, "wait", "a"), 10)
     await playing
     assert result.code == 0
-    assert result.out.splitlines() == ["a Running attempt 1 00:00", "a Succeeded 100% attempt 1 00:00"]
+    assert result.out.splitlines() == ["a Running attempt 1 run 00:00", "a Succeeded 100% attempt 1 run 00:00"]
 
 
 async def test_waiting_for_a_task_that_is_deleted_is_an_error() -> None:
@@ -464,9 +466,9 @@ async def test_queue_pending_shows_the_admission_order() -> None:
     result = await kubectl(fake, "queue", "pending", "gpu")
     assert result.out.splitlines() == [
         "POSITION   NAME   PRIORITY   TYPE    REASON   WAITING",
-        "1          high   9          video   Queued   0s",
-        "2          mid    5          video   Queued   0s",
-        "3          low    0          video   Queued   0s",
+        "1          high   9          video   Queued   00:00",
+        "2          mid    5          video   Queued   00:00",
+        "3          low    0          video   Queued   00:00",
     ]
 
 

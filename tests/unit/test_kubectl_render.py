@@ -24,6 +24,7 @@ RUNNING: dict[str, Any] = {
         "phase": "Running",
         "reason": "Admitted",
         "attempt": 2,
+        "startTime": "2026-01-02T12:00:05Z",
         "effective": EFFECTIVE,
         "progress": {"percent": 45, "message": "transcoding", "step": "encode", "stepsDone": 2, "stepsTotal": 5},
     },
@@ -36,7 +37,14 @@ PENDING: dict[str, Any] = {
 DONE: dict[str, Any] = {
     "metadata": {"name": "transcode-c", "creationTimestamp": "2026-01-02T11:58:00Z"},
     "spec": {"type": "video"},
-    "status": {"phase": "Succeeded", "reason": "Completed", "attempt": 1, "completionTime": "2026-01-02T11:59:10Z"},
+    "status": {
+        "phase": "Succeeded",
+        "reason": "Completed",
+        "attempt": 1,
+        "startTime": "2026-01-02T11:58:20Z",
+        "completionTime": "2026-01-02T11:59:10Z",
+        "durationSeconds": 50.0,
+    },
 }
 
 
@@ -48,9 +56,9 @@ def text(renderable: RenderableType, width: int = 120) -> list[str]:
 
 def test_the_progress_view_has_one_row_per_task() -> None:
     assert text(render.progress_view([RUNNING, PENDING, DONE], NOW)) == [
-        "transcode-a  Running    ━━━━━━━━━              45%  step 2/5 encode  attempt 2/4  01:05  transcoding",
-        "transcode-b  Pending                                                              00:35  waiting for a slot in queue gpu",
-        "transcode-c  Succeeded  ━━━━━━━━━━━━━━━━━━━━  100%                   attempt 1    01:10",
+        "transcode-a  Running    ━━━━━━━━━              45%  step 2/5 encode  attempt 2/4  run 01:00   transcoding",
+        "transcode-b  Pending                                                              wait 00:35  waiting for a slot in que…",
+        "transcode-c  Succeeded  ━━━━━━━━━━━━━━━━━━━━  100%                   attempt 1    run 00:50",
     ]
 
 
@@ -62,9 +70,9 @@ def test_a_long_message_is_cut_not_wrapped_so_each_task_stays_one_line() -> None
 
 def test_progress_lines() -> None:
     assert [render.progress_line(t, NOW) for t in (RUNNING, PENDING, DONE)] == [
-        'transcode-a Running 45% step 2/5 encode attempt 2/4 01:05 "transcoding"',
-        'transcode-b Pending 00:35 "waiting for a slot in queue gpu"',
-        "transcode-c Succeeded 100% attempt 1 01:10",
+        'transcode-a Running 45% step 2/5 encode attempt 2/4 run 01:00 "transcoding"',
+        'transcode-b Pending wait 00:35 "waiting for a slot in queue gpu"',
+        "transcode-c Succeeded 100% attempt 1 run 00:50",
     ]
 
 
@@ -77,10 +85,10 @@ def test_a_line_is_printed_for_a_change_of_progress_not_for_time_passing() -> No
 
 def test_the_task_table_wide_and_across_namespaces() -> None:
     ns = {**PENDING, "metadata": {**PENDING["metadata"], "namespace": "media"}}
-    assert text(render.tasks_table([RUNNING, DONE], NOW, wide=True)) == [
-        "NAME          TYPE    QUEUE     PHASE       PROGRESS   ATTEMPT   AGE   PRIORITY   REASON      MESSAGE",
-        "transcode-a   video   gpu       Running     45%        2/4       65s   5          Admitted    transcoding",
-        "transcode-c   video   default   Succeeded   100%       1         3m    0          Completed",
+    assert text(render.tasks_table([RUNNING, DONE], NOW, wide=True), width=140) == [
+        "NAME          TYPE    QUEUE     PHASE       PROGRESS   ATTEMPT   AGE   WAIT    DURATION   PRIORITY   REASON      MESSAGE",
+        "transcode-a   video   gpu       Running     45%        2/4       65s   00:05   01:00      5          Admitted    transcoding",
+        "transcode-c   video   default   Succeeded   100%       1         3m    00:20   00:50      0          Completed",
     ]
     assert text(render.tasks_table([ns], NOW, all_namespaces=True)) == [
         "NAMESPACE   NAME          TYPE    QUEUE     PHASE     PROGRESS   ATTEMPT   AGE",

@@ -7,6 +7,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Mapping, Sequence
 
 Term = tuple[str, str, str]  # (key, operator "=", "!=", "exists", "!exists"; value)
 
@@ -37,7 +38,7 @@ def parse(selector: str) -> list[Term]:
     return terms
 
 
-def matches(terms: list[Term], labels: dict[str, str]) -> bool:
+def matches(terms: Sequence[Term], labels: Mapping[str, str]) -> bool:
     for key, op, value in terms:
         if op == "=" and labels.get(key) != value:
             return False

@@ -1,9 +1,8 @@
 """Readings of an AsyncTask in its wire form (the JSON dict), without parsing it into the model.
 
 The front doors read thousands of cached tasks per answer (a queue's admission order, the
-statistics of a namespace), where parsing each one would cost more than the answer. The HTTP
-gateway and the kubectl plugin read them through these functions, so both compute the same
-positions and the same figures (issue #14: one function each, in the core).
+statistics of a namespace), where parsing each one would cost more than the answer. What a
+person sees of a task is its view (:mod:`asynctask_operator.core.views`), built on these readings.
 """
 
 from __future__ import annotations
@@ -13,7 +12,6 @@ from typing import Any
 from asynctask_operator.core.effective import resolve_queue
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, label_value
 from asynctask_operator.core.queueing import WaitingTask
-from asynctask_operator.core.statistics import TaskFacts
 from asynctask_operator.core.timestamps import parse_stamp
 
 Obj = dict[str, Any]
@@ -61,25 +59,6 @@ def seconds_in(text: object) -> float | None:
 def number_in(value: object) -> float | None:
     """A number an object holds (``durationSeconds``, ``percent``); None for anything else (a bool too)."""
     return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
-
-
-def facts_in(obj: Obj) -> TaskFacts:
-    """The task as :func:`~asynctask_operator.core.statistics.summarize` reads it: the queue it was
-    admitted to, and its first attempt's start as the end of its queue wait."""
-    meta, spec, status = _parts(obj)
-    attempts = status.get("attempts") or []
-    first = attempts[0].get("startTime") if attempts and attempts[0].get("startTime") else status.get("startTime")
-    return TaskFacts(
-        type=str(spec.get("type") or ""),
-        queue=queue_in(obj),
-        phase=str(status.get("phase") or "Pending"),
-        created=seconds_in(meta.get("creationTimestamp")) or 0.0,
-        queued=seconds_in(status.get("queuedTime")),
-        started=seconds_in(first),
-        duration=number_in(status.get("durationSeconds")),
-        finished=seconds_in(status.get("completionTime")),
-        reason=str(status["reason"]) if status.get("reason") else None,
-    )
 
 
 def event_about(event: Obj, task: Obj) -> bool:

@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated
+from typing import Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -25,7 +25,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.core.clocks import Clocks
-from asynctask_operator.core.wire import waiting_in
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.auth import ANONYMOUS, Permission, Reviews, User
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.ratelimit import RateLimiter
@@ -68,10 +68,11 @@ class Gateway:
     clocks: Clocks
     reviews: Reviews
     limiter: RateLimiter | None
-    tasks: Store
-    queues: Store
-    schedules: Store
-    tasktypes: Store
+    tasks: Store[TaskView]
+    """AsyncTasks, each with its view: what every answer, page and stream reads."""
+    queues: Store[None]
+    schedules: Store[None]
+    tasktypes: Store[None]
     """TaskTypes: a submission naming one that does not exist, or a payload its schema refuses, is refused at once."""
     positions: dict[str, tuple[int, dict[tuple[str, str], int]]] = dataclasses.field(default_factory=dict)
     """Per namespace: the task store's revision, and the queue positions computed at it."""
@@ -88,7 +89,7 @@ class Gateway:
             clocks=clocks,
             reviews=Reviews(api, clocks),
             limiter=RateLimiter(settings.rate_limit, settings.rate_burst, clocks) if settings.rate_limit > 0 else None,
-            tasks=Store(clocks, listings, index=waiting_in),
+            tasks=Store(clocks, listings, view=TaskView.of),
             queues=Store(clocks, listings),
             schedules=Store(clocks, listings),
             tasktypes=Store(clocks, listings),
@@ -100,7 +101,7 @@ class Gateway:
         )
 
     @property
-    def stores(self) -> tuple[Store, ...]:
+    def stores(self) -> tuple[Store[Any], ...]:
         """Every cache the gateway reads, each filled by its own list/watch loop (:func:`~asynctask_operator.gateway.app.follow`)."""
         return (self.tasks, self.queues, self.schedules, self.tasktypes)
 

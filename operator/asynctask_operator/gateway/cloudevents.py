@@ -21,10 +21,10 @@ from pydantic import ValidationError
 from asynctask_operator.core.idempotency import canonical_json
 from asynctask_operator.core.tracing import trace_annotations
 from asynctask_operator.gateway.access import caller, gateway_of
+from asynctask_operator.gateway.answers import TaskSubmission, TaskSummary
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
-from asynctask_operator.gateway.tasks import create
-from asynctask_operator.gateway.views import TaskSubmission, TaskSummary
+from asynctask_operator.gateway.submissions import create
 
 router = APIRouter(tags=["cloudevents"])
 

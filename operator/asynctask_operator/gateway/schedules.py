@@ -6,48 +6,26 @@ from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from fastapi.responses import JSONResponse
-from pydantic import ValidationError
 
 from asynctask_operator.adapters.kube import SCHEDULEDTASKS, ApiError
 from asynctask_operator.core import acts
-from asynctask_operator.core.models import ScheduledTask
 from asynctask_operator.core.timestamps import stamp
+from asynctask_operator.core.views import ScheduleView
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
+from asynctask_operator.gateway.answers import ScheduleList, ScheduleSummary, schedule_answer
 from asynctask_operator.gateway.auth import User
-from asynctask_operator.gateway.problems import Problem, documented, from_api_error
-from asynctask_operator.gateway.views import ScheduleList, ScheduleSummary, schedule_summary
+from asynctask_operator.gateway.problems import documented, from_api_error
+from asynctask_operator.gateway.reads import schedule_view, schedules_of
 
 router = APIRouter(tags=["schedules"])
 RESPONSES = documented(401, 403, 404, 429, 503)
-
-
-def loaded(gateway: Gateway) -> None:
-    if not gateway.schedules.synced.is_set():
-        raise Problem(503, "the gateway's cache is still loading", headers={"Retry-After": "1"})
-
-
-def schedule(obj: dict[str, Any]) -> ScheduledTask:
-    try:
-        return ScheduledTask.model_validate(obj)
-    except ValidationError as error:
-        raise Problem(502, f"the stored ScheduledTask cannot be read: {error.errors()[0].get('msg', '')}") from None
-
-
-def cached(gateway: Gateway, ns: str, name: str) -> ScheduledTask:
-    loaded(gateway)
-    obj = gateway.schedules.get(ns, name)
-    if obj is None:
-        raise Problem(404, f"schedule {name!r} not found in namespace {ns!r}")
-    return schedule(obj)
 
 
 @router.get("/v1/namespaces/{ns}/schedules", response_model=ScheduleList, responses=RESPONSES)
 async def list_schedules(
     ns: str, request: Request, user: Annotated[User, Depends(caller("list_schedules"))]
 ) -> JSONResponse:
-    gateway = gateway_of(request)
-    loaded(gateway)
-    items = [schedule_summary(schedule(o)) for o in gateway.schedules.in_namespace(ns)]
+    items = [schedule_answer(v) for v in schedules_of(gateway_of(request), ns)]
     return JSONResponse(ScheduleList(items=items).dump())
 
 
@@ -55,17 +33,17 @@ async def list_schedules(
 async def get_schedule(
     ns: str, name: str, request: Request, user: Annotated[User, Depends(caller("get_schedule"))]
 ) -> JSONResponse:
-    return JSONResponse(schedule_summary(cached(gateway_of(request), ns, name)).dump())
+    return JSONResponse(schedule_answer(schedule_view(gateway_of(request), ns, name)).dump())
 
 
 async def write(gateway: Gateway, ns: str, name: str, patch: dict[str, Any], status_code: int = 200) -> JSONResponse:
-    cached(gateway, ns, name)
+    schedule_view(gateway, ns, name)  # 404 unless it exists
     try:
         obj = await gateway.api.patch(SCHEDULEDTASKS, ns, name, patch)
     except ApiError as error:
         raise from_api_error(error, f"schedule {name!r}") from None
     gateway.schedules.put(obj)
-    return JSONResponse(schedule_summary(schedule(obj)).dump(), status_code=status_code)
+    return JSONResponse(schedule_answer(ScheduleView.of(obj)).dump(), status_code=status_code)
 
 
 @router.post("/v1/namespaces/{ns}/schedules/{name}:suspend", response_model=ScheduleSummary, responses=RESPONSES)

@@ -13,11 +13,10 @@ from pydantic import Field
 from asynctask_operator.core.models import Model
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import parse_stamp, stamp
-from asynctask_operator.core.wire import facts_in
 from asynctask_operator.gateway.access import caller, gateway_of
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented
-from asynctask_operator.gateway.tasks import synced
+from asynctask_operator.gateway.reads import synced, task_views
 
 router = APIRouter(tags=["statistics"])
 
@@ -77,7 +76,7 @@ async def statistics(
     end = gateway.clocks.wall() if end is None else end
     if start is not None and start > end:
         raise Problem(400, "since is after until")
-    all_facts = [facts_in(o) for o in gateway.tasks.in_namespace(ns)]
+    all_facts = [v.facts() for v in task_views(gateway, ns)]
     window = window_of([f for f in all_facts if f.created <= end], start, end)
     groups = summarize(all_facts, since=start, until=end, group_by=group_by)
 

@@ -17,12 +17,13 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any
+from typing import Any, Generic, TypeVar
 
 from asynctask_operator.adapters.reflector import Key, key_of
 from asynctask_operator.core.clocks import Clocks
 
 Obj = dict[str, Any]
+V = TypeVar("V")
 Change = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED", object)
 
 
@@ -71,15 +72,15 @@ class Subscription:
         return await self.queue.get()
 
 
-class Store:
+class Store(Generic[V]):
     """Objects of one kind by (namespace, name): the reflector's sink, the readers' source."""
 
-    def __init__(self, clocks: Clocks, listings: int = 1, index: Callable[[Obj], Any] | None = None) -> None:
+    def __init__(self, clocks: Clocks, listings: int = 1, view: Callable[[Obj], V] | None = None) -> None:
         self.clocks = clocks
-        self.index = index
-        self.indexed: dict[Key, Any] = {}
-        """``index(obj)`` of each object for which it is not None, kept as objects change (the
-        waiting tasks, for queue positions: a GET does not look at every object)."""
+        self.view = view
+        self.views: dict[Key, V] = {}
+        """``view(obj)`` of each object, read once when it changes (the tasks' :class:`~asynctask_operator.core.views.TaskView`:
+        every answer, page, stream and position reads these, none reads an object again)."""
         self.objects: dict[Key, Obj] = {}
         self._touched: dict[Key, float] = {}  # when an event or a write answer last set a key held
         self._gone: dict[Key, float] = {}  # when a key was dropped, oldest first, for TOMBSTONE_SECONDS
@@ -139,8 +140,12 @@ class Store:
 
     def in_namespace(self, namespace: str) -> Iterator[Obj]:
         """The namespace's objects, by name."""
-        for key in sorted(k for k in self.objects if k[0] == namespace):
+        for key in self.keys_in(namespace):
             yield self.objects[key]
+
+    def keys_in(self, namespace: str) -> list[Key]:
+        """The keys of the namespace's objects, by name."""
+        return sorted(k for k in self.objects if k[0] == namespace)
 
     @contextlib.contextmanager
     def subscribe(self, namespace: str | None, size: int) -> Iterator[Subscription]:
@@ -156,12 +161,8 @@ class Store:
     def _set(self, key: Key, obj: Obj, type_: str) -> None:
         self.objects[key] = obj
         self.deleted.pop(key, None)
-        if self.index is not None:
-            value = self.index(obj)
-            if value is None:
-                self.indexed.pop(key, None)
-            else:
-                self.indexed[key] = value
+        if self.view is not None:
+            self.views[key] = self.view(obj)
         self._publish(key, (type_, obj))
 
     def _last_change(self, key: Key) -> float:
@@ -169,7 +170,7 @@ class Store:
 
     def _drop(self, key: Key, gone: Obj | None = None) -> None:
         obj = self.objects.pop(key, None)
-        self.indexed.pop(key, None)
+        self.views.pop(key, None)
         # The deletion's time outlives the object only as long as a listing could still be under
         # way; one entry per object ever deleted would grow for as long as the gateway runs.
         now = self.clocks.monotonic()

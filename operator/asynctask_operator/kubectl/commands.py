@@ -29,7 +29,7 @@ from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
-from asynctask_operator.core.wire import facts_in, waiting_in
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import ERROR, CliError, refused
 from asynctask_operator.kubectl.inputs import BadInput, parse_duration
@@ -226,18 +226,17 @@ async def queue(ctx: Context, args: argparse.Namespace) -> int:
             lambda: render.queues_table(queues, ctx.now(), all_namespaces=ctx.all_namespaces),
         )  # fmt: skip
     if args.queue_command == "pending":
-        tasks = await list_all(ctx, ASYNCTASKS, ctx.namespace)
-        positions = queue_positions(w for w in map(waiting_in, tasks) if w is not None)
-        by_name = {name_of(t): t for t in tasks}
-        ordered = sorted((p, by_name[n]) for (q, n), p in positions.items() if q == args.name)
+        views = [TaskView.of(t) for t in await list_all(ctx, ASYNCTASKS, ctx.namespace)]
+        positions = queue_positions(v.waiting for v in views if v.waiting is not None)
+        by_name = {v.name: v for v in views}
+        ordered = sorted(
+            ((p, by_name[n]) for (q, n), p in positions.items() if q == args.name), key=lambda item: item[0]
+        )
         if args.output == "name":
-            ctx.out.out("".join(f"asynctask/{name_of(t)}\n" for _, t in ordered), end="")
+            ctx.out.out("".join(f"asynctask/{v.name}\n" for _, v in ordered), end="")
             return 0
         if args.output in ("json", "yaml"):
-            rows = [
-                {"position": p, "name": name_of(t), "priority": (t.get("spec") or {}).get("priority") or 0}
-                for p, t in ordered
-            ]
+            rows = [{"position": p, "name": v.name, "priority": v.priority} for p, v in ordered]
             document = {"queue": args.name, "namespace": ctx.namespace, "pending": rows}
             ctx.out.out(
                 json.dumps(document, indent=4) if args.output == "json" else yaml.safe_dump(document, sort_keys=False),
@@ -284,7 +283,7 @@ async def stats(ctx: Context, args: argparse.Namespace) -> int:
     tasks = await list_all(ctx, ASYNCTASKS, ctx.list_namespace)
     until = ctx.now().timestamp()
     since = until - parse_duration(args.since, "--since") if args.since else None
-    all_facts = [facts_in(t) for t in tasks]
+    all_facts = [TaskView.of(t).facts() for t in tasks]
     groups = summarize(all_facts, since=since, until=until, group_by=args.by)
     window = window_of([f for f in all_facts if f.created <= until], since, until)
     inside = [

@@ -13,20 +13,17 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
-from asynctask_operator.core.wire import queue_in
 from asynctask_operator.kubectl.render import (
     PHASE_STYLES,
     Obj,
     age,
-    attempt,
     meta_of,
-    percent,
-    phase,
+    percent_text,
     plain_table,
     short_duration,
     spec_of,
     status_of,
-    steps,
+    view,
 )
 
 
@@ -42,29 +39,30 @@ def _fields(rows: Sequence[tuple[str, Any]]) -> Table:
 
 def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt.datetime) -> RenderableType:
     """Everything about one task: its spec, phase, progress, attempts (with Jobs and pods), callback, Events."""
-    meta, spec, status = meta_of(task), spec_of(task), status_of(task)
-    progress = status.get("progress") or {}
-    value = percent(task)
-    done = " ".join(p for p in ("" if value is None else f"{value}%", steps(task), progress.get("message") or "") if p)
+    spec, status = spec_of(task), status_of(task)
+    seen = view(task)
+    told = (seen.progress or {}).get("message") or ""
+    done = " ".join(p for p in (percent_text(seen), f"step {seen.steps}" if seen.steps else "", told) if p)
     error = status.get("error") or {}
-    duration = status.get("durationSeconds")
+    waited, ran = seen.wait(now.timestamp()), seen.duration(now.timestamp())
     head = _fields(
         [
-            ("Name", meta.get("name")),
-            ("Namespace", meta.get("namespace")),
-            ("Labels", ", ".join(f"{k}={v}" for k, v in sorted((meta.get("labels") or {}).items()))),
-            ("Type", spec.get("type")),
-            ("Queue", queue_in(task)),
-            ("Priority", spec.get("priority") or 0),
-            ("Phase", Text(phase(task), style=PHASE_STYLES.get(phase(task), ""))),
-            ("Reason", status.get("reason")),
-            ("Message", status.get("message")),
-            ("Attempt", attempt(task)),
-            ("Created", f"{meta.get('creationTimestamp')} ({age(meta.get('creationTimestamp'), now)} ago)"),
-            ("Started", status.get("startTime")),
-            ("Completed", status.get("completionTime")),
-            ("Duration", "" if duration is None else short_duration(duration)),
-            ("Next retry", status.get("nextRetryTime")),
+            ("Name", seen.name),
+            ("Namespace", seen.namespace),
+            ("Labels", ", ".join(f"{k}={v}" for k, v in sorted(seen.labels.items()))),
+            ("Type", seen.type),
+            ("Queue", seen.queue),
+            ("Priority", seen.priority),
+            ("Phase", Text(seen.phase, style=PHASE_STYLES.get(seen.phase, ""))),
+            ("Reason", seen.reason),
+            ("Message", seen.message),
+            ("Attempt", seen.attempt_text),
+            ("Created", f"{seen.created_time} ({age(seen.created_time, now)} ago)"),
+            ("Started", seen.start_time),
+            ("Completed", seen.completion_time),
+            ("Waited", "" if waited is None else short_duration(waited)),
+            ("Duration", "" if ran is None else short_duration(ran)),
+            ("Next retry", seen.next_retry_time),
             ("Progress", done),
             ("Payload", json.dumps(spec.get("payload"), ensure_ascii=False) if "payload" in spec else ""),
             ("Result", json.dumps(status["result"], ensure_ascii=False) if "result" in status else ""),

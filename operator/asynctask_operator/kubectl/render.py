@@ -22,7 +22,7 @@ from rich.text import Text
 
 from asynctask_operator.core.statistics import Figures
 from asynctask_operator.core.timestamps import parse_stamp
-from asynctask_operator.core.wire import queue_in
+from asynctask_operator.core.views import QueueView, TaskView
 
 Obj = dict[str, Any]
 BAR_WIDTH = 20
@@ -52,6 +52,11 @@ def phase(task: Obj) -> str:
     return str(status_of(task).get("phase") or "Pending")
 
 
+def view(task: Obj) -> TaskView:
+    """The task as every front door shows it (:class:`~asynctask_operator.core.views.TaskView`)."""
+    return TaskView.of(task)
+
+
 def age(stamp: str | None, now: dt.datetime) -> str:
     """A short age as kubectl rounds it (two of a unit before it is used): ``90s``, ``5m``, ``3h``, ``12d``."""
     moment = parse_stamp(stamp)
@@ -71,51 +76,23 @@ def clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60:02d}:{rest % 60:02d}"
 
 
-def elapsed(task: Obj, now: dt.datetime) -> float:
-    """Seconds from the task's creation to its completion, or to now while it has not finished."""
-    start = parse_stamp(meta_of(task).get("creationTimestamp"))
-    end = parse_stamp(status_of(task).get("completionTime")) or now
-    return (end - start).total_seconds() if start else 0.0
+def percent_text(task: TaskView) -> str:
+    """``45%``; ``""`` when unknown (the view's percent: 100 once Succeeded)."""
+    return "" if task.percent is None else f"{task.percent:.0f}%"
 
 
-def percent(task: Obj) -> int | None:
-    """The reported percent; 100 once the task Succeeded (whatever it reported last)."""
-    value = (status_of(task).get("progress") or {}).get("percent")
-    if phase(task) == "Succeeded":
-        return 100
-    return int(value) if isinstance(value, int | float) else None
-
-
-def steps(task: Obj) -> str:
-    """``step 2/5 encode``, ``step encode`` or ``""``."""
-    progress = status_of(task).get("progress") or {}
-    done, total, name = progress.get("stepsDone"), progress.get("stepsTotal"), progress.get("step")
-    count = f"{done}/{total}" if done is not None and total else ""
-    text = " ".join(part for part in (count, str(name or "")) if part)
-    return f"step {text}" if text else ""
-
-
-def attempt(task: Obj) -> str:
-    """``2/4``: this attempt of at most maxRetries + 1 (once admission recorded it), or ``""`` before one."""
-    status = status_of(task)
-    number = status.get("attempt")
-    if not number:
-        return ""
-    retries = ((status.get("effective") or {}).get("retry") or {}).get("maxRetries")
-    return f"{number}/{retries + 1}" if isinstance(retries, int) else str(number)
-
-
-def message(task: Obj) -> str:
-    """What is happening, in words: the progress message while it runs, else the status message."""
-    status = status_of(task)
-    progress = status.get("progress") or {}
-    if phase(task) == "Running" and progress.get("message"):
-        return str(progress["message"])
-    return str(status.get("message") or "")
+def timing(task: TaskView, now: dt.datetime) -> str:
+    """How long it waited, while it has not started (``wait 00:35``), else how long it has run (``run 01:05``)."""
+    seconds = now.timestamp()
+    ran = task.duration(seconds)
+    if ran is not None:
+        return f"run {clock(ran)}"
+    waited = task.wait(seconds)
+    return f"wait {clock(waited)}" if waited is not None else ""
 
 
 def finished(task: Obj) -> bool:
-    return phase(task) in ("Succeeded", "Failed", "Cancelled")
+    return view(task).terminal
 
 
 # ---------------------------------------------------------------------- tables
@@ -130,65 +107,77 @@ def plain_table(*headers: str) -> Table:
 
 
 def tasks_table(tasks: Iterable[Obj], now: dt.datetime, *, wide: bool = False, all_namespaces: bool = False) -> Table:
+    """``kubectl asynctask get``: AGE from creation; with ``-o wide`` WAIT (queue to first start) and DURATION
+    (first start to finish, or now) too, and the headline as MESSAGE."""
     headers = ["NAME", "TYPE", "QUEUE", "PHASE", "PROGRESS", "ATTEMPT", "AGE"]
     if wide:
-        headers += ["PRIORITY", "REASON", "MESSAGE"]
+        headers += ["WAIT", "DURATION", "PRIORITY", "REASON", "MESSAGE"]
     if all_namespaces:
         headers.insert(0, "NAMESPACE")
     table = plain_table(*headers)
-    for task in tasks:
-        value = percent(task)
-        row = [
-            meta_of(task).get("name", ""),
-            spec_of(task).get("type", ""),
-            queue_in(task),
-            Text(phase(task), style=PHASE_STYLES.get(phase(task), "")),
-            "" if value is None else f"{value}%",
-            attempt(task),
-            age(meta_of(task).get("creationTimestamp"), now),
+    seconds = now.timestamp()
+    for task in map(view, tasks):
+        row: list[str | Text] = [
+            task.name,
+            task.type,
+            task.queue,
+            Text(task.phase, style=PHASE_STYLES.get(task.phase, "")),
+            percent_text(task),
+            task.attempt_text,
+            age(task.created_time, now),
         ]
         if wide:
-            row += [str(spec_of(task).get("priority") or 0), str(status_of(task).get("reason") or ""), message(task)]
+            waited, ran = task.wait(seconds), task.duration(seconds)
+            row += [
+                "" if waited is None else clock(waited),
+                "" if ran is None else clock(ran),
+                str(task.priority),
+                task.reason,
+                task.headline,
+            ]
         if all_namespaces:
-            row.insert(0, meta_of(task).get("namespace", ""))
+            row.insert(0, task.namespace)
         table.add_row(*row)
     return table
 
 
 def queues_table(queues: Iterable[Obj], now: dt.datetime, *, all_namespaces: bool = False) -> Table:
+    """``kubectl asynctask queue list``: RUNNING is the tasks holding a slot, as the TaskQueue's status counts them."""
     headers = ["NAME", "CONCURRENCY", "RUNNING", "PENDING", "OLDEST PENDING", "PAUSED", "AGE"]
     if all_namespaces:
         headers.insert(0, "NAMESPACE")
     table = plain_table(*headers)
-    for queue in queues:
-        spec, status = spec_of(queue), status_of(queue)
-        oldest = status.get("oldestPendingSeconds")
+    for obj in queues:
+        meta = meta_of(obj)
+        queue = QueueView.of(str(meta.get("namespace") or ""), str(meta.get("name") or ""), obj, (), now.timestamp())
         row = [
-            meta_of(queue).get("name", ""),
-            str(spec.get("concurrency", "")),
-            str(status.get("running", 0)),
-            str(status.get("pending", 0)),
-            clock(oldest) if oldest else "",
-            "yes" if spec.get("paused") else "no",
-            age(meta_of(queue).get("creationTimestamp"), now),
+            queue.name,
+            "" if queue.concurrency is None else str(queue.concurrency),
+            str(queue.running),
+            str(queue.pending),
+            clock(queue.oldest_pending_seconds) if queue.oldest_pending_seconds else "",
+            "yes" if queue.paused else "no",
+            age(queue.created_time, now),
         ]
         if all_namespaces:
-            row.insert(0, meta_of(queue).get("namespace", ""))
+            row.insert(0, queue.namespace)
         table.add_row(*row)
     return table
 
 
-def pending_table(ordered: Sequence[tuple[int, Obj]], now: dt.datetime) -> Table:
-    """The waiting tasks of one queue in admission order: the first is admitted next."""
+def pending_table(ordered: Sequence[tuple[int, TaskView]], now: dt.datetime) -> Table:
+    """The waiting tasks of one queue in admission order (the first is admitted next); WAITING since each
+    entered the queue."""
     table = plain_table("POSITION", "NAME", "PRIORITY", "TYPE", "REASON", "WAITING")
     for position, task in ordered:
+        waited = task.wait(now.timestamp())
         table.add_row(
             str(position),
-            meta_of(task).get("name", ""),
-            str(spec_of(task).get("priority") or 0),
-            spec_of(task).get("type", ""),
-            str(status_of(task).get("reason") or "Queued"),
-            age(meta_of(task).get("creationTimestamp"), now),
+            task.name,
+            str(task.priority),
+            task.type,
+            task.reason or "Queued",
+            "" if waited is None else clock(waited),
         )
     return table
 
@@ -255,23 +244,24 @@ def reasons_table(reasons: dict[str, int]) -> Table:
 
 
 def progress_view(tasks: Iterable[Obj], now: dt.datetime) -> Table:
-    """One row per task, redrawn in place: name, phase, bar, percent, step, attempt, elapsed, message."""
+    """One row per task, redrawn in place: name, phase, bar, percent, step, attempt, wait or run time, headline.
+
+    The headline's column is the one that gives way when the terminal is narrow (rich narrows the
+    wrapping columns first), and its text is cut with … rather than wrapped: one line per task."""
     table = Table(box=None, show_header=False, show_edge=False, pad_edge=False, padding=(0, 2, 0, 0))
     for _ in range(7):
         table.add_column(no_wrap=True)
-    table.add_column(no_wrap=True, overflow="ellipsis")
-    for task in tasks:
-        value = percent(task)
-        style = PHASE_STYLES.get(phase(task), "")
+    table.add_column()
+    for task in map(view, tasks):
         table.add_row(
-            meta_of(task).get("name", ""),
-            Text(phase(task), style=style),
-            ProgressBar(total=100, completed=value or 0, width=BAR_WIDTH),
-            "" if value is None else f"{value:>3}%",
-            steps(task),
-            f"attempt {attempt(task)}" if attempt(task) else "",
-            clock(elapsed(task, now)),
-            message(task),
+            task.name,
+            Text(task.phase, style=PHASE_STYLES.get(task.phase, "")),
+            ProgressBar(total=100, completed=task.percent or 0, width=BAR_WIDTH),
+            f"{percent_text(task):>4}",
+            f"step {task.steps}" if task.steps else "",
+            f"attempt {task.attempt_text}" if task.attempt_text else "",
+            timing(task, now),
+            Text(task.headline, no_wrap=True, overflow="ellipsis"),
         )
     return table
 
@@ -283,35 +273,23 @@ def progress_line(task: Obj, now: dt.datetime) -> str:
     ...               dt.datetime(2026, 1, 1, tzinfo=dt.UTC))
     't Running 40%'
     """
-    value = percent(task)
+    seen = view(task)
     parts = [
-        meta_of(task).get("name", ""),
-        phase(task),
-        "" if value is None else f"{value}%",
-        steps(task),
-        f"attempt {attempt(task)}" if attempt(task) else "",
+        seen.name,
+        seen.phase,
+        percent_text(seen),
+        f"step {seen.steps}" if seen.steps else "",
+        f"attempt {seen.attempt_text}" if seen.attempt_text else "",
+        timing(seen, now),
+        json.dumps(seen.headline, ensure_ascii=False) if seen.headline else "",
     ]
-    if meta_of(task).get("creationTimestamp"):
-        parts.append(clock(elapsed(task, now)))
-    text = message(task)
-    if text:
-        parts.append(json.dumps(text, ensure_ascii=False))
     return " ".join(p for p in parts if p)
 
 
 def change_of(task: Obj) -> tuple[Any, ...]:
-    """What a line is printed for when it changes: phase, progress, attempt, reason, message."""
-    status = status_of(task)
-    progress = status.get("progress") or {}
-    return (
-        phase(task),
-        status.get("reason"),
-        status.get("attempt"),
-        progress.get("percent"),
-        progress.get("stepsDone"),
-        progress.get("step"),
-        message(task),
-    )
+    """What a line is printed for when it changes: phase, reason, attempt, progress, headline."""
+    seen = view(task)
+    return (seen.phase, seen.reason, seen.attempt, seen.percent, seen.steps_done, seen.step, seen.headline)
 
 
 def outcome(task: Obj) -> str:

@@ -24,6 +24,7 @@ from asynctask_operator.gateway.console.gate import Viewer, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, acting, back, console_of, field, local
 from asynctask_operator.gateway.console.rows import Filter, chosen
 from asynctask_operator.gateway.problems import Problem, from_api_error
+from asynctask_operator.gateway.reads import every_task_view
 from asynctask_operator.gateway.store import Store
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -41,7 +42,7 @@ def patch_of(gateway: Gateway, action: str) -> dict[str, Any]:
     return acts.retry_task(stamp(gateway.clocks.utcnow(), micro=True))
 
 
-async def write(gateway: Gateway, store: Store, resource: Resource, ns: str, name: str, patch: dict[str, Any]) -> None:
+async def write(gateway: Gateway, store: Store[Any], resource: Resource, ns: str, name: str, patch: dict[str, Any]) -> None:
     try:
         obj = await gateway.api.patch(resource, ns, name, patch)
     except ApiError as error:
@@ -131,7 +132,7 @@ async def bulk(request: Request) -> Response:
     visible = await who.namespaces("list_tasks", served_namespaces(gateway))
     if field(fields, "all") == "yes":
         flt = Filter.of({f: field(fields, f) for f in FILTER_FIELDS}, now)
-        rows = chosen(console.rows.rows(gateway.tasks.objects), flt, set(visible.shown), now)
+        rows = chosen(every_task_view(gateway, set(visible.shown)), flt, set(visible.shown), now)
         matching = [(r.namespace, r.name) for r in rows]
         described = flt.described
     else:

@@ -8,16 +8,18 @@ import json
 from collections.abc import Iterable, Iterator
 from typing import Any
 
-from asynctask_operator.gateway.console.rows import Row, iso
+from asynctask_operator.core.views import TaskView
+from asynctask_operator.gateway.console.rows import iso
 
 EXPORT_FIELDS = (
-    "namespace", "name", "uid", "type", "queue", "phase", "reason", "message", "percent", "attempt",
-    "created", "started", "finished", "duration_seconds",
+    "namespace", "name", "uid", "type", "queue", "phase", "reason", "message", "headline", "percent", "attempt",
+    "created", "started", "finished", "wait_seconds", "duration_seconds",
 )  # fmt: skip
 MAX_EXPORT = 100_000
 
 
-def export_record(row: Row) -> dict[str, Any]:
+def export_record(row: TaskView) -> dict[str, Any]:
+    """A task as the export writes it: the view's figures, settled ones only (a running task has no duration yet)."""
     return {
         "namespace": row.namespace,
         "name": row.name,
@@ -27,12 +29,14 @@ def export_record(row: Row) -> dict[str, Any]:
         "phase": row.phase,
         "reason": row.reason,
         "message": row.message,
+        "headline": row.headline,
         "percent": row.percent,
         "attempt": row.attempt,
         "created": iso(row.created) if row.created else "",
         "started": iso(row.started) if row.started else "",
         "finished": iso(row.finished) if row.finished else "",
-        "duration_seconds": row.duration,
+        "wait_seconds": row.wait(None),
+        "duration_seconds": row.duration(None),
     }
 
 
@@ -43,7 +47,7 @@ def csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def csv_lines(rows: Iterable[Row]) -> Iterator[str]:
+def csv_lines(rows: Iterable[TaskView]) -> Iterator[str]:
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(EXPORT_FIELDS)
@@ -57,7 +61,7 @@ def csv_lines(rows: Iterable[Row]) -> Iterator[str]:
     yield buffer.getvalue()
 
 
-def json_lines(rows: Iterable[Row]) -> Iterator[str]:
+def json_lines(rows: Iterable[TaskView]) -> Iterator[str]:
     """A JSON array, an item per line."""
     yield "[\n"
     for i, row in enumerate(rows):

@@ -17,15 +17,17 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.adapters.reflector import key_of
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
 from asynctask_operator.gateway.console.pages import attempt_pod, table
-from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
-from asynctask_operator.gateway.console.rows import Filter
+from asynctask_operator.gateway.console.routing import ConsoleRoute, viewer
+from asynctask_operator.gateway.console.rows import Filter, live_cells
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
-from asynctask_operator.gateway.events import KEEPALIVE, STREAM_HEADERS, changes, frame, missed_since, task_stream
 from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.reads import view_of
 from asynctask_operator.gateway.store import version_of
+from asynctask_operator.gateway.streams import KEEPALIVE, STREAM_HEADERS, changes, frame, missed_since, task_stream
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 TAIL_LINES = 500
@@ -40,7 +42,6 @@ async def live_rows(request: Request, drawn: str = "") -> StreamingResponse:
     ``drawn`` is the newest resourceVersion the page was drawn from: what changed after it, before
     this stream began, is sent first, so nothing falls between the page and its stream. Each event's
     id is its task's resourceVersion, so a reconnecting browser (``Last-Event-ID``) resumes the same way."""
-    rows = console_of(request).rows
     who = await viewer(request)
     gateway = who.gateway
     flt = Filter.of(request.query_params, gateway.clocks.wall())
@@ -50,11 +51,10 @@ async def live_rows(request: Request, drawn: str = "") -> StreamingResponse:
     resumed = request.headers.get("last-event-id") or drawn
 
     def event(type_: str, obj: dict[str, Any]) -> bytes:
-        key = key_of(obj)
         if type_ == "DELETED":
-            return frame("gone", {"key": "/".join(key)}, version_of(obj))
-        row = rows.row(key, obj)  # one reading of the change for every page that follows it
-        data = row.live(gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
+            return frame("gone", {"key": "/".join(key_of(obj))}, version_of(obj))
+        row = view_of(gateway.tasks, obj)  # the store's one reading of the change, for every page that follows it
+        data = live_cells(row, gateway.clocks.wall()) | {"added": type_ == "ADDED", "match": flt.admits(row)}
         return frame("row", data, row.resource_version)
 
     async def stream() -> AsyncIterator[bytes]:
@@ -84,9 +84,21 @@ async def live_task(request: Request, ns: str, name: str) -> StreamingResponse:
     if gateway.tasks.get(ns, name) is None:
         raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
     settings = gateway.settings
+    now = gateway.clocks.wall
+
+    def render(view: TaskView, obj: dict[str, Any]) -> dict[str, Any]:
+        attempts = (obj.get("status") or {}).get("attempts")
+        told = (view.progress or {}).get("message")
+        return live_cells(view, now()) | {
+            "message": view.message,  # the page shows the status message, the headline and what the task said
+            "headline": view.headline,
+            "progressMessage": told if isinstance(told, str) else "",
+            "attempts": len(attempts) if isinstance(attempts, list) else 0,
+        }
+
     stream = task_stream(
         gateway.tasks, ns, name, request.headers.get("last-event-id"), settings.keepalive_seconds,
-        settings.subscriber_buffer,
+        settings.subscriber_buffer, render,
     )  # fmt: skip
     return StreamingResponse(stream, media_type="text/event-stream", headers=HEADERS)
 

@@ -8,19 +8,15 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
-from asynctask_operator.core.models import ScheduledTask
 from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK, label_value
 from asynctask_operator.core.statistics import failures_by_reason, finished_per_hour, summarize, window_of
-from asynctask_operator.core.wire import facts_in
+from asynctask_operator.core.views import QueueView, ScheduleView, TaskView
 from asynctask_operator.gateway.console import charts
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
-from asynctask_operator.gateway.console.rows import WINDOWS, Row, iso
+from asynctask_operator.gateway.console.rows import WINDOWS, iso
 from asynctask_operator.gateway.problems import Problem
-from asynctask_operator.gateway.queues import summaries
-from asynctask_operator.gateway.schedules import schedule
-from asynctask_operator.gateway.tasks import places
-from asynctask_operator.gateway.views import QueueSummary
+from asynctask_operator.gateway.reads import every_task_view, positions, queues_of, schedules_of
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 PENDING_SHOWN = 20
@@ -35,8 +31,8 @@ async def namespaces_of(who: Viewer, act: str) -> tuple[Visible, set[str]]:
 
 
 @dataclasses.dataclass
-class QueueView:
-    summary: QueueSummary
+class QueueRow:
+    queue: QueueView
     pending: list[tuple[int, str]]
     """The first waiting tasks, by admission order: (position, name)."""
     may_pause: bool
@@ -48,26 +44,25 @@ async def queues_page(request: Request) -> Response:
     who = await viewer(request)
     gateway = who.gateway
     visible, readable = await namespaces_of(who, "list_queues")
-    groups: list[tuple[str, list[QueueView]]] = []
+    groups: list[tuple[str, list[QueueRow]]] = []
     for ns in visible.shown:
-        ranks = places(gateway, ns) if ns in readable else {}
+        ranks = positions(gateway, ns) if ns in readable else {}
         waiting: dict[str, list[tuple[int, str]]] = {}
         for (queue, name), position in ranks.items():
             waiting.setdefault(queue, []).append((position, name))
-        found = summaries(gateway, ns)
-        may = await who.may_each("pause_queue", [(ns, s.name) for s in found.values() if s.exists])
-        views = [
-            QueueView(s, sorted(waiting.get(s.name, []))[:PENDING_SHOWN], (ns, s.name) in may)
-            for s in found.values()
+        found = queues_of(gateway, ns)
+        may = await who.may_each("pause_queue", [(ns, q.name) for q in found.values() if q.exists])
+        rows = [
+            QueueRow(q, sorted(waiting.get(q.name, []))[:PENDING_SHOWN], (ns, q.name) in may) for q in found.values()
         ]
-        groups.append((ns, views))
+        groups.append((ns, rows))
     return console.page(request, "queues.html", session=who.session, groups=groups, visible=visible)
 
 
 @dataclasses.dataclass
-class ScheduleView:
-    item: ScheduledTask
-    runs: list[Row]
+class ScheduleRow:
+    schedule: ScheduleView
+    runs: list[TaskView]
     may_patch: bool
 
 
@@ -77,21 +72,20 @@ async def schedules_page(request: Request) -> Response:
     who = await viewer(request)
     gateway = who.gateway
     visible, readable = await namespaces_of(who, "list_schedules")
-    rows = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in readable]
-    groups: list[tuple[str, list[ScheduleView]]] = []
+    rows = every_task_view(gateway, readable)
+    groups: list[tuple[str, list[ScheduleRow]]] = []
     for ns in visible.shown:
-        objects = list(gateway.schedules.in_namespace(ns))
-        may = await who.may_each("suspend_schedule", [(ns, str(o["metadata"]["name"])) for o in objects])
+        found = schedules_of(gateway, ns)
+        may = await who.may_each("suspend_schedule", [(ns, s.name) for s in found])
         views = []
-        for obj in objects:
-            item = schedule(obj)
-            mark = label_value(item.metadata.name)
+        for item in found:
+            mark = label_value(item.name)
             runs = sorted(
                 (r for r in rows if r.namespace == ns and r.labels.get(LABEL_SCHEDULED_TASK) == mark),
-                key=lambda r: r.created,
+                key=lambda r: r.created or 0.0,
                 reverse=True,
             )[:RECENT_RUNS]
-            views.append(ScheduleView(item, runs, (ns, item.metadata.name) in may))
+            views.append(ScheduleRow(item, runs, (ns, item.name) in may))
         groups.append((ns, views))
     return console.page(request, "schedules.html", session=who.session, groups=groups, visible=visible)
 
@@ -111,7 +105,7 @@ async def statistics_page(request: Request, namespace: str = "", window: str = "
     chosen_ns = {namespace} if namespace else set(visible.shown)
     until = gateway.clocks.wall()
     since = until - WINDOWS[window] if window else None
-    facts = [facts_in(o) for key, o in gateway.tasks.objects.items() if key[0] in chosen_ns]
+    facts = [v.facts() for v in every_task_view(gateway, chosen_ns)]
     covered = window_of([f for f in facts if f.created <= until], since, until)
     by_type = summarize(facts, since=since, until=until, group_by="type")
     by_queue = summarize(facts, since=since, until=until, group_by="queue")

@@ -16,6 +16,7 @@ from pydantic import ValidationError
 from asynctask_operator.adapters.kube import EVENTS, PODS, ApiError
 from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.core.wire import attempt_pods, event_about, latest_pod
 from asynctask_operator.gateway.access import Gateway, bearer_token, gateway_of, header_user
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
@@ -28,12 +29,11 @@ from asynctask_operator.gateway.console.routing import (
     same_origin,
     viewer,
 )
-from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, SORTS, WINDOWS, Filter, Row, chosen, page_of
+from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, SORTS, WINDOWS, Filter, chosen, page_of
 from asynctask_operator.gateway.console.sessions import COOKIE, COOKIE_PATH
 from asynctask_operator.gateway.console.state import Console
 from asynctask_operator.gateway.problems import Problem
-from asynctask_operator.gateway.tasks import places
-from asynctask_operator.gateway.views import task_queue
+from asynctask_operator.gateway.reads import every_task_view, position_of, view_of
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -101,9 +101,9 @@ class Table:
     who: Viewer
     flt: Filter
     visible: Visible
-    every: list[Row]
-    """Every row of the visible namespaces (for the filter's choices and the phase counts)."""
-    rows: list[Row]
+    every: list[TaskView]
+    """Every task of the visible namespaces (for the filter's choices and the phase counts)."""
+    rows: list[TaskView]
 
 
 async def table(request: Request) -> Table:
@@ -117,7 +117,7 @@ async def table(request: Request) -> Table:
     visible = await who.namespaces("list_tasks", served_namespaces(gateway))
     if flt.namespace and flt.namespace not in visible.shown:
         await who.require("list_tasks", flt.namespace)
-    every = [r for r in console.rows.rows(gateway.tasks.objects) if r.namespace in visible.shown]
+    every = every_task_view(gateway, set(visible.shown))
     return Table(console, who, flt, visible, every, chosen(every, flt, set(visible.shown), now))
 
 
@@ -165,6 +165,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
     obj = gateway.tasks.get(ns, name)
     if obj is None:
         raise Problem(404, f"task {name!r} not found in namespace {ns!r} (finished tasks are deleted after their TTL)")
+    view = view_of(gateway.tasks, obj)
     try:
         task = AsyncTask.model_validate(obj)
     except ValidationError as error:
@@ -173,7 +174,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
         who.may("cancel_task", ns, name), who.may("list_events", ns), may_read_logs(who, ns, obj)
     )
     events, events_error = await task_events(gateway.api, ns, obj) if may_events else ([], None)
-    position = places(gateway, ns).get((task_queue(task), name)) if task.phase == "Pending" else None
+    position = position_of(gateway, view)
     shown = dict(obj)
     shown["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return console.page(
@@ -181,6 +182,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
         "task.html",
         session=who.session,
         task=task,
+        view=view,
         ns=ns,
         name=name,
         position=position,
@@ -195,7 +197,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
     )
 
 
-def newest_version(rows: list[Row]) -> str:
+def newest_version(rows: list[TaskView]) -> str:
     """The newest resourceVersion among ``rows`` (the state the page is drawn from), where they are numbers."""
     versions = [int(r.resource_version) for r in rows if r.resource_version.isdigit()]
     return str(max(versions)) if versions else ""

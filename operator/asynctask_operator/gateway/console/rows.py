@@ -1,8 +1,8 @@
-"""The task table: one :class:`Row` per cached task, the filter of the page, its order and its page.
+"""The task table: one row per task's view, the filter of the page, its order and its page.
 
-A row is read from the task's wire form (no model parsing: the first page of 10,000 tasks is
-filtered and sorted in a few milliseconds) and kept until the cached object changes
-(:class:`RowCache`, by identity: the store replaces an object on every change).
+A row is the task's :class:`~asynctask_operator.core.views.TaskView`, read once when the task
+changed and kept in the gateway's store (no model parsing: the first page of 10,000 tasks is
+filtered and sorted in a few milliseconds); the API and the kubectl plugin show the same figures.
 """
 
 from __future__ import annotations
@@ -15,12 +15,10 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from asynctask_operator.core.labelselectors import Term, matches, parse
-from asynctask_operator.core.models import TERMINAL_PHASES
 from asynctask_operator.core.timestamps import parse_stamp, stamp
-from asynctask_operator.core.wire import number_in, queue_in, seconds_in
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.problems import Problem
 
-Obj = dict[str, Any]
 PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
 SORTS = ("name", "namespace", "type", "queue", "phase", "progress", "attempt", "age", "duration")
 PAGE_SIZES = (25, 50, 100)
@@ -29,112 +27,19 @@ WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600}
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 
-@dataclasses.dataclass(frozen=True, slots=True)
-class Row:
-    namespace: str
-    name: str
-    uid: str
-    type: str
-    queue: str
-    phase: str
-    reason: str
-    message: str
-    percent: float | None
-    step: str
-    attempt: int
-    created: float
-    started: float | None
-    finished: float | None
-    duration: float | None
-    labels: dict[str, str]
-    resource_version: str
-
-    @property
-    def key(self) -> str:
-        return f"{self.namespace}/{self.name}"
-
-    @property
-    def terminal(self) -> bool:
-        return self.phase in TERMINAL_PHASES
-
-    def elapsed(self, now: float) -> float | None:
-        """Its duration: the recorded one, else running so far."""
-        if self.duration is not None:
-            return self.duration
-        if self.started is not None and not self.terminal:
-            return max(0.0, now - self.started)
-        return None
-
-    def live(self, now: float) -> dict[str, Any]:
-        """What the page's script puts into the row's cells when the task changes."""
-        return {
-            "key": self.key,
-            "phase": self.phase,
-            "reason": self.reason,
-            "percent": self.percent,
-            "step": self.step,
-            "message": self.message,
-            "attempt": self.attempt,
-            "duration": duration_text(self.elapsed(now)),
-            "terminal": self.terminal,
-        }
-
-
-def row_of(obj: Obj) -> Row:
-    meta = obj.get("metadata") or {}
-    spec = obj.get("spec") or {}
-    status = obj.get("status") or {}
-    progress = status.get("progress") or {}
-    percent = number_in(progress.get("percent"))
-    done, total = progress.get("stepsDone"), progress.get("stepsTotal")
-    step = f"{done}/{total}" if isinstance(done, int) and isinstance(total, int) and total > 0 else ""
-    if percent is None and step and isinstance(done, int) and isinstance(total, int):
-        percent = 100.0 * done / total
-    if progress.get("step"):
-        step = f"{step} {progress['step']}".strip()
-    attempt = status.get("attempt")
-    return Row(
-        namespace=str(meta.get("namespace") or ""),
-        name=str(meta.get("name") or ""),
-        uid=str(meta.get("uid") or ""),
-        type=str(spec.get("type") or ""),
-        queue=queue_in(obj),
-        phase=str(status.get("phase") or "Pending"),
-        reason=str(status.get("reason") or ""),
-        message=str(progress.get("message") or status.get("message") or ""),
-        percent=None if percent is None else max(0.0, min(100.0, percent)),
-        step=step,
-        attempt=attempt if isinstance(attempt, int) else 0,
-        created=seconds_in(meta.get("creationTimestamp")) or 0.0,
-        started=seconds_in(status.get("startTime")),
-        finished=seconds_in(status.get("completionTime")),
-        duration=number_in(status.get("durationSeconds")),
-        labels=dict(meta.get("labels") or {}),
-        resource_version=str(meta.get("resourceVersion") or ""),
-    )
-
-
-class RowCache:
-    """Rows by task key, each good for as long as the store holds the same object."""
-
-    def __init__(self) -> None:
-        self._rows: dict[tuple[str, str], tuple[Obj, Row]] = {}
-
-    def row(self, key: tuple[str, str], obj: Obj) -> Row:
-        """The row of ``obj``, read once however many pages and live streams ask for it."""
-        held = self._rows.get(key)
-        if held is None or held[0] is not obj:
-            held = (obj, row_of(obj))
-            self._rows[key] = held
-        return held[1]
-
-    def rows(self, objects: Mapping[tuple[str, str], Obj]) -> list[Row]:
-        out = [self.row(key, obj) for key, obj in objects.items()]
-        cache = self._rows
-        if len(cache) > 2 * len(objects) + 1000:  # forget the rows of deleted tasks now and then
-            for key in [k for k in cache if k not in objects]:
-                del cache[key]
-        return out
+def live_cells(view: TaskView, now: float) -> dict[str, Any]:
+    """What the page's script puts into a row's cells when its task changes."""
+    return {
+        "key": view.key,
+        "phase": view.phase,
+        "reason": view.reason,
+        "percent": view.percent,
+        "step": view.steps,
+        "message": view.headline,
+        "attempt": view.attempt_text,
+        "duration": duration_text(view.duration(now)),
+        "terminal": view.terminal,
+    }
 
 
 @dataclasses.dataclass(frozen=True)
@@ -205,16 +110,17 @@ class Filter:
             terms=terms,
         )
 
-    def admits(self, row: Row) -> bool:
+    def admits(self, row: TaskView) -> bool:
+        created = row.created or 0.0
         return (
             (not self.namespace or row.namespace == self.namespace)
             and (not self.type or row.type == self.type)
             and (not self.queue or row.queue == self.queue)
             and (not self.phase or row.phase == self.phase)
             and (not self.q or self.q.lower() in row.name.lower())
-            and (self.since is None or row.created >= self.since)
-            and (self.until is None or row.created <= self.until)
-            and (not self.terms or matches(list(self.terms), row.labels))
+            and (self.since is None or created >= self.since)
+            and (self.until is None or created <= self.until)
+            and (not self.terms or matches(self.terms, row.labels))
         )
 
     def query(self, **changes: object) -> dict[str, str]:
@@ -281,15 +187,15 @@ def _order_key(sort: str, now: float) -> Any:
     if sort == "progress":
         return lambda r: (r.percent if r.percent is not None else -1.0, r.name)
     if sort == "age":
-        return lambda r: (r.created, r.name)
+        return lambda r: (r.created or 0.0, r.name)
     if sort == "duration":
-        return lambda r: (e if (e := r.elapsed(now)) is not None else -1.0, r.name)
+        return lambda r: (e if (e := r.duration(now)) is not None else -1.0, r.name)
     if sort == "attempt":
         return lambda r: (r.attempt, r.name)
     return lambda r: (getattr(r, sort), r.namespace, r.name)
 
 
-def chosen(rows: Iterable[Row], flt: Filter, namespaces: set[str], now: float) -> list[Row]:
+def chosen(rows: Iterable[TaskView], flt: Filter, namespaces: set[str], now: float) -> list[TaskView]:
     """The rows of the visible namespaces that the filter admits, in its order."""
     kept = [r for r in rows if r.namespace in namespaces and flt.admits(r)]
     kept.sort(key=_order_key(flt.sort, now), reverse=flt.desc)
@@ -298,7 +204,7 @@ def chosen(rows: Iterable[Row], flt: Filter, namespaces: set[str], now: float) -
 
 @dataclasses.dataclass(frozen=True)
 class Page:
-    rows: list[Row]
+    rows: list[TaskView]
     total: int
     number: int
     pages: int
@@ -310,7 +216,7 @@ class Page:
         return 0 if not self.rows else (self.number - 1) * self.size + 1
 
 
-def page_of(rows: list[Row], flt: Filter) -> Page:
+def page_of(rows: list[TaskView], flt: Filter) -> Page:
     pages = max(1, math.ceil(len(rows) / flt.size))
     number_ = min(flt.page, pages)
     start = (number_ - 1) * flt.size

@@ -1,4 +1,4 @@
-"""What the console keeps beside the gateway: its sessions, its templates and its table rows."""
+"""What the console keeps beside the gateway: its sessions and its templates."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ from markupsafe import Markup
 
 from asynctask_operator import __version__
 from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.console.rows import RowCache, duration_text
+from asynctask_operator.gateway.console.rows import duration_text
 from asynctask_operator.gateway.console.sessions import COOKIE, COOKIE_PATH, Session, Sessions
 
 SECURITY_HEADERS = {
@@ -67,7 +67,6 @@ class Console:
     gateway: Gateway
     sessions: Sessions
     templates: jinja2.Environment = dataclasses.field(default_factory=environment)
-    rows: RowCache = dataclasses.field(default_factory=RowCache)
 
     @classmethod
     def build(cls, gateway: Gateway) -> Console:

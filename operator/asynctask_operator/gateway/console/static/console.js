@@ -46,7 +46,7 @@ function followRows(table) {
     phaseBadge(row.querySelector('[data-cell="phase"]'), data.phase, data.reason);
     setProgress(row.querySelector('[data-cell="progress"]'), data.percent);
     text(row, "step", data.step);
-    text(row, "attempt", data.attempt || "");
+    text(row, "attempt", data.attempt);
     text(row, "duration", data.duration);
     text(row, "message", data.message);
     row.dataset.phase = data.phase;
@@ -66,15 +66,14 @@ function followTask(card) {
     phaseBadge(card.querySelector('[data-cell="phase"]'), data.phase, data.reason);
     text(card, "reason", data.reason);
     text(card, "message", data.message);
-    text(card, "attempt", data.attempt || "");
-    const progress = data.progress || {};
-    setProgress(card.querySelector('[data-cell="progress"]'), progress.percent);
-    let step = progress.stepsTotal ? "step " + (progress.stepsDone || 0) + "/" + progress.stepsTotal : "";
-    if (progress.step) step = (step + " " + progress.step).trim();
-    text(card, "step", step);
-    text(card, "progress-message", progress.message);
+    text(card, "headline", data.headline);
+    text(card, "attempt", data.attempt);
+    text(card, "duration", data.duration);
+    setProgress(card.querySelector('[data-cell="progress"]'), data.percent);
+    text(card, "step", data.step ? "step " + data.step : "");
+    text(card, "progress-message", data.progressMessage);
     const finished = ["Succeeded", "Failed", "Cancelled"].includes(data.phase);
-    if ((data.attempts || []).length !== attempts || (finished && card.dataset.phase !== data.phase)) {
+    if (data.attempts !== attempts || (finished && card.dataset.phase !== data.phase)) {
       source.close();
       window.location.reload(); // a new attempt, or the end: the result, error and buttons change
     }
