@@ -8,10 +8,10 @@ from typing import Any
 import pytest
 
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.console.exports import csv_cell
 from asynctask_operator.gateway.console.gate import Visible
-from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.console.rows import Filter, chosen, page_of
 from asynctask_operator.gateway.console.sessions import Sessions
 from asynctask_operator.gateway.problems import Problem

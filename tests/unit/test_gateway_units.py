@@ -20,9 +20,9 @@ from asynctask_operator.core.statistics import (
     summarize,
     window_of,
 )
+from asynctask_operator.gateway.answers import retry_after
 from asynctask_operator.gateway.problems import Problem, from_api_error
 from asynctask_operator.gateway.store import Store
-from asynctask_operator.gateway.answers import retry_after
 
 DNS_LABEL = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$")
 
