@@ -8,11 +8,10 @@ with bookmarks and 410). Objects go in and come out as plain JSON dicts.
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
-from typing import Any, Protocol
+from typing import Protocol
 
 from asynctask_operator.adapters.kube import RequestCounter, Resource
-
-Obj = dict[str, Any]
+from asynctask_operator.core.wire import Obj
 
 
 class Kube(Protocol):

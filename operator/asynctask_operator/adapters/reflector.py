@@ -13,22 +13,16 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
-from typing import Any, Protocol
+from typing import Protocol
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError, Gone, Resource
 from asynctask_operator.core.retry import backoff
+from asynctask_operator.core.wire import Key, Obj, key_of
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
-Key = tuple[str, str]  # (namespace, name); "" for a cluster-scoped object's namespace
 MAX_WATCH_BACKOFF = 30.0
-
-
-def key_of(obj: Obj) -> Key:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 class Sink(Protocol):

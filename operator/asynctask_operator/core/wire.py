@@ -15,6 +15,9 @@ from asynctask_operator.core.queueing import WaitingTask
 from asynctask_operator.core.timestamps import parse_stamp
 
 Obj = dict[str, Any]
+"""An object in its wire form: the JSON dict the API server sends."""
+Key = tuple[str, str]
+"""(namespace, name); ``""`` for a cluster-scoped object's namespace."""
 DEFAULT_QUEUE = "default"
 """The queue of a task that names none, as the operator's default setting has it. A front door cannot
 know a TaskType default the operator has not resolved yet: until admission records it, such a
@@ -23,6 +26,12 @@ task is shown in this queue."""
 
 def _parts(obj: Obj) -> tuple[Obj, Obj, Obj]:
     return obj.get("metadata") or {}, obj.get("spec") or {}, obj.get("status") or {}
+
+
+def key_of(obj: Obj) -> Key:
+    """The object's (namespace, name)."""
+    meta = obj.get("metadata") or {}
+    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
 def queue_in(obj: Obj) -> str:

@@ -14,10 +14,11 @@ from fastapi.responses import JSONResponse
 
 from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.views import QueueView, ScheduleView, TaskView, queue_views
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.answers import retry_after, task_answer
 from asynctask_operator.gateway.problems import Problem
-from asynctask_operator.gateway.store import Obj, Store
+from asynctask_operator.gateway.store import Store
 
 Positions = dict[tuple[str, str], int]
 

@@ -17,12 +17,11 @@ import asyncio
 import contextlib
 import dataclasses
 from collections.abc import Callable, Iterator
-from typing import Any, Generic, TypeVar
+from typing import Generic, TypeVar
 
-from asynctask_operator.adapters.reflector import Key, key_of
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.wire import Key, Obj, key_of
 
-Obj = dict[str, Any]
 V = TypeVar("V")
 Change = tuple[str, Obj]  # ("ADDED" | "MODIFIED" | "DELETED", object)
 

@@ -16,12 +16,14 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 from asynctask_operator.core.views import TaskView
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.gateway.answers import task_answer
 from asynctask_operator.gateway.reads import view_of
-from asynctask_operator.gateway.store import Change, Obj, Store, Subscription, version_of
+from asynctask_operator.gateway.store import Change, Store, Subscription, version_of
 
 KEEPALIVE = b": keep-alive\n\n"
 STREAM_HEADERS = {"Cache-Control": "no-cache", "X-Accel-Buffering": "no"}
+
 
 def frame(event: str, data: Any, id_: str | None = None) -> bytes:
     lines = [f"event: {event}"]

@@ -30,11 +30,10 @@ from asynctask_operator.core.queueing import queue_positions
 from asynctask_operator.core.statistics import summarize, window_of
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.views import TaskView
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl import render, selection
 from asynctask_operator.kubectl.errors import ERROR, CliError, refused
 from asynctask_operator.kubectl.inputs import BadInput, parse_duration
-
-Obj = dict[str, Any]
 
 
 @dataclasses.dataclass

@@ -13,9 +13,9 @@ from rich.console import Group, RenderableType
 from rich.table import Table
 from rich.text import Text
 
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl.render import (
     PHASE_STYLES,
-    Obj,
     age,
     meta_of,
     percent_text,

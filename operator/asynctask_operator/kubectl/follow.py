@@ -12,13 +12,11 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ASYNCTASKS
-from asynctask_operator.adapters.reflector import Key, key_of, reflect
-
-Obj = dict[str, Any]
+from asynctask_operator.adapters.reflector import reflect
+from asynctask_operator.core.wire import Key, Obj, key_of
 
 
 class TimedOut(Exception):

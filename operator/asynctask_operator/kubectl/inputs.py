@@ -21,8 +21,7 @@ import yaml
 
 from asynctask_operator.core.models import API_VERSION, AsyncTaskSpec
 from asynctask_operator.core.tracing import trace_annotations
-
-Obj = dict[str, Any]
+from asynctask_operator.core.wire import Obj
 
 _DURATION = re.compile(r"(\d+)(ms|s|m|h|d)")
 _UNIT_SECONDS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}

@@ -11,9 +11,9 @@ from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import ASYNCTASKS, EVENTS, PODS, ApiError
 from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.core.naming import LABEL_TASK, label_value
-from asynctask_operator.core.wire import attempt_pods, event_about, latest_pod
+from asynctask_operator.core.wire import Obj, attempt_pods, event_about, latest_pod
 from asynctask_operator.kubectl import render
-from asynctask_operator.kubectl.commands import Context, Obj, get, list_all, name_of, show
+from asynctask_operator.kubectl.commands import Context, get, list_all, name_of, show
 from asynctask_operator.kubectl.describe import describe_task
 from asynctask_operator.kubectl.errors import CliError, refused
 from asynctask_operator.kubectl.follow import follow

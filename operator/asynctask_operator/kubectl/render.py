@@ -23,8 +23,8 @@ from rich.text import Text
 from asynctask_operator.core.statistics import Figures
 from asynctask_operator.core.timestamps import parse_stamp
 from asynctask_operator.core.views import QueueView, TaskView
+from asynctask_operator.core.wire import Obj
 
-Obj = dict[str, Any]
 BAR_WIDTH = 20
 PHASE_STYLES = {
     "Pending": "yellow",

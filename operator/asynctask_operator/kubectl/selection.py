@@ -13,13 +13,11 @@ from __future__ import annotations
 
 import collections
 from collections.abc import Iterable, Sequence
-from typing import Any
 
-from asynctask_operator.core.wire import queue_in
+from asynctask_operator.core.wire import Obj, queue_in
 from asynctask_operator.kubectl.errors import CANCELLED, FAILED, SUCCEEDED
 from asynctask_operator.kubectl.render import phase
 
-Obj = dict[str, Any]
 PHASES = ("Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled")
 
 

@@ -18,8 +18,9 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES, ApiError, Co
 from asynctask_operator.core.idempotency import task_name_for_key, valid_key
 from asynctask_operator.core.models import TaskType
 from asynctask_operator.core.validation import Refusal, check_payload
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl import render, selection
-from asynctask_operator.kubectl.commands import Context, Obj, get, name_of, namespace_of
+from asynctask_operator.kubectl.commands import Context, get, name_of, namespace_of
 from asynctask_operator.kubectl.errors import TIMED_OUT, CliError, refused
 from asynctask_operator.kubectl.follow import Deleted, TimedOut, follow
 from asynctask_operator.kubectl.inputs import (

@@ -16,8 +16,8 @@ from fastapi.responses import PlainTextResponse, Response, StreamingResponse
 
 from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import ApiError
-from asynctask_operator.adapters.reflector import key_of
 from asynctask_operator.core.views import TaskView
+from asynctask_operator.core.wire import key_of
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
 from asynctask_operator.gateway.console.pages import attempt_pod, table
