@@ -37,6 +37,9 @@ def setup_logging(fmt: str = "auto", verbose: bool = False) -> None:
     root = logging.getLogger()
     root.handlers[:] = [handler]
     root.setLevel(logging.DEBUG if verbose else logging.INFO)
+    # Python's warnings go through the same handler (logger "py.warnings"): a library's warning is one
+    # line in the log's format, not two raw lines between the JSON objects.
+    logging.captureWarnings(True)
     # httpx logs every callback request at INFO; the operator logs each delivery's outcome itself.
     logging.getLogger("httpx").setLevel(logging.WARNING)
     logging.getLogger("httpcore").setLevel(logging.INFO)
