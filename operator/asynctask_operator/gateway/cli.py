@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
+import socket
+import sys
 from collections.abc import Sequence
 
 import uvicorn
@@ -19,12 +22,14 @@ from starlette.types import ASGIApp
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
+from asynctask_operator.adapters.listening import PortUnavailable, listen
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, freeze_once_loaded
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.logs import setup_logging
 
 DEFAULTS = GatewaySettings()
+logger = logging.getLogger(__name__)
 
 
 def mapping(text: str) -> tuple[str, str]:
@@ -202,12 +207,15 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
     )
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
+    """Serve on ``sock`` (bound to ``settings.host`` and ``settings.port``) until stopped."""
     api = KubeClient(load_configuration(settings.kubeconfig, settings.context))
     gateway = Gateway.build(api, settings)
     freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
     try:
-        await uvicorn.Server(server_config(create_app(gateway), settings)).serve()
+        scheme = "https" if settings.tls_cert else "http"
+        logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
+        await uvicorn.Server(server_config(create_app(gateway), settings)).serve(sockets=[sock])
     finally:
         freezing.cancel()
         api.close()
@@ -216,5 +224,17 @@ async def serve(settings: GatewaySettings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(verbose=args.verbose)
-    asyncio.run(serve(settings_of(args)))
+    settings = settings_of(args)
+    try:
+        # Bound before anything else: uvicorn would log a taken port and exit 1, after connecting to the API.
+        sock = listen(settings.host, settings.port)
+    except PortUnavailable as exc:
+        flag, fix = (
+            ("--host", "an address of this machine")
+            if exc.host_is_wrong
+            else ("--port", "another port, or stop what holds it")
+        )
+        sys.stderr.write(f"asynctask-gateway: error: {flag}: {exc}: choose {fix}\n")
+        return 2
+    asyncio.run(serve(settings, sock))
     return 0
