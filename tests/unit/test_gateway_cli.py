@@ -32,7 +32,7 @@ def test_every_flag_reaches_its_setting() -> None:
          "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--auth-failure-limit", "6",
          "--auth-failure-burst", "4", "--trusted-proxy-header", "X-Forwarded-For", "--allow-anonymous",
          "--trusted-header", "X-User", "--trusted-groups-header", "X-Groups", "--cors-origin", "https://a",
-         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2"]
+         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2", "--log-probes"]
     )  # fmt: skip
     assert settings_of(args) == GatewaySettings(
         namespaces=("a", "b"), kubeconfig="k", context="c", host="127.0.0.1", port=9, max_body_bytes=1024,
@@ -40,6 +40,7 @@ def test_every_flag_reaches_its_setting() -> None:
         trusted_proxy_header="X-Forwarded-For", allow_anonymous=True, trusted_header="X-User",
         trusted_groups_header="X-Groups", cors_origins=("https://a",),
         cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0, console=False, session_seconds=7200.0,
+        log_probes=True,
     )  # fmt: skip
 
 
@@ -89,6 +90,7 @@ def test_tls_flags_reach_the_settings_and_uvicorn(pem_files: tuple[str, str]) ->
     config = server_config(object(), settings)  # type: ignore[arg-type]
     assert (config.ssl_certfile, config.ssl_keyfile) == (cert, key)
     assert server_config(object(), GatewaySettings()).ssl_certfile is None  # type: ignore[arg-type]
+    assert config.access_log is False  # the app's own request log instead (tests/integration/test_gateway_logs.py)
 
 
 @pytest.mark.parametrize(

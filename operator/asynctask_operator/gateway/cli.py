@@ -147,6 +147,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOURS",
         help=f"how long a console sign-in lasts (default {DEFAULTS.session_seconds / 3600:g})",
     )
+    p.add_argument(
+        "--log-probes",
+        action="store_true",
+        help="log requests to /healthz, /readyz and /metrics too (default: every other request, one JSON line each)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
     return p
 
@@ -186,6 +191,7 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
         console=args.console,
         session_seconds=max(60.0, args.session_hours * 3600),
+        log_probes=args.log_probes,
     )
 
 
@@ -194,13 +200,15 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
 
     uvicorn loads the certificate and key into its SSL context once, when it starts; it does not
     watch the files. Client addresses are the connections' peers (``proxy_headers=False``): a
-    forwarded address is taken only where a setting trusts a proxy's header for it.
+    forwarded address is taken only where a setting trusts a proxy's header for it. uvicorn's access
+    log is off: the app logs each request itself, in the log's format (:mod:`.requestlog`).
     """
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,
         proxy_headers=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
