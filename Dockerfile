@@ -3,7 +3,8 @@
 # The operator's image: `docker build -t asynctask-operator:0.1.0 .`
 #
 # Reproducible inputs: an exact base image tag, and every Python package pinned to an
-# exact version and its sha256 hashes (requirements.lock for the runtime, with the [otel]
+# exact version and its sha256 hashes (requirements.lock for the runtime: the operator's and the
+# gateway's extras, not the kubectl plugin's, docs/adr/0022-an-extra-per-program.md, and the [otel]
 # extra: the OpenTelemetry SDK and OTLP/HTTP exporter, used only when OTEL_EXPORTER_OTLP_ENDPOINT
 # is set, docs/adr/0020-opentelemetry-tracing.md;
 # requirements-build.lock for the tools that build the wheel; both from `scripts/lock`).
