@@ -1,3 +1,3 @@
-from asynctask_operator.cli import main
+from asynctask_operator.programs import operator
 
-raise SystemExit(main())
+raise SystemExit(operator())

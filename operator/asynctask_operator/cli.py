@@ -22,7 +22,7 @@ import textwrap
 import types
 import typing
 from collections.abc import Sequence
-from typing import Any
+from typing import Any, NoReturn
 
 import yaml
 
@@ -30,6 +30,7 @@ from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import CRDS, NotFound
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
+from asynctask_operator.adapters.listening import PortUnavailable
 from asynctask_operator.controllers import process
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
@@ -195,9 +196,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         asyncio.run(process.run(api, settings))
     except KeyboardInterrupt:
         pass
+    except PortUnavailable as exc:
+        bad_setting("--http-port", f"{exc}: choose another port, or stop what holds it")
     finally:
         api.close()
     return 0
+
+
+def bad_setting(flag: str, message: str) -> NoReturn:
+    """Exit 2, as argparse does for a bad flag, with one line naming ``flag``: a setting the process
+    cannot run with (found after parsing, or at start), never a traceback."""
+    sys.stderr.write(f"asynctask-operator: error: {flag}: {message}\n")
+    raise SystemExit(2)
 
 
 def settings_of(args: argparse.Namespace) -> OperatorSettings:
@@ -211,7 +221,7 @@ def settings_of(args: argparse.Namespace) -> OperatorSettings:
     try:
         policy = DestinationPolicy.of(hosts, cidrs)
     except ValueError as exc:
-        raise SystemExit(f"--callback-allowed-cidr: {exc}") from None
+        bad_setting("--callback-allowed-cidr", str(exc))
     core = dataclasses.replace(CoreConfig(), **values["core"])
     return OperatorSettings(core=core, callback_policy=policy, **values[""])
 

@@ -35,8 +35,18 @@ SKIP_REASON = f"end-to-end tests need a cluster: set {KUBECONFIG_ENV} to the pat
 GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PLURALS = {"AsyncTask": "asynctasks", "TaskType": "tasktypes", "ScheduledTask": "scheduledtasks"}
-CRD_NAMES = ("asynctasks.asynctask.dev", "tasktypes.asynctask.dev", "scheduledtasks.asynctask.dev")
+PLURALS = {
+    "AsyncTask": "asynctasks",
+    "TaskType": "tasktypes",
+    "TaskQueue": "taskqueues",
+    "ScheduledTask": "scheduledtasks",
+}
+CRD_NAMES = (
+    "asynctasks.asynctask.dev",
+    "tasktypes.asynctask.dev",
+    "taskqueues.asynctask.dev",
+    "scheduledtasks.asynctask.dev",
+)
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})
 
 LABEL_TASK = "asynctask.dev/task"

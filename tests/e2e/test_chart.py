@@ -56,6 +56,13 @@ GONE_TIMEOUT = 120.0
 Obj = dict[str, Any]
 
 
+def expected_report_url(release_ns: str, tasks_ns: str, task: str) -> str:
+    """``ASYNCTASK_REPORT_URL`` of a task's pod under this release: the chart's ``--report-url`` (its Service,
+    templates/_helpers.tpl) and the task's own path, which the operator adds (core/report_intake.py).
+    tests/unit/test_chart.py holds it to both, where Helm renders the chart."""
+    return f"http://{FULLNAME}.{release_ns}.svc:8080/v1/namespaces/{tasks_ns}/asynctasks/{task}"
+
+
 @pytest.fixture(autouse=True)
 def _operator_health() -> None:
     """Replaces conftest's fixture of that name: no local operator runs for this test."""
@@ -398,8 +405,10 @@ def test_chart_install_lease_task_uninstall(
         jobs = tasks.jobs_of("hello")
         assert len(jobs) == 1, f"{len(jobs)} Jobs for one successful attempt\n{to_yaml(done.get('status'))}"
         job = jobs[0]
-        report_url = container_env(job).get("ASYNCTASK_REPORT_URL")
-        assert report_url == f"http://{FULLNAME}.{release_ns}.svc:8080", f"ASYNCTASK_REPORT_URL={report_url!r}"
+        env = container_env(job)
+        report_url = env.get("ASYNCTASK_REPORT_URL")
+        assert report_url == expected_report_url(release_ns, tasks_ns, "hello"), f"ASYNCTASK_REPORT_URL={report_url!r}"
+        assert env.get("ASYNCTASK_REPORT_TOKEN", "").startswith("v1.1."), "no report token of attempt 1"
 
         # /metrics of the leader (through the Service, which selects the leader's label) counts it.
         metrics = str(

@@ -102,13 +102,13 @@ async def test_submit_wait_exits_1_on_failure_with_the_reason(
         "phase": "Failed",
         "reason": "NonRetryableExitCode",
         "attempt": 1,
-        "error": {"code": "NonRetryableExitCode", "message": "exit code 2: input not found"},
+        "error": {"code": "NonRetryableExitCode", "message": "container main exited with code 2: input not found"},
     }
     operator = asyncio.create_task(play(cluster, kmock, "v2", RUNNING, failed))
     result = await asyncio.wait_for(kubectl(kubeconfig, "submit", "--type", "video", "--name", "v2", "--wait"), 20)
     await operator
     assert result.code == 1
-    assert result.err.splitlines()[-1] == "v2 Failed (NonRetryableExitCode): exit code 2: input not found"
+    assert result.err.splitlines()[-1] == "v2 Failed (NonRetryableExitCode): container main exited with code 2: input not found"
 
 
 async def test_an_unknown_type_is_an_error_and_nothing_is_created(

@@ -31,6 +31,10 @@ import yaml
 
 from asynctask_operator import rbac
 from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.core.config import CoreConfig
+from asynctask_operator.core.lifecycle import decide
+from tests.unit.builders import at, observe, task
+from tests.unit.story import ECHO
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]
 CHART = ROOT / "charts" / "asynctask-operator"
@@ -288,6 +292,24 @@ def test_default_install_is_cluster_wide(chart: Any) -> None:
         "--callback-max-in-flight", "64",
         *LEADER_ARGS,
     ]  # fmt: skip
+
+
+def test_the_e2e_chart_test_expects_the_report_url_a_task_pod_gets(chart: Any) -> None:
+    """tests/e2e/test_chart.py (run on a real cluster only) asserts a task pod's ASYNCTASK_REPORT_URL: held here to
+    the chart's --report-url and to the path the operator adds to it."""
+    from tests.e2e import test_chart as e2e
+
+    rendered = chart.render({}, name=e2e.RELEASE, namespace="asynctask-system", is_install=True)
+    objects = [
+        doc for path, text in rendered.items() if path.endswith(".yaml") for doc in yaml.safe_load_all(text) if doc
+    ]
+    args = container(objects)["args"]
+    config = CoreConfig(report_url=args[args.index("--report-url") + 1], report_key=b"k" * 32)
+    decision = decide(observe(task("hello").build(), now=at(5), tasktype=ECHO), config)
+    assert decision.create_job is not None
+    [main] = decision.create_job["spec"]["template"]["spec"]["containers"]
+    env = {e["name"]: e["value"] for e in main["env"]}
+    assert env["ASYNCTASK_REPORT_URL"] == e2e.expected_report_url("asynctask-system", "media", "hello")
 
 
 LEADER_ARGS = [

@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import argparse
 import ipaddress
+import pathlib
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -11,6 +15,7 @@ from asynctask_operator import cli
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.destinations import DestinationPolicy
 from asynctask_operator.settings import OperatorSettings
+from tests.integration.harness import write_kubeconfig
 
 EVERY_FLAG = [
     *("--namespace", "a", "-n", "b"),
@@ -106,9 +111,25 @@ def test_a_value_of_the_wrong_type_is_refused(flag: str, value: str) -> None:
         run_args(flag, value)
 
 
-def test_a_network_that_is_not_one_is_refused() -> None:
-    with pytest.raises(SystemExit, match="--callback-allowed-cidr"):
+def test_a_network_that_is_not_one_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as exited:
         cli.settings_of(run_args("--callback-allowed-cidr", "ten.twenty"))
+    assert exited.value.code == 2
+    [line] = capsys.readouterr().err.splitlines()
+    assert line.startswith("asynctask-operator: error: --callback-allowed-cidr: ")
+
+
+def test_a_taken_http_port_is_one_line_naming_the_flag_and_exit_2(tmp_path: pathlib.Path) -> None:
+    write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:9")  # never reached: the port is bound first
+    with socket.create_server(("0.0.0.0", 0)) as held:
+        port = held.getsockname()[1]
+        command = [sys.executable, "-m", "asynctask_operator", "run", "--kubeconfig", str(tmp_path / "kubeconfig")]
+        answer = subprocess.run([*command, "--http-port", str(port)], capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2, answer.stderr
+    assert answer.stderr.splitlines() == [
+        f"asynctask-operator: error: --http-port: cannot listen on 0.0.0.0:{port}: Address already in use: "
+        "choose another port, or stop what holds it"
+    ]
 
 
 def run_parser() -> argparse.ArgumentParser:

@@ -100,6 +100,7 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
             "authFailureLimit": 5,
             "replicas": 1,
             "cloudEventTypes": {"order.created": "fulfil"},
+            "logProbes": True,
         }
     }
     objects = gateway_objects(render(chart, values))
@@ -110,6 +111,7 @@ def test_risky_modes_only_when_asked(chart: Any) -> None:
     assert args[args.index("--trusted-proxy-header") + 1] == "X-Forwarded-For"
     assert args[args.index("--auth-failure-limit") + 1] == "5"
     assert args[args.index("--cloudevent-type") + 1] == "order.created=fulfil"
+    assert "--log-probes" in args
     assert "PodDisruptionBudget" not in {o["kind"] for o in objects}  # one replica: no PDB to block drains
 
 

@@ -5,6 +5,9 @@ from __future__ import annotations
 import asyncio
 import gc
 import pathlib
+import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -13,7 +16,10 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import freeze_once_loaded
 from asynctask_operator.gateway.cli import parse, parser, server_config, settings_of
 from asynctask_operator.gateway.settings import GatewaySettings
+from tests.integration.harness import write_kubeconfig
 from tests.support.fakekube import FakeKube
+
+GATEWAY = str(pathlib.Path(sys.executable).parent / "asynctask-gateway")
 
 
 def test_the_defaults_are_the_settings_defaults() -> None:
@@ -26,7 +32,7 @@ def test_every_flag_reaches_its_setting() -> None:
          "--max-body-bytes", "1024", "--rate-limit", "2.5", "--rate-burst", "3", "--auth-failure-limit", "6",
          "--auth-failure-burst", "4", "--trusted-proxy-header", "X-Forwarded-For", "--allow-anonymous",
          "--trusted-header", "X-User", "--trusted-groups-header", "X-Groups", "--cors-origin", "https://a",
-         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2"]
+         "--cloudevent-type", "order.created=fulfil", "--keepalive", "5", "--no-console", "--session-hours", "2", "--log-probes"]
     )  # fmt: skip
     assert settings_of(args) == GatewaySettings(
         namespaces=("a", "b"), kubeconfig="k", context="c", host="127.0.0.1", port=9, max_body_bytes=1024,
@@ -34,7 +40,29 @@ def test_every_flag_reaches_its_setting() -> None:
         trusted_proxy_header="X-Forwarded-For", allow_anonymous=True, trusted_header="X-User",
         trusted_groups_header="X-Groups", cors_origins=("https://a",),
         cloudevent_types=(("order.created", "fulfil"),), keepalive_seconds=5.0, console=False, session_seconds=7200.0,
+        log_probes=True,
     )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("host", "flag", "reason", "fix"),
+    [
+        ("127.0.0.1", "--port", "Address already in use", "another port, or stop what holds it"),
+        ("192.0.2.1", "--host", "Cannot assign requested address", "an address of this machine"),
+    ],
+)
+def test_a_port_it_cannot_listen_on_is_one_line_naming_the_flag_and_exit_2(
+    tmp_path: pathlib.Path, host: str, flag: str, reason: str, fix: str
+) -> None:
+    write_kubeconfig(tmp_path / "kubeconfig", "https://127.0.0.1:9")  # never reached: the port is bound first
+    with socket.create_server(("127.0.0.1", 0)) as held:
+        port = held.getsockname()[1]
+        command = [GATEWAY, "--kubeconfig", str(tmp_path / "kubeconfig"), "--host", host, "--port", str(port)]
+        answer = subprocess.run(command, capture_output=True, text=True, timeout=60)
+    assert answer.returncode == 2, answer.stderr
+    assert answer.stderr.splitlines() == [
+        f"asynctask-gateway: error: {flag}: cannot listen on {host}:{port}: {reason}: choose {fix}"
+    ]
 
 
 def test_keepalive_is_never_longer_than_15_seconds() -> None:
@@ -62,6 +90,7 @@ def test_tls_flags_reach_the_settings_and_uvicorn(pem_files: tuple[str, str]) ->
     config = server_config(object(), settings)  # type: ignore[arg-type]
     assert (config.ssl_certfile, config.ssl_keyfile) == (cert, key)
     assert server_config(object(), GatewaySettings()).ssl_certfile is None  # type: ignore[arg-type]
+    assert config.access_log is False  # the app's own request log instead (tests/integration/test_gateway_logs.py)
 
 
 @pytest.mark.parametrize(

@@ -33,10 +33,16 @@ def hashed_entries(lock: str) -> tuple[int, int]:
 
 
 def test_the_lock_pins_every_runtime_dependency() -> None:
-    """The dependencies, and the [otel] extra: the image ships the exporter (ADR 0020)."""
+    """The dependencies, the operator's and the gateway's extras, and the [otel] extra: the image ships the
+    exporter (ADR 0020). Not the kubectl plugin's extra (ADR 0022): rich, and the pygments it brings,
+    which httpx would then import in every process of the image."""
     locked = pins("requirements.lock")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for line in project["dependencies"] + project["optional-dependencies"]["otel"]:
+    extras = project["optional-dependencies"]
+    for line in extras["kubectl"]:
+        assert canonicalize_name(Requirement(line).name) not in locked, f"the image ships the plugin's {line}: {RELOCK}"
+    assert not {"pygments", "markdown-it-py"} & set(locked), RELOCK
+    for line in project["dependencies"] + extras["operator"] + extras["gateway"] + extras["otel"]:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement.name} is a dependency but not in requirements.lock: {RELOCK}"
@@ -85,3 +91,45 @@ def test_dockerignore_lets_in_what_the_dockerfile_copies() -> None:
     for line in re.findall(r"^COPY (?!--from)(.+)$", DOCKERFILE, re.M):
         copied |= {p.rstrip("/") for p in line.split()[:-1]}
     assert copied == allowed, f"COPY {sorted(copied)} but .dockerignore lets in {sorted(allowed)}"
+
+
+def test_the_license_is_an_spdx_expression_with_its_file() -> None:
+    """``project.license`` as a table is deprecated by setuptools (an error from 2027-02-18); the SPDX
+    string needs setuptools 77, which the build requirements and the build lock must both allow."""
+    pyproject = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    project = pyproject["project"]
+    assert project["license"] == "Apache-2.0"
+    assert project["license-files"] and all((ROOT / name).is_file() for name in project["license-files"])
+    assert 'org.opencontainers.image.licenses="Apache-2.0"' in DOCKERFILE
+    [setuptools] = [Requirement(r) for r in pyproject["build-system"]["requires"] if r.startswith("setuptools")]
+    assert not setuptools.specifier.contains("76.1.0") and setuptools.specifier.contains("77.0.3")
+    assert setuptools.specifier.contains(pins("requirements-build.lock")["setuptools"]), RELOCK
+    assert "setuptools>=77" in (ROOT / "scripts" / "lock").read_text(), "scripts/lock would lock an older setuptools"
+
+
+def builder_stage() -> str:
+    return DOCKERFILE.split("\nFROM ")[1]
+
+
+def test_the_unused_async_kubernetes_client_is_cut_from_the_image() -> None:
+    """kubernetes/aio (63 MB) goes in the builder stage, before the runtime stage copies /opt/venv, in one step of
+    its own (easy to revert), and nothing of ours imports it."""
+    steps = [line for line in builder_stage().splitlines() if line.startswith("RUN ")]
+    assert "RUN rm -r /opt/venv/lib/python3.*/site-packages/kubernetes/aio" in steps
+    used = [
+        path
+        for path in (ROOT / "operator").rglob("*.py")
+        if re.search(r"kubernetes[._]aio|kubernetes_asyncio|from kubernetes import aio", path.read_text())
+    ]
+    assert not used, f"{used} import kubernetes.aio: delete the Dockerfile step that removes it"
+
+
+def test_the_image_size_bench_builds_what_the_dockerfile_builds() -> None:
+    """bench/image_size.py runs the builder stage's own steps (no copy of them), the cuts included."""
+    from bench.image_size import builder_stage as stage
+
+    steps = stage(DOCKERFILE)
+    runs = [rest for keyword, rest in steps if keyword == "RUN"]
+    assert any("requirements.lock" in run for run in runs) and any("kubernetes/aio" in run for run in runs)
+    assert ("WORKDIR", "/src") in steps
+    assert all(keyword in {"ENV", "WORKDIR", "COPY", "RUN"} for keyword, _ in steps), steps

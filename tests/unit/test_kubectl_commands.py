@@ -185,9 +185,16 @@ RUNNING = {
     [
         ({"phase": "Succeeded", "reason": "Completed", "completionTime": "2026-01-02T12:00:07Z"}, 0, ""),
         (
-            {"phase": "Failed", "reason": "RetriesExhausted", "error": {"code": "PodFailed", "message": "exit code 1"}},
+            {
+                "phase": "Failed",
+                "reason": "RetriesExhausted",
+                "error": {
+                    "code": "RetriesExhausted",
+                    "message": "all 2 attempts failed; the last: container main exited with code 1",
+                },
+            },
             1,
-            "a Failed (RetriesExhausted): exit code 1\n",
+            "a Failed (RetriesExhausted): all 2 attempts failed; the last: container main exited with code 1\n",
         ),
         (
             {"phase": "Cancelled", "reason": "Cancelled", "message": "cancelled by the user"},
@@ -336,8 +343,8 @@ async def test_describe_shows_attempts_with_pods_callback_and_events() -> None:
         "metadata": {"name": "a.1"},
         "involvedObject": {"kind": "AsyncTask", "name": "a"},
         "type": "Warning",
-        "reason": "AttemptFailed",
-        "message": "attempt 1 failed: exit code 1",
+        "reason": "PodFailed",
+        "message": "attempt 1 of 2 failed (container main exited with code 1); next attempt at 2026-01-02T11:59:40Z",
         "lastTimestamp": "2026-01-02T11:59:30Z",
     }
     from asynctask_operator.adapters.kube import EVENTS
@@ -353,7 +360,7 @@ async def test_describe_shows_attempts_with_pods_callback_and_events() -> None:
     )
     assert "2   a-2   a-2-x7k (Running)   2026-01-02T11:59:40Z                          Running\n" in text
     assert "State:        Delivered" in text
-    assert "Warning   AttemptFailed   30s   attempt 1 failed: exit code 1" in text
+    assert "Warning   PodFailed   30s   attempt 1 of 2 failed (container main exited with code 1); next attempt" in text
 
 
 # ---------------------------------------------------------------------- cancel, retry

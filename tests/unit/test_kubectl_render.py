@@ -103,10 +103,10 @@ def test_the_outcome_of_a_finished_task() -> None:
             "phase": "Failed",
             "reason": "NonRetryableExitCode",
             "message": "m",
-            "error": {"code": "NonRetryableExitCode", "message": "exit code 2: input not found"},
+            "error": {"code": "NonRetryableExitCode", "message": "container main exited with code 2: input not found"},
         },
     }
-    assert render.outcome(failed) == "t Failed (NonRetryableExitCode): exit code 2: input not found"
+    assert render.outcome(failed) == "t Failed (NonRetryableExitCode): container main exited with code 2: input not found"
     assert render.outcome(DONE) == "transcode-c Succeeded (Completed)"
 
 

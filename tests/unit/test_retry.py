@@ -137,8 +137,7 @@ def test_verdict_messages_say_why() -> None:
     exhausted = retry_verdict(RetryPolicy(max_retries=2), 3, FAILED_1)
     assert exhausted.message == "all 3 attempts failed; the last: container main exited with code 1"
     permanent = retry_verdict(RetryPolicy(non_retryable_exit_codes=[2]), 1, FAILED_2)
-    assert permanent.message.startswith("exit code 2: ")
-    assert "input not found" in permanent.message
+    assert permanent.message == "container main exited with code 2: input not found"  # as any exit reads
 
 
 @pytest.mark.parametrize(

@@ -21,6 +21,8 @@ from typing import Protocol
 
 from aiohttp import web
 
+from asynctask_operator.adapters.listening import listen
+
 logger = logging.getLogger(__name__)
 
 MAX_BODY = 1024 * 1024  # hard cap on any request body; the result limit is checked by the handler
@@ -57,9 +59,12 @@ class HttpServer:
         return app
 
     async def start(self) -> None:
+        """Listen and serve; :class:`~asynctask_operator.adapters.listening.PortUnavailable` when the port is taken."""
+        sock = listen(self.host, self.port)  # before the runner: a taken port leaves nothing to clean up
         self._runner = web.AppRunner(self.app(), access_log=None)
         await self._runner.setup()
-        await web.TCPSite(self._runner, self.host, self.port).start()
+        await web.SockSite(self._runner, sock).start()
+        self.port = sock.getsockname()[1]  # the port chosen, when asked for port 0
         logger.info("serving /healthz, /readyz and /v1/ reports on port %d", self.port)
 
     async def stop(self) -> None:

@@ -3,14 +3,29 @@
 :func:`load_configuration` gives the official client's configuration, which
 :class:`~asynctask_operator.adapters.kubeclient.KubeClient` uses; :func:`credentials` reads the same
 configuration in the form kopf's login wants, so that both log in the same way.
+
+A kubeconfig with ``insecure-skip-tls-verify`` (common in development clusters) is said once, here,
+in the process's log (:func:`said_once_if_insecure`): urllib3 would warn on every request, as raw
+text between the JSON lines of the operator and the gateway, and through the kubectl plugin's live
+progress row. The operator, the gateway and the plugin all load their configuration here.
 """
 
 from __future__ import annotations
 
+import logging
+import re
+import urllib.parse
+import warnings
 from typing import Any
 
 import kubernetes.client
 import kubernetes.config
+import urllib3.exceptions
+
+logger = logging.getLogger(__name__)
+
+_SAID_INSECURE: set[str] = set()
+"""The API servers whose unverified certificate this process has said (once each)."""
 
 
 def load_configuration(kubeconfig: str | None = None, context: str | None = None) -> kubernetes.client.Configuration:
@@ -25,7 +40,31 @@ def load_configuration(kubeconfig: str | None = None, context: str | None = None
     kubernetes.config.load_kube_config(  # type: ignore[no-untyped-call]
         config_file=kubeconfig, context=context, client_configuration=config
     )
+    said_once_if_insecure(config)
     return config
+
+
+def said_once_if_insecure(config: kubernetes.client.Configuration) -> None:
+    """When ``config`` does not verify the API server's certificate: one warning in this process's log,
+    the first time, and none of urllib3's ``InsecureRequestWarning`` (one per request) for that host.
+
+    Only that host's warnings are silenced: any other unverified request still says so."""
+    if config.verify_ssl:
+        return
+    host = urllib.parse.urlsplit(str(config.host)).hostname or ""
+    warnings.filterwarnings(
+        "ignore",
+        message=re.escape(f"Unverified HTTPS request is being made to host '{host}'"),
+        category=urllib3.exceptions.InsecureRequestWarning,
+    )
+    if config.host in _SAID_INSECURE:
+        return
+    _SAID_INSECURE.add(config.host)
+    logger.warning(
+        "TLS verification is off for %s (insecure-skip-tls-verify in the kubeconfig): the API server's "
+        "certificate is not checked. Said once, not for every request.",
+        config.host,
+    )
 
 
 def credentials(config: kubernetes.client.Configuration) -> dict[str, Any]:

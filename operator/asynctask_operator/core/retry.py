@@ -73,7 +73,9 @@ def retry_verdict(policy: RetryPolicy, attempt: int, result: AttemptResult) -> R
     max_retries = retries_allowed(policy)
     codes = set(policy.non_retryable_exit_codes or ())
     if result.exit_code is not None and result.exit_code in codes and result.outcome == "Failed":
-        return RetryVerdict(False, "NonRetryableExitCode", f"exit code {result.exit_code}: {result.message}")
+        # The attempt's own words ("container main exited with code 2: ..."), as for every other exit:
+        # the reason says why it was not retried; a prefix repeating the code said it twice.
+        return RetryVerdict(False, "NonRetryableExitCode", result.message)
     retry_on = set(_or_builtin(policy.retry_on, BUILTIN_RETRY.retry_on))
     retryable = result.outcome in retry_on or result.outcome == "JobDeleted"
     if not retryable or max_retries == 0:

@@ -7,7 +7,8 @@ the cluster itself (:mod:`.auth`). Modules:
 
 - :mod:`.app` assembles the FastAPI application; :mod:`.cli` runs it on uvicorn;
 - :mod:`.auth` who the caller is and what they may do; :mod:`.ratelimit` how often;
-- :mod:`.problems` every error as ``application/problem+json`` (RFC 9457);
+- :mod:`.problems` every error as ``application/problem+json`` (RFC 9457); :mod:`.requestlog` one log
+  line per request;
 - :mod:`.store` the read cache and its event fan-out; :mod:`.views` the answers' shapes;
 - :mod:`.tasks`, :mod:`.queues`, :mod:`.schedules`, :mod:`.statistics`: one router per resource.
 """

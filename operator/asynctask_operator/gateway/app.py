@@ -29,6 +29,7 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.failures import LimitFailedAuthentications
 from asynctask_operator.gateway.metrics import CountRequests, GatewayMetrics
 from asynctask_operator.gateway.problems import Problem
+from asynctask_operator.gateway.requestlog import RequestLog
 from asynctask_operator.gateway.settings import GatewaySettings
 
 JSON_TYPES = ("application/json",)
@@ -171,6 +172,8 @@ def create_app(gateway: Gateway, *, follow_api: bool = True) -> FastAPI:
     app.add_middleware(LimitFailedAuthentications, gateway=gateway)  # inside CountRequests: its 429s are counted
     metrics = GatewayMetrics(gateway)
     app.add_middleware(CountRequests, metrics=metrics)
+    settings = gateway.settings  # outermost: it logs the status the client gets, whoever answered
+    app.add_middleware(RequestLog, probes=settings.log_probes, proxy_header=settings.trusted_proxy_header)
 
     @app.get("/metrics", include_in_schema=False)
     async def metrics_endpoint() -> Response:

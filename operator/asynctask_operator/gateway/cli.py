@@ -10,7 +10,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import logging
 import os
+import socket
+import sys
 from collections.abc import Sequence
 
 import uvicorn
@@ -19,12 +22,14 @@ from starlette.types import ASGIApp
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
+from asynctask_operator.adapters.listening import PortUnavailable, listen
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, freeze_once_loaded
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.logs import setup_logging
 
 DEFAULTS = GatewaySettings()
+logger = logging.getLogger(__name__)
 
 
 def mapping(text: str) -> tuple[str, str]:
@@ -150,6 +155,11 @@ def parser() -> argparse.ArgumentParser:
         metavar="HOURS",
         help=f"how long a console sign-in lasts (default {DEFAULTS.session_seconds / 3600:g})",
     )
+    p.add_argument(
+        "--log-probes",
+        action="store_true",
+        help="log requests to /healthz, /readyz and /metrics too (default: every other request, one JSON line each)",
+    )
     p.add_argument("--verbose", "-v", action="store_true", help="log at DEBUG")
     return p
 
@@ -190,6 +200,7 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
         console=args.console,
         session_seconds=max(60.0, args.session_hours * 3600),
+        log_probes=args.log_probes,
     )
 
 
@@ -198,25 +209,30 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
 
     uvicorn loads the certificate and key into its SSL context once, when it starts; it does not
     watch the files. Client addresses are the connections' peers (``proxy_headers=False``): a
-    forwarded address is taken only where a setting trusts a proxy's header for it.
+    forwarded address is taken only where a setting trusts a proxy's header for it. uvicorn's access
+    log is off: the app logs each request itself, in the log's format (:mod:`.requestlog`).
     """
     return uvicorn.Config(
         app,
         host=settings.host,
         port=settings.port,
         log_config=None,
+        access_log=False,
         proxy_headers=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
     )
 
 
-async def serve(settings: GatewaySettings) -> None:
+async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
+    """Serve on ``sock`` (bound to ``settings.host`` and ``settings.port``) until stopped."""
     api = KubeClient(load_configuration(settings.kubeconfig, settings.context))
     gateway = Gateway.build(api, settings)
     freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
     try:
-        await uvicorn.Server(server_config(create_app(gateway), settings)).serve()
+        scheme = "https" if settings.tls_cert else "http"
+        logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
+        await uvicorn.Server(server_config(create_app(gateway), settings)).serve(sockets=[sock])
     finally:
         freezing.cancel()
         api.close()
@@ -225,5 +241,17 @@ async def serve(settings: GatewaySettings) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(verbose=args.verbose)
-    asyncio.run(serve(settings_of(args)))
+    settings = settings_of(args)
+    try:
+        # Bound before anything else: uvicorn would log a taken port and exit 1, after connecting to the API.
+        sock = listen(settings.host, settings.port)
+    except PortUnavailable as exc:
+        flag, fix = (
+            ("--host", "an address of this machine")
+            if exc.host_is_wrong
+            else ("--port", "another port, or stop what holds it")
+        )
+        sys.stderr.write(f"asynctask-gateway: error: {flag}: {exc}: choose {fix}\n")
+        return 2
+    asyncio.run(serve(settings, sock))
     return 0

@@ -63,3 +63,5 @@ class GatewaySettings:
     """Serve the web console at /ui/ (sign-in with a bearer token, or the trusted header)."""
     session_seconds: float = 8 * 3600.0
     """How long a console sign-in lasts before the user signs in again."""
+    log_probes: bool = False
+    """Log requests to /healthz, /readyz and /metrics too (kubelets' probes and scrapers: every few seconds)."""

@@ -14,6 +14,12 @@ core and adapters, never the controllers (pyproject's import-linter contract; AD
   :mod:`~asynctask_operator.kubectl.errors`: pure parts.
 """
 
-from asynctask_operator.kubectl.main import main, run
+from asynctask_operator.extras import require
+
+try:
+    from asynctask_operator.kubectl.main import main, run
+except ModuleNotFoundError:  # without the [kubectl] extra: one line and exit 4, not rich's ImportError (ADR 0022)
+    require("kubectl", "kubectl asynctask", 4)
+    raise
 
 __all__ = ["main", "run"]

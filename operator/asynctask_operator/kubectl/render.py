@@ -293,7 +293,7 @@ def change_of(task: Obj) -> tuple[Any, ...]:
 
 
 def outcome(task: Obj) -> str:
-    """The last words on a finished task: ``t Failed (RetriesExhausted): exit code 1``."""
+    """The last words on a finished task: ``t Failed (NonRetryableExitCode): container main exited with code 2: input not found``."""
     status = status_of(task)
     reason = status.get("reason")
     error = status.get("error") or {}
