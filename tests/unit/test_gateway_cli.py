@@ -13,7 +13,7 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import freeze_once_loaded
 from asynctask_operator.gateway.cli import parse, parser, server_config, settings_of
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 
 
 def test_the_defaults_are_the_settings_defaults() -> None:
