@@ -26,9 +26,9 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tests.integration.harness import AT, NS
-from tests.support.emulator import ApiServerEmulator, Hit
-
+from asynctask_operator.testing.cluster import AT, NS
+from asynctask_operator.testing.emulator import ApiServerEmulator
+from asynctask_operator.testing.hits import Hit
 from bench.common import (
     API,
     TASKTYPE_SPEC,

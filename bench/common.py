@@ -1,18 +1,18 @@
 """What every benchmark shares: the emulator serving, the operator process, /proc figures, output.
 
 The benchmarks run the real operator process (``python -m asynctask_operator run``)
-against kmock's Kubernetes emulator, started in-process, as the integration tests do
-(``tests/integration/harness.py``). kmock is a store, not an API server: it runs no
-controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
+against the fake API server over HTTP, started in-process, as the integration tests do;
+they import only the package (its testing kit, ``asynctask_operator.testing``) and ``bench/``.
+The fake runs no controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
 
-The emulator is the chaos test's: :class:`~tests.support.emulator.ApiServerEmulator`
-(resourceVersions and 409s, paging, watches from a resourceVersion, forgotten requests)
-with its light log of every request (:class:`~tests.support.emulator.Hit`, with the
-answer's status) and listeners called after each answered request. Counting from that
-log is O(1) per request, unlike iterating kmock's own request list, and a listener is how
-a benchmark learns the moment a Job is created. (kmock's ``kmock[...] >> sink`` catcher
-cannot do this: a reaction without a payload is disabled after the first request it
-sees, so it fires once.)
+The emulator is the chaos test's: :class:`~asynctask_operator.testing.emulator.ApiServerEmulator`
+(kmock serving the API server model: resourceVersions and 409s, paging, watches from a
+resourceVersion; forgotten requests) with its light log of every request
+(:class:`~asynctask_operator.testing.emulator.Hit`, with the answer's status) and listeners
+called after each answered request. Counting from that log is O(1) per request, unlike
+iterating kmock's own request list, and a listener is how a benchmark learns the moment a Job
+is created. (kmock's ``kmock[...] >> sink`` catcher cannot do this: a reaction without a
+payload is disabled after the first request it sees, so it fires once.)
 """
 
 from __future__ import annotations
@@ -32,10 +32,12 @@ from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from typing import Any
 
 import kmock
-from tests.integration.harness import Cluster, Operator, declare_resources, write_kubeconfig
-from tests.support.emulator import ApiServerEmulator, Hit, QuickShutdownServer
 
 from asynctask_operator.core.crds import all_crds
+from asynctask_operator.testing.cluster import Cluster, declare_resources, write_kubeconfig
+from asynctask_operator.testing.emulator import ApiServerEmulator, QuickShutdownServer
+from asynctask_operator.testing.hits import Hit
+from asynctask_operator.testing.operators import Operator
 
 API = "/apis/asynctask.dev/v1alpha1"
 BATCH = "/apis/batch/v1"

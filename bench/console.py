@@ -25,12 +25,12 @@ from collections.abc import Sequence
 from typing import Any
 
 import httpx
-from tests.support.fakekube import FakeKube
 
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, freeze_cache
 from asynctask_operator.gateway.settings import GatewaySettings
+from asynctask_operator.testing.fakekube import FakeKube
 from bench.common import emit, parser, percentile, rounded, table
 
 NS = "media"

@@ -3,8 +3,8 @@
     python -m bench.gateway [--n 300] [--rate 100] [--streams 1000] [--json PATH]
 
 The gateway runs as its own process (``asynctask-gateway``) against kmock's emulator, in this
-process, as the operator's benchmarks run (bench/common.py); kmock answers the TokenReviews and
-SubjectAccessReviews. Measured, each at ``--rate`` requests a second:
+process, as the operator's benchmarks run (bench/common.py); the API server's model answers the
+TokenReviews and SubjectAccessReviews. Measured, each at ``--rate`` requests a second:
 
 - ``raw``: ``KubeClient.create`` of an AsyncTask straight to kmock (what the gateway itself does);
 - ``submit``: ``POST /v1/namespaces/default/tasks`` through the gateway (reviews cached after the first);
@@ -32,12 +32,11 @@ from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import httpx
-from tests.integration.harness import NS, write_kubeconfig
-from tests.integration.test_gateway import ALICE, answer
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, TASKTYPES
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
+from asynctask_operator.testing.cluster import NS, write_kubeconfig
 from bench.common import (
     TASKTYPE_SPEC,
     ProcStats,
@@ -53,6 +52,8 @@ from bench.common import (
 )
 
 TASKS = f"/v1/namespaces/{NS}/tasks"
+TOKEN = "bench-token"
+USER = {"Authorization": f"Bearer {TOKEN}"}  # a user the API server's reviews let do everything
 
 
 def free_port() -> int:
@@ -88,7 +89,7 @@ def figures(latencies: Sequence[float]) -> dict[str, float | None]:
 
 async def run(n: int, rate: float, streams: int, work: pathlib.Path) -> dict[str, Any]:
     async with emulator() as k:
-        answer(k)
+        k.model.reviews({TOKEN: ("bench", ())})
         kubeconfig = work / "kubeconfig"
         write_kubeconfig(kubeconfig, str(k.url))
         port = free_port()
@@ -114,14 +115,14 @@ async def run(n: int, rate: float, streams: int, work: pathlib.Path) -> dict[str
                 names: list[str] = []
 
                 async def submit(i: int) -> None:
-                    answer = await client.post(TASKS, json={"type": "t", "payload": {"i": i}}, headers=ALICE)
+                    answer = await client.post(TASKS, json={"type": "t", "payload": {"i": i}}, headers=USER)
                     answer.raise_for_status()
                     names.append(answer.json()["name"])
 
                 submitted = await paced(n, rate, submit)
 
                 async def get(i: int) -> None:
-                    (await client.get(f"{TASKS}/{names[i % len(names)]}", headers=ALICE)).raise_for_status()
+                    (await client.get(f"{TASKS}/{names[i % len(names)]}", headers=USER)).raise_for_status()
 
                 gets = await paced(n, rate, get)
                 wire = await paced_on_the_wire(port, [f"{TASKS}/{names[i % len(names)]}" for i in range(n)], rate)
@@ -175,7 +176,7 @@ async def paced_on_the_wire(port: int, paths: list[str], rate: float) -> list[fl
     connections = Connections(port)
 
     async def get(i: int) -> None:
-        status = await connections.get(paths[i], ALICE)
+        status = await connections.get(paths[i], USER)
         assert status == 200, status
 
     try:
@@ -191,7 +192,7 @@ async def follow(base: str, name: str, streams: int, k: Any, pid: int) -> dict[s
     all_open = asyncio.Event()
 
     async def one(pool: httpx.AsyncClient) -> None:
-        async with pool.stream("GET", f"{TASKS}/{name}/events", headers=ALICE) as stream:
+        async with pool.stream("GET", f"{TASKS}/{name}/events", headers=USER) as stream:
             opened.append(1)
             if len(opened) == streams:
                 all_open.set()

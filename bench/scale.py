@@ -8,8 +8,8 @@
    Then bursts of B tasks (created at R per second, Jobs completed, all Succeeded),
    ``--bursts`` of them one after the other, with nothing else present measure operator
    CPU per task (the median of the bursts).
-2. The operator stops. N tasks are put straight into kmock's store (faster than N
-   POSTs): 98% Succeeded a moment ago with a TTL of a week, their Jobs complete and
+2. The operator stops. N tasks are put straight into the API server's store (faster
+   than N POSTs): 98% Succeeded a moment ago with a TTL of a week, their Jobs complete and
    pods Succeeded; 2% Running, their Jobs active and pods running.
 3. The operator starts: time until it logs ``synced`` (its initial listing) and until
    it has converged (no request and under 10% of a core for 2 s: every watch event
@@ -33,9 +33,10 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
-from tests.integration.harness import AT, JOBS, NS, PODS
-from tests.support.emulator import ApiServerEmulator, Hit
-
+from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS
+from asynctask_operator.testing.cluster import NS
+from asynctask_operator.testing.emulator import ApiServerEmulator
+from asynctask_operator.testing.hits import Hit
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
@@ -70,21 +71,17 @@ async def make_templates(bench: Bench, phases: PhaseLog) -> None:
 
 
 def prefill(k: ApiServerEmulator, n: int, running_share: float) -> dict[str, list[str]]:
-    """Clone the templates into ``n`` tasks (with their Jobs and pods) straight into kmock's store."""
+    """Clone the templates into ``n`` tasks (with their Jobs and pods) straight into the API server's store."""
     running = round(n * running_share)
     groups = {"done": [f"done-{i:05d}" for i in range(n - running)], "run": [f"run-{i:05d}" for i in range(running)]}
     for kind, template in TEMPLATES.items():
         job = f"{template}-1"
-        text = json.dumps(
-            [k.objects[AT, NS, template].raw, k.objects[JOBS, NS, job].raw, k.objects[PODS, NS, f"{job}-pod"].raw]
-        )
+        originals = [(ASYNCTASKS, template), (JOBS, job), (PODS, f"{job}-pod")]
+        text = json.dumps([k.model.get(resource, NS, name) for resource, name in originals])
         for name in groups[kind]:
-            task, job_obj, pod = json.loads(text.replace(template, name))
-            for obj in (task, job_obj, pod):
-                obj["metadata"]["resourceVersion"] = k.next_version()
-            k.objects[AT, NS, name] = task
-            k.objects[JOBS, NS, f"{name}-1"] = job_obj
-            k.objects[PODS, NS, f"{name}-1-pod"] = pod
+            clones = json.loads(text.replace(template, name))
+            for (resource, _), obj in zip(originals, clones, strict=True):
+                k.model.put(resource, obj)  # as it is, with a new resourceVersion (and its event)
     return groups
 
 

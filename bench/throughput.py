@@ -43,8 +43,7 @@ import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from tests.support.emulator import Hit
-
+from asynctask_operator.testing.hits import Hit
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
@@ -193,7 +192,7 @@ async def run_kmock(
 
 
 def _completed(hit: Hit, timeline: Timeline) -> None:
-    if not hit.operator and hit.resource == "jobs" and hit.verb == "patch" and hit.status == 200 and hit.name:
+    if not hit.operator and hit.resource == "jobs/status" and hit.verb == "patch" and hit.status == 200 and hit.name:
         timeline.job_completed.setdefault(job_owner(hit.name), hit.t)
 
 
@@ -235,7 +234,8 @@ def run_cluster(args: argparse.Namespace) -> dict[str, Any]:
     """Our end-to-end rate against N bare Jobs, on the cluster of ``args.kubeconfig``."""
     import kubernetes.client
     import kubernetes.config
-    from tests.e2e.helpers import OperatorProcess
+
+    from asynctask_operator.testing.process import OperatorProcess
 
     n: int = args.n
     wd = workdir(args.workdir, "throughput-cluster")

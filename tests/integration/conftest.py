@@ -6,8 +6,9 @@ from collections.abc import AsyncIterator
 import kmock
 import pytest
 
-from tests.integration.harness import Cluster, InProcessOperator, Operator, declare_resources, write_kubeconfig
-from tests.support.emulator import ApiServerEmulator, QuickShutdownServer
+from asynctask_operator.testing.cluster import Cluster, declare_resources, write_kubeconfig
+from asynctask_operator.testing.emulator import ApiServerEmulator, QuickShutdownServer
+from asynctask_operator.testing.operators import InProcessOperator, Operator
 
 
 @pytest.fixture()

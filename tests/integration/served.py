@@ -1,5 +1,5 @@
-"""The gateway over HTTP (uvicorn, in this event loop) against kmock's API emulator, and the
-TokenReview and SubjectAccessReview answers kmock gives it: shared by the API's and the
+"""The gateway over HTTP (uvicorn, in this event loop) against the API emulator, and the
+TokenReview and SubjectAccessReview answers the emulator gives it: shared by the API's and the
 console's integration tests."""
 
 from __future__ import annotations
@@ -12,7 +12,6 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import httpx
-import kmock
 import uvicorn
 
 from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
@@ -21,42 +20,18 @@ from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.integration.harness import NS, eventually
+from asynctask_operator.testing.cluster import NS
+from asynctask_operator.testing.emulator import ApiServerEmulator
+from asynctask_operator.testing.operators import eventually
 
-REVIEWS = (
-    kmock.resource("authentication.k8s.io", "v1", "tokenreviews"),
-    kmock.resource("authorization.k8s.io", "v1", "subjectaccessreviews"),
-)
 Decide = Callable[[str, dict[str, Any]], bool]
 """Whether a user may do what a SubjectAccessReview's resourceAttributes say."""
 
 
-def answer_reviews(k: kmock.KubernetesEmulator, users: dict[str, str], decide: Decide) -> None:
-    """TokenReviews from ``users`` (token -> user name), SubjectAccessReviews by ``decide``.
-
-    kmock stores every object POSTed, reviews too (nameless: the second would be a 409); a real API
-    server keeps none. The reactions forget them and answer."""
-
-    def forgetting(review: Callable[[kmock.Request], dict[str, Any]]) -> Callable[[kmock.Request], dict[str, Any]]:
-        def react(request: kmock.Request) -> dict[str, Any]:
-            for key in [key for key in k.objects if key[0] in REVIEWS]:
-                del k.objects[key]
-            return review(request)
-
-        return react
-
-    def token_review(request: kmock.Request) -> dict[str, Any]:
-        user = users.get(str((request.data or {}).get("spec", {}).get("token")))
-        status = {"authenticated": True, "user": {"username": user, "groups": []}} if user else {"authenticated": False}
-        return {"apiVersion": "authentication.k8s.io/v1", "kind": "TokenReview", "status": status}
-
-    def access_review(request: kmock.Request) -> dict[str, Any]:
-        spec = (request.data or {}).get("spec", {})
-        allowed = decide(str(spec.get("user")), spec.get("resourceAttributes", {}))
-        return {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "status": {"allowed": allowed}}
-
-    k["post", "/apis/authentication.k8s.io/v1/tokenreviews"] << forgetting(token_review)
-    k["post", "/apis/authorization.k8s.io/v1/subjectaccessreviews"] << forgetting(access_review)
+def answer_reviews(k: ApiServerEmulator, users: dict[str, str], decide: Decide) -> None:
+    """TokenReviews from ``users`` (token -> user name), SubjectAccessReviews by ``decide``: the API
+    server's model answers them (and, as a real one, keeps none)."""
+    k.model.reviews({token: (user, ()) for token, user in users.items()}, lambda user, _, a: decide(user, a))
 
 
 @dataclasses.dataclass

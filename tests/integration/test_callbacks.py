@@ -16,7 +16,8 @@ import kmock
 import pytest
 from standardwebhooks import Webhook
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests, operator_writes
+from asynctask_operator.testing.cluster import NS, Cluster, operator_requests, operator_writes
+from asynctask_operator.testing.operators import Operator, eventually
 
 SECRETS = kmock.resource("", "v1", "secrets")
 EVENTS = kmock.resource("", "v1", "events")

@@ -25,7 +25,7 @@ delivered again more than LATE_SECONDS after its record said Delivered (and stay
 Duplicates are allowed (delivery is at least once: a crash between a delivery and the
 status write that records it sends it again) and printed.
 
-The emulator is the benchmarks' (``tests/support/emulator.py``): kmock made like a real API
+The emulator is the benchmarks' (``asynctask_operator/testing/emulator.py``): kmock made like a real API
 server where the test depends on it (every write gets a new resourceVersion and a write of
 the operator's that names a stale one is refused with 409, the optimistic concurrency an
 operator relies on; a watch sees every event after its listing, or after the resourceVersion
@@ -56,9 +56,11 @@ import pytest
 from standardwebhooks import Webhook
 
 from asynctask_operator.core.naming import job_name
-from tests.integration.harness import AT, JOBS, NS, Cluster, Operator
+from asynctask_operator.testing.cluster import AT, JOBS, NS, Cluster
+from asynctask_operator.testing.emulator import ApiServerEmulator, Key
+from asynctask_operator.testing.hits import from_operator
+from asynctask_operator.testing.operators import Operator
 from tests.integration.test_callbacks import WHSEC, Delivery, create_secret, serving
-from tests.support.emulator import ApiServerEmulator, Key, from_operator
 
 TASKS = int(os.environ.get("ASYNCTASK_CHAOS_TASKS", "300"))
 SEED = int(os.environ.get("ASYNCTASK_CHAOS_SEED", "20250301"))

@@ -23,7 +23,8 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from asynctask_operator.core.acts import RETRY_ANNOTATION
-from tests.integration.harness import NS, Cluster, eventually
+from asynctask_operator.testing.cluster import NS, Cluster
+from asynctask_operator.testing.operators import eventually
 from tests.integration.served import Served, answer_reviews, serve
 
 CHROMIUM = (

@@ -13,7 +13,7 @@ import httpx
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster
+from asynctask_operator.testing.cluster import NS, Cluster
 from tests.integration.served import Served, answer_reviews, serve
 from tests.support.rbac import Rule, allowed, grant
 

@@ -8,7 +8,8 @@ from typing import Any
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
+from asynctask_operator.testing.cluster import NS, Cluster, operator_requests
+from asynctask_operator.testing.operators import Operator, eventually
 
 JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"
 TASKS_PATH = "/apis/asynctask.dev/v1alpha1/asynctasks"

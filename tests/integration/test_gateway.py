@@ -18,7 +18,8 @@ import httpx
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster, eventually
+from asynctask_operator.testing.cluster import NS, Cluster
+from asynctask_operator.testing.operators import eventually
 from tests.integration.served import Served, answer_reviews, serve
 
 TASKS = f"/v1/namespaces/{NS}/tasks"

@@ -18,7 +18,8 @@ import kmock
 from rich.console import Console
 
 from asynctask_operator.kubectl import run
-from tests.integration.harness import AT, NS, Cluster, eventually
+from asynctask_operator.testing.cluster import AT, NS, Cluster
+from asynctask_operator.testing.operators import eventually
 
 AT_API = "/apis/asynctask.dev/v1alpha1"
 

@@ -16,7 +16,8 @@ import uuid
 import kmock
 import pytest
 
-from tests.integration.harness import AT, NS, Cluster, eventually
+from asynctask_operator.testing.cluster import AT, NS, Cluster
+from asynctask_operator.testing.operators import eventually
 
 AT_API = "/apis/asynctask.dev/v1alpha1"
 PLUGIN = pathlib.Path(sys.executable).parent / "kubectl-asynctask"

@@ -7,7 +7,8 @@ import pathlib
 import aiohttp
 import kmock
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
+from asynctask_operator.testing.cluster import NS, Cluster, operator_requests
+from asynctask_operator.testing.operators import Operator, eventually
 from tests.integration.test_reports import free_port
 
 JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"

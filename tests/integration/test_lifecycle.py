@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import kmock
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_writes
+from asynctask_operator.testing.cluster import NS, Cluster, operator_writes
+from asynctask_operator.testing.operators import Operator, eventually
 
 JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"
 
@@ -140,6 +141,6 @@ async def test_payload_over_the_cap(cluster: Cluster, operator: Operator) -> Non
 
 
 def cluster_jobs_key(name: str) -> tuple[object, str, str]:
-    from tests.integration.harness import JOBS
+    from asynctask_operator.testing.cluster import JOBS
 
     return (JOBS, NS, name)

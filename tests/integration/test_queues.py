@@ -7,7 +7,8 @@ import time
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
+from asynctask_operator.testing.cluster import NS, Cluster, operator_requests
+from asynctask_operator.testing.operators import Operator, eventually
 
 JOBS_PATH = f"/apis/batch/v1/namespaces/{NS}/jobs"
 TQ_API = "/apis/asynctask.dev/v1alpha1"

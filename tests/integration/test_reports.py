@@ -12,7 +12,8 @@ import aiohttp
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_requests
+from asynctask_operator.testing.cluster import NS, Cluster, operator_requests
+from asynctask_operator.testing.operators import Operator, eventually
 
 SECRETS = kmock.resource("", "v1", "secrets")
 

@@ -11,7 +11,8 @@ import datetime as dt
 import kmock
 import pytest
 
-from tests.integration.harness import AT, NS, Cluster, Operator, eventually, operator_requests
+from asynctask_operator.testing.cluster import AT, NS, Cluster, operator_requests
+from asynctask_operator.testing.operators import Operator, eventually
 
 FAST_RETRY = {"maxRetries": 2, "backoff": "Fixed", "baseSeconds": 1, "jitter": False}
 

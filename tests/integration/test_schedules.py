@@ -22,7 +22,8 @@ import kmock
 import pytest
 
 from asynctask_operator.core.naming import manual_run_name, scheduled_run_name
-from tests.integration.harness import AT, NS, ST, Cluster, Operator, eventually, operator_writes
+from asynctask_operator.testing.cluster import AT, NS, ST, Cluster, operator_writes
+from asynctask_operator.testing.operators import Operator, eventually
 
 ST_PATH = f"/apis/asynctask.dev/v1alpha1/namespaces/{NS}/scheduledtasks"
 HELD = {"type": "echo", "queue": "hold", "ttlSecondsAfterFinished": 3600}

@@ -10,7 +10,8 @@ from collections.abc import AsyncIterator
 import kmock
 import pytest
 
-from tests.integration.harness import NS, Cluster, Operator, eventually, operator_writes
+from asynctask_operator.testing.cluster import NS, Cluster, operator_writes
+from asynctask_operator.testing.operators import Operator, eventually
 from tests.support.otlp import OtlpReceiver
 
 PARENT_TRACE, PARENT_SPAN = "4bf92f3577b34da6a3ce929d0e0e4736", "00f067aa0ba902b7"

@@ -26,7 +26,7 @@ from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app, follow
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.rbac import Rule, allowed, grant
 
 NS = "media"

@@ -1,4 +1,4 @@
-"""The operator's runtime in the test's own event loop, against :class:`~tests.support.fakekube.FakeKube`.
+"""The operator's runtime in the test's own event loop, against :class:`~asynctask_operator.testing.fakekube.FakeKube`.
 
 What the process adds around it (kopf's frame, leader election, the HTTP server) is left
 out: the runtime lists and watches every kind itself. :class:`JobController` plays the cluster's Job
@@ -18,7 +18,7 @@ from asynctask_operator.adapters.kube import JOBS, PODS
 from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube, Obj
+from asynctask_operator.testing.fakekube import FakeKube, Obj
 
 
 def tasktype(name: str = "echo", command: str = "true") -> Obj:

@@ -7,7 +7,7 @@ from typing import Any
 from asynctask_operator.core import acts
 from asynctask_operator.core.lifecycle import decide
 from asynctask_operator.core.models import AsyncTask
-from tests.support.fakekube import merge_patch
+from asynctask_operator.testing.semantics import merge_patch
 from tests.unit.builders import at, observe, task
 from tests.unit.story import CONFIG, ECHO
 

@@ -1,6 +1,6 @@
 """``TaskReconciler.apply``: the writes of one decision, in their crash-safe order, against the fake API server.
 
-Each case runs the real reconciler over :class:`~tests.support.fakekube.FakeKube` (which
+Each case runs the real reconciler over :class:`~asynctask_operator.testing.fakekube.FakeKube` (which
 answers 409 for a name that exists and for a stale resourceVersion, and fails a request on
 demand) and checks the requests it made, in order, with what is left behind: the Jobs, the
 status, the admission ledger's slot, the Events, the metrics. A failing request stands for
@@ -28,7 +28,7 @@ from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.controllers.tasks import RequeueSoon
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.inprocess import tasktype
 
 NS = "media"

@@ -15,7 +15,7 @@ from asynctask_operator import cli
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.destinations import DestinationPolicy
 from asynctask_operator.settings import OperatorSettings
-from tests.integration.harness import write_kubeconfig
+from asynctask_operator.testing.cluster import write_kubeconfig
 
 EVERY_FLAG = [
     *("--namespace", "a", "-n", "b"),

@@ -16,8 +16,8 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import freeze_once_loaded
 from asynctask_operator.gateway.cli import parse, parser, server_config, settings_of
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.integration.harness import write_kubeconfig
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.cluster import write_kubeconfig
+from asynctask_operator.testing.fakekube import FakeKube
 
 GATEWAY = str(pathlib.Path(sys.executable).parent / "asynctask-gateway")
 

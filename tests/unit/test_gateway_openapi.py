@@ -26,7 +26,7 @@ from asynctask_operator.gateway import openapi
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.app import create_app
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.gateway import NS, TOKENS
 
 ROOT = pathlib.Path(__file__).resolve().parents[2]

@@ -20,7 +20,7 @@ from asynctask_operator.gateway.app import create_app
 from asynctask_operator.gateway.cli import server_config
 from asynctask_operator.gateway.console.sessions import COOKIE
 from asynctask_operator.gateway.settings import GatewaySettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.gateway import TOKENS, running_gateway
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}

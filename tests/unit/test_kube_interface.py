@@ -12,7 +12,7 @@ import pytest
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kubeclient import KubeClient
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 
 MEMBERS = sorted(name for name, value in vars(Kube).items() if callable(value) and not name.startswith("_"))
 

@@ -1,4 +1,4 @@
-"""kubectl asynctask's commands in process, against the in-memory API (tests/support/fakekube.py).
+"""kubectl asynctask's commands in process, against the in-memory API (asynctask_operator/testing/fakekube.py).
 
 The test plays the operator: it flips a task's status through the status subresource while the
 command follows it with a watch.
@@ -23,7 +23,7 @@ from asynctask_operator.core.idempotency import task_name_for_key
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.naming import ANNOTATION_RUN_NOW, manual_run_name
 from asynctask_operator.kubectl import run
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 
 NS = "media"
 NOW = dt.datetime(2026, 1, 2, 12, 0, 0, tzinfo=dt.UTC)

@@ -10,7 +10,7 @@ import pytest
 from asynctask_operator.adapters.kube import ASYNCTASKS
 from asynctask_operator.kubectl.follow import TimedOut, follow
 from asynctask_operator.kubectl.render import finished
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 
 NS = "media"
 

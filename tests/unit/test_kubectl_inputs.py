@@ -19,7 +19,7 @@ from asynctask_operator.kubectl.inputs import (
     read_manifests,
     with_overrides,
 )
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 
 
 @pytest.mark.parametrize(

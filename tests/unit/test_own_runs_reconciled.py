@@ -3,7 +3,7 @@
 A ScheduledTask's run was created, the create's answer stored in the cache, and the watch's
 ADDED event for the same object then skipped as "held already": nothing had queued the
 task, so it sat Pending until the next resync or restart. These tests run the real runtime
-against :class:`~tests.support.fakekube.FakeKube` (resourceVersions that advance, the
+against :class:`~asynctask_operator.testing.fakekube.FakeKube` (resourceVersions that advance, the
 create's answer before or after the watch event of the same object), with a resync far
 away so that none can hide the bug.
 """
@@ -19,7 +19,7 @@ import pytest
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKTYPES
 from asynctask_operator.core.naming import ANNOTATION_RUN_NOW
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube, Order
+from asynctask_operator.testing.fakekube import FakeKube, Order
 from tests.support.inprocess import JobController, running, tasktype, until
 
 NS = "media"

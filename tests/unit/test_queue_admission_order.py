@@ -1,6 +1,6 @@
 """A queue of three admits fifty tasks in priority → age → name order, never more than three at once.
 
-The runtime in process against :class:`~tests.support.fakekube.FakeKube` (this was a subprocess
+The runtime in process against :class:`~asynctask_operator.testing.fakekube.FakeKube` (this was a subprocess
 test against kmock of ~40 s; no process boundary is the point of it). Each Job is finished
 by the test, one at a time, so the order in which the operator creates Jobs is the
 admission order.
@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import Any
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, TASKQUEUES, TASKTYPES
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.inprocess import JobController, running, until
 from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, tasktype
 

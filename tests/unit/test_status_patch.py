@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 
 from asynctask_operator.controllers.tasks import status_patch
-from tests.support.fakekube import merge_patch as apply_merge_patch
+from asynctask_operator.testing.semantics import merge_patch as apply_merge_patch
 
 CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
     # a Delivered callback drops the error and the due time of the failed delivery before it

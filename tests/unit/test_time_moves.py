@@ -18,7 +18,7 @@ from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, SCHEDULEDTASKS, T
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.core.naming import ANNOTATION_SCHEDULED_TIME
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.inprocess import JobController, running, tasktype, until
 
 NS = "media"

@@ -21,7 +21,7 @@ from asynctask_operator.controllers.manager import Manager
 from asynctask_operator.controllers.tasks import RequeueSoon
 from asynctask_operator.core.tracing import SpanRecord, attempt_id, root_id
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.otlp import OtlpReceiver
 from tests.unit.test_apply import NS, SETTINGS, now, started, steps, task
 

@@ -23,7 +23,7 @@ from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.manager import Manager, WorkKey
 from asynctask_operator.core.naming import manual_run_name
 from asynctask_operator.settings import OperatorSettings
-from tests.support.fakekube import FakeKube
+from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.inprocess import tasktype
 from tests.unit.test_own_runs_reconciled import NO_RESYNC, NS, create_before_its_fire, fired_a_minute_ago
 

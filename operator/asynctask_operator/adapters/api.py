@@ -1,7 +1,7 @@
 """What the operator asks of the Kubernetes API: the one interface its parts are written against.
 
-:class:`~asynctask_operator.adapters.kubeclient.KubeClient` is the real one; ``tests/support/fakekube.py``
-the in-memory one with the API server's semantics (resourceVersions, 409s, paging, watches
+:class:`~asynctask_operator.adapters.kubeclient.KubeClient` is the real one; ``asynctask_operator.testing.fakekube``
+the in-memory one for tests, with the API server's semantics (resourceVersions, 409s, paging, watches
 with bookmarks and 410). Objects go in and come out as plain JSON dicts.
 """
 
