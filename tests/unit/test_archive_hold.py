@@ -84,7 +84,14 @@ def test_an_unfinished_task_has_no_mark() -> None:
 
 @pytest.mark.parametrize(
     "status",
-    [None, "Succeeded", [], {"phase": 3}, {"phase": "Failed", "completionTime": 7}, {"phase": "Failed", "attempt": "x"}],
+    [
+        None,
+        "Succeeded",
+        [],
+        {"phase": 3},
+        {"phase": "Failed", "completionTime": 7},
+        {"phase": "Failed", "attempt": "x"},
+    ],
 )
 def test_a_malformed_status_has_no_mark_or_a_safe_one(status: object) -> None:
     value = mark_in({"status": status})
