@@ -2,7 +2,7 @@
 
 ``archive_engine`` is parametrized over both: every test that takes it runs against each, with an
 empty, migrated database. PostgreSQL's is one database per test process, emptied (TRUNCATE) before
-each test; SQLite's a copy of a file migrated once. Without PostgreSQL's programs (or a user to run
+each test that takes ``archive_engine``; SQLite's a copy of a file migrated once. Without PostgreSQL's programs (or a user to run
 them as) its half is skipped, saying why (``.ci/run`` installs Debian's ``postgresql``).
 
     async def test_x(archive_engine: AsyncEngine) -> None: ...
@@ -69,7 +69,6 @@ def archive_dsn(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
     server: PostgresServer = request.getfixturevalue("postgres_server")
     if not server.running():  # a test that stopped it failed before starting it again
         server.start()
-    server.psql("TRUNCATE tasks, attempt_logs", SHARED_DB)
     return server.dsn(SHARED_DB)
 
 
@@ -77,6 +76,9 @@ def archive_dsn(request: pytest.FixtureRequest, tmp_path: pathlib.Path) -> str:
 async def archive_engine(archive_dsn: str) -> AsyncIterator[AsyncEngine]:
     engine = engine_of(archive_dsn)
     try:
+        if engine.dialect.name == "postgresql":  # the process's one database, emptied for this test
+            async with engine.begin() as conn:
+                await conn.execute(text("TRUNCATE tasks, attempt_logs"))
         yield engine
     finally:
         await engine.dispose()
