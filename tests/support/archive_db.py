@@ -14,6 +14,7 @@ databases of their own (the migration tests).
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import pathlib
 import shutil
 from collections.abc import AsyncIterator, Iterator
@@ -38,7 +39,7 @@ def postgres_server() -> Iterator[PostgresServer]:
     server.start()
     try:
         server.create_database(SHARED_DB)
-        asyncio.run(_migrated(server.dsn(SHARED_DB)))
+        _migrated(server.dsn(SHARED_DB))
         yield server
     finally:
         server.remove()
@@ -47,16 +48,22 @@ def postgres_server() -> Iterator[PostgresServer]:
 @pytest.fixture(scope="session")
 def sqlite_template(tmp_path_factory: pytest.TempPathFactory) -> pathlib.Path:
     path = tmp_path_factory.mktemp("archive") / "template.db"
-    asyncio.run(_migrated(f"sqlite:///{path}"))
+    _migrated(f"sqlite:///{path}")
     return path
 
 
-async def _migrated(dsn: str) -> None:
-    engine = engine_of(dsn)
-    try:
-        await migrate(engine)
-    finally:
-        await engine.dispose()
+def _migrated(dsn: str) -> None:
+    """Migrate, in a thread of its own: a session fixture may first be asked for inside a test's event loop."""
+
+    async def run() -> None:
+        engine = engine_of(dsn)
+        try:
+            await migrate(engine)
+        finally:
+            await engine.dispose()
+
+    with concurrent.futures.ThreadPoolExecutor(1) as pool:
+        pool.submit(asyncio.run, run()).result()
 
 
 @pytest.fixture(params=["sqlite", "postgresql"])

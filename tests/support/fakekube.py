@@ -9,7 +9,7 @@ fake is what a unit test needs when those semantics are the point:
 - create refuses an existing name (409 AlreadyExists), ``generateName`` works, and
   ``status`` in a create or a main-resource patch is ignored (the status subresource);
   a patch to ``/status`` changes only the status; a ``metadata.resourceVersion`` in a
-  patch is a precondition (409 on a stale one); a delete's ``uid`` precondition too;
+  patch is a precondition (409 on a stale one), and so is its ``metadata.uid``; a delete's ``uid`` too;
 - deleting an object deletes what it owns (the garbage collector, by ownerReferences);
 - listings come in pages (``limit``/``continue``) and carry the listing's resourceVersion;
 - a watch starts after a resourceVersion, delivers ADDED/MODIFIED/DELETED in order,
@@ -326,6 +326,11 @@ class FakeKube:
         if current is None:
             raise self._answer("patch", resource, NotFound(404, "NotFound", f'{resource.plural} "{name}" not found'))
         self._precondition("patch", resource, current, (patch.get("metadata") or {}).get("resourceVersion"))
+        uid = (patch.get("metadata") or {}).get("uid")
+        if uid and uid != current["metadata"].get("uid"):  # the API server's check: another object of that name
+            raise self._answer(
+                "patch", resource, Conflict(409, "Conflict", f"Precondition failed: UID in precondition: {uid}")
+            )
         patch = copy.deepcopy(patch)
         (patch.get("metadata") or {}).pop("resourceVersion", None)
         if subresource == "status":
@@ -436,7 +441,6 @@ class FakeKube:
         if order == "event-first":
             for watch in targets:
                 await watch.handled.wait()
-
 
     # ------------------------------------------------------------------ reviews (the gateway's TokenReviews, SARs)
 

@@ -11,6 +11,7 @@ at start); :func:`revision` reads where a database stands.
 
 from __future__ import annotations
 
+import contextlib
 import pathlib
 from typing import Any
 
@@ -79,7 +80,8 @@ def engine_of(dsn: str = DEFAULT_DSN, *, pool_size: int = 5, statement_timeout_m
     if url.get_backend_name() == "sqlite":
         database = url.database or ""
         if database and database != ":memory:":
-            pathlib.Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            with contextlib.suppress(OSError):  # if it cannot be made, connecting says why (and is retried)
+                pathlib.Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
         engine = create_async_engine(url, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
