@@ -442,6 +442,7 @@ class FakeKube:
             for watch in targets:
                 await watch.handled.wait()
 
+
     # ------------------------------------------------------------------ reviews (the gateway's TokenReviews, SARs)
 
     tokens: dict[str, tuple[str, tuple[str, ...]]] | None = None
