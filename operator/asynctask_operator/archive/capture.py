@@ -17,7 +17,7 @@ from typing import Any, Protocol
 
 from asynctask_operator.adapters.api import Kube, PodLogs
 from asynctask_operator.adapters.kube import PODS, ApiError, NotFound
-from asynctask_operator.core.naming import LABEL_TASK_UID
+from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASK_UID, label_value
 from asynctask_operator.core.wire import attempt_pods, latest_pod
 
 logger = logging.getLogger(__name__)
@@ -77,6 +77,17 @@ def log_row(uid: str, attempt: int, captured_at: float, *, pod: str | None = Non
     }
 
 
+def _of_attempt(pod: Obj, uid: str, name: str, attempt: int) -> bool:
+    """Whether a listed pod is this attempt's (by its labels, again: a pod of an earlier task of the same
+    name, not yet collected, carries another uid)."""
+    labels = (pod.get("metadata") or {}).get("labels") or {}
+    return (
+        labels.get(LABEL_TASK) == label_value(name)
+        and labels.get(LABEL_ATTEMPT) == str(attempt)
+        and labels.get(LABEL_TASK_UID) in (None, uid)
+    )
+
+
 def _first_container(pod: Obj) -> str | None:
     containers = (pod.get("spec") or {}).get("containers") or []
     first = containers[0] if containers and isinstance(containers[0], dict) else {}
@@ -92,7 +103,7 @@ async def capture(api: LogClient, task: Obj, attempt: int, limit: int, captured_
         pods = await api.list_objects(PODS, namespace, attempt_pods(name, attempt))
     except ApiError as exc:
         return log_row(uid, attempt, captured_at, error=f"its pods could not be listed: {exc}")
-    ours = [p for p in pods if ((p.get("metadata") or {}).get("labels") or {}).get(LABEL_TASK_UID) in (None, uid)]
+    ours = [p for p in pods if _of_attempt(p, uid, name, attempt)]
     pod = latest_pod(ours)
     if pod is None:
         return log_row(

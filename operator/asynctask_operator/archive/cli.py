@@ -17,6 +17,7 @@ import contextlib
 import dataclasses
 import inspect
 import itertools
+import logging
 import os
 import re
 import signal
@@ -195,5 +196,6 @@ def main(argv: Sequence[str] | None = None) -> int:
         return asyncio.run(_migrate_only(dsn_of(args)))
     args = parser().parse_args(argv)
     setup_logging(args.log_format, args.verbose)
+    logging.getLogger("aiosqlite").setLevel(logging.INFO)  # its DEBUG is a line per statement
     asyncio.run(_run(settings_of(args)))
     return 0

@@ -15,6 +15,7 @@ and a task retried by hand that finishes again needs a new mark before it can go
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask
@@ -33,14 +34,14 @@ def mark(phase: str | None, attempt: int, completion_time: str | None, requested
     return value if requested is None else f"{value}/r-{short_hash(requested)}"
 
 
-def mark_in(obj: dict[str, Any]) -> str | None:
+def mark_in(obj: Mapping[str, Any]) -> str | None:
     """:func:`mark` of a task's wire form (a malformed status has none)."""
     status = obj.get("status")
-    if not isinstance(status, dict):
+    if not isinstance(status, Mapping):
         return None
     attempt = status.get("attempt")
     round_ = status.get("round")
-    requested = round_.get("requested") if isinstance(round_, dict) else None
+    requested = round_.get("requested") if isinstance(round_, Mapping) else None
     completion = status.get("completionTime")
     return mark(
         status.get("phase") if isinstance(status.get("phase"), str) else None,
@@ -50,11 +51,11 @@ def mark_in(obj: dict[str, Any]) -> str | None:
     )
 
 
-def archived_in(obj: dict[str, Any]) -> bool:
+def archived_in(obj: Mapping[str, Any]) -> bool:
     """Whether a task's wire form carries the mark of its finished state (the archive holds it)."""
     annotations = (obj.get("metadata") or {}).get("annotations") or {}
     wanted = mark_in(obj)
-    return wanted is not None and isinstance(annotations, dict) and annotations.get(ANNOTATION_ARCHIVED) == wanted
+    return wanted is not None and isinstance(annotations, Mapping) and annotations.get(ANNOTATION_ARCHIVED) == wanted
 
 
 def archived(task: AsyncTask) -> bool:
