@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, PODS, ApiError, NotFound
+from asynctask_operator.adapters.kube import ASYNCTASKS, EVENTS, PODS, ApiError, NotFound
 from asynctask_operator.archive import ArchiveReader
 from asynctask_operator.archive.backlog import Backlog
 from asynctask_operator.archive.database import engine_of
@@ -216,6 +216,8 @@ async def test_a_row_the_database_refuses_is_stored_minimal_and_the_rest_as_they
     assert stored is not None and "archiveError" in stored.object and stored.phase == "Succeeded"
     kept = await ArchiveReader(archive_engine).get(good["metadata"]["uid"])
     assert kept is not None and kept.object["status"] == good["status"]
+    [event] = api.of(EVENTS, NS)
+    assert (event["reason"], event["involvedObject"]["name"], event["type"]) == ("ArchiveRefused", "bad", "Warning")
 
 
 def _pending(obj: Obj) -> Any:

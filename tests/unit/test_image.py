@@ -33,10 +33,12 @@ def hashed_entries(lock: str) -> tuple[int, int]:
 
 
 def test_the_lock_pins_every_runtime_dependency() -> None:
-    """The dependencies, and the [otel] extra: the image ships the exporter (ADR 0020)."""
+    """The dependencies, the [otel] extra (the image ships the exporter, ADR 0020) and the [archive] extra
+    (the image runs asynctask-archive too)."""
     locked = pins("requirements.lock")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
-    for line in project["dependencies"] + project["optional-dependencies"]["otel"]:
+    extras = project["optional-dependencies"]
+    for line in project["dependencies"] + extras["otel"] + extras["archive"]:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement.name} is a dependency but not in requirements.lock: {RELOCK}"

@@ -16,6 +16,7 @@ record saying why, and the task is marked like any other.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import json
 import logging
 import time
@@ -26,7 +27,7 @@ from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, NotFound
+from asynctask_operator.adapters.kube import ASYNCTASKS, EVENTS, ApiError, Conflict, NotFound
 from asynctask_operator.archive.backlog import Backlog, Pending
 from asynctask_operator.archive.capture import LogClient, capture
 from asynctask_operator.archive.metrics import ArchiveMetrics
@@ -37,6 +38,7 @@ from asynctask_operator.archive.writes import insert_logs, upsert_tasks
 from asynctask_operator.core.archiving import ANNOTATION_ARCHIVED, mark_in
 from asynctask_operator.core.draft import MAX_ATTEMPTS_KEPT
 from asynctask_operator.core.retry import backoff
+from asynctask_operator.core.timestamps import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -184,6 +186,8 @@ class Recorder:
                          row.namespace, row.name, row.uid, reason)  # fmt: skip
             async with self.engine.begin() as conn:
                 written += await upsert_tasks(conn, [minimal(row, reason)])
+            await self._warn(row, "ArchiveRefused", f"the archive's database refused this task's record ({reason}): "
+                             "only its name, phase and times are archived")  # fmt: skip
         for log in logs:
             try:
                 async with self.engine.begin() as conn:
@@ -191,6 +195,13 @@ class Recorder:
             except (DataError, IntegrityError) as exc:
                 logger.error("log of %s attempt %s refused by the database: %s", log["uid"], log["attempt"], exc.orig)
         return written
+
+    async def _warn(self, row: TaskRow, reason: str, message: str) -> None:
+        """A Warning Event on the task (for ``kubectl describe``); never worth failing a batch over."""
+        try:
+            await self.api.create(EVENTS, row.namespace, warning(row, reason, message, self.wall()))
+        except ApiError as exc:
+            logger.warning("Event %s on AsyncTask %s/%s not posted: %s", reason, row.namespace, row.name, exc)
 
     async def _mark(self, p: Pending) -> bool:
         """Mark the task archived in the state written (the operator may delete it now); False when refused."""
@@ -231,3 +242,29 @@ def minimal(row: TaskRow, reason: str) -> TaskRow:
     return TaskRow(
         **{**row.values(), "labels": {}, "message": None, "wire": wire, "reason": clean(row.reason or "")[:256] or None}
     )
+
+
+def warning(row: TaskRow, reason: str, message: str, now: float) -> Obj:
+    """A core/v1 Warning Event about the task of ``row``, from the archiver."""
+    at = stamp(dt.datetime.fromtimestamp(now, dt.UTC))
+    return {
+        "apiVersion": "v1",
+        "kind": "Event",
+        "metadata": {"generateName": f"{row.name[:200]}.", "namespace": row.namespace},
+        "involvedObject": {
+            "apiVersion": "asynctask.dev/v1alpha1",
+            "kind": "AsyncTask",
+            "name": row.name,
+            "namespace": row.namespace,
+            "uid": row.uid,
+        },
+        "type": "Warning",
+        "reason": reason,
+        "message": message[:1024],
+        "source": {"component": "asynctask-archive"},
+        "reportingComponent": "asynctask-archive",
+        "reportingInstance": "asynctask-archive",
+        "firstTimestamp": at,
+        "lastTimestamp": at,
+        "count": 1,
+    }
