@@ -82,7 +82,12 @@ def _docs() -> dict[str, str]:
             text = doc.value.value  # type: ignore[attr-defined]
             if isinstance(text, str):
                 docs[field.target.id] = " ".join(inspect.cleandoc(text).split()).replace("%", "%%")
-    return docs
+    flags = {setting: flag for flag, setting in FLAGS.items()} | SPECIAL
+    return {name: re.sub(r"``([^`]+)``", lambda m: flags.get(m[1], m[1]), doc) for name, doc in docs.items()}
+
+
+SPECIAL = {"lease_namespace": "--lease-namespace", "retention_seconds": "--retention"}
+"""Settings whose flags are not made from FLAGS: how a docstring that names them spells them."""
 
 
 def _dsn_flags(parser: argparse.ArgumentParser, docs: dict[str, str]) -> None:
@@ -93,7 +98,7 @@ def _dsn_flags(parser: argparse.ArgumentParser, docs: dict[str, str]) -> None:
 
 def parser() -> argparse.ArgumentParser:
     docs = _docs()
-    p = argparse.ArgumentParser(prog="asynctask-archive", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="asynctask-archive", description=__doc__.split("\n\n")[0].replace("``", ""))
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     _dsn_flags(p, docs)
     p.add_argument("--namespace", "-n", action="append", default=[], help=f"{docs['namespaces']} (repeatable)")
@@ -102,11 +107,12 @@ def parser() -> argparse.ArgumentParser:
         default = defaults[setting]
         kind = type(default) if default is not None else str
         unit = next((u.upper() for u in ("seconds", "bytes") if setting.endswith(f"_{u}")), None)
+        unit = unit or ("SECONDS" if setting in ("renew_deadline", "retry_period") else None)
         shown = f" (default: {default:g})" if isinstance(default, float) else f" (default: {default})"
         p.add_argument(
             flag, type=kind, default=default, metavar=unit, help=docs[setting] + ("" if default is None else shown)
         )
-    p.add_argument("--no-migrate", dest="migrate", action="store_false", help=f"do not: {docs['migrate']}")
+    p.add_argument("--no-migrate", dest="migrate", action="store_false", help=docs["migrate"])
     p.add_argument("--record-phases", action="store_true", help=docs["record_phases"])
     p.add_argument("--retention", type=duration, default=DEFAULTS.retention_seconds, metavar="DURATION",
                    help=f"{docs['retention_seconds']} (e.g. 90d, 12h; default: 90d)")  # fmt: skip

@@ -85,9 +85,12 @@ def engine_of(dsn: str = DEFAULT_DSN, *, pool_size: int = 5, statement_timeout_m
         engine = create_async_engine(url, pool_pre_ping=True)
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
-    connect_args: dict[str, Any] = {}
+    # JIT compiles a plan's expressions once its cost is high enough: for the archive's statements,
+    # which read an index range of a few thousand rows, it costs more time than it saves.
+    settings = {"jit": "off"}
     if statement_timeout_ms:
-        connect_args["server_settings"] = {"statement_timeout": str(statement_timeout_ms)}
+        settings["statement_timeout"] = str(statement_timeout_ms)
+    connect_args: dict[str, Any] = {"server_settings": settings}
     connect_args["timeout"] = 10  # seconds to connect: a database that is down fails fast, and is retried
     return create_async_engine(
         url, pool_size=pool_size, max_overflow=pool_size, pool_pre_ping=True, connect_args=connect_args

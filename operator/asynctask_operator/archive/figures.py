@@ -13,7 +13,7 @@ import dataclasses
 import math
 from typing import Any, Literal
 
-from sqlalchemy import ColumnElement, Integer, Row, and_, case, cast, func, literal, select
+from sqlalchemy import ColumnElement, Integer, Row, Select, and_, case, cast, func, literal, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from asynctask_operator.archive.history import namespace_clause
@@ -53,16 +53,15 @@ def _group(group_by: GroupBy | None) -> ColumnElement[Any]:
     return tasks.c[group_by].label("key")
 
 
-async def figures(conn: AsyncConnection, scope: Scope, group_by: GroupBy | None = None) -> dict[str, Figures]:
-    """:func:`~asynctask_operator.core.statistics.summarize` in SQL: one group ``""``, or one per type or queue."""
+def totals_statement(scope: Scope, group_by: GroupBy | None = None) -> Select[Any]:
+    """Counts and means of each group, one pass over the window (the history index, in PostgreSQL alone)."""
     key = _group(group_by)
-    finished = tasks.c.phase.in_(FINISHED)
-    counted = and_(finished, tasks.c.duration_seconds.is_not(None))
+    counted = and_(tasks.c.phase.in_(FINISHED), tasks.c.duration_seconds.is_not(None))
 
     def phase_count(phase: str) -> Any:
         return func.coalesce(func.sum(case((tasks.c.phase == phase, 1), else_=0)), 0)
 
-    totals = (
+    return (
         select(
             key,
             func.count().label("total"),
@@ -75,6 +74,12 @@ async def figures(conn: AsyncConnection, scope: Scope, group_by: GroupBy | None 
         .where(scope.created_within())
         .group_by(key)
     )
+
+
+def percentiles_statement(scope: Scope, group_by: GroupBy | None = None) -> Select[Any]:
+    """p50 and p95 of the durations of each group's finished tasks: nearest rank over a window function."""
+    key = _group(group_by)
+    counted = and_(tasks.c.phase.in_(FINISHED), tasks.c.duration_seconds.is_not(None))
     ranked = (
         select(
             key,
@@ -85,11 +90,16 @@ async def figures(conn: AsyncConnection, scope: Scope, group_by: GroupBy | None 
         .where(scope.created_within(), counted)
         .subquery()
     )
-    percentiles = select(
+    return select(
         ranked.c.key,
         func.max(case((ranked.c.rank == (ranked.c.n + 1) // 2, ranked.c.duration))).label("p50"),
         func.max(case((ranked.c.rank == (95 * ranked.c.n + 99) // 100, ranked.c.duration))).label("p95"),
     ).group_by(ranked.c.key)
+
+
+async def figures(conn: AsyncConnection, scope: Scope, group_by: GroupBy | None = None) -> dict[str, Figures]:
+    """:func:`~asynctask_operator.core.statistics.summarize` in SQL: one group ``""``, or one per type or queue."""
+    totals, percentiles = totals_statement(scope, group_by), percentiles_statement(scope, group_by)
     rows: dict[str, Row[Any] | None] = {row.key: row for row in (await conn.execute(totals)).all()}
     cuts = {row.key: row for row in (await conn.execute(percentiles)).all()}
     if group_by is None and not rows:

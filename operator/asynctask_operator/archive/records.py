@@ -61,10 +61,12 @@ class TaskRow:
     """What could not be read (a malformed status): logged by the writer, not stored."""
 
     def values(self) -> dict[str, Any]:
-        """The row as the ``tasks`` table's column values."""
-        out = dataclasses.asdict(self)
-        del out["note"]
-        return out
+        """The row as the ``tasks`` table's column values (shallow: ``dataclasses.asdict`` copies deep, and
+        was a fifth of the archiver's time per row)."""
+        return {name: getattr(self, name) for name in COLUMNS}
+
+
+COLUMNS = tuple(f.name for f in dataclasses.fields(TaskRow) if f.name != "note")
 
 
 def clean(text: object) -> str:

@@ -23,7 +23,8 @@ class ArchiveSettings:
     """The kubeconfig context to use; default: its current context."""
 
     migrate: bool = True
-    """Bring the database's schema to this version's at start (``asynctask-archive migrate`` does it alone)."""
+    """Bring the database's schema to this version's at start; --no-migrate leaves it to
+    ``asynctask-archive migrate`` (run by whoever may change the schema)."""
 
     batch_size: int = 200
     """Tasks written in one transaction at most."""
@@ -52,7 +53,7 @@ class ArchiveSettings:
     """Delete archived tasks (and their logs) created longer ago than this; 0 keeps them forever."""
 
     retention_overrides: tuple[tuple[str, float], ...] = ()
-    """Namespace -> retention in seconds, for namespaces kept longer or shorter than ``retention_seconds``."""
+    """The retention of a namespace kept longer or shorter than ``retention_seconds`` (e.g. audit=365d)."""
 
     retention_interval_seconds: float = 600.0
     """How often the retention runs."""

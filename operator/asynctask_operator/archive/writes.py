@@ -32,24 +32,30 @@ def _insert(conn: AsyncConnection, table: Any) -> Any:
     return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
+def _upsert(conn: AsyncConnection) -> Any:
+    stmt = _insert(conn, tasks)
+    excluded = stmt.excluded
+    return stmt.on_conflict_do_update(
+        index_elements=[tasks.c.uid],
+        set_={c.name: excluded[c.name] for c in tasks.columns if c.name != "uid"},
+        where=or_(excluded.revision > tasks.c.revision, excluded.revision == 0),
+    )
+
+
 async def upsert_tasks(conn: AsyncConnection, rows: Iterable[TaskRow]) -> int:
-    """Insert or update task rows (newest revision wins), in the caller's transaction; the rows sent."""
+    """Insert or update task rows (newest revision wins), in the caller's transaction; the rows sent.
+
+    One statement, executed for many rows: SQLAlchemy compiles it once (it is cached) and sends the
+    rows as multi-row VALUES of up to :data:`ROWS_PER_STATEMENT` ("insertmanyvalues"); a statement
+    built with the rows in it would be compiled again for every batch, which cost more than the write."""
     chosen = newest(list(rows))
-    for start in range(0, len(chosen), ROWS_PER_STATEMENT):
-        part = chosen[start : start + ROWS_PER_STATEMENT]
-        stmt = _insert(conn, tasks).values([row.values() for row in part])
-        excluded = stmt.excluded
-        stmt = stmt.on_conflict_do_update(
-            index_elements=[tasks.c.uid],
-            set_={c.name: excluded[c.name] for c in tasks.columns if c.name != "uid"},
-            where=or_(excluded.revision > tasks.c.revision, excluded.revision == 0),
-        )
-        await conn.execute(stmt)
+    if chosen:
+        await conn.execute(_upsert(conn), [row.values() for row in chosen])
     return len(chosen)
 
 
 async def insert_logs(conn: AsyncConnection, logs: Sequence[dict[str, Any]]) -> None:
     """Insert attempt logs (the ``attempt_logs`` columns); one already there for (uid, attempt) stays."""
-    for start in range(0, len(logs), ROWS_PER_STATEMENT):
-        stmt = _insert(conn, attempt_logs).values(list(logs[start : start + ROWS_PER_STATEMENT]))
-        await conn.execute(stmt.on_conflict_do_nothing(index_elements=[attempt_logs.c.uid, attempt_logs.c.attempt]))
+    if logs:
+        stmt = _insert(conn, attempt_logs).on_conflict_do_nothing(index_elements=[attempt_logs.c.uid, attempt_logs.c.attempt])
+        await conn.execute(stmt, list(logs))
