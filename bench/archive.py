@@ -125,7 +125,8 @@ async def ingest(engine: AsyncEngine, n: int, *, phases: bool, batch: int = 200)
     api = InstantApi()
     settings = ArchiveSettings(batch_size=batch)
     recorder = Recorder(engine, api, Backlog(batch), settings, ArchiveMetrics(), wall=lambda: NOW)  # type: ignore[arg-type]
-    objs = list(tasks(n, NOW, seed=99, start=10**7, prefix="ingest" + ("-phases" if phases else "")))
+    start = 2 * 10**7 if phases else 10**7  # uids of their own: each run inserts, none updates the other's
+    objs = list(tasks(n, NOW, seed=99, start=start, prefix="ingest" + ("-phases" if phases else "")))
     t0 = time.monotonic()
     rows = 0
     for start in range(0, n, batch):
@@ -200,7 +201,7 @@ async def statistics(engine: AsyncEngine, namespace: str, runs: int) -> dict[str
 
 async def explain(engine: AsyncEngine, namespace: str) -> dict[str, str]:
     """PostgreSQL's plans (EXPLAIN ANALYZE) of the history page and the statistics, with their values."""
-    from asynctask_operator.archive.figures import percentiles_statement, totals_statement
+    from asynctask_operator.archive.figures import figures_statement
 
     query = HistoryQuery(namespaces=(namespace,), phase="Succeeded", label_selector="tier=backend", limit=PAGE)
     selective = HistoryQuery(namespaces=(namespace,), phase="Failed", label_selector="app=app-07", limit=PAGE)
@@ -208,8 +209,8 @@ async def explain(engine: AsyncEngine, namespace: str) -> dict[str, str]:
     statements = {
         "history page 1 (phase=Succeeded, tier=backend)": page_statement(query),
         "history page 1 (phase=Failed, app=app-07)": page_statement(selective),
-        "statistics by type, 30 days: counts": totals_statement(scope, "type"),
-        "statistics by type, 30 days: percentiles": percentiles_statement(scope, "type"),
+        "statistics by type, 30 days": figures_statement(scope, "type"),
+        "statistics by type, 30 days, every namespace": figures_statement(Scope(None, scope.since, scope.until), "type"),
     }
     plans: dict[str, str] = {}
     async with engine.connect() as conn:

@@ -11,6 +11,7 @@ nothing of the controllers or the front doors (pyproject's import-linter contrac
     figures     the live statistics' figures, in SQL
     reader      ArchiveReader: what the front doors call
     capture     an attempt's pod log: its last bytes, compressed
+    marks       the asynctask.dev/archived patch and the Warning Event (bodies)
     backlog, sink, recorder, retention, process, cli, settings, metrics   the asynctask-archive process
 
 Reading (what the gateway, the console and the plugin build on)::

@@ -16,8 +16,6 @@ record saying why, and the task is marked like any other.
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
-import json
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
@@ -30,15 +28,14 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from asynctask_operator.adapters.kube import ASYNCTASKS, EVENTS, ApiError, Conflict, NotFound
 from asynctask_operator.archive.backlog import Backlog, Pending
 from asynctask_operator.archive.capture import LogClient, capture
+from asynctask_operator.archive.marks import mark_patch, warning
 from asynctask_operator.archive.metrics import ArchiveMetrics
-from asynctask_operator.archive.records import TaskRow, Unkeyed, clean, row_of
+from asynctask_operator.archive.records import TaskRow, Unkeyed, minimal, row_of
 from asynctask_operator.archive.schema import attempt_logs
 from asynctask_operator.archive.settings import ArchiveSettings
 from asynctask_operator.archive.writes import insert_logs, upsert_tasks
-from asynctask_operator.core.archiving import ANNOTATION_ARCHIVED, mark_in
 from asynctask_operator.core.draft import MAX_ATTEMPTS_KEPT
 from asynctask_operator.core.retry import backoff
-from asynctask_operator.core.timestamps import stamp
 
 logger = logging.getLogger(__name__)
 
@@ -205,11 +202,10 @@ class Recorder:
 
     async def _mark(self, p: Pending) -> bool:
         """Mark the task archived in the state written (the operator may delete it now); False when refused."""
-        value = mark_in(p.obj)
+        patch = mark_patch(p.obj)
         meta = p.obj.get("metadata") or {}
-        if value is None:
+        if patch is None:
             return True
-        patch = {"metadata": {"uid": p.uid, "annotations": {ANNOTATION_ARCHIVED: value}}}  # uid: a precondition
         try:
             await self.api.patch(ASYNCTASKS, str(meta["namespace"]), str(meta["name"]), patch)
             self.metrics.marks.labels("ok").inc()
@@ -233,38 +229,3 @@ def _attempts(obj: Obj) -> list[int]:
     if not isinstance(last, int) or isinstance(last, bool) or last < 1:
         return []
     return list(range(max(1, last - MAX_ATTEMPTS_KEPT + 1), min(last, 10_000) + 1))
-
-
-def minimal(row: TaskRow, reason: str) -> TaskRow:
-    """A row the database surely stores: the keys and counted columns, cleaned, and why the rest is missing."""
-    meta = {"uid": row.uid, "namespace": row.namespace, "name": row.name}
-    wire = json.dumps({"metadata": meta, "archiveError": clean(reason)}, ensure_ascii=True)
-    return TaskRow(
-        **{**row.values(), "labels": {}, "message": None, "wire": wire, "reason": clean(row.reason or "")[:256] or None}
-    )
-
-
-def warning(row: TaskRow, reason: str, message: str, now: float) -> Obj:
-    """A core/v1 Warning Event about the task of ``row``, from the archiver."""
-    at = stamp(dt.datetime.fromtimestamp(now, dt.UTC))
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{row.name[:200]}.", "namespace": row.namespace},
-        "involvedObject": {
-            "apiVersion": "asynctask.dev/v1alpha1",
-            "kind": "AsyncTask",
-            "name": row.name,
-            "namespace": row.namespace,
-            "uid": row.uid,
-        },
-        "type": "Warning",
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": "asynctask-archive"},
-        "reportingComponent": "asynctask-archive",
-        "reportingInstance": "asynctask-archive",
-        "firstTimestamp": at,
-        "lastTimestamp": at,
-        "count": 1,
-    }

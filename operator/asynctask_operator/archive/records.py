@@ -198,3 +198,12 @@ def newest(rows: list[TaskRow]) -> list[TaskRow]:
         if held is None or row.revision == 0 or row.revision >= held.revision:
             chosen[row.uid] = row
     return list(chosen.values())
+
+
+def minimal(row: TaskRow, reason: str) -> TaskRow:
+    """A row the database surely stores: the keys and counted columns, cleaned, and why the rest is missing."""
+    meta = {"uid": row.uid, "namespace": row.namespace, "name": row.name}
+    wire = json.dumps({"metadata": meta, "archiveError": clean(reason)}, ensure_ascii=True)
+    return TaskRow(
+        **{**row.values(), "labels": {}, "message": None, "wire": wire, "reason": clean(row.reason or "")[:256] or None}
+    )

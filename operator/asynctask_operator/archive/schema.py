@@ -17,7 +17,8 @@ Indexes, each for a query of :mod:`.reader` (EXPLAINed over a million rows, docs
   statistics window; in PostgreSQL it includes the counted columns, so the statistics read the
   index alone.
 - ``ix_tasks_phase`` (namespace, phase, created, uid): the history of one phase (Failed tasks).
-- ``ix_tasks_created`` (created, uid): history across namespaces, and retention.
+- ``ix_tasks_created`` (created, uid): history across namespaces, retention, and (covering in
+  PostgreSQL) the statistics of every namespace.
 - ``ix_tasks_finished`` (namespace, finished): the tasks finished per hour.
 - ``ix_tasks_name`` (namespace, name, created): the latest task of a name.
 """
@@ -88,7 +89,7 @@ Index(
     postgresql_include=list(COUNTED),
 )
 Index("ix_tasks_phase", tasks.c.namespace, tasks.c.phase, tasks.c.created, tasks.c.uid)
-Index("ix_tasks_created", tasks.c.created, tasks.c.uid)
+Index("ix_tasks_created", tasks.c.created, tasks.c.uid, postgresql_include=["namespace", *COUNTED])
 Index("ix_tasks_finished", tasks.c.namespace, tasks.c.finished)
 Index("ix_tasks_name", tasks.c.namespace, tasks.c.name, tasks.c.created)
 

@@ -32,7 +32,7 @@ class ArchiveSettings:
     batch_latency_seconds: float = 0.5
     """How long a task waits for others to fill its batch before it is written anyway."""
 
-    max_waiting: int = 5000
+    max_waiting: int = 2000
     """Finished tasks held in memory while they wait to be written; more are listed again once these are
     written (memory stays bounded while the database is down)."""
 

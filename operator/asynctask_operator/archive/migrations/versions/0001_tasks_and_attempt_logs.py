@@ -59,7 +59,12 @@ def upgrade() -> None:
         postgresql_include=["phase", "type", "queue", "duration_seconds", "queue_wait_seconds", "reason"],
     )
     op.create_index("ix_tasks_phase", "tasks", ["namespace", "phase", "created", "uid"])
-    op.create_index("ix_tasks_created", "tasks", ["created", "uid"])
+    op.create_index(
+        "ix_tasks_created",
+        "tasks",
+        ["created", "uid"],
+        postgresql_include=["namespace", "phase", "type", "queue", "duration_seconds", "queue_wait_seconds", "reason"],
+    )
     op.create_index("ix_tasks_finished", "tasks", ["namespace", "finished"])
     op.create_index("ix_tasks_name", "tasks", ["namespace", "name", "created"])
     op.create_table(
