@@ -42,7 +42,7 @@ class ArchiverProcess:
     def offset(self) -> int:
         return self.logfile.stat().st_size if self.logfile.exists() else 0
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, marker: str = MARKER) -> None:
         self.starts += 1
         with self.logfile.open("a") as log:
             log.write(f"\n===== start {self.starts} =====\n")
@@ -52,11 +52,11 @@ class ArchiverProcess:
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "asynctask_operator.archive", *self.argv(), stdout=log, stderr=log, env=env
         )
-        await self._started(offset, timeout)
+        await self._started(offset, timeout, marker)
 
-    async def _started(self, offset: int, timeout: float) -> None:
+    async def _started(self, offset: int, timeout: float, marker: str = MARKER) -> None:
         try:
-            await eventually(lambda: MARKER in self.log()[offset:] or self.ended(), timeout, "the archiver to start")
+            await eventually(lambda: marker in self.log()[offset:] or self.ended(), timeout, "the archiver to start")
         except AssertionError:
             raise AssertionError("the archiver did not start:\n" + self.log()[offset:][-5000:]) from None
         if self.ended():
@@ -93,7 +93,7 @@ class InProcessArchiver(ArchiverProcess):
         self._api: Any = None
         self.archiver: Any = None
 
-    async def start(self, timeout: float = 30) -> None:
+    async def start(self, timeout: float = 30, marker: str = MARKER) -> None:
         from asynctask_operator.adapters.kubeclient import KubeClient
         from asynctask_operator.adapters.kubeconfig import load_configuration
         from asynctask_operator.archive import cli
@@ -113,7 +113,7 @@ class InProcessArchiver(ArchiverProcess):
         self.archiver = Archiver(self._api, settings)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.archiver.run(self._stop))
-        await self._started(offset, timeout)
+        await self._started(offset, timeout, marker)
 
     def ended(self) -> bool:
         return self._task is not None and self._task.done()

@@ -7,10 +7,12 @@ from __future__ import annotations
 import asyncio
 import json
 import pathlib
+import socket
 import time
 from collections.abc import AsyncIterator
 from typing import Any
 
+import aiohttp
 import kmock
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -155,3 +157,63 @@ def rows(engine: AsyncEngine, n: int) -> Any:
         return await count(engine) == n
 
     return check
+
+
+async def finished(cluster: Cluster, *names: str) -> None:
+    now = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime())
+    for name in names:
+        await cluster.create_task(name, {"type": "echo"})
+        await cluster.patch(
+            TASK_API, f"asynctasks/{name}", {"status": {"phase": "Succeeded", "attempt": 0, "completionTime": now}}
+        )
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def test_one_of_two_archivers_records_and_the_other_takes_over(
+    cluster: Cluster, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, archive_dsn: str, archive_engine: AsyncEngine
+) -> None:
+    election = ("--leader-elect", "--lease-duration", "3", "--renew-deadline", "2", "--retry-period", "0.2")
+    first = InProcessArchiver(kubeconfig, archive_dsn, tmp_path / "first.log", *election)
+    second = InProcessArchiver(kubeconfig, archive_dsn, tmp_path / "second.log", *election)
+    await finished(cluster, "a", "b")
+    await first.start()
+    try:
+        await second.start(marker="")  # a standby: it waits for the Lease
+        await eventually(rows(archive_engine, 2), what="two rows")
+        assert first.archiver.elector.leading and not second.archiver.elector.leading
+        assert second.archiver.ready() and second.archiver.sink.listings == 0  # Ready, and lists nothing
+        await first.stop()  # a clean stop releases the Lease: the standby takes over at once
+        await finished(cluster, "c")
+        await eventually(lambda: second.archiver.elector.leading, what="the standby to lead")
+        await eventually(rows(archive_engine, 3), what="the third row, by the new leader")
+        assert archived_in(cluster.task("c"))
+    finally:
+        await first.stop()
+        await second.stop()
+
+
+async def test_probes_and_metrics(
+    cluster: Cluster, kubeconfig: pathlib.Path, tmp_path: pathlib.Path, archive_dsn: str, archive_engine: AsyncEngine
+) -> None:
+    port = free_port()
+    archiver = InProcessArchiver(kubeconfig, archive_dsn, tmp_path / "archive.log", "--http-port", str(port))
+    await finished(cluster, "a")
+    await archiver.start()
+    try:
+        await eventually(rows(archive_engine, 1), what="a row")
+        async with aiohttp.ClientSession(f"http://127.0.0.1:{port}") as http:
+            for path in ("/healthz", "/readyz"):
+                async with http.get(path) as answer:
+                    assert answer.status == 200, path
+            async with http.get("/metrics") as answer:
+                text = await answer.text()
+    finally:
+        await archiver.stop()
+    assert 'asynctask_archive_rows_written_total{table="tasks"} 1.0' in text
+    assert 'asynctask_archive_marks_total{result="ok"} 1.0' in text
+    assert "asynctask_archive_leader 1.0" in text and "asynctask_archive_waiting_tasks 0.0" in text
