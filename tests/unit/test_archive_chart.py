@@ -154,7 +154,7 @@ def test_namespaced_install_gives_the_archiver_a_role_per_namespace(chart: Any) 
 
 def archive_exported() -> dict[str, set[str]]:
     metrics = ArchiveMetrics()
-    metrics.watch_backlog(lambda: 0, lambda: 0.0)
+    metrics.watch_backlog(lambda: 0, lambda: 0.0, lambda: 0)
     families: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name

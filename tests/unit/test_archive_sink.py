@@ -71,6 +71,10 @@ def test_a_deletion_is_written_without_a_mark_even_when_the_backlog_is_full() ->
     assert (len(s.backlog), s.backlog.overflowed, s.backlog.dropped) == (2, True, 1)
     s.event("DELETED", finished("gone", phase="Running", duration=None))
     assert len(s.backlog) == 3
+    s.event("DELETED", finished("gone-too", phase="Running", duration=None))
+    s.event("DELETED", finished("gone-three", phase="Running", duration=None))  # twice the capacity: no room
+    assert (len(s.backlog), s.backlog.lost) == (4, 1)
+    s.backlog.forget("uid-team-a-gone-too")
     assert [p.mark for p in s.backlog.take(3)] == [True, True, False]
     assert s.backlog.drained.is_set()  # overflowed and written out: time to list again
     s.backlog.relisted()

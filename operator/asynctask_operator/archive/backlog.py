@@ -5,8 +5,10 @@ again while it waits keeps its place and takes the newer copy, so a burst of eve
 is one row written. A batch whose write failed is given back in front, unless a newer copy arrived
 meanwhile. Beyond ``capacity`` a finished task is not held (the process's memory stays bounded
 while the database is down): :attr:`Backlog.overflowed` asks for a new listing once the backlog has
-drained, which offers every task not yet archived again. A deleted task is always held: its
-DELETED event is the last time its state can be read.
+drained, which offers every task not yet archived again. A deleted task is held beyond that, up
+to twice the capacity: its DELETED event is the last time its state can be read (no listing
+offers it again), but a namespace of 100,000 tasks deleted while the database is down must not
+exhaust the process's memory either; past that it is counted in :attr:`Backlog.lost`.
 """
 
 from __future__ import annotations
@@ -41,6 +43,7 @@ class Backlog:
         self.items: dict[str, Pending] = {}
         self.overflowed = False
         self.dropped = 0  # offers not held since the last listing asked for
+        self.lost = 0  # deleted tasks not held (the backlog was full twice over): never archived
         self._arrived = asyncio.Event()
         self.drained = asyncio.Event()
         """Set once the backlog overflowed and has since been written out: time to list again."""
@@ -56,9 +59,12 @@ class Backlog:
             if new == 0 or new >= old:
                 held.obj, held.mark, held.logs = obj, mark and not deleted, None if new != old else held.logs
             return True
-        if len(self.items) >= self.capacity and not deleted:
-            self.overflowed = True
-            self.dropped += 1
+        if len(self.items) >= self.capacity * (2 if deleted else 1):
+            if deleted:
+                self.lost += 1  # gone from the cluster, and no room: it will not be archived
+            else:
+                self.overflowed = True
+                self.dropped += 1
             return False
         self.items[uid] = Pending(uid, obj, mark and not deleted, now)
         self._arrived.set()

@@ -9,6 +9,7 @@
 - ``asynctask_archive_retention_deleted_total``: rows deleted past their retention;
 - ``asynctask_archive_waiting_tasks``: tasks seen and not yet archived (the TTL of each waits, when required);
 - ``asynctask_archive_lag_seconds``: how long the longest-waiting of them has waited (0: none waits);
+- ``asynctask_archive_lost_total``: tasks deleted while the backlog was full (never archived);
 - ``asynctask_archive_leader``: 1 on the replica that records.
 """
 
@@ -17,23 +18,27 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 BATCH_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30)
 
 
 class _Waiting(Collector):
-    def __init__(self, count: Callable[[], int], lag: Callable[[], float]) -> None:
+    def __init__(self, count: Callable[[], int], lag: Callable[[], float], lost: Callable[[], int]) -> None:
         self.count = count
         self.lag = lag
+        self.lost = lost
 
-    def collect(self) -> Iterable[GaugeMetricFamily]:
+    def collect(self) -> Iterable[GaugeMetricFamily | CounterMetricFamily]:
         yield GaugeMetricFamily(
             "asynctask_archive_waiting_tasks", "Tasks seen and not yet archived", value=self.count()
         )
         yield GaugeMetricFamily(
             "asynctask_archive_lag_seconds", "Wait of the longest-waiting task not yet archived", value=self.lag()
+        )
+        yield CounterMetricFamily(
+            "asynctask_archive_lost", "Tasks deleted while the backlog was full: never archived", value=self.lost()
         )
 
 
@@ -66,8 +71,8 @@ class ArchiveMetrics:
         for result in ("captured", "missing"):
             self.logs.labels(result)
 
-    def watch_backlog(self, count: Callable[[], int], lag: Callable[[], float]) -> None:
-        self.registry.register(_Waiting(count, lag))
+    def watch_backlog(self, count: Callable[[], int], lag: Callable[[], float], lost: Callable[[], int]) -> None:
+        self.registry.register(_Waiting(count, lag, lost))
 
     def exposition(self) -> bytes:
         return generate_latest(self.registry)

@@ -57,7 +57,7 @@ class Archiver:
         self.backlog = Backlog(settings.max_waiting)
         self.sink = TaskSink(self.backlog, self.clocks.monotonic, record_phases=settings.record_phases)
         self.recorder = Recorder(self.engine, api, self.backlog, settings, self.metrics, wall=self.clocks.wall)
-        self.metrics.watch_backlog(lambda: len(self.backlog), self.lag)
+        self.metrics.watch_backlog(lambda: len(self.backlog), self.lag, lambda: self.backlog.lost)
         self.migrated = False
         self.elector: LeaderElector | None = None
 

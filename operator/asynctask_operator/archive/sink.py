@@ -91,5 +91,9 @@ class TaskSink:
                 self.backlog.forget(uid)  # marked by an earlier run (or replica): nothing left to write
             return
         held = self.backlog.offer(uid, obj, mark=want is Want.WRITE_AND_MARK, now=self.monotonic(), deleted=deleted)
+        if deleted and not held:
+            meta = obj.get("metadata") or {}
+            logger.error("AsyncTask %s/%s was deleted while %d tasks wait to be archived: it is not archived",
+                         meta.get("namespace"), meta.get("name"), len(self.backlog))  # fmt: skip
         if held and want is Want.WRITE and not deleted and mark_in(obj) is None:  # an unfinished phase, recorded
             self.phases[uid] = str((obj.get("status") or {}).get("phase") or "Pending")

@@ -57,5 +57,7 @@ async def upsert_tasks(conn: AsyncConnection, rows: Iterable[TaskRow]) -> int:
 async def insert_logs(conn: AsyncConnection, logs: Sequence[dict[str, Any]]) -> None:
     """Insert attempt logs (the ``attempt_logs`` columns); one already there for (uid, attempt) stays."""
     if logs:
-        stmt = _insert(conn, attempt_logs).on_conflict_do_nothing(index_elements=[attempt_logs.c.uid, attempt_logs.c.attempt])
+        stmt = _insert(conn, attempt_logs).on_conflict_do_nothing(
+            index_elements=[attempt_logs.c.uid, attempt_logs.c.attempt]
+        )
         await conn.execute(stmt, list(logs))
