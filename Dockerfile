@@ -6,7 +6,8 @@
 # exact version and its sha256 hashes (requirements.lock for the runtime: the operator's and the
 # gateway's extras, not the kubectl plugin's, docs/adr/0022-an-extra-per-program.md, and the [otel]
 # extra: the OpenTelemetry SDK and OTLP/HTTP exporter, used only when OTEL_EXPORTER_OTLP_ENDPOINT
-# is set, docs/adr/0020-opentelemetry-tracing.md;
+# is set, docs/adr/0020-opentelemetry-tracing.md; and the [archive] extra: SQLAlchemy, asyncpg,
+# aiosqlite and Alembic, for asynctask-archive, docs/archive.md;
 # requirements-build.lock for the tools that build the wheel; both from `scripts/lock`).
 # Wheels only: nothing is compiled, so the slim image needs no compiler.
 #
@@ -56,6 +57,8 @@ RUN /opt/build/bin/pip wheel --no-deps --no-build-isolation --wheel-dir /tmp/whe
  && /opt/build/bin/pip --python /opt/venv/bin/python check \
  && /opt/venv/bin/asynctask-operator --version \
  && /opt/venv/bin/asynctask-gateway --version \
+ && /opt/venv/bin/asynctask-archive --version \
+ && /opt/venv/bin/python -c "import asyncpg, aiosqlite, sqlalchemy.ext.asyncio, alembic" \
  && /opt/venv/bin/python -c "import opentelemetry.exporter.otlp.proto.http.trace_exporter, opentelemetry.sdk.trace"
 
 # ---------------------------------------------------------------------------- runtime

@@ -1,6 +1,6 @@
 """API requests per task, by path: success, retry, cancel, TTL.
 
-    python -m bench.api_budget [--n 20] [--json PATH]
+    python -m bench.api_budget [--n 20] [--archive] [--json PATH]
 
 Runs N tasks through each path at once against kmock, playing the Job controller
 and the kubelet, and counts the operator's own requests (its User-Agent) about each
@@ -16,6 +16,11 @@ listed apart.
 Exits 1 when the budget of SPEC §5 is exceeded: more than 3 writes per task until
 Succeeded on the success path, any write after Succeeded there, or more than 1 write
 (the DELETE) after Succeeded on the TTL path.
+
+``--archive``: the operator runs with ``--archive-required`` beside the archiver
+(``asynctask-archive``, SQLite): the archiver's own requests are counted apart (its
+User-Agent), and its writes per task may be 1 on every path (the ``asynctask.dev/archived``
+mark); the operator's budget is the same.
 """
 
 from __future__ import annotations
@@ -117,6 +122,18 @@ def key(hit: Hit) -> str:
     return f"{hit.verb} {hit.resource}" + (" (kopf)" if hit.kopf else "")
 
 
+ARCHIVE_AGENT = "asynctask-archive"
+
+
+def archive_writes(k: ApiServerEmulator, n: int) -> dict[str, float]:
+    """The archiver's writes per task, by path (its marks; nothing else, if all is well)."""
+    counts: collections.Counter[str] = collections.Counter()
+    for hit in k.hits:
+        if hit.agent.startswith(ARCHIVE_AGENT) and hit.write:
+            counts[path_of(hit) or "other"] += 1
+    return {path: round(counts[path] / n, 3) for path in (*PATHS, "other")}
+
+
 def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
     hits = k.operator_hits()
     by_path: dict[str, list[Hit]] = collections.defaultdict(list)
@@ -182,8 +199,11 @@ def retry_delays(k: ApiServerEmulator, phases: PhaseLog) -> list[float]:
     return delays
 
 
-def check_budget(paths: dict[str, Any]) -> list[str]:
+def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None) -> list[str]:
     problems = []
+    for path, writes in (archived or {}).items():
+        if writes > (1 if path in PATHS else 0):
+            problems.append(f"archiver, {path} path: {writes} writes per task > {1 if path in PATHS else 0}")
     success, ttl = paths["success"], paths["ttl"]
     if success["writes_to_terminal_per_task"] > 3:
         problems.append(f"success path: {success['writes_to_terminal_per_task']} writes per task until Succeeded > 3")
@@ -194,13 +214,19 @@ def check_budget(paths: dict[str, Any]) -> list[str]:
     return problems
 
 
-async def run(n: int, folder: str | None) -> dict[str, Any]:
+async def run(n: int, folder: str | None, archive: bool = False) -> dict[str, Any]:
     wd = workdir(folder, "api-budget")
     async with emulator() as k:
-        bench = Bench(k, wd)
+        bench = Bench(k, wd, *(["--archive-required"] if archive else []))
         phases = PhaseLog(k)
         await bench.cluster.create_tasktype("bench", TASKTYPE_SPEC)
         await bench.start()
+        archiver = None
+        if archive:
+            from asynctask_operator.testing.archiving import ArchiverProcess
+
+            archiver = ArchiverProcess(bench.kubeconfig, f"sqlite:///{wd / 'archive.db'}", wd / "archive.log")
+            await archiver.start(timeout=60)
         driver = Driver(bench, phases)
         t0 = time.monotonic()
         try:
@@ -211,14 +237,19 @@ async def run(n: int, folder: str | None) -> dict[str, Any]:
             await quiet(k, bench.stats, window=2.0, timeout=60)
         finally:
             await bench.stop()
+            if archiver is not None:
+                await archiver.stop()
         elapsed = time.monotonic() - t0
         result = analyse(k, phases, n)
+        archived = archive_writes(k, n) if archive else None
         delays = ttl_delays(k, phases, n)
         backoffs = retry_delays(k, phases)
-    problems = check_budget(result["paths"])
+    problems = check_budget(result["paths"], archived)
     return {
         "bench": "api_budget",
         "n": n,
+        "archive": archive,
+        **({"archive_writes_per_task": archived} if archived is not None else {}),
         **result,
         "ttl_delete_seconds": {
             "p50": rounded(percentile(delays, 50)),
@@ -265,6 +296,14 @@ def render(result: dict[str, Any]) -> list[str]:
     other = table(
         "Requests about no task (whole run)", ["request", "count"], [[k, v] for k, v in result["other"].items()]
     )
+    if "archive_writes_per_task" in result:
+        archived = result["archive_writes_per_task"]
+        other = table(
+            "The archiver's writes per task (asynctask.dev/archived marks), beside the operator's",
+            ["path", "operator until + after", "archiver"],
+            [[path, f"{paths[path]['writes_to_terminal_per_task']} + {paths[path]['writes_after_terminal_per_task']}",
+              archived[path]] for path in PATHS],
+        ) + "\n\n" + other  # fmt: skip
     ttl = result["ttl_delete_seconds"]
     verdict = "budget OK" if result["budget_ok"] else "BUDGET EXCEEDED: " + "; ".join(result["budget_problems"])
     back = result["retry_delay_seconds"]
@@ -277,8 +316,10 @@ def render(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = parser(__doc__.split("\n\n")[0], default_n=20).parse_args(argv)
-    result = asyncio.run(run(args.n, args.workdir))
+    p = parser(__doc__.split("\n\n")[0], default_n=20)
+    p.add_argument("--archive", action="store_true", help="with the archiver, and the operator's --archive-required")
+    args = p.parse_args(argv)
+    result = asyncio.run(run(args.n, args.workdir, args.archive))
     emit(render(result), result, args.json)
     return 0 if result["budget_ok"] else 1
 

@@ -16,3 +16,8 @@ QUIET = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too
 settings.register_profile("ci", derandomize=True, deadline=None, suppress_health_check=QUIET, print_blob=True)
 settings.register_profile("explore", max_examples=3000, deadline=None, suppress_health_check=QUIET)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+# The archive's databases (a real PostgreSQL per test process, and SQLite): tests/support/archive_db.py.
+from tests.support.archive_db import archive_dsn, archive_engine, postgres_server, sqlite_template  # noqa: E402
+
+__all__ = ["archive_dsn", "archive_engine", "postgres_server", "sqlite_template"]

@@ -69,6 +69,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--workers", "workers"),
     Option("--payload-limit", "core.payload_limit_bytes"),
     Option("--default-ttl", "core.default_ttl_seconds"),
+    Option("--archive-required", "core.archive_required"),
     Option("--unknown-type-grace", "core.unknown_type_grace_seconds"),
     Option("--default-concurrency", "default_concurrency"),
     Option("--queue-status-seconds", "queue_status_seconds"),

@@ -30,6 +30,16 @@ def gateway() -> int:
     return main()
 
 
+def archive() -> int:
+    """``asynctask-archive``; exit 2 without the [archive] extra."""
+    try:
+        from asynctask_operator.archive.cli import main
+    except ModuleNotFoundError:
+        require("archive", "asynctask-archive", 2)
+        raise
+    return main()
+
+
 def kubectl() -> int:
     """``kubectl-asynctask``; exit 4 (the plugin's "nothing was done") without the [kubectl] extra.
 

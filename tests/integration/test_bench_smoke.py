@@ -10,7 +10,10 @@ import pathlib
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from bench import api_budget, console, gateway, scale, throughput
+import pytest
+from bench import api_budget, archive, console, gateway, scale, throughput
+
+from asynctask_operator.testing.postgres import find_problem
 
 
 def run(main: Callable[[Sequence[str]], int], tmp_path: pathlib.Path, *argv: str) -> tuple[int, dict[str, Any]]:
@@ -31,6 +34,26 @@ def test_api_budget(tmp_path: pathlib.Path) -> None:
     assert success["writes_after_terminal_per_task"] == 0
     assert result["paths"]["retry"]["per_task"]["create jobs"] == 2
     assert {"budget_ok", "ttl_delete_seconds", "other"} <= set(result)
+
+
+def test_api_budget_with_the_archive(tmp_path: pathlib.Path) -> None:
+    code, result = run(api_budget.main, tmp_path, "--n", "2", "--archive")
+    assert result["archive"] is True
+    success, ttl = result["paths"]["success"], result["paths"]["ttl"]
+    assert success["writes_to_terminal_per_task"] <= 3 and success["writes_after_terminal_per_task"] == 0
+    assert ttl["per_task"].get("delete asynctasks") == 1  # deleted once archived
+    assert result["archive_writes_per_task"]["success"] == 1  # the mark, and nothing else
+    assert code == 0, result["budget_problems"]
+
+
+@pytest.mark.skipif(find_problem() is not None, reason=f"no PostgreSQL: {find_problem()}")
+def test_archive(tmp_path: pathlib.Path) -> None:
+    argv = ("--n", "300", "--sqlite-n", "200", "--ingest", "100", "--rss-tasks", "20", "--runs", "2")
+    code, result = run(archive.main, tmp_path, *argv)
+    assert code == 0
+    assert result["rows"] == 300 + 100 + 50  # the COPY, the ingest, the ingest with phases
+    assert result["ingest"]["marks"] == 100 and result["archiver"]["tasks"] == 20
+    assert {"page_1", "selective_page_1"} <= set(result["history"]) and "by_type_one_namespace" in result["statistics"]
 
 
 def test_throughput(tmp_path: pathlib.Path) -> None:

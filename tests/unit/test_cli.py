@@ -21,6 +21,7 @@ EVERY_FLAG = [
     *("--namespace", "a", "-n", "b"),
     *("--kubeconfig", "/k", "--context", "c"),
     *("--workers", "3", "--payload-limit", "100", "--default-ttl", "60", "--unknown-type-grace", "1.5"),
+    "--archive-required",
     *("--default-concurrency", "4", "--queue-status-seconds", "0.5", "--http-port", "0"),
     *("--report-url", "http://op:8080", "--report-key-secret", "s", "--report-key-namespace", "ops"),
     *("--progress-interval", "0.25", "--result-limit", "200"),
@@ -71,6 +72,7 @@ def test_every_flag_reaches_its_setting() -> None:
         core=CoreConfig(
             payload_limit_bytes=100,
             default_ttl_seconds=60,
+            archive_required=True,
             unknown_type_grace_seconds=1.5,
             report_url="http://op:8080",
             progress_interval_seconds=0.25,

@@ -33,8 +33,8 @@ def hashed_entries(lock: str) -> tuple[int, int]:
 
 
 def test_the_lock_pins_every_runtime_dependency() -> None:
-    """The dependencies, the operator's and the gateway's extras, and the [otel] extra: the image ships the
-    exporter (ADR 0020). Not the kubectl plugin's extra (ADR 0022): rich, and the pygments it brings,
+    """The dependencies, the operator's, the gateway's and the archive's extras, and the [otel] extra: the image
+    ships the exporter (ADR 0020) and runs asynctask-archive too. Not the kubectl plugin's extra (ADR 0022): rich, and the pygments it brings,
     which httpx would then import in every process of the image."""
     locked = pins("requirements.lock")
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
@@ -42,7 +42,7 @@ def test_the_lock_pins_every_runtime_dependency() -> None:
     for line in extras["kubectl"]:
         assert canonicalize_name(Requirement(line).name) not in locked, f"the image ships the plugin's {line}: {RELOCK}"
     assert not {"pygments", "markdown-it-py"} & set(locked), RELOCK
-    for line in project["dependencies"] + extras["operator"] + extras["gateway"] + extras["otel"]:
+    for line in project["dependencies"] + extras["operator"] + extras["gateway"] + extras["otel"] + extras["archive"]:
         requirement = Requirement(line)
         name = canonicalize_name(requirement.name)
         assert name in locked, f"{requirement.name} is a dependency but not in requirements.lock: {RELOCK}"

@@ -132,3 +132,43 @@ the Service and the ServiceMonitor all name the port through this.
 {{- $all := .root.Files.Get "files/gateway-rules.yaml" | fromYaml -}}
 {{- toYaml (get $all .scope) -}}
 {{- end -}}
+
+{{/*
+The archiver (archive.enabled): its own name, labels and selector, apart from the operator's and
+the gateway's, so that no Deployment's selector matches another's pods.
+*/}}
+{{- define "asynctask-operator.archive.fullname" -}}
+{{- printf "%s-archive" (include "asynctask-operator.fullname" . | trunc 55 | trimSuffix "-") -}}
+{{- end -}}
+
+{{- define "asynctask-operator.archive.selectorLabels" -}}
+app.kubernetes.io/name: {{ printf "%s-archive" (include "asynctask-operator.name" . | trunc 55 | trimSuffix "-") }}
+app.kubernetes.io/instance: {{ .Release.Name }}
+{{- end -}}
+
+{{- define "asynctask-operator.archive.labels" -}}
+helm.sh/chart: {{ printf "%s-%s" .Chart.Name .Chart.Version | replace "+" "_" | trunc 63 | trimSuffix "-" }}
+{{ include "asynctask-operator.archive.selectorLabels" . }}
+app.kubernetes.io/version: {{ .Chart.AppVersion | quote }}
+app.kubernetes.io/component: archive
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+{{- end -}}
+
+{{/*
+The archiver's PolicyRules of one scope, from files/archive-rules.yaml (generated from ARCHIVE_RULES
+in operator/asynctask_operator/rbac.py: `python -m asynctask_operator.rbac --archive --write
+charts/asynctask-operator/files/archive-rules.yaml`). Call: include "asynctask-operator.archive.rules"
+(dict "root" $ "scope" "namespaced")
+*/}}
+{{- define "asynctask-operator.archive.rules" -}}
+{{- $text := .root.Files.Get "files/archive-rules.yaml" -}}
+{{- if not $text -}}
+{{- fail "files/archive-rules.yaml is missing from the chart: run `python -m asynctask_operator.rbac --archive --write charts/asynctask-operator/files/archive-rules.yaml`" -}}
+{{- end -}}
+{{- toYaml (get ($text | fromYaml) .scope) -}}
+{{- end -}}
+
+{{/* PromQL matchers of the archiver's series: metrics.prometheusRule.archiveSelector, or its ServiceMonitor's job. */}}
+{{- define "asynctask-operator.archive.metricsSelector" -}}
+{{- .Values.metrics.prometheusRule.archiveSelector | default (printf "job=%q" (include "asynctask-operator.archive.fullname" .)) -}}
+{{- end -}}

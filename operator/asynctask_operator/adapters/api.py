@@ -59,4 +59,5 @@ class PodLogs(Protocol):
         container: str | None = None,
         follow: bool = False,
         tail_lines: int | None = None,
+        errors: str = "replace",
     ) -> AsyncIterator[str]: ...

@@ -38,7 +38,7 @@ class HttpServer:
     def __init__(
         self,
         port: int,
-        reports: Reports,
+        reports: Reports | None,
         ready: Callable[[], bool],
         metrics: Callable[[], bytes] | None = None,
         host: str = "0.0.0.0",
@@ -55,7 +55,8 @@ class HttpServer:
         app.router.add_get("/healthz", self._healthz)
         app.router.add_get("/readyz", self._readyz)
         app.router.add_get("/metrics", self._serve_metrics)
-        app.router.add_post("/v1/namespaces/{namespace}/asynctasks/{name}/{kind:progress|result}", self._report)
+        if self._reports is not None:  # None: the probes and metrics only (the archiver's port)
+            app.router.add_post("/v1/namespaces/{namespace}/asynctasks/{name}/{kind:progress|result}", self._report)
         return app
 
     async def start(self) -> None:
@@ -65,7 +66,8 @@ class HttpServer:
         await self._runner.setup()
         await web.SockSite(self._runner, sock).start()
         self.port = sock.getsockname()[1]  # the port chosen, when asked for port 0
-        logger.info("serving /healthz, /readyz and /v1/ reports on port %d", self.port)
+        served = "/healthz, /readyz and /v1/ reports" if self._reports is not None else "/healthz, /readyz and /metrics"
+        logger.info("serving %s on port %d", served, self.port)
 
     async def stop(self) -> None:
         if self._runner is not None:
@@ -94,6 +96,7 @@ class HttpServer:
             body = await request.read()
         except web.HTTPRequestEntityTooLarge:
             return _answer(413, f"the body is over {MAX_BODY} bytes")
+        assert self._reports is not None  # the route exists only with them
         status, message = await self._reports.report(
             request.match_info["namespace"], request.match_info["name"], request.match_info["kind"], token, body
         )

@@ -165,9 +165,12 @@ class KubeClient:
         container: str | None = None,
         follow: bool = False,
         tail_lines: int | None = None,
+        errors: str = "replace",
     ) -> AsyncIterator[str]:
         """The lines of a pod's log, without their line ends (of ``container``, else its only one); with ``follow``, as they are
         written, until the container ends; with ``tail_lines``, from that many lines before the end.
+        Bytes that are not UTF-8 are decoded with ``errors`` (``surrogateescape`` keeps them:
+        ``line.encode(errors="surrogateescape")`` gives them back, as the archive does).
         Raises :class:`ApiError` when refused (:class:`NotFound` without the pod; 400 while the
         container has not started)."""
         query = [("follow", "true")] if follow else []
@@ -176,7 +179,7 @@ class KubeClient:
         if tail_lines is not None:
             query.append(("tailLines", str(tail_lines)))
         lines = WatchStream(
-            asyncio.get_running_loop(), decode=lambda line: line.decode(errors="replace"), blank_lines=True
+            asyncio.get_running_loop(), decode=lambda line: line.decode(errors=errors), blank_lines=True
         )
         stream = self._stream(
             lines, PODS.path(namespace, name, "log"), query, 24 * 3600.0,

@@ -24,6 +24,7 @@ from typing import Any
 
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of, phase_of, scheduled_owner
+from asynctask_operator.core.archiving import archived_in
 from asynctask_operator.core.effective import resolve_queue
 
 
@@ -53,7 +54,8 @@ class TaskIntake:
             return False
         self.admissions.observe_task(key, obj, lambda: self._queue_of(key, obj))
         owner = scheduled_owner(obj)
-        if owner is not None and before != phase_of(obj):
+        if owner is not None and (before != phase_of(obj) or archived_in(obj)):
+            # A finished run's archive mark may let its schedule delete it (beyond its history limits).
             self._wake_schedule((key[0], owner[1]))
         if not own:
             self._wake_task(key)

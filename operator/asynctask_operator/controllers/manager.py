@@ -113,6 +113,7 @@ class Manager:
             self.intake,
             wake=self._wake_schedule,
             metrics=self.metrics,
+            archive_required=settings.core.archive_required,
         )
         self._failures: dict[WorkKey, int] = {}
         self.informer = Informer(

@@ -42,8 +42,10 @@ class ScheduleReconciler:
         intake: TaskIntake,
         wake: Callable[[Key], None],
         metrics: Metrics | None = None,
+        archive_required: bool = False,
     ) -> None:
         self.cache = cache
+        self.archive_required = archive_required  # runs beyond the history limits wait for the archive
         self.api = api
         self.intake = intake  # where the runs it creates or cancels go: that queues them for reconciling
         self.wake = wake  # queue a ScheduledTask for reconciling
@@ -61,7 +63,9 @@ class ScheduleReconciler:
         except ValidationError as exc:  # only with a CRD older than this operator
             logger.error("ScheduledTask %s/%s does not parse, skipped: %s", key[0], key[1], exc)
             return None
-        observed = ScheduleObserved(scheduled=scheduled, children=self._runs_of(scheduled), now=now)
+        observed = ScheduleObserved(
+            scheduled=scheduled, children=self._runs_of(scheduled), now=now, archive_required=self.archive_required
+        )
         decision = decide_schedule(observed)
         for note in decision.notes:
             logger.info("ScheduledTask %s/%s: %s", key[0], key[1], note)

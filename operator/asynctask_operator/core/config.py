@@ -41,6 +41,11 @@ class CoreConfig:
     result_limit_bytes: int = 16 * 1024
     """Largest result accepted (HTTP 413 above it; never truncated)."""
 
+    archive_required: bool = False
+    """Delete a finished task at its TTL (and a ScheduledTask's run beyond its history limits) only once the
+    archive holds it: once the archiver's ``asynctask.dev/archived`` annotation names its finished state.
+    Set by the chart with ``archive.enabled``; while the archiver is down, finished tasks stay."""
+
     callback_max_attempts: int = 6
     """Deliveries of one callback event before it is given up (a callback's maxAttempts overrides it)."""
 

@@ -13,10 +13,12 @@ Phases::
        |                  \\--failure, no retry--> Failed
        \\--retry-requested annotation-- Failed | Cancelled
     any unfinished phase --spec.cancel--> Cancelled;  --deadlineSeconds--> Failed/DeadlineExceeded
+    finished --TTL passed (and, with the archive required, the archive's mark on it)--> deleted
 """
 
 from __future__ import annotations
 
+from asynctask_operator.core import archiving
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.acts import RETRY_ANNOTATION, RETRYABLE_PHASES
 from asynctask_operator.core.callback_step import record_callback
@@ -338,10 +340,12 @@ def _finished(draft: Draft) -> None:
         return
     ttl = draft.effective().ttl_for(draft.phase)
     expires = after(done, ttl)
-    if obs.now >= expires:
-        draft.delete_task = True
-    else:
+    if obs.now < expires:
         draft.due.append(expires)
+    elif draft.config.archive_required and not archiving.archived(obs.task):
+        pass  # held until the archive holds this state: its mark's watch event brings the task back
+    else:
+        draft.delete_task = True
 
 
 def refuse(obs: Observed, config: CoreConfig, reason: str, message: str) -> Decision:

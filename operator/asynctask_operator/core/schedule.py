@@ -26,6 +26,7 @@ import datetime as dt
 from collections.abc import Sequence
 from typing import Any
 
+from asynctask_operator.core import archiving
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.cron import Schedule, ScheduleError, fires_between, next_fire, parse_schedule, unix_minute
 from asynctask_operator.core.models import (
@@ -60,6 +61,7 @@ class ScheduleObserved:
     children: Sequence[AsyncTask]  # the AsyncTasks this ScheduledTask owns (controller ownerReference, its uid)
     now: dt.datetime
     template_refused: str | None = None  # the API server refused the AsyncTask built from the template: why
+    archive_required: bool = False  # a run beyond the history limits goes only once archived (core/archiving.py)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -333,7 +335,10 @@ def _beyond_history(plan: _Plan) -> list[tuple[str, str]]:
             if (c.phase == "Succeeded") == wanted and c.metadata.deletion_timestamp is None
         ]
         kept.sort(key=_finish_order, reverse=True)  # newest first
-        out.extend((c.metadata.name, c.metadata.uid) for c in reversed(kept[limit:]))
+        beyond = reversed(kept[limit:])
+        if plan.obs.archive_required:  # the others wait for the archive's mark (its event wakes the schedule)
+            beyond = (c for c in beyond if archiving.archived(c))
+        out.extend((c.metadata.name, c.metadata.uid) for c in beyond)
     return out
 
 

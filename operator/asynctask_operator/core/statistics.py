@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Literal
 
 GroupBy = Literal["type", "queue"]
@@ -135,15 +135,31 @@ def finished_per_hour(
     >>> finished_per_hour(facts, since=None, until=11000.0)
     [(3600.0, 2), (7200.0, 0), (10800.0, 1)]
     """
-    moments = [t.finished for t in tasks if t.finished is not None and _within(t.finished, since, until)]
-    last = _hour_of(until)
-    first = max(_hour_of(min(moments, default=until)), last - (max(max_buckets, 1) - 1) * HOUR)
-    counts = [0] * (round((last - first) / HOUR) + 1)
-    for moment in moments:
-        index = round((_hour_of(moment) - first) / HOUR)
-        if index >= 0:  # not a finish older than the hours kept
-            counts[index] += 1
-    return [(first + index * HOUR, count) for index, count in enumerate(counts)]
+    counts: dict[float, int] = {}
+    for t in tasks:
+        if t.finished is not None and _within(t.finished, since, until):
+            counts[_hour_of(t.finished)] = counts.get(_hour_of(t.finished), 0) + 1
+    return per_bucket(counts, until, max_buckets=max_buckets)
+
+
+def per_bucket(
+    counts: Mapping[float, int], until: float, *, width: float = HOUR, max_buckets: int = 168
+) -> list[tuple[float, int]]:
+    """Counts by the start of their bucket (a UTC hour, or a day with ``width=86400``), as a list
+    from the first bucket counted through ``until``'s, every bucket present, at most ``max_buckets``
+    (the latest): what :func:`finished_per_hour` gives, from counts made elsewhere (the archive's SQL).
+
+    >>> per_bucket({3600.0: 2, 10800.0: 1}, until=11000.0)
+    [(3600.0, 2), (7200.0, 0), (10800.0, 1)]
+    """
+    last = math.floor(until / width) * width
+    first = max(min(counts, default=last), last - (max(max_buckets, 1) - 1) * width)
+    out = [0] * (round((last - first) / width) + 1)
+    for start, count in counts.items():
+        index = round((start - first) / width)
+        if 0 <= index < len(out):  # not a bucket older than those kept
+            out[index] += count
+    return [(first + index * width, count) for index, count in enumerate(out)]
 
 
 def failures_by_reason(tasks: Iterable[TaskFacts], since: float | None, until: float) -> list[tuple[str, int]]:

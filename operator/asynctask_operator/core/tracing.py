@@ -26,6 +26,7 @@ import dataclasses
 import datetime as dt
 import hashlib
 import re
+from collections.abc import Mapping
 from typing import Literal
 
 from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, AsyncTaskStatus, Attempt, CallbackStatus
@@ -127,12 +128,16 @@ class TaskTrace:
 
 def task_trace(task: AsyncTask) -> TaskTrace:
     """The trace of ``task``: the one its annotation names, else its own (first 16 bytes of sha256(uid))."""
-    annotations = task.metadata.annotations
+    return trace_of(task.metadata.uid, task.metadata.annotations)
+
+
+def trace_of(uid: str, annotations: Mapping[str, str]) -> TaskTrace:
+    """:func:`task_trace` of a task's uid and annotations (its wire form, unparsed)."""
     parent = parse_traceparent(annotations.get(ANNOTATION_TRACEPARENT))
     state = valid_tracestate(annotations.get(ANNOTATION_TRACESTATE))
     if parent is not None:
         return TaskTrace(parent.trace_id, parent.span_id, parent.flags, state)
-    own = _digest(task.metadata.uid)[:16].hex()
+    own = _digest(uid)[:16].hex()
     return TaskTrace(own if own != _ZERO_TRACE else "0" * 31 + "1", tracestate=state)
 
 

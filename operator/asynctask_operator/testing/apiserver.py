@@ -9,7 +9,8 @@ one method call, and nothing happens between two calls.
   ``creationTimestamp`` set by the server; ``status`` of a kind with the status subresource is
   left out of a create and of a write of the main resource, and a write to ``/status`` changes
   only the status; ``generation`` advances when the spec changes;
-- a ``metadata.resourceVersion`` in a patch or an update is a precondition (409 on a stale one),
+- a ``metadata.resourceVersion`` in a patch or an update is a precondition (409 on a stale one), and
+  so is its ``metadata.uid`` (409 when another object of that name is there now),
   and so is a delete's ``uid``; deleting an object deletes what it owns (the garbage collector,
   by ownerReferences, at once);
 - listings in (namespace, name) order, filtered by namespace and label selector, in pages
@@ -265,6 +266,9 @@ class ApiServer:
         expected = (body.get("metadata") or {}).get("resourceVersion")
         if expected and str(expected) != current["metadata"].get("resourceVersion"):
             raise rules.stale(resource, current["metadata"]["name"])
+        uid = (body.get("metadata") or {}).get("uid")
+        if uid and uid != current["metadata"].get("uid"):  # the API server's check: another object of that name
+            raise rules.uid_mismatch(uid)
 
     def _change(self, resource: Resource, current: Obj, new: Obj) -> Written:
         """Write ``new`` over ``current``, keeping what only the server sets; nothing when nothing changed."""

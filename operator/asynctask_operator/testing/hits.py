@@ -31,6 +31,7 @@ class Hit:
     name: str | None  # from the path, or from the body of a create (an Event's: the object it is about)
     selector: str  # labelSelector, if any
     status: int | None = None  # the answer's code; None while a watch streams
+    agent: str = ""  # the User-Agent (the archiver's requests are counted apart: bench.api_budget --archive)
 
     @property
     def write(self) -> bool:
@@ -91,4 +92,5 @@ def hit_of(request: Any) -> Hit | None:
         namespace=request.namespace,
         name=name,
         selector=params.get("labelSelector", ""),
+        agent=agent,
     )

@@ -82,6 +82,11 @@ def already_exists(resource: Resource, name: str) -> Conflict:
     return Conflict(409, "AlreadyExists", f'{resource.plural} "{name}" already exists')
 
 
+def uid_mismatch(uid: str) -> Conflict:
+    """A write whose ``metadata.uid`` precondition names an object that is gone (its name reused)."""
+    return Conflict(409, "Conflict", f"Precondition failed: UID in precondition: {uid}")
+
+
 def stale(resource: Resource, name: str) -> Conflict:
     return Conflict(
         409,

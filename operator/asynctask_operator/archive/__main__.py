@@ -1,0 +1,3 @@
+from asynctask_operator.archive.cli import main
+
+raise SystemExit(main())
