@@ -9,7 +9,7 @@ from fastapi.routing import APIRoute
 
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES
 from asynctask_operator.core.clocks import Clocks
-from asynctask_operator.gateway import cloudevents, events, queues, schedules, statistics, tasks
+from asynctask_operator.gateway import cloudevents, events, history, queues, schedules, statistics, tasks
 from asynctask_operator.gateway.access import PERMISSIONS, bearer_token
 from asynctask_operator.gateway.auth import ALLOWED_TTL, DENIED_TTL, TTLCache
 from tests.support.gateway import NS, running_gateway
@@ -29,6 +29,8 @@ ROUTES: list[tuple[str, str, str, str]] = [
     ("POST", f"{T}/tasks/t1:retry", "patch", "asynctasks"),
     ("DELETE", f"{T}/tasks/t1", "delete", "asynctasks"),
     ("GET", f"{T}/statistics", "list", "asynctasks"),
+    ("GET", f"{T}/history", "list", "asynctasks"),
+    ("GET", f"{T}/tasks/t1/log", "get", "asynctasks"),
     ("GET", f"{T}/queues", "list", "taskqueues"),
     ("GET", f"{T}/queues/q1", "get", "taskqueues"),
     ("POST", f"{T}/queues/q1:pause", "patch", "taskqueues"),
@@ -42,7 +44,8 @@ ROUTES: list[tuple[str, str, str, str]] = [
 
 
 def test_every_v1_route_has_exactly_one_row_here() -> None:
-    routes = [r for module in (tasks, cloudevents, events, queues, schedules, statistics) for r in module.router.routes]
+    modules = (tasks, cloudevents, events, queues, schedules, statistics, history)
+    routes = [r for module in modules for r in module.router.routes]
     served = {(method, route.path) for route in routes if isinstance(route, APIRoute) for method in route.methods or ()}
     assert {route.name for route in routes if isinstance(route, APIRoute)} == set(PERMISSIONS)
     expected = {(m, p.replace("t1", "{name}").replace("q1", "{name}").replace("s1", "{name}")) for m, p, _, _ in ROUTES}

@@ -216,3 +216,26 @@ def test_with_tls_the_gateway_service_monitor_verifies_the_certificate(chart: An
         "serverName": f"{GATEWAY}.{NAMESPACE}.svc",
         "insecureSkipVerify": False,
     }  # Prometheus' own roots
+
+
+@pytest.mark.parametrize(
+    ("archive", "reads"),
+    [
+        ({"enabled": True, "database": {"existingSecret": "archive-db", "secretKey": "url"}}, True),
+        ({"enabled": True, "database": {"type": "sqlite"}}, False),  # one file on the archiver's volume
+        ({"enabled": False}, False),
+    ],
+)
+def test_with_the_archive_in_postgresql_the_gateway_reads_its_history(
+    chart: Any, archive: dict[str, Any], reads: bool
+) -> None:
+    pod = pod_of(gateway_objects(render(chart, {**ON, "archive": archive})))
+    [main] = pod["containers"]
+    args = main["args"]
+    assert ("--archive-dsn-file" in args) is reads
+    if reads:
+        [mount] = [m for m in main["volumeMounts"] if m["name"] == "archive"]
+        [volume] = [v for v in pod["volumes"] if v["name"] == "archive"]
+        files = {f"{mount['mountPath']}/{item['path']}": item["key"] for item in volume["secret"]["items"]}
+        assert files == {args[args.index("--archive-dsn-file") + 1]: "url"}
+        assert volume["secret"]["secretName"] == "archive-db" and volume["secret"]["defaultMode"] == 0o440

@@ -17,7 +17,7 @@ import logging
 import math
 import re
 from collections.abc import Awaitable, Callable
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
@@ -31,6 +31,9 @@ from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.ratelimit import RateLimiter
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.gateway.store import Store
+
+if TYPE_CHECKING:
+    from asynctask_operator.archive import ArchiveReader
 
 logger = logging.getLogger(__name__)
 
@@ -47,6 +50,8 @@ PERMISSIONS: dict[str, tuple[str, str]] = {
     "retry_task": ("patch", "asynctasks"),
     "delete_task": ("delete", "asynctasks"),
     "statistics": ("list", "asynctasks"),
+    "list_history": ("list", "asynctasks"),
+    "task_log": ("get", "asynctasks"),
     "list_queues": ("list", "taskqueues"),
     "get_queue": ("get", "taskqueues"),
     "pause_queue": ("patch", "taskqueues"),
@@ -76,6 +81,8 @@ class Gateway:
     """TaskTypes: a submission naming one that does not exist, or a payload its schema refuses, is refused at once."""
     positions: dict[str, tuple[int, dict[tuple[str, str], int]]] = dataclasses.field(default_factory=dict)
     """Per namespace: the task store's revision, and the queue positions computed at it."""
+    archive: ArchiveReader | None = None
+    """The archive's reader (``--archive-dsn``): tasks past their TTL; None: live tasks only."""
     failures: RateLimiter | None = None
     """Per client address: the budget of failed authentications (:mod:`~asynctask_operator.gateway.failures`)."""
 
@@ -83,6 +90,11 @@ class Gateway:
     def build(cls, api: Kube, settings: GatewaySettings, clocks: Clocks | None = None) -> Gateway:
         clocks = clocks or Clocks()
         listings = max(len(settings.namespaces), 1)
+        archive = None
+        if settings.archive_dsn:  # its libraries (the [archive] extra) only when there is an archive to read
+            from asynctask_operator.archive import ArchiveReader, engine_of
+
+            archive = ArchiveReader(engine_of(settings.archive_dsn))
         return cls(
             api=api,
             settings=settings,
@@ -93,6 +105,7 @@ class Gateway:
             queues=Store(clocks, listings),
             schedules=Store(clocks, listings),
             tasktypes=Store(clocks, listings),
+            archive=archive,
             failures=(
                 RateLimiter(settings.auth_failure_limit / 60, settings.auth_failure_burst, clocks)
                 if settings.auth_failure_limit > 0
@@ -171,6 +184,11 @@ BEARER = HTTPBearer(auto_error=False, description="A Kubernetes bearer token (a 
 """Declares the bearer scheme in the OpenAPI; the token itself is read by :func:`identify`."""
 
 
+def refused(permission: Permission) -> Problem:
+    """The 403 of a permission the caller lacks: it names the permission, for the caller to ask for it."""
+    return Problem(403, f"you may not {permission.describe()}", permission=dataclasses.asdict(permission))
+
+
 def caller(route: str) -> Callable[..., Awaitable[User]]:
     """The dependency of one route: its caller, once identified, within their rate and allowed the act."""
     verb, resource = PERMISSIONS[route]
@@ -197,7 +215,7 @@ def caller(route: str) -> Callable[..., Awaitable[User]]:
                 503, "the Kubernetes API server could not authorize the request", headers={"Retry-After": "5"}
             ) from None
         if not allowed:
-            raise Problem(403, f"you may not {permission.describe()}", permission=dataclasses.asdict(permission))
+            raise refused(permission)
         if not gateway.serves(ns):
             raise Problem(404, f"namespace {ns!r} is not served by this gateway")
         return user

@@ -78,11 +78,20 @@ class TaskSummary(Model):
         None, description="From the first start to the finish; once finished (while it runs: count from startTime)."
     )
     resource_version: str = ""
+    archived: bool = Field(False, description="true: the task is gone from the cluster, read from the archive.")
+    archived_time: str | None = Field(None, description="When the archive last recorded it.")
 
 
 class TaskPage(Model):
     items: list[TaskSummary]
     continue_: str | None = Field(None, alias="continue", description="Pass as ?continue= for the next page.")
+
+
+class HistoryAnswer(Model):
+    items: list[TaskSummary] = Field(description="Archived tasks, newest first (by creation).")
+    continue_: str | None = Field(
+        None, alias="continue", description="Pass as ?continue= for the next page; absent on the last page."
+    )
 
 
 class QueueSummary(Model):

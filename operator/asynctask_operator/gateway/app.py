@@ -24,7 +24,17 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from asynctask_operator import __version__
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, TASKQUEUES, TASKTYPES
 from asynctask_operator.adapters.reflector import reflect
-from asynctask_operator.gateway import cloudevents, console, events, problems, queues, schedules, statistics, tasks
+from asynctask_operator.gateway import (
+    cloudevents,
+    console,
+    events,
+    history,
+    problems,
+    queues,
+    schedules,
+    statistics,
+    tasks,
+)
 from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.failures import LimitFailedAuthentications
 from asynctask_operator.gateway.metrics import CountRequests, GatewayMetrics
@@ -146,7 +156,7 @@ def application(settings: GatewaySettings, lifespan: Lifespan | None = None) -> 
             allow_headers=["Authorization", "Content-Type", "Idempotency-Key", "If-None-Match", "Last-Event-ID"],
             expose_headers=["Location", "Retry-After", "ETag", "Idempotent-Replayed"],
         )
-    for module in (tasks, cloudevents, events, queues, schedules, statistics):
+    for module in (tasks, cloudevents, events, queues, schedules, statistics, history):
         app.include_router(module.router)
     return app
 

@@ -12,6 +12,7 @@ import asyncio
 import dataclasses
 import logging
 import os
+import pathlib
 import socket
 import sys
 from collections.abc import Sequence
@@ -29,6 +30,7 @@ from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.logs import setup_logging
 
 DEFAULTS = GatewaySettings()
+ARCHIVE_DSN_ENV = "ASYNCTASK_ARCHIVE_DSN"
 logger = logging.getLogger(__name__)
 
 
@@ -145,6 +147,14 @@ def parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help=f"keep-alive comment interval on idle event streams (default {DEFAULTS.keepalive_seconds:g})",
     )
+    archive = p.add_mutually_exclusive_group()
+    archive.add_argument(
+        "--archive-dsn",
+        metavar="URL",
+        help="read tasks past their TTL from the archive's database (postgresql://…, sqlite:///…; docs/archive.md); "
+        f"default: ${ARCHIVE_DSN_ENV}, else live tasks only",
+    )
+    archive.add_argument("--archive-dsn-file", metavar="FILE", help="read --archive-dsn from this file (a mounted Secret)")
     p.add_argument(
         "--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/"
     )
@@ -175,6 +185,33 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+def archive_dsn(args: argparse.Namespace) -> str | None:
+    """The archive's database: ``--archive-dsn``, else the file ``--archive-dsn-file``, else the environment."""
+    if args.archive_dsn:
+        return str(args.archive_dsn)
+    if args.archive_dsn_file:
+        try:
+            return pathlib.Path(args.archive_dsn_file).read_text().strip() or None
+        except OSError as error:
+            raise SystemExit(f"--archive-dsn-file: {error.strerror}: {args.archive_dsn_file}") from None
+    return os.environ.get(ARCHIVE_DSN_ENV) or None
+
+
+def archive_problem(dsn: str | None) -> str | None:
+    """Why the gateway cannot read the archive at ``dsn`` (its libraries missing, a URL it cannot use); None: it can."""
+    if dsn is None:
+        return None
+    try:
+        from asynctask_operator.archive.database import BadDsn, url_of
+    except ModuleNotFoundError as error:
+        return f"reading the archive needs the [archive] extra ({error.name} is missing): pip install 'asynctask-operator[gateway,archive]'"
+    try:
+        url_of(dsn)
+    except BadDsn as error:
+        return str(error)
+    return None
+
+
 def settings_of(args: argparse.Namespace) -> GatewaySettings:
     return dataclasses.replace(
         DEFAULTS,
@@ -198,6 +235,7 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         cors_origins=tuple(args.cors_origin),
         cloudevent_types=tuple(args.cloudevent_type),
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
+        archive_dsn=archive_dsn(args),
         console=args.console,
         session_seconds=max(60.0, args.session_hours * 3600),
         log_probes=args.log_probes,
@@ -242,6 +280,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse(argv)
     setup_logging(verbose=args.verbose)
     settings = settings_of(args)
+    problem = archive_problem(settings.archive_dsn)
+    if problem is not None:
+        sys.stderr.write(f"asynctask-gateway: error: --archive-dsn: {problem}\n")
+        return 2
     try:
         # Bound before anything else: uvicorn would log a taken port and exit 1, after connecting to the API.
         sock = listen(settings.host, settings.port)

@@ -59,6 +59,9 @@ class GatewaySettings:
     """CloudEvent ``type`` -> TaskType name: what ``POST …/cloudevents`` creates for each event type."""
     cors_origins: tuple[str, ...] = ()
     """Origins allowed by CORS; none: CORS off."""
+    archive_dsn: str | None = dataclasses.field(default=None, repr=False)
+    """The archive's database (``postgresql://…``, ``sqlite:///…``; docs/archive.md): tasks past their TTL are read
+    from it (a task's GET, the history, its logs, long-window statistics); none: live tasks only. Never logged."""
     console: bool = True
     """Serve the web console at /ui/ (sign-in with a bearer token, or the trusted header)."""
     session_seconds: float = 8 * 3600.0

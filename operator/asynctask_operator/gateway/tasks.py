@@ -25,6 +25,7 @@ from asynctask_operator.core.tracing import trace_annotations
 from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.access import Gateway, caller, gateway_of
 from asynctask_operator.gateway.answers import TaskPage, TaskSubmission, TaskSummary, task_answer
+from asynctask_operator.gateway.archived import archived_answer, archived_task
 from asynctask_operator.gateway.auth import User
 from asynctask_operator.gateway.problems import Problem, documented, from_api_error
 from asynctask_operator.gateway.reads import position_of, synced, task_object, task_response, task_view, task_views
@@ -101,11 +102,25 @@ async def get_task(
     name: str,
     request: Request,
     user: Annotated[User, Depends(caller("get_task"))],
+    uid: Annotated[
+        str | None, Query(max_length=128, description="This task exactly (names are reused after a deletion).")
+    ] = None,
     if_none_match: Annotated[str | None, Header(alias="If-None-Match")] = None,
 ) -> Response:
-    """A task's summary from the cache; ``ETag`` is its resourceVersion, ``Retry-After`` while unfinished."""
+    """A task's summary from the cache, or from the archive once it is gone (``archived: true``); ``ETag`` is
+    its resourceVersion, ``Retry-After`` while unfinished."""
     gateway = gateway_of(request)
-    view = task_view(gateway, ns, name)
+    synced(gateway)
+    view = gateway.tasks.views.get((ns, name))
+    if view is None or (uid is not None and view.uid != uid):
+        if gateway.archive is None:
+            which = f" with uid {uid!r}" if uid else ""
+            raise Problem(404, f"task {name!r}{which} not found in namespace {ns!r}")
+        archived = archived_answer(await archived_task(gateway, ns, name, uid))
+        etag = f'"{archived.get("resourceVersion", "")}"'
+        if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")} | {"*"}:
+            return Response(status_code=304, headers={"ETag": etag})
+        return JSONResponse(archived, headers={"ETag": etag})
     etag = f'"{view.resource_version}"'
     if if_none_match is not None and etag in {t.strip() for t in if_none_match.split(",")} | {"*"}:
         return Response(status_code=304, headers={"ETag": etag})
@@ -119,12 +134,18 @@ async def get_task(
 async def get_task_result(
     ns: str, name: str, request: Request, user: Annotated[User, Depends(caller("get_task_result"))]
 ) -> Response:
-    """The result of a Succeeded task; 409 with its phase otherwise."""
+    """The result of a Succeeded task (live, or archived once it is gone); 409 with its phase otherwise."""
     gateway = gateway_of(request)
-    view = task_view(gateway, ns, name)
+    synced(gateway)
+    obj = gateway.tasks.get(ns, name)
+    if obj is None and gateway.archive is not None:
+        obj = (await archived_task(gateway, ns, name)).object
+    if obj is None:
+        raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
+    view = TaskView.of(obj)
     if view.phase != "Succeeded":
         raise Problem(409, f"task {name!r} is {view.phase}, not Succeeded", phase=view.phase)
-    return JSONResponse({"result": (task_object(gateway, ns, name).get("status") or {}).get("result")})
+    return JSONResponse({"result": (obj.get("status") or {}).get("result")})
 
 
 @router.get("/v1/namespaces/{ns}/tasks", response_model=TaskPage, responses=TASK_RESPONSES)

@@ -21,7 +21,7 @@ from fastapi import Request
 
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.core.models import GROUP
-from asynctask_operator.gateway.access import NAMESPACE, PERMISSIONS, Gateway, gateway_of, header_user
+from asynctask_operator.gateway.access import NAMESPACE, PERMISSIONS, Gateway, gateway_of, header_user, refused
 from asynctask_operator.gateway.auth import ANONYMOUS, Permission, User
 from asynctask_operator.gateway.console.sessions import COOKIE, Session
 from asynctask_operator.gateway.problems import Problem
@@ -73,7 +73,7 @@ class Viewer:
         if not NAMESPACE.match(namespace) or not self.gateway.serves(namespace):
             raise Problem(404, f"namespace {namespace!r} is not served by this gateway")
         if not await self.may(act, namespace, name):
-            raise Problem(403, f"you may not {permission_of(act, namespace, name).describe()}")
+            raise refused(permission_of(act, namespace, name))
 
     async def may_each(self, act: str, keys: Iterable[tuple[str, str]]) -> set[tuple[str, str]]:
         """Of the objects ``keys`` ((namespace, name)), those the user may do ``act`` to: every one of a

@@ -18,9 +18,10 @@ from asynctask_operator.adapters.api import PodLogs
 from asynctask_operator.adapters.kube import ApiError
 from asynctask_operator.core.views import TaskView
 from asynctask_operator.core.wire import key_of
+from asynctask_operator.gateway import logs
 from asynctask_operator.gateway.console.exports import MAX_EXPORT, csv_lines, json_lines
 from asynctask_operator.gateway.console.gate import served_namespaces
-from asynctask_operator.gateway.console.pages import attempt_pod, table
+from asynctask_operator.gateway.console.pages import table
 from asynctask_operator.gateway.console.routing import ConsoleRoute, viewer
 from asynctask_operator.gateway.console.rows import Filter, live_cells
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
@@ -30,7 +31,6 @@ from asynctask_operator.gateway.store import version_of
 from asynctask_operator.gateway.streams import KEEPALIVE, STREAM_HEADERS, changes, frame, missed_since, task_stream
 
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
-TAIL_LINES = 500
 HEADERS = {**SECURITY_HEADERS, **STREAM_HEADERS}
 
 
@@ -105,32 +105,37 @@ async def live_task(request: Request, ns: str, name: str) -> StreamingResponse:
 
 @router.get("/ui/namespaces/{ns}/tasks/{name}/log")
 async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, follow: bool = False) -> Response:
-    """The last :data:`TAIL_LINES` lines of an attempt's pod log as text; with ``follow``, an event
-    stream of its lines as they are written (``event: line``), ending with ``event: end``."""
+    """The last lines of an attempt's log as text (its pod's, else the archive's copy once the pod is
+    gone); with ``follow``, an event stream of the pod's lines as they are written (``event: line``),
+    ending with ``event: end``."""
     who = await viewer(request)
     await who.require("get_task", ns, name)
     gateway = who.gateway
+
+    async def allowed(pod: str) -> bool:  # kubectl logs asks about the pod by name
+        return await who.may("pod_log", ns, pod)
+
+    if not follow:
+        found = await logs.attempt_log(gateway, ns, name, attempt, allowed)
+        headers = {**SECURITY_HEADERS, "X-Log-Source": found.source}
+        if found.truncated:
+            headers["X-Log-Truncated"] = "true"
+        return PlainTextResponse(found.text, headers=headers)
     obj = gateway.tasks.get(ns, name)
     if obj is None:
-        raise Problem(404, f"task {name!r} not found in namespace {ns!r}")
-    attempt = attempt or int((obj.get("status") or {}).get("attempt") or 0)
+        raise Problem(404, f"task {name!r} not found in namespace {ns!r}: only a live task's log can be followed")
+    attempt = logs.attempt_of(obj, attempt)
     if attempt < 1:
         raise Problem(409, f"task {name!r} has not started an attempt yet")
     if not hasattr(gateway.api, "pod_log"):
         raise Problem(501, "this gateway's API client cannot read pod logs")
     reader = cast(PodLogs, gateway.api)
-    pod = await attempt_pod(gateway, ns, obj, attempt)
+    pod = await logs.attempt_pod(gateway, ns, obj, attempt)
     if pod is None:
         raise Problem(404, f"no pod of attempt {attempt} (its Job's pods may have been deleted)")
-    await who.require("pod_log", ns, str(pod["metadata"]["name"]))  # kubectl logs asks about the pod by name
     pod_name = str(pod["metadata"]["name"])
-    lines = reader.pod_log(ns, pod_name, follow=follow, tail_lines=TAIL_LINES)
-    if not follow:
-        try:
-            text = "\n".join([line async for line in lines])
-        except ApiError as error:
-            raise Problem(502, f"the log of pod {pod_name} could not be read: {error.message}") from None
-        return PlainTextResponse(text + ("\n" if text else ""), headers=SECURITY_HEADERS)
+    await who.require("pod_log", ns, pod_name)
+    lines = reader.pod_log(ns, pod_name, follow=True, tail_lines=logs.TAIL_LINES)
     keepalive = gateway.settings.keepalive_seconds
 
     async def stream() -> AsyncIterator[bytes]:

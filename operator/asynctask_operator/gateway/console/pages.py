@@ -13,12 +13,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.kube import EVENTS, PODS, ApiError
+from asynctask_operator.adapters.kube import EVENTS, ApiError
 from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask
 from asynctask_operator.core.views import TaskView
-from asynctask_operator.core.wire import attempt_pods, event_about, latest_pod
-from asynctask_operator.gateway.access import Gateway, bearer_token, gateway_of, header_user
+from asynctask_operator.core.wire import event_about
+from asynctask_operator.gateway.access import bearer_token, gateway_of, header_user
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import (
     ConsoleRoute,
@@ -32,6 +32,7 @@ from asynctask_operator.gateway.console.routing import (
 from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, SORTS, WINDOWS, Filter, chosen, page_of
 from asynctask_operator.gateway.console.sessions import COOKIE, COOKIE_PATH
 from asynctask_operator.gateway.console.state import Console
+from asynctask_operator.gateway.logs import attempt_pod
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.reads import every_task_view, position_of, view_of
 
@@ -210,18 +211,6 @@ async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any]) -> bool:
         return True
     pod = await attempt_pod(who.gateway, ns, obj, 0)
     return pod is not None and await who.may("pod_log", ns, str(pod["metadata"]["name"]))
-
-
-async def attempt_pod(gateway: Gateway, ns: str, obj: dict[str, Any], attempt: int) -> dict[str, Any] | None:
-    """The newest pod of one attempt of the task (``0``: its latest attempt); None when there is none."""
-    attempt = attempt or int((obj.get("status") or {}).get("attempt") or 0)
-    if attempt < 1:
-        return None
-    name = str((obj.get("metadata") or {}).get("name") or "")
-    try:
-        return latest_pod(await gateway.api.list_objects(PODS, ns, attempt_pods(name, attempt)))
-    except ApiError as error:
-        raise Problem(502, f"the pods of attempt {attempt} could not be listed ({error.status})") from None
 
 
 async def task_events(api: Any, ns: str, obj: dict[str, Any]) -> tuple[list[dict[str, Any]], str | None]:
