@@ -5,13 +5,13 @@ Everything here runs on the operator's single event loop, so a reservation made 
 take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
 is pure; this module feeds it from the cache and turns its answers into work:
 reserved tasks are queued for reconcile (which creates their Jobs), a queue limited
-by rate is admitted from again when its next token is due, and queue status is written at
-most every ``status_interval`` seconds.
+by rate is admitted from again when its next token is due, and every change of a queue's
+figures is told to ``changed`` (the TaskQueue reconcile, controllers/taskqueues.py, writes
+its status from them).
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable
@@ -19,12 +19,9 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.api import Kube
-from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, NotFound
 from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
 from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Waiting, admission_order
-from asynctask_operator.core.taskqueues import taskqueue_status
 
 logger = logging.getLogger(__name__)
 
@@ -32,29 +29,26 @@ logger = logging.getLogger(__name__)
 class Admissions:
     def __init__(
         self,
-        api: Kube,
         default_concurrency: int | None,
         wake_task: Callable[[Key], None],
         wake_queue_at: Callable[[QueueKey, float], None],
         now: Callable[[], float] = time.time,
-        status_interval: float = 5.0,
         cache: Cache | None = None,
+        changed: Callable[[QueueKey], None] = lambda key: None,
     ) -> None:
-        self.api = api
+        """``changed(queue)``: the queue's figures (waiting, holding) or its spec moved."""
         self.ledger: AdmissionLedger[Key] = AdmissionLedger(default_concurrency)
         self.objects: dict[QueueKey, TaskQueue] = {}
         self._wake_task = wake_task
         self._wake_queue_at = wake_queue_at
         self._now = now
-        self.status_interval = status_interval
+        self._changed = changed
         self.cache = cache or Cache()
         """Where the manager stamps each TaskQueue watch event's arrival (:meth:`Cache.event_arrived`):
         what a status write's answer is held against."""
 
     # -- fed by the cache
-    def on_queue(
-        self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None
-    ) -> list[Key]:
+    def on_queue(self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None) -> list[Key]:
         """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change.
 
         ``answer_sent_at``: ``obj`` answers a status write sent then; taken only if no watch event came
@@ -78,6 +72,7 @@ class Admissions:
         self.ledger.set_queue(key, queue.spec if queue else None)
         waiting = self.ledger.waiting_tasks(key)
         self.admit(key)
+        self._changed(key)  # its condition follows the spec
         return waiting
 
     def observe_task(self, task: Key, obj: dict[str, Any], queue: Callable[[], str]) -> None:
@@ -88,17 +83,21 @@ class Admissions:
         if phase in IDLE_PHASES:
             self.task_idle(task)
         elif phase == "Running":
-            self.ledger.running(task, (task[0], queue()))
+            held = (task[0], queue())
+            if self.ledger.running(task, held):
+                self._changed(held)
         else:
             where = self.ledger.not_running(task)
             if where is not None:
                 self.admit(where)
+                self._changed(where)
 
     def task_idle(self, task: Key) -> None:
         """The task neither waits nor runs now (finished, retrying, deleted): its slot, if any, frees."""
         where = self.ledger.forget(task)
         if where is not None:
             self.admit(where)
+            self._changed(where)
 
     # -- used by the reconciler
     def is_reserved(self, task: Key) -> bool:
@@ -110,6 +109,7 @@ class Admissions:
     def request(self, task: Key, queue: QueueKey, priority: int, created: str) -> bool:
         """Put the task in line and admit from its queue; ``True`` if it got a slot right away."""
         self.ledger.request(task, queue, admission_order(priority, created, task[1]), self._now())
+        self._changed(queue)
         return task in self.admit(queue, wake_self=task)
 
     def release(self, task: Key) -> None:
@@ -125,33 +125,5 @@ class Admissions:
             self._wake_queue_at(queue, retry_at)
         if admitted:
             logger.debug("queue %s/%s admitted %d task(s)", *queue, len(admitted))
+            self._changed(queue)
         return admitted
-
-    # -- queue status, throttled
-    async def write_statuses_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.status_interval)
-            for key in list(self.objects):
-                try:
-                    await self.write_status(key)
-                except ApiError as exc:
-                    logger.warning("TaskQueue %s/%s status not written: %s", *key, exc)
-
-    async def write_status(self, key: QueueKey) -> None:
-        queue = self.objects.get(key)
-        if queue is None:
-            return
-        now = self._now()
-        new = taskqueue_status(queue, self.ledger.counts(key, now), now)
-        if new is None:
-            return
-        sent = self.cache.monotonic()
-        try:
-            updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
-        except NotFound:
-            return
-        # The answer is the queue as it is now, a spec changed since the last event included: it
-        # goes the way of an event, or the event of that change, finding its spec held already,
-        # would be taken for a status-only change and the ledger would keep the old spec.
-        for task in self.on_queue("MODIFIED", updated, answer_sent_at=sent):
-            self._wake_task(task)

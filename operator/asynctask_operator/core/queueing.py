@@ -157,8 +157,10 @@ class AdmissionLedger(Generic[K]):
         self._seq += 1
         heapq.heappush(queue.heap, (order, self._seq, task))
 
-    def running(self, task: K, queue_key: QueueKey) -> None:
-        """The task is observed Running: it holds a slot until it stops running."""
+    def running(self, task: K, queue_key: QueueKey) -> bool:
+        """The task is observed Running: it holds a slot until it stops running. False: it held it already."""
+        if self._where.get(task) == queue_key and task in self._queues[queue_key].running:
+            return False
         if self._where.get(task) != queue_key:
             self._leave(task)
         queue = self._queue(queue_key)
@@ -167,6 +169,7 @@ class AdmissionLedger(Generic[K]):
         queue.pending_since.pop(task, None)
         queue.reserved.discard(task)
         queue.running.add(task)
+        return True
 
     def not_running(self, task: K) -> QueueKey | None:
         """The task is observed not Running (say, Pending again after a manual retry): free its slot."""
