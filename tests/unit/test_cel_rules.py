@@ -51,10 +51,10 @@ def test_rule_compiles_and_has_a_message(crd: str, path: str, rule: dict[str, st
     assert rule["message"] and "\n" not in rule["message"]
 
 
-def at_spec_rule() -> str:
+def at_spec_rule(field: str = "queue") -> str:
     spec = all_crds()["asynctask.dev_asynctasks.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    [rule] = spec["properties"]["spec"]["x-kubernetes-validations"]
-    return rule["rule"]
+    [rule] = [r for r in spec["properties"]["spec"]["x-kubernetes-validations"] if r["fieldPath"] == f".{field}"]
+    return str(rule["rule"])
 
 
 @pytest.mark.parametrize(
