@@ -305,7 +305,7 @@ def test_a_slow_subscriber_is_dropped_not_the_store() -> None:
         ({"type": "t"}, {}, {}, ("default", 0)),
         ({"type": "t", "queue": "gpu", "priority": 7}, {"phase": "Pending"}, {}, ("gpu", 7)),
         ({"type": "t"}, {"effective": {"queue": "gpu", "ttlSecondsAfterFinished": 1, "retry": {}}}, {}, ("gpu", 0)),
-        ({"type": "t"}, {"phase": "Running"}, {}, None),
+        ({"type": "t"}, {"phase": "Running"}, {}, ("default", 0)),  # holds a slot: counts for the order
         ({"type": "t", "cancel": True}, {}, {}, None),
         ({"type": "t"}, {}, {"deletionTimestamp": "2026-01-01T00:00:00Z"}, None),
     ],

@@ -1,27 +1,31 @@
-"""The one admission loop: TaskQueue state in, reserved slots out.
+"""The one admission loop: TaskQueue state in, reserved slots and keys out.
 
 Everything here runs on the operator's single event loop, so a reservation made in
 :meth:`Admissions.admit` is visible to the next reconcile before any other task can
-take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
-is pure; this module feeds it from the cache and turns its answers into work:
-reserved tasks are queued for reconcile (which creates their Jobs), a queue limited
-by rate is admitted from again when its next token is due, and every change of a queue's
-figures is told to ``changed`` (the TaskQueue reconcile, controllers/taskqueues.py, writes
-its status from them).
+take the same slot or key. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
+is pure; this module feeds it from the cache and turns its answers into work, after every
+change (:meth:`Admissions._settle`): every queue whose figures moved is admitted from (reserved
+tasks are queued for reconcile, which creates their Jobs) and told to ``changed`` (the TaskQueue
+reconcile, controllers/taskqueues.py, writes its status from them); a queue limited by rate is
+admitted from again when its next token is due; a task whose answer changed (superseded by a newer
+task of its key, or its key found busy under ``CancelNewest``) is queued for reconcile.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
 from asynctask_operator.controllers.cache import Cache, Key
-from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
-from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Waiting, admission_order
+from asynctask_operator.core.concurrency import KeyClaim
+from asynctask_operator.core.fairness import Group
+from asynctask_operator.core.keys import KeyRef
+from asynctask_operator.core.models import TaskQueue
+from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Seen, Waiting, admission_order
 
 logger = logging.getLogger(__name__)
 
@@ -71,33 +75,23 @@ class Admissions:
             return []  # only its status changed (likely our own write)
         self.ledger.set_queue(key, queue.spec if queue else None)
         waiting = self.ledger.waiting_tasks(key)
-        self.admit(key)
-        self._changed(key)  # its condition follows the spec
+        self._settle()
         return waiting
 
-    def observe_task(self, task: Key, obj: dict[str, Any], queue: Callable[[], str]) -> None:
-        """Keep the ledger in step with what a task is (called on every cache update of a task).
-        ``queue`` resolves the task's queue (:func:`~asynctask_operator.core.effective.resolve_queue`)
-        when it is running."""
-        phase = (obj.get("status") or {}).get("phase") or "Pending"
-        if phase in IDLE_PHASES:
-            self.task_idle(task)
-        elif phase == "Running":
-            held = (task[0], queue())
-            if self.ledger.running(task, held):
-                self._changed(held)
-        else:
-            where = self.ledger.not_running(task)
-            if where is not None:
-                self.admit(where)
-                self._changed(where)
+    def observe_task(self, task: Key, seen: Seen) -> None:
+        """Keep the ledger in step with what a copy of a task says (every copy the cache takes in)."""
+        self.ledger.observe(task, seen)
+        self._settle()
 
-    def task_idle(self, task: Key) -> None:
-        """The task neither waits nor runs now (finished, retrying, deleted): its slot, if any, frees."""
-        where = self.ledger.forget(task)
-        if where is not None:
-            self.admit(where)
-            self._changed(where)
+    def task_gone(self, task: Key) -> None:
+        """The task is deleted: its slot, its key and its turn go."""
+        self.ledger.gone(task)
+        self._settle()
+
+    def hold_key(self, holder: Key, ref: KeyRef, held: bool) -> None:
+        """A Job whose task is deleted holds (or, ended, no longer holds) its key."""
+        self.ledger.hold_key(holder, ref, held)
+        self._settle()
 
     # -- used by the reconciler
     def is_reserved(self, task: Key) -> bool:
@@ -106,15 +100,34 @@ class Admissions:
     def waiting(self, queue: QueueKey) -> Waiting:
         return self.ledger.waiting(queue)
 
-    def request(self, task: Key, queue: QueueKey, priority: int, created: str) -> bool:
+    def why(self, task: Key, queue: QueueKey) -> Waiting:
+        return self.ledger.why(task, queue)
+
+    def turn_of(self, task: Key) -> tuple[Group, int] | None:
+        return self.ledger.turn_of(task)
+
+    def superseded_by(self, task: Key) -> str | None:
+        newer = self.ledger.superseded_by(task)
+        return newer[1] if newer is not None else None
+
+    def request(
+        self,
+        task: Key,
+        queue: QueueKey,
+        priority: int,
+        created: str,
+        claim: KeyClaim | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> bool:
         """Put the task in line and admit from its queue; ``True`` if it got a slot right away."""
-        self.ledger.request(task, queue, admission_order(priority, created, task[1]), self._now())
-        self._changed(queue)
-        return task in self.admit(queue, wake_self=task)
+        order = admission_order(priority, created, task[1])
+        self.ledger.request(task, queue, order, self._now(), claim, labels)
+        return task in self._settle(wake_self=task)
 
     def release(self, task: Key) -> None:
         """A reservation not used (its write failed, or the task changed its mind)."""
-        self.task_idle(task)
+        self.ledger.release(task)
+        self._settle()
 
     def admit(self, queue: QueueKey, wake_self: Key | None = None) -> list[Key]:
         admitted, retry_at = self.ledger.admit(queue, self._now())
@@ -125,5 +138,21 @@ class Admissions:
             self._wake_queue_at(queue, retry_at)
         if admitted:
             logger.debug("queue %s/%s admitted %d task(s)", *queue, len(admitted))
-            self._changed(queue)
+        return admitted
+
+    def _settle(self, wake_self: Key | None = None) -> set[Key]:
+        """Admit from every queue whose figures moved (slots or keys freed, tasks in line), tell each to
+        ``changed``, and queue the tasks whose answer changed; the tasks admitted."""
+        admitted: set[Key] = set()
+        told: set[QueueKey] = set()
+        while self.ledger.changed:
+            queue = self.ledger.changed.pop()
+            admitted.update(self.admit(queue, wake_self))
+            if queue not in told:
+                told.add(queue)
+                self._changed(queue)
+        woken, self.ledger.keys.woken = self.ledger.keys.woken, []
+        for task in woken:
+            if task != wake_self:
+                self._wake_task(task)
         return admitted

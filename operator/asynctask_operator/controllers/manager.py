@@ -15,7 +15,7 @@ from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
-from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.metrics import Metrics, QueueSample
 from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
@@ -226,6 +226,7 @@ class Manager:
 
     def on_job(self, event_type: str | None, obj: Obj) -> None:
         ns, name = key_of(obj)
+        before = self.cache.jobs.get((ns, name))
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
         elif self.cache.has_copy("job", obj):
@@ -233,8 +234,16 @@ class Manager:
         else:
             self.cache.event_arrived("job", (ns, name))
             view = self.cache.put_job(obj)
-        if view is not None and view.owner_name:
-            self._wake_task((ns, view.owner_name))
+        if view is None or not view.owner_name:
+            return
+        owner = (ns, view.owner_name)
+        running = view.live and event_type != "DELETED"
+        if (before is not None and before.live) != running:  # what its task holds may change with it
+            if owner in self.cache.tasks:
+                self.intake.reobserve(owner)
+            elif "asynctasks" in self.cache.synced:
+                self.intake.orphan(view, dropped=event_type == "DELETED")
+        self._wake_task(owner)
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
@@ -271,6 +280,9 @@ class Manager:
             self._wake_schedule(key)
         for key in list(self.admissions.objects):
             self.queue.add(("taskqueue", *key))
+        for job in list(self.cache.jobs.values()):  # Jobs of tasks deleted under them hold their keys
+            if job.owner_name and job.concurrency_key and (job.namespace, job.owner_name) not in self.cache.tasks:
+                self.intake.orphan(job)
 
     # ------------------------------------------------------------------ running
 
@@ -323,10 +335,10 @@ class Manager:
         await self.tasktypes.reconcile((ns, name), self.clocks.utcnow())
         return None
 
-    def _queue_samples(self) -> list[tuple[str, str, int, int, int]]:
+    def _queue_samples(self) -> list[QueueSample]:
         now = self.clocks.wall()
         samples = []
         for ns, name in self.admissions.ledger.queues():
-            counts = self.admissions.ledger.counts((ns, name), now)
-            samples.append((ns, name, counts.pending, counts.running, counts.oldest_pending_seconds))
+            c = self.admissions.ledger.counts((ns, name), now)
+            samples.append((ns, name, c.pending, c.running, c.oldest_pending_seconds, c.waiting_for_key, c.keys_held))
         return samples

@@ -27,6 +27,7 @@ from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import TASKQUEUES, NotFound
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.core.models.concurrency import BUSIEST_SHOWN
 from asynctask_operator.core.taskqueues import taskqueue_status
 
 
@@ -69,7 +70,7 @@ class TaskQueueReconciler:
         wall = now.timestamp()
         counts = self.admissions.ledger.counts(key, wall)
         again = self.interval if counts.pending else None
-        status = taskqueue_status(queue, counts, wall)
+        status = taskqueue_status(queue, counts, wall, self.admissions.ledger.busiest(key, BUSIEST_SHOWN))
         if status is None:
             return again
         if wall < self._written.get(key, float("-inf")) + self.interval:  # woken early (a resync): not yet

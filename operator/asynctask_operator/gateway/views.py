@@ -128,10 +128,15 @@ def task_queue(task: AsyncTask) -> str:
 
 def waiting_of(task: AsyncTask) -> WaitingTask | None:
     """:func:`~asynctask_operator.core.wire.waiting_in` of a parsed task."""
-    meta = task.metadata
+    meta, status = task.metadata, task.status
+    concurrency = status.effective.concurrency if status.effective else task.spec.concurrency
+    last = status.attempts[-1] if status.attempts else None
     return waiting_task(
-        task.status.phase, task.spec.cancel, meta.deletion_timestamp, meta.name, task_queue(task),
+        status.phase, task.spec.cancel, meta.deletion_timestamp, meta.name, task_queue(task),
         task.spec.priority, meta.creation_timestamp,
+        key=concurrency.key if concurrency else None, limit=(concurrency.limit or 1) if concurrency else 1,
+        fairness=status.fairness.dump() if status.fairness else None,
+        started=(last.start_time if last else None) or status.start_time or "",
     )  # fmt: skip
 
 
@@ -190,7 +195,7 @@ def queue_summary(
     """A queue's figures from the tasks that name it (the cache's, not the queue's own status: fresher)."""
     mine = [t for t in tasks if task_queue(t) == name]
     running = sum(1 for t in mine if t.phase == "Running")
-    waiting = [t for t in mine if waiting_of(t) is not None]
+    waiting = [t for t in mine if (w := waiting_of(t)) is not None and w.waits]
     created = [s.timestamp() for s in (parse_stamp(t.metadata.creation_timestamp) for t in waiting) if s]
     return QueueSummary(
         name=name,
