@@ -73,11 +73,11 @@ class TaskIntake:
         A Job of it still running keeps holding the task's key (until it ends or the garbage
         collector takes it): the task is gone, its work is not."""
         owner = self.cache.run_owner(key)
-        uid = str(((self.cache.tasks.get(key) or {}).get("metadata") or {}).get("uid") or "")
+        uid = self.cache.tasks.uid(key)
+        for job in self.cache.jobs_of(uid).values() if uid else ():
+            self.orphan(job)  # first: the key passes from the task to its Job, never free in between
         self.cache.drop_task(key)
         self.admissions.task_gone(key)
-        for job in self.cache.jobs_of(uid).values() if uid else ():
-            self.orphan(job)
         if owner is not None:
             self._wake_schedule((key[0], owner[1]))
 

@@ -234,16 +234,17 @@ class Manager:
         else:
             self.cache.event_arrived("job", (ns, name))
             view = self.cache.put_job(obj)
-        if view is None or not view.owner_name:
+        if view is None:
             return
-        owner = (ns, view.owner_name)
+        owner = self.cache.task_of_uid(view.owner_uid) or ((ns, view.owner_name) if view.owner_name else None)
         running = view.live and event_type != "DELETED"
         if (before is not None and before.live) != running:  # what its task holds may change with it
-            if owner in self.cache.tasks:
+            if owner is not None and owner in self.cache.tasks:
                 self.intake.reobserve(owner)
             elif "asynctasks" in self.cache.synced:
                 self.intake.orphan(view, dropped=event_type == "DELETED")
-        self._wake_task(owner)
+        if owner is not None:
+            self._wake_task(owner)
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
@@ -281,7 +282,7 @@ class Manager:
         for key in list(self.admissions.objects):
             self.queue.add(("taskqueue", *key))
         for job in list(self.cache.jobs.values()):  # Jobs of tasks deleted under them hold their keys
-            if job.owner_name and job.concurrency_key and (job.namespace, job.owner_name) not in self.cache.tasks:
+            if job.concurrency_key and job.live and self.cache.task_of_uid(job.owner_uid) is None:
                 self.intake.orphan(job)
 
     # ------------------------------------------------------------------ running
