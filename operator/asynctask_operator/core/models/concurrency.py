@@ -114,7 +114,7 @@ class Fairness(Model):
         json_schema_extra=k8s(
             validations=[
                 cel(
-                    "(self.by == 'Label') == has(self.label)",
+                    "!has(self.by) || (self.by == 'Label') == has(self.label)",
                     "fairness.label is required with by: Label, and only then",
                     fieldPath=".label",
                 )
