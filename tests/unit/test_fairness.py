@@ -200,3 +200,20 @@ def test_positions_place_a_task_behind_a_busy_key_after_those_that_can_start() -
     assert queue_positions([*waiting, holder]) == {("q", "y"): 1, ("q", "plain"): 2, ("q", "x-old"): 3}
     # A queue of one: the slot frees when x-holder ends, and so does x: the oldest goes first.
     assert queue_positions([*waiting, holder], {"q": 1}) == {("q", "x-old"): 1, ("q", "y"): 2, ("q", "plain"): 3}
+
+
+def test_a_turn_given_at_admission_stands_while_copies_from_before_the_running_write_come() -> None:
+    """The Job's creation is seen before the Running write that records the turn: that copy (Pending,
+    a live Job, no turn) must not take the turn back, or the next admission reuses it."""
+    ledger: AdmissionLedger[str] = AdmissionLedger()
+    ledger.set_queue(Q, TaskQueueSpec(concurrency=1, fairness=fairness(True)))
+    for name, tenant in (("a1", "a"), ("b1", "b"), ("b2", "b")):
+        ledger.observe(name, Seen(Q, "Pending"))
+        ledger.request(name, Q, admission_order(0, created(0), name), 0.0, None, {"tenant": tenant})
+    assert ledger.admit(Q, 0.0)[0] == ["a1"]
+    assert ledger.turn_of("a1") == ("a", 0)
+    ledger.observe("a1", Seen(Q, "Pending", live_job=True))  # its Job, seen before its Running write
+    assert ledger.turn_of("a1") == ("a", 0)
+    ledger.observe("a1", Seen(Q, "Succeeded", turn=("a", 0)))
+    assert ledger.admit(Q, 0.0)[0] == ["b1"]
+    assert ledger.turn_of("b1") == ("b", 1)

@@ -108,6 +108,7 @@ class AdmissionLedger(Generic[K]):
         self._queues: dict[QueueKey, _Queue[K]] = {}
         self._where: dict[K, QueueKey] = {}  # a task's queue, while it waits, holds a slot or runs
         self._turn_in: dict[K, QueueKey] = {}  # the queue whose line records the task's turn
+        self._given: set[K] = set()  # turns given at admission that no copy of the task records yet
         self.changed: set[QueueKey] = set()
         """Queues whose figures moved since the caller last took them: to admit from, and to report."""
 
@@ -182,10 +183,14 @@ class AdmissionLedger(Generic[K]):
         self._record_turn(task, seen.queue, seen.turn)
 
     def _record_turn(self, task: K, queue: QueueKey, turn: tuple[str, int] | None) -> None:
+        """What this copy of the task records of its turn. A turn the ledger gave at admission stands
+        until a copy records one (its Running write), or the task goes or gives its slot back: the copies
+        in between (its Job's creation seen first) are older than that write."""
+        if turn is None and task in self._given:
+            return
+        self._given.discard(task)
         before = self._turn_in.get(task)
         if before is not None and (before != queue or turn is None):
-            if task in self._queue(before).reserved and turn is None:
-                return  # a turn given at admission, not yet in the task's status: the ledger's own
             self._queue(before).line.record(task, None)
             del self._turn_in[task]
         if turn is not None:
@@ -197,6 +202,7 @@ class AdmissionLedger(Generic[K]):
         self._leave(task)
         self._free_key(self.keys.unhold(task))
         self.keys.unclaim(task)
+        self._given.discard(task)
         where = self._turn_in.pop(task, None)
         if where is not None:
             self._queue(where).line.record(task, None)
@@ -276,9 +282,10 @@ class AdmissionLedger(Generic[K]):
     def release(self, task: K) -> QueueKey | None:
         """A reservation whose write failed (or that was not taken): the slot, the key and the turn go back."""
         where = self._where.get(task)
-        if where is not None and task in self._queues[where].reserved and self._turn_in.get(task) == where:
+        if where is not None and task in self._given and self._turn_in.get(task) == where:
             self._queues[where].line.record(task, None)  # the turn it was given, not yet in its status
             del self._turn_in[task]
+        self._given.discard(task)
         self._free_key(self.keys.unhold(task, "reserved"))
         self._leave(task)
         return where
@@ -389,6 +396,7 @@ class AdmissionLedger(Generic[K]):
                 self.keys.reserve(task, ref)
             if queue.line.took(task, group) is not None:
                 self._turn_in[task] = queue_key
+                self._given.add(task)
             admitted.append(task)
         if admitted:
             self.changed.add(queue_key)

@@ -8,6 +8,7 @@ positions and the same figures (issue #14: one function each, in the core).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from asynctask_operator.core.concurrency import claim_in
@@ -53,7 +54,7 @@ def waiting_task(
     (Pending, not cancelled, not being deleted), while it holds a slot or its key (Running, Retrying),
     or, after that, when it records a fairness turn; ``None`` when it counts for nothing there."""
     phase = phase or "Pending"
-    record = fairness if isinstance(fairness, dict) else {}
+    record = fairness if isinstance(fairness, Mapping) else {}
     group = record.get("group")
     turn = record.get("turn")
     waits = phase == "Pending" and not cancel and not deleting
@@ -78,11 +79,11 @@ def waiting_in(obj: Obj) -> WaitingTask | None:
     """:func:`waiting_task` of a task's wire form (its key: the one its admission recorded, else its own)."""
     meta, spec, status = _parts(obj)
     recorded = status.get("effective")
-    concurrency = (recorded.get("concurrency") if isinstance(recorded, dict) else spec.get("concurrency")) or {}
-    key = concurrency.get("key") if isinstance(concurrency, dict) else None
-    limit = concurrency.get("limit") if isinstance(concurrency, dict) else None
+    concurrency = (recorded.get("concurrency") if isinstance(recorded, Mapping) else spec.get("concurrency")) or {}
+    key = concurrency.get("key") if isinstance(concurrency, Mapping) else None
+    limit = concurrency.get("limit") if isinstance(concurrency, Mapping) else None
     attempts = status.get("attempts") or []
-    started = (attempts[-1].get("startTime") if attempts and isinstance(attempts[-1], dict) else None) or ""
+    started = (attempts[-1].get("startTime") if attempts and isinstance(attempts[-1], Mapping) else None) or ""
     return waiting_task(
         status.get("phase"), spec.get("cancel"), meta.get("deletionTimestamp"), str(meta.get("name") or ""),
         queue_in(obj), spec.get("priority"), meta.get("creationTimestamp"),
