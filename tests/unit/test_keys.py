@@ -171,6 +171,21 @@ def test_a_retrying_holder_asking_for_its_next_attempt_keeps_its_key() -> None:
     assert keys.ask("a", "k") == ["a"]  # its next attempt: it holds the key already
 
 
+def test_a_retrying_task_whose_key_was_taken_meanwhile_waits_for_it() -> None:
+    """Found by the chaos test: a's first attempt ended while the operator was down, unrecorded (a read
+    Pending, its Job finished: it held nothing), so b got the key; a then records the failure (Retrying,
+    which holds the key). Its next attempt must wait for b, not count itself as the holder."""
+    keys = Keys()
+    keys.seen("a", "Pending", "k")
+    assert keys.ask("b", "k", created_at=1) == ["b"]
+    keys.seen("a", "Retrying", "k")
+    assert keys.ask("a", "k") == []
+    assert keys.ledger.why("a", Q).reason == WAITING_FOR_KEY
+    keys.seen("a", "Pending", "k")  # it writes Pending/WaitingForKey: a waiter like any
+    keys.seen("b", "Succeeded", "k")
+    assert keys.admit_all() == ["a"]
+
+
 def test_a_deleted_task_whose_job_still_runs_holds_its_key_through_the_job() -> None:
     keys = Keys()
     keys.seen("a", "Running", "k")

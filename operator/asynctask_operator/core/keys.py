@@ -131,8 +131,12 @@ class KeyLedger(Generic[K]):
         return state.holding if state else 0
 
     def room(self, task: K, ref: KeyRef, limit: int) -> bool:
-        """Whether the task may hold the key now: it holds it already, or fewer than its limit do."""
-        return self._holds.get(task) == ref or self.holding(ref) < limit
+        """Whether the task may start with the key now: fewer than its limit of *other* tasks hold it.
+
+        Not "it holds the key already": a ``Retrying`` task holds its key between attempts, but a task
+        whose first attempt ended unrecorded (a crash) held nothing meanwhile, and another may have
+        taken the key; its next attempt waits for that one like any task."""
+        return self.holding(ref) - (self._holds.get(task) == ref) < limit
 
     # ------------------------------------------------------------------ members: CancelInProgress
 
