@@ -130,6 +130,7 @@ class Line(Generic[K]):
         self._entries: dict[K, tuple[Order, Group]] = {}
         self._levels: dict[int, _Level[K]] = {}
         self._priorities: list[int] = []  # -priority
+        self._flat: list[tuple[Order, int, K]] = []  # without fairness: one heap, the order is the order
         self._seq = itertools.count()
 
     def __len__(self) -> int:
@@ -145,6 +146,9 @@ class Line(Generic[K]):
         if self._entries.get(task) == (order, group):
             return
         self._entries[task] = (order, group)
+        if not self.fair:
+            heapq.heappush(self._flat, (order, next(self._seq), task))
+            return
         priority = order[0]
         level = self._levels.get(priority)
         if level is None:
@@ -187,6 +191,12 @@ class Line(Generic[K]):
 
     def pop(self) -> tuple[K, Order, Group] | None:
         """Take the next task out of the line (the caller admits it or parks it)."""
+        while self._flat:
+            order, _, task = heapq.heappop(self._flat)
+            entry = self._entries.get(task)
+            if entry is not None and entry[0] == order:
+                del self._entries[task]
+                return task, order, entry[1]
         while self._priorities:
             priority = self._priorities[0]
             level = self._levels[priority]
@@ -212,7 +222,7 @@ class Line(Generic[K]):
 
     def heap_size(self) -> int:
         """Entries the task heaps hold, stale ones included: what a pile-up (a leak) would show."""
-        return sum(len(heap) for level in self._levels.values() for heap in level.groups.values())
+        return len(self._flat) + sum(len(heap) for level in self._levels.values() for heap in level.groups.values())
 
     def took(self, task: K, group: Group) -> int | None:
         """The task taken by :meth:`pop` is admitted: in a fair queue it gets the next turn (returned)."""

@@ -57,7 +57,23 @@ def queue_positions(
     >>> queue_positions([WaitingTask("a", "q", 0, "2026-01-02T00:00:00Z"), WaitingTask("b", "q", 5, "2026-01-03T00:00:00Z")])
     {('q', 'b'): 1, ('q', 'a'): 2}
     """
-    return _Replay(list(tasks), concurrency or {}).run()
+    listed = list(tasks)
+    if all(t.key is None and t.group is None for t in listed):
+        return _sorted(listed)  # no key, no fairness: the line is the admission order itself
+    return _Replay(listed, concurrency or {}).run()
+
+
+def _sorted(tasks: list[WaitingTask]) -> dict[tuple[str, str], int]:
+    by_queue: dict[str, list[WaitingTask]] = {}
+    for task in tasks:
+        if task.waits:
+            by_queue.setdefault(task.queue, []).append(task)
+    positions: dict[tuple[str, str], int] = {}
+    for queue, waiting in by_queue.items():
+        waiting.sort(key=lambda t: admission_order(t.priority, t.creation_timestamp, t.name))
+        for place, task in enumerate(waiting, 1):
+            positions[queue, task.name] = place
+    return positions
 
 
 class _Replay:
@@ -101,19 +117,21 @@ class _Replay:
         positions: dict[tuple[str, str], int] = {}
         counters = dict.fromkeys(self.lines, 0)
         unlimited = False
+        touched = set(self.lines)  # the queues an end may let admit again: its own, its key's waiters'
         while True:
-            for queue in sorted(self.lines):
+            for queue in sorted(touched):
                 for name in self._admit(queue, unlimited):
                     counters[queue] += 1
                     positions[queue, name] = counters[queue]
             if not any(self.lines.values()) and not self.keys.parked_count():
                 return positions
             if self.ends:
-                self._end(heapq.heappop(self.ends)[1])
+                touched = self._end(heapq.heappop(self.ends)[1])
             elif unlimited:
                 return positions  # nothing can end and nothing can start (it cannot happen: a key waited on is held)
             else:
                 unlimited = True  # concurrency 0 (or lowered below the running ones): order without slots
+                touched = set(self.lines)
 
     def _admit(self, queue: str, unlimited: bool) -> list[str]:
         line, admitted = self.lines[queue], []
@@ -136,7 +154,8 @@ class _Replay:
             admitted.append(name)
         return admitted
 
-    def _end(self, name: str) -> None:
+    def _end(self, name: str) -> set[str]:
+        touched = {self.queue_of[name]}
         if name in self.in_slot:
             self.in_slot.discard(name)
             self.used[self.queue_of[name]] -= 1
@@ -144,3 +163,5 @@ class _Replay:
         if ref is not None:
             for waiter, group, order in self.keys.release(ref):
                 self.lines[self.queue_of[waiter]].add(waiter, order, group)
+                touched.add(self.queue_of[waiter])
+        return touched
