@@ -35,8 +35,18 @@ SKIP_REASON = f"end-to-end tests need a cluster: set {KUBECONFIG_ENV} to the pat
 GROUP = "asynctask.dev"
 VERSION = "v1alpha1"
 API_VERSION = f"{GROUP}/{VERSION}"
-PLURALS = {"AsyncTask": "asynctasks", "TaskType": "tasktypes", "ScheduledTask": "scheduledtasks"}
-CRD_NAMES = ("asynctasks.asynctask.dev", "tasktypes.asynctask.dev", "scheduledtasks.asynctask.dev")
+PLURALS = {
+    "AsyncTask": "asynctasks",
+    "TaskType": "tasktypes",
+    "ScheduledTask": "scheduledtasks",
+    "TaskQueue": "taskqueues",
+}
+CRD_NAMES = (
+    "asynctasks.asynctask.dev",
+    "tasktypes.asynctask.dev",
+    "scheduledtasks.asynctask.dev",
+    "taskqueues.asynctask.dev",
+)
 TERMINAL_PHASES = frozenset({"Succeeded", "Failed", "Cancelled"})
 
 LABEL_TASK = "asynctask.dev/task"
@@ -318,7 +328,8 @@ class Cluster:
     # -- custom objects
 
     def create(self, doc: Obj) -> Obj:
-        """Create one AsyncTask or TaskType in the test namespace (strict field validation, like kubectl)."""
+        """Create one AsyncTask, TaskType, TaskQueue or ScheduledTask in the test namespace (strict field
+        validation, like kubectl)."""
         body = copy.deepcopy(doc)
         body.setdefault("metadata", {})["namespace"] = self.namespace
         created = self.custom.create_namespaced_custom_object(
