@@ -26,6 +26,7 @@ from asynctask_operator.core.keys import KeyLedger, KeyRef, Newness
 from asynctask_operator.core.models import IDLE_PHASES, TERMINAL_PHASES, TaskQueueSpec
 from asynctask_operator.core.positions import WaitingTask, queue_positions
 from asynctask_operator.core.ratelimit import TokenBucket
+from asynctask_operator.core.turns import Turns
 from asynctask_operator.core.waiting import (
     KEY_BUSY,
     QUEUE_NOT_FOUND,
@@ -107,8 +108,7 @@ class AdmissionLedger(Generic[K]):
         self.keys: KeyLedger[K] = KeyLedger()
         self._queues: dict[QueueKey, _Queue[K]] = {}
         self._where: dict[K, QueueKey] = {}  # a task's queue, while it waits, holds a slot or runs
-        self._turn_in: dict[K, QueueKey] = {}  # the queue whose line records the task's turn
-        self._given: set[K] = set()  # turns given at admission that no copy of the task records yet
+        self.turns: Turns[K, QueueKey] = Turns(lambda q: self._queue(q).line)
         self.changed: set[QueueKey] = set()
         """Queues whose figures moved since the caller last took them: to admit from, and to report."""
 
@@ -180,32 +180,14 @@ class AdmissionLedger(Generic[K]):
             self.keys.claim(task, ref, seen.claim, seen.newness)
         else:
             self.keys.unclaim(task)
-        self._record_turn(task, seen.queue, seen.turn)
-
-    def _record_turn(self, task: K, queue: QueueKey, turn: tuple[str, int] | None) -> None:
-        """What this copy of the task records of its turn. A turn the ledger gave at admission stands
-        until a copy records one (its Running write), or the task goes or gives its slot back: the copies
-        in between (its Job's creation seen first) are older than that write."""
-        if turn is None and task in self._given:
-            return
-        self._given.discard(task)
-        before = self._turn_in.get(task)
-        if before is not None and (before != queue or turn is None):
-            self._queue(before).line.record(task, None)
-            del self._turn_in[task]
-        if turn is not None:
-            self._queue(queue).line.record(task, turn)
-            self._turn_in[task] = queue
+        self.turns.seen(task, seen.queue, seen.turn)
 
     def gone(self, task: K) -> None:
         """The task is deleted: it waits, holds and records nothing any more."""
         self._leave(task)
         self._free_key(self.keys.unhold(task))
         self.keys.unclaim(task)
-        self._given.discard(task)
-        where = self._turn_in.pop(task, None)
-        if where is not None:
-            self._queue(where).line.record(task, None)
+        self.turns.gone(task)
 
     def hold_key(self, holder: K, ref: KeyRef, held: bool) -> None:
         """A holder that is no task any more: the running Job of a task deleted under it."""
@@ -282,10 +264,7 @@ class AdmissionLedger(Generic[K]):
     def release(self, task: K) -> QueueKey | None:
         """A reservation whose write failed (or that was not taken): the slot, the key and the turn go back."""
         where = self._where.get(task)
-        if where is not None and task in self._given and self._turn_in.get(task) == where:
-            self._queues[where].line.record(task, None)  # the turn it was given, not yet in its status
-            del self._turn_in[task]
-        self._given.discard(task)
+        self.turns.given_back(task)
         self._free_key(self.keys.unhold(task, "reserved"))
         self._leave(task)
         return where
@@ -334,8 +313,7 @@ class AdmissionLedger(Generic[K]):
         }
 
     def turn_of(self, task: K) -> tuple[Group, int] | None:
-        where = self._turn_in.get(task)
-        return self._queue(where).line.turns.of(task) if where is not None else None
+        return self.turns.of(task)
 
     # ------------------------------------------------------------------ admitting
 
@@ -395,8 +373,7 @@ class AdmissionLedger(Generic[K]):
             if ref is not None:
                 self.keys.reserve(task, ref)
             if queue.line.took(task, group) is not None:
-                self._turn_in[task] = queue_key
-                self._given.add(task)
+                self.turns.given(task, queue_key)
             admitted.append(task)
         if admitted:
             self.changed.add(queue_key)
