@@ -12,7 +12,7 @@ from asynctask_operator.core.effects import EventNote
 from asynctask_operator.core.lifecycle import Admission, decide
 from asynctask_operator.core.models import FairTurn, KeyWait
 from tests.unit.builders import at, job, observe, task, tasktype
-from tests.unit.story import CONFIG, ECHO, Story, attempt_running
+from tests.unit.story import CONFIG, ECHO, Story, attempt_failed, attempt_running
 
 BUSY = Admission(
     granted=False,
@@ -198,3 +198,16 @@ def test_a_task_without_a_key_records_none() -> None:
         and "asynctask.dev/concurrency-key" not in decision.create_job["metadata"]["annotations"]
     )
     assert cond.KEY_ACQUIRED not in conditions(story)
+
+
+def test_an_adopted_job_keeps_the_turn_its_status_records() -> None:
+    """t's next attempt's Job exists but its Running write did not land (a crash, a 409): the decision adopts
+    the Job without asking the queue; an answer that knows only the group must not take the recorded turn away."""
+    story = Story(task("t").retry(backoff="Fixed", base_seconds=10, jitter=False).build())
+    story.step(5, admission=Admission(granted=True, fairness=FairTurn(group="a", turn=4)))
+    story.step(30, **attempt_failed("t", 1))
+    assert story.status.phase == "Retrying"
+    group_only = Admission(granted=False, reason="Queued", message="full", fairness=FairTurn(group="a"))
+    story.step(45, admission=group_only, jobs=(job("t", 2).view(),))  # t-2 exists: adopted
+    assert (story.status.phase, story.status.attempt) == ("Running", 2)
+    assert story.status.fairness == FairTurn(group="a", turn=4)

@@ -42,7 +42,9 @@ class _QueueCollector(Collector):
             labels=["namespace", "queue"],
         )
         keys = GaugeMetricFamily(
-            "asynctask_queue_keys_held", "Distinct concurrency keys the queue's running tasks hold", labels=["namespace", "queue"]
+            "asynctask_queue_keys_held",
+            "Distinct concurrency keys the queue's running tasks hold",
+            labels=["namespace", "queue"],
         )
         for namespace, queue, waiting, holding, age, blocked, held in self._sample():
             pending.add_metric([namespace, queue], waiting)

@@ -141,13 +141,15 @@ class TaskReconciler:
                 wait = KeyWait(key=waiting.key, limit=waiting.limit, holders=list(waiting.holders[:HOLDERS_SHOWN]))
             spec = self.admissions.ledger.spec_of(queue)
             group = group_of(spec.fairness if spec else None, claim, labels)
+            given = self.admissions.turn_of(key)  # admitted, its Job seen before its Running write landed
+            fairness = FairTurn(group=str(given[0]), turn=given[1]) if given else None
             return Admission(
                 granted=False,
                 reason=waiting.reason,
                 message=waiting.message,
                 key_wait=wait,
                 refused=waiting.refused,
-                fairness=FairTurn(group=group) if group is not None else None,
+                fairness=fairness or (FairTurn(group=group) if group is not None else None),
             )
 
         def request(effective: EffectiveSpec) -> Admission:

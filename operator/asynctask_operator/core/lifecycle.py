@@ -209,8 +209,8 @@ def _admit(draft: Draft) -> None:
     if existing is None:
         draft.create_job = render_job(task, tasktype, attempt, effective, report_env(draft, attempt))
     draft.set(waiting_for_key=None)
-    if admission.fairness is not None:
-        draft.set(fairness=admission.fairness.model_dump())
+    if admission.fairness is not None and (admission.fairness.turn is not None or not draft.fields.get("fairness")):
+        draft.set(fairness=admission.fairness.model_dump())  # an adopted Job's answer may know no turn: keep one
     if effective.concurrency is not None:
         draft.condition(cond.KEY_ACQUIRED, True, "KeyAcquired", f"holds concurrency key {effective.concurrency.key!r}")
     draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
