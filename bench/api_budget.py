@@ -1,6 +1,6 @@
 """API requests per task, by path: success, retry, cancel, TTL.
 
-    python -m bench.api_budget [--n 20] [--archive] [--json PATH]
+    python -m bench.api_budget [--n 20] [--paths success,retry,...] [--archive] [--json PATH]
 
 Runs N tasks through each path at once against kmock, playing the Job controller
 and the kubelet, and counts the operator's own requests (its User-Agent) about each
@@ -12,6 +12,11 @@ listed apart.
 - retry: ``maxRetries: 1``, Fixed 1 s backoff; the first Job fails, the second completes.
 - cancel: ``spec.cancel: true`` while Running.
 - ttl: ``ttlSecondsAfterFinished: 1``; the Job completes and the task is deleted.
+- queued: through the TaskQueue ``budget`` of concurrency N/2, so about half the tasks wait
+  for a slot (one ``Pending`` write each); its status writes are listed apart.
+- keyed: ``spec.concurrency.key`` shared by pairs of tasks (limit 1), so one task of each
+  pair waits for the key: the wait costs what a wait for a slot costs (one Pending write) plus
+  the WaitingForKey Event; a task whose key is free costs 3, as one without a key.
 
 Exits 1 when the budget of SPEC §5 is exceeded: more than 3 writes per task until
 Succeeded on the success path, any write after Succeeded there, or more than 1 write
@@ -50,14 +55,31 @@ from bench.common import (
     workdir,
 )
 
-PATHS = ("success", "retry", "cancel", "ttl")
-TERMINAL = {"success": "Succeeded", "retry": "Succeeded", "cancel": "Cancelled", "ttl": "Succeeded"}
+PATHS = ("success", "retry", "cancel", "ttl", "queued", "keyed")
+TERMINAL = {
+    "success": "Succeeded",
+    "retry": "Succeeded",
+    "cancel": "Cancelled",
+    "ttl": "Succeeded",
+    "queued": "Succeeded",
+    "keyed": "Succeeded",
+}
+QUEUE = "budget"  # the queued path's TaskQueue (a name no path's tasks start with)
 RETRY = {"maxRetries": 1, "backoff": "Fixed", "baseSeconds": 1, "jitter": False}
 WAIT = 30.0  # seconds any one step may take
 
 # What docs/operations.md promises, for the table (writes until the terminal phase + after it).
 # The retry path: 3 + 4 for the retry (status Retrying, its Warning Event, the Job, status Running).
-EXPECTED_WRITES = {"success": (3, 0), "retry": (7, 0), "cancel": (3, 1), "ttl": (3, 1)}
+# Queued: 3, plus one Pending write for each task that waits (half of them). Keyed: the same, plus the
+# WaitingForKey Event each waiting task posts (issue 28 asks for it); the key itself costs no write.
+EXPECTED_WRITES = {
+    "success": (3, 0),
+    "retry": (7, 0),
+    "cancel": (3, 1),
+    "ttl": (3, 1),
+    "queued": (3.5, 0),
+    "keyed": (4, 0),
+}
 
 
 class Driver:
@@ -97,6 +119,20 @@ class Driver:
         await self.until(name, "Cancelled")
         await wait_for(lambda: self.c.job_deleted(f"{name}-1"), WAIT, f"Job {name}-1 deleted")
 
+    async def queued(self, name: str) -> None:
+        await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600, "queue": QUEUE})
+        await self.until(name, "Running")
+        await self.c.job_succeeds(f"{name}-1")
+        await self.until(name, "Succeeded")
+
+    async def keyed(self, name: str) -> None:
+        pair = int(name.rsplit("-", 1)[1]) // 2
+        spec = {"type": "bench", "ttlSecondsAfterFinished": 3600, "concurrency": {"key": f"pair-{pair}"}}
+        await self.c.create_task(name, spec)
+        await self.until(name, "Running")
+        await self.c.job_succeeds(f"{name}-1")
+        await self.until(name, "Succeeded")
+
     async def ttl(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 1})
         await self.until(name, "Running")
@@ -125,16 +161,16 @@ def key(hit: Hit) -> str:
 ARCHIVE_AGENT = "asynctask-archive"
 
 
-def archive_writes(k: ApiServerEmulator, n: int) -> dict[str, float]:
+def archive_writes(k: ApiServerEmulator, n: int, paths: Sequence[str]) -> dict[str, float]:
     """The archiver's writes per task, by path (its marks; nothing else, if all is well)."""
     counts: collections.Counter[str] = collections.Counter()
     for hit in k.hits:
         if hit.agent.startswith(ARCHIVE_AGENT) and hit.write:
             counts[path_of(hit) or "other"] += 1
-    return {path: round(counts[path] / n, 3) for path in (*PATHS, "other")}
+    return {path: round(counts[path] / n, 3) for path in (*paths, "other")}
 
 
-def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
+def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int, paths: Sequence[str]) -> dict[str, Any]:
     hits = k.operator_hits()
     by_path: dict[str, list[Hit]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
@@ -144,8 +180,8 @@ def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
             other[key(hit)] += 1
         else:
             by_path[path].append(hit)
-    paths: dict[str, Any] = {}
-    for path in PATHS:
+    result: dict[str, Any] = {}
+    for path in paths:
         counts = collections.Counter(key(h) for h in by_path[path])
         to_terminal = after_terminal = 0
         for hit in by_path[path]:
@@ -158,7 +194,7 @@ def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
             else:
                 to_terminal += 1
         writes = sum(1 for h in by_path[path] if h.write)
-        paths[path] = {
+        result[path] = {
             "tasks": n,
             "per_task": {name: round(count / n, 3) for name, count in sorted(counts.items())},
             "writes_per_task": round(writes / n, 3),
@@ -167,7 +203,7 @@ def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int) -> dict[str, Any]:
             "writes_after_terminal_per_task": round(after_terminal / n, 3),
             "conflicts": sum(1 for h in by_path[path] if h.status == 409),
         }
-    return {"paths": paths, "other": dict(sorted(other.items()))}
+    return {"paths": result, "other": dict(sorted(other.items()))}
 
 
 def task_of(subject: str, path: str) -> str:
@@ -204,7 +240,14 @@ def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None
     for path, writes in (archived or {}).items():
         if writes > (1 if path in PATHS else 0):
             problems.append(f"archiver, {path} path: {writes} writes per task > {1 if path in PATHS else 0}")
-    success, ttl = paths["success"], paths["ttl"]
+    success, ttl = paths.get("success"), paths.get("ttl")
+    for path in ("queued", "keyed"):
+        if path in paths and paths[path]["writes_per_task"] > EXPECTED_WRITES[path][0] + 0.05:
+            problems.append(
+                f"{path} path: {paths[path]['writes_per_task']} writes per task > {EXPECTED_WRITES[path][0]}"
+            )
+    if success is None or ttl is None:
+        return problems
     if success["writes_to_terminal_per_task"] > 3:
         problems.append(f"success path: {success['writes_to_terminal_per_task']} writes per task until Succeeded > 3")
     if success["writes_after_terminal_per_task"] > 0:
@@ -214,12 +257,13 @@ def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None
     return problems
 
 
-async def run(n: int, folder: str | None, archive: bool = False) -> dict[str, Any]:
+async def run(n: int, folder: str | None, paths: Sequence[str] = PATHS, archive: bool = False) -> dict[str, Any]:
     wd = workdir(folder, "api-budget")
     async with emulator() as k:
         bench = Bench(k, wd, *(["--archive-required"] if archive else []))
         phases = PhaseLog(k)
         await bench.cluster.create_tasktype("bench", TASKTYPE_SPEC)
+        await bench.cluster.create_queue(QUEUE, {"concurrency": max(n // 2, 1)})
         await bench.start()
         archiver = None
         if archive:
@@ -231,7 +275,7 @@ async def run(n: int, folder: str | None, archive: bool = False) -> dict[str, An
         t0 = time.monotonic()
         try:
             await asyncio.gather(
-                *(getattr(driver, path)(name) for path in PATHS for name in task_names(path, n)),
+                *(getattr(driver, path)(name) for path in paths for name in task_names(path, n)),
             )
             # Anything the operator would still write (late or repeated writes) is counted too.
             await quiet(k, bench.stats, window=2.0, timeout=60)
@@ -240,8 +284,8 @@ async def run(n: int, folder: str | None, archive: bool = False) -> dict[str, An
             if archiver is not None:
                 await archiver.stop()
         elapsed = time.monotonic() - t0
-        result = analyse(k, phases, n)
-        archived = archive_writes(k, n) if archive else None
+        result = analyse(k, phases, n, paths)
+        archived = archive_writes(k, n, paths) if archive else None
         delays = ttl_delays(k, phases, n)
         backoffs = retry_delays(k, phases)
     problems = check_budget(result["paths"], archived)
@@ -301,8 +345,9 @@ def render(result: dict[str, Any]) -> list[str]:
         other = table(
             "The archiver's writes per task (asynctask.dev/archived marks), beside the operator's",
             ["path", "operator until + after", "archiver"],
-            [[path, f"{paths[path]['writes_to_terminal_per_task']} + {paths[path]['writes_after_terminal_per_task']}",
-              archived[path]] for path in PATHS],
+            [[path, f"{paths[path].get('writes_to_terminal_per_task', paths[path].get('writes_per_task'))} + "
+                    f"{paths[path].get('writes_after_terminal_per_task', 0)}",
+              archived[path]] for path in paths],
         ) + "\n\n" + other  # fmt: skip
     ttl = result["ttl_delete_seconds"]
     verdict = "budget OK" if result["budget_ok"] else "BUDGET EXCEEDED: " + "; ".join(result["budget_problems"])
@@ -316,10 +361,15 @@ def render(result: dict[str, Any]) -> list[str]:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    p = parser(__doc__.split("\n\n")[0], default_n=20)
-    p.add_argument("--archive", action="store_true", help="with the archiver, and the operator's --archive-required")
-    args = p.parse_args(argv)
-    result = asyncio.run(run(args.n, args.workdir, args.archive))
+    cli = parser(__doc__.split("\n\n")[0], default_n=20)
+    cli.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)} (default: all)")
+    cli.add_argument("--archive", action="store_true", help="with the archiver, and the operator's --archive-required")
+    args = cli.parse_args(argv)
+    chosen = [p for p in args.paths.split(",") if p]
+    unknown = sorted(set(chosen) - set(PATHS))
+    if unknown:
+        cli.error(f"unknown path(s): {', '.join(unknown)}")
+    result = asyncio.run(run(args.n, args.workdir, chosen, args.archive))
     emit(render(result), result, args.json)
     return 0 if result["budget_ok"] else 1
 

@@ -100,9 +100,14 @@ async def emulator() -> AsyncIterator[ApiServerEmulator]:
 
 
 async def create_tasks(
-    bench: Bench, names: Sequence[str], spec: dict[str, Any], concurrency: int, rate: float | None
+    bench: Bench,
+    names: Sequence[str],
+    spec: dict[str, Any] | Callable[[int], dict[str, Any]],
+    concurrency: int,
+    rate: float | None,
 ) -> None:
-    """POST every task, ``concurrency`` at once, paced at ``rate`` per second when given."""
+    """POST every task, ``concurrency`` at once, paced at ``rate`` per second when given (``spec``: the
+    same for all, or the spec of the i-th task)."""
     sem = asyncio.Semaphore(concurrency)
     start = time.monotonic()
 
@@ -112,7 +117,7 @@ async def create_tasks(
             if delay > 0:
                 await asyncio.sleep(delay)
         async with sem:
-            await bench.cluster.create_task(name, spec)
+            await bench.cluster.create_task(name, spec(i) if callable(spec) else spec)
 
     await asyncio.gather(*(one(i, name) for i, name in enumerate(names)))
 

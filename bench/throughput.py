@@ -109,6 +109,7 @@ async def run_kmock(
     client_concurrency: int,
     stall: float = 30.0,
     job_seconds: float = 0.0,
+    keys: int | None = None,
 ) -> dict[str, Any]:
     wd = workdir(folder, "throughput")
     async with emulator() as k:
@@ -130,7 +131,8 @@ async def run_kmock(
         stats = bench.stats
         try:
             cpu0 = stats.cpu_seconds()
-            await create_tasks(bench, names, spec, client_concurrency, rate)
+            keyed = (lambda i: {**spec, "concurrency": {"key": f"key-{i % keys}"}}) if keys else spec
+            await create_tasks(bench, names, keyed, client_concurrency, rate)
             # A task that makes no progress for `stall` seconds while others are done is stuck.
             await progress(lambda: phases.reached[target], n, stall, f"{n} tasks {target}", bench.operator)
             if player is not None and player.errors:
@@ -157,6 +159,7 @@ async def run_kmock(
         "target": "kmock",
         "n": n,
         "queue_concurrency": queue_concurrency,
+        "keys": keys,
         "rate": rate,
         "client_concurrency": client_concurrency,
         "stall_s": stall,
@@ -203,6 +206,8 @@ def phases_done(phases: PhaseLog, names: Sequence[str], phase: str) -> float | N
 
 def render_kmock(r: dict[str, Any]) -> list[str]:
     mode = f"one TaskQueue, concurrency {r['queue_concurrency']}" if r["queue_concurrency"] else "no queue limit"
+    if r.get("keys"):
+        mode += f", {r['keys']} concurrency keys (limit 1)"
     pace = f"{r['rate']}/s" if r["rate"] else f"as fast as possible ({r['client_concurrency']} at once)"
     lat = r["latency_s"]
     rows = [
@@ -436,6 +441,7 @@ def render_cluster(r: dict[str, Any]) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     p = parser(__doc__.split("\n\n")[0], default_n=1000)
     p.add_argument("--queue-concurrency", type=int, help="put every task on one TaskQueue of this concurrency")
+    p.add_argument("--keys", type=int, help="give task i the concurrency key key-(i mod KEYS), limit 1 (with a queue)")
     p.add_argument("--rate", type=float, help="create this many tasks per second (default: as fast as possible)")
     p.add_argument("--client-concurrency", type=int, default=32, help="creates in flight at once (default 32)")
     p.add_argument(
@@ -465,6 +471,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.client_concurrency,
             args.stall,
             args.job_seconds,
+            args.keys,
         )
     )
     emit(render_kmock(result), result, args.json)

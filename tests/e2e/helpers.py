@@ -177,7 +177,8 @@ class Cluster:
     # -- custom objects
 
     def create(self, doc: Obj) -> Obj:
-        """Create one AsyncTask or TaskType in the test namespace (strict field validation, like kubectl)."""
+        """Create one AsyncTask, TaskType, TaskQueue or ScheduledTask in the test namespace (strict field
+        validation, like kubectl)."""
         body = copy.deepcopy(doc)
         body.setdefault("metadata", {})["namespace"] = self.namespace
         created = self.custom.create_namespaced_custom_object(

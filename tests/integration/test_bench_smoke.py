@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from bench import api_budget, archive, console, gateway, scale, throughput
+from bench import admission, api_budget, archive, console, gateway, scale, throughput
 
 from asynctask_operator.testing.postgres import find_problem
 
@@ -25,7 +25,7 @@ def run(main: Callable[[Sequence[str]], int], tmp_path: pathlib.Path, *argv: str
 def test_api_budget(tmp_path: pathlib.Path) -> None:
     # The exit code is not asserted: it also covers the TTL and cancel paths (see docs/performance.md).
     _, result = run(api_budget.main, tmp_path, "--n", "2")
-    assert set(result["paths"]) == {"success", "retry", "cancel", "ttl"}
+    assert set(result["paths"]) == {"success", "retry", "cancel", "ttl", "queued", "keyed"}
     for path in result["paths"].values():
         assert {"per_task", "writes_per_task", "reads_per_task", "writes_to_terminal_per_task"} <= set(path)
     success = result["paths"]["success"]
@@ -34,6 +34,20 @@ def test_api_budget(tmp_path: pathlib.Path) -> None:
     assert success["writes_after_terminal_per_task"] == 0
     assert result["paths"]["retry"]["per_task"]["create jobs"] == 2
     assert {"budget_ok", "ttl_delete_seconds", "other"} <= set(result)
+    # Two tasks, one key: one waits (one Pending write and its WaitingForKey Event), no write for the key itself.
+    keyed = result["paths"]["keyed"]
+    assert keyed["per_task"]["create jobs"] == 1
+    assert keyed["per_task"]["create events"] == 0.5
+    assert keyed["writes_per_task"] == 4
+    assert result["paths"]["queued"]["writes_per_task"] == 3.5
+
+
+def test_admission(tmp_path: pathlib.Path) -> None:
+    code, result = run(admission.main, tmp_path, "--n", "300", "--keys", "30", "--concurrency", "10", "--repeat", "1")
+    assert code == 0
+    for variant in admission.VARIANTS:
+        assert {"admissions_per_s", "us_per_admission", "us_per_request"} <= set(result[variant])
+    assert {"positions_ms", "positions_ms_fair"} <= set(result)
 
 
 def test_api_budget_with_the_archive(tmp_path: pathlib.Path) -> None:

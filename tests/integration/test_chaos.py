@@ -33,6 +33,11 @@ it resumes from; a finished request is dropped from kmock's request history, whi
 a long test quadratic). :class:`ChaosEmulator` adds only the faults and a ledger of what the
 checks need.
 
+Two tasks in three also have a concurrency key (``spec.concurrency``, a mutex), ten keys in all, so the
+mutex is held under the same crashes and faults: from the Jobs' own lifetimes as the emulator stored them
+(created; completed, failed or deleted), **no two Jobs of one key were ever alive at once**, while every
+task still ends as its plan says (0 lost, 0 duplicates).
+
 Run it alone with ``pytest -m chaos``; leave it out with ``-m "not chaos"``. Reproduce a
 run with ``ASYNCTASK_CHAOS_SEED``.
 """
@@ -42,6 +47,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import dataclasses
+import itertools
 import json
 import os
 import pathlib
@@ -79,6 +85,7 @@ RECEIVER_503_MAX = 2  # per webhook-id: the operator's 6 deliveries per event ar
 RECEIVER_SLOW_RATE = 0.05  # answered 200 after 0.3-2 s (the operator's delivery timeout is 10 s)
 LATE_SECONDS = 5.0  # a delivery this long after its event was recorded Delivered (and stayed so) is a bug
 CALLBACK_ARGS = ("--callback-allowed-host", "127.0.0.1", "--callback-backoff-seconds", "1")
+KEYS = 10  # concurrency keys (mutexes) shared by two tasks in three
 
 FAST = {"backoff": "Fixed", "baseSeconds": 1, "jitter": False}
 
@@ -153,6 +160,7 @@ class ChaosEmulator(ApiServerEmulator):
         self.job_posts: collections.Counter[str] = collections.Counter()  # the operator's POSTs, per Job name
         self.job_creations: collections.Counter[str] = collections.Counter()  # POSTs that stored a new Job
         self.created_jobs: asyncio.Queue[str] = asyncio.Queue()
+        self.job_lives: dict[str, list[float]] = {}  # per Job: [created, ended] (time.monotonic(); ended: inf)
         # Per callback event id: (monotonic time, state) each time a stored task's status.callback changed state.
         self.callback_states: dict[str, list[tuple[float, str]]] = collections.defaultdict(list)
         # After-commit faults are kmock reactions: the emulator stores the write, then the reaction answers.
@@ -215,6 +223,13 @@ class ChaosEmulator(ApiServerEmulator):
         if request.resource == JOBS and request.action == kmock.action.CREATE and before is None:
             self.job_creations[key[2]] += 1
             self.created_jobs.put_nowait(key[2])
+            self.job_lives[key[2]] = [time.monotonic(), float("inf")]
+        life = self.job_lives.get(key[2]) if request.resource == JOBS else None
+        if life is not None and life[1] == float("inf"):
+            after = self.stored(key)
+            conditions = ((after or {}).get("status") or {}).get("conditions") or ()
+            if after is None or any(c.get("type") in ("Complete", "Failed") for c in conditions):
+                life[1] = time.monotonic()  # the Job ended: finished, or deleted
 
     def _note_callback(self, key: Key) -> None:
         """Keep when the stored status.callback of a task changed state (the written object is what counts)."""
@@ -508,11 +523,36 @@ def check_callbacks(
     return wrong, stats
 
 
-def task_spec(name: str, plans: dict[str, Plan], callbacks: dict[str, dict[str, Any]]) -> dict[str, Any]:
+def task_spec(
+    name: str, plans: dict[str, Plan], callbacks: dict[str, dict[str, Any]], keys: dict[str, str]
+) -> dict[str, Any]:
     spec: dict[str, Any] = {"type": "echo", "retry": plans[name].retry}
     if name in callbacks:
         spec["callback"] = callbacks[name]
+    if name in keys:
+        spec["concurrency"] = {"key": keys[name]}
     return spec
+
+
+def make_keys(names: list[str]) -> dict[str, str]:
+    """Two tasks in three get one of the KEYS keys (limit 1)."""
+    return {name: f"key-{i % KEYS}" for i, name in enumerate(names) if i % 3}
+
+
+def check_keys(emulator: ChaosEmulator, keys: dict[str, str]) -> tuple[list[str], dict[str, int]]:
+    """Jobs of one key whose lifetimes overlap (from the emulator's clock, not the operator's view)."""
+    wrong: list[str] = []
+    by_key: dict[str, list[tuple[float, float, str]]] = collections.defaultdict(list)
+    for job, (born, ended) in emulator.job_lives.items():
+        key = keys.get(job.rpartition("-")[0])
+        if key is not None:
+            by_key[key].append((born, ended, job))
+    for key, lives in sorted(by_key.items()):
+        lives.sort()
+        for (_, ended, job), (born, _, after) in itertools.pairwise(lives):
+            if born < ended:
+                wrong.append(f"{key}: Job {after} created {ended - born:.3f}s before Job {job} ended")
+    return wrong, {key: len(lives) for key, lives in sorted(by_key.items())}
 
 
 def dump_history(emulator: ChaosEmulator, path: pathlib.Path) -> None:
@@ -536,6 +576,7 @@ async def test_chaos(
     plans = make_plans(rng, TASKS)
     restarts = rng.randint(*RESTARTS)
     callbacks = make_callbacks(random.Random(SEED + 3), list(plans), receiver)
+    keys = make_keys(list(plans))
     problems: list[str] = []
     chaos = Chaos(kubeconfig, tmp_path)
 
@@ -548,7 +589,7 @@ async def test_chaos(
         names = list(plans)
         for start in range(0, len(names), 25):  # submitted in bursts, while the operator runs and crashes
             burst = names[start : start + 25]
-            await asyncio.gather(*(cluster.create_task(n, task_spec(n, plans, callbacks)) for n in burst))
+            await asyncio.gather(*(cluster.create_task(n, task_spec(n, plans, callbacks, keys)) for n in burst))
             await asyncio.sleep(0.05)
         for _ in range(restarts):
             await asyncio.sleep(rng.uniform(0.5, 4.0))
@@ -571,6 +612,8 @@ async def test_chaos(
         wrong = problems + check_outcomes(kmock, cluster, plans)
         callback_wrong, callback_stats = check_callbacks(kmock, cluster, plans, callbacks, receiver)
         wrong += callback_wrong
+        key_wrong, jobs_per_key = check_keys(kmock, keys)
+        wrong += key_wrong
     finally:
         kmock.faults_on = False
         driver.cancel()
@@ -587,6 +630,7 @@ async def test_chaos(
         f"{time.monotonic() - began:.1f}s"
     )
     print(f"chaos callbacks: {callback_stats}")
+    print(f"chaos keys: {len(keys)} tasks over {KEYS} keys, Jobs per key {jobs_per_key}")
     if wrong:
         print(chaos.log_tail())
         if os.environ.get("ASYNCTASK_CHAOS_DUMP"):

@@ -91,6 +91,19 @@ class TaskBuilder:
         self._spec["retry"] = policy
         return self
 
+    def concurrency(self, key: str, limit: int | None = None, policy: str | None = None) -> TaskBuilder:
+        self._spec["concurrency"] = {
+            "key": key,
+            **({"limit": limit} if limit else {}),
+            **({"policy": policy} if policy else {}),
+        }
+        return self
+
+    def created(self, seconds: float) -> TaskBuilder:
+        """Created ``seconds`` after every other builder's objects."""
+        self._meta["creationTimestamp"] = stamp(at(seconds))
+        return self
+
     def cancel(self, value: bool = True) -> TaskBuilder:
         self._spec["cancel"] = value
         return self
@@ -369,6 +382,7 @@ def observe(
     admission: Admission = GRANTED,
     reported: Reported | None = None,
     callback_outcome: DeliveryOutcome | None = None,
+    superseded_by: str | None = None,
 ) -> Observed:
     by_job: dict[str, list[PodView]] = {}
     for p in pods:
@@ -384,4 +398,5 @@ def observe(
         admission=admission,
         reported=reported,
         callback_outcome=callback_outcome,
+        superseded_by=superseded_by,
     )

@@ -51,10 +51,10 @@ def test_rule_compiles_and_has_a_message(crd: str, path: str, rule: dict[str, st
     assert rule["message"] and "\n" not in rule["message"]
 
 
-def at_spec_rule() -> str:
+def at_spec_rule(field: str = "queue") -> str:
     spec = all_crds()["asynctask.dev_asynctasks.yaml"]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
-    [rule] = spec["properties"]["spec"]["x-kubernetes-validations"]
-    return rule["rule"]
+    [rule] = [r for r in spec["properties"]["spec"]["x-kubernetes-validations"] if r["fieldPath"] == f".{field}"]
+    return str(rule["rule"])
 
 
 @pytest.mark.parametrize(
@@ -162,3 +162,142 @@ def test_a_ttl_strategy_sets_at_least_one_outcome(strategy: dict[str, Any], allo
     found = {r["rule"] for _, p, r in ALL_RULES if p.endswith("ttlStrategy")}
     assert len(found) == 1  # the same rule on the task, its type's defaults and the status
     assert evaluate(found.pop(), strategy) is allowed
+
+
+# --------------------------------------------------------------------------- concurrency keys and fairness: bad input
+
+
+def schema_of(file: str, *path: str) -> dict[str, Any]:
+    node: dict[str, Any] = all_crds()[file]["spec"]["versions"][0]["schema"]["openAPIV3Schema"]
+    for name in path:
+        node = node["properties"][name]
+    return node
+
+
+def _as_json_schema(node: Any) -> Any:
+    """The structural schema as JSON Schema (the API server's checks but CEL; x-kubernetes-* dropped)."""
+    if isinstance(node, list):
+        return [_as_json_schema(n) for n in node]
+    if not isinstance(node, dict):
+        return node
+    return {
+        k: ({n: _as_json_schema(s) for n, s in v.items()} if k == "properties" else _as_json_schema(v))
+        for k, v in node.items()
+        if not k.startswith("x-kubernetes-") and k != "description"
+    }
+
+
+def refusals(schema: dict[str, Any], value: Any, where: str) -> list[str]:
+    """What the API server answers to ``value`` at ``where``: schema errors (with the field's path, as the
+    API server names it) and the messages of the CEL rules that do not hold."""
+    import jsonschema
+
+    found = [
+        ".".join([where, *(str(p) for p in error.absolute_path)]) + f": {error.validator}"
+        for error in jsonschema.Draft202012Validator(_as_json_schema(schema)).iter_errors(value)
+    ]
+
+    def walk(node: dict[str, Any], item: Any) -> Iterator[str]:
+        for rule in node.get("x-kubernetes-validations", ()):
+            if "oldSelf" not in rule["rule"] and not evaluate(rule["rule"], item):
+                yield rule["message"]
+        if isinstance(item, dict):
+            for name, sub in (node.get("properties") or {}).items():
+                if name in item:
+                    yield from walk(sub, item[name])
+
+    return found + list(walk(schema, value))
+
+
+KEY_MESSAGE = "spec.concurrency.key must be letters, digits and - _ . : / (starting and ending with a letter or digit)"
+
+
+@pytest.mark.parametrize(
+    ("concurrency", "refused"),
+    [
+        ({"key": "video-42"}, []),
+        ({"key": "tenant/acme:video_42.v2"}, []),
+        ({"key": "k", "limit": 10000, "policy": "CancelNewest"}, []),
+        ({"key": ""}, ["spec.concurrency.key: minLength", KEY_MESSAGE]),
+        ({"key": "k" * 129}, ["spec.concurrency.key: maxLength"]),
+        ({"key": "has space"}, [KEY_MESSAGE]),
+        ({"key": "-leading"}, [KEY_MESSAGE]),
+        ({"key": "trailing/"}, [KEY_MESSAGE]),
+        ({"key": "k", "limit": 0}, ["spec.concurrency.limit: minimum"]),
+        ({"key": "k", "limit": -3}, ["spec.concurrency.limit: minimum"]),
+        ({"key": "k", "limit": 10001}, ["spec.concurrency.limit: maximum"]),
+        ({"key": "k", "policy": "CancelInProgres"}, ["spec.concurrency.policy: enum"]),
+        ({"key": "k", "policy": "Skip"}, ["spec.concurrency.policy: enum"]),
+        ({"limit": 1}, ["spec.concurrency: required"]),
+    ],
+    ids=["key", "key-every-character", "limit-and-policy", "empty-key", "long-key", "space", "leading-dash",
+         "trailing-slash", "limit-zero", "limit-negative", "limit-too-high", "policy-misspelt", "policy-unknown",
+         "no-key"],
+)  # fmt: skip
+def test_a_tasks_concurrency_is_refused_naming_the_field(concurrency: dict[str, Any], refused: list[str]) -> None:
+    schema = schema_of("asynctask.dev_asynctasks.yaml", "spec", "concurrency")
+    assert refusals(schema, concurrency, "spec.concurrency") == refused
+
+
+KEY_FROM_MESSAGE = (
+    "defaults.concurrency.keyFrom must set exactly one of payload (a JSON pointer), label (a label name) "
+    "or value (a constant key)"
+)
+
+
+@pytest.mark.parametrize(
+    ("default", "refused"),
+    [
+        ({"keyFrom": {"payload": "/videoId"}}, []),
+        ({"keyFrom": {"payload": "/a~1b/0"}, "limit": 2}, []),
+        ({"keyFrom": {"label": "example.com/tenant"}, "policy": "CancelInProgress"}, []),
+        ({"keyFrom": {"value": "nightly-report"}}, []),
+        ({"keyFrom": {}}, [KEY_FROM_MESSAGE]),
+        ({"keyFrom": {"payload": "/a", "label": "tenant"}}, [KEY_FROM_MESSAGE]),
+        ({"keyFrom": {"payload": "videoId"}}, ["spec.defaults.concurrency.keyFrom.payload: pattern"]),
+        ({"keyFrom": {"payload": "/bad~2escape"}}, ["spec.defaults.concurrency.keyFrom.payload: pattern"]),
+        ({"keyFrom": {"label": "not a label"}}, ["spec.defaults.concurrency.keyFrom.label: pattern"]),
+        ({"keyFrom": {"value": "two words"}}, [
+            "defaults.concurrency.keyFrom.value must be letters, digits and - _ . : / (starting and ending with "
+            "a letter or digit)"]),
+        ({"keyFrom": {"value": "v"}, "limit": 0}, ["spec.defaults.concurrency.limit: minimum"]),
+        ({"limit": 1}, ["spec.defaults.concurrency: required"]),
+    ],
+    ids=["payload", "escaped-pointer", "label", "value", "no-source", "two-sources", "pointer-without-slash",
+         "bad-escape", "bad-label", "bad-value", "limit-zero", "no-key-from"],
+)  # fmt: skip
+def test_a_types_key_from_is_refused_naming_the_field(default: dict[str, Any], refused: list[str]) -> None:
+    schema = schema_of("asynctask.dev_tasktypes.yaml", "spec", "defaults", "concurrency")
+    assert refusals(schema, default, "spec.defaults.concurrency") == refused
+
+
+@pytest.mark.parametrize(
+    ("fairness", "refused"),
+    [
+        ({"by": "Key"}, []),
+        ({"by": "Label", "label": "tenant"}, []),
+        ({"by": "Label"}, ["fairness.label is required with by: Label, and only then"]),
+        ({"by": "Key", "label": "tenant"}, ["fairness.label is required with by: Label, and only then"]),
+        ({"by": "Namespace"}, ["spec.fairness.by: enum"]),
+        ({}, ["spec.fairness: required"]),
+    ],
+    ids=["by-key", "by-label", "label-missing", "label-without-by-label", "by-unknown", "empty"],
+)
+def test_a_queues_fairness_is_refused_naming_the_field(fairness: dict[str, Any], refused: list[str]) -> None:
+    schema = schema_of("asynctask.dev_taskqueues.yaml", "spec", "fairness")
+    assert refusals(schema, fairness, "spec.fairness") == refused
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "allowed"),
+    [
+        ({"type": "x", "concurrency": {"key": "a"}}, {"type": "x", "concurrency": {"key": "a"}, "priority": 1}, True),
+        ({"type": "x", "concurrency": {"key": "a"}}, {"type": "x", "concurrency": {"key": "b"}}, False),
+        ({"type": "x", "concurrency": {"key": "a"}}, {"type": "x", "concurrency": {"key": "a", "limit": 2}}, False),
+        ({"type": "x"}, {"type": "x", "concurrency": {"key": "b"}}, False),
+        ({"type": "x", "concurrency": {"key": "a"}}, {"type": "x"}, False),
+    ],
+    ids=["unchanged", "key-changed", "limit-changed", "added", "removed"],
+)
+def test_concurrency_cannot_change_after_creation(old: dict[str, Any], new: dict[str, Any], allowed: bool) -> None:
+    assert evaluate(at_spec_rule("concurrency"), new, old) is allowed

@@ -590,7 +590,7 @@ def exported_metrics() -> dict[str, set[str]]:
     Counters are queried with their ``_total`` suffix; histograms by their name (plus
     ``_bucket``/``_sum``/``_count``, which :func:`metric_problems` strips)."""
     metrics = Metrics()
-    metrics.watch_queues(lambda: [("ns", "q", 1, 1, 30)])
+    metrics.watch_queues(lambda: [("ns", "q", 1, 1, 30, 0, 0)])
     families: dict[str, set[str]] = {}
     for family in metrics.registry.collect():
         name = f"{family.name}_total" if family.type == "counter" else family.name

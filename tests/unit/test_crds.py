@@ -141,10 +141,11 @@ def test_spec_type_has_a_cel_transition_rule() -> None:
     assert "spec.type is immutable" in rule["message"]
 
 
-def test_spec_queue_rule_is_on_the_spec_so_adding_or_removing_it_is_caught_too() -> None:
-    [rule] = AT_SPEC["x-kubernetes-validations"]
-    assert "spec.queue is immutable" in rule["message"]
-    assert rule["fieldPath"] == ".queue"
+@pytest.mark.parametrize("field", ["queue", "concurrency"])
+def test_spec_immutable_rules_are_on_the_spec_so_adding_or_removing_is_caught_too(field: str) -> None:
+    [rule] = [r for r in AT_SPEC["x-kubernetes-validations"] if r["fieldPath"] == f".{field}"]
+    assert f"spec.{field} is immutable" in rule["message"]
+    assert f"has(oldSelf.{field})" in rule["rule"]
 
 
 def test_payload_keeps_any_json() -> None:

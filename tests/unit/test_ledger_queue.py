@@ -9,12 +9,11 @@ but was counted in the default one, and its own queue admitted one task too many
 
 from __future__ import annotations
 
-from typing import Any, cast
+from typing import Any
 
 import pytest
 from pydantic import BaseModel
 
-from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.intake import TaskIntake
@@ -40,7 +39,7 @@ def ledger(*tasks: TaskBuilder, gpu_concurrency: int = 1) -> tuple[Admissions, T
     """An empty cache that knows ECHO_IN_GPU and a TaskQueue gpu, then ``tasks`` taken in as the watch would."""
     cache = Cache()
     cache.put_tasktype(wire(ECHO_IN_GPU))
-    admissions = Admissions(cast(KubeClient, None), None, lambda key: None, lambda key, at: None)
+    admissions = Admissions(None, lambda key: None, lambda key, at: None)
     queue = {"metadata": {"name": "gpu", "namespace": NAMESPACE}, "spec": {"concurrency": gpu_concurrency}}
     admissions.on_queue("ADDED", queue)
     intake = TaskIntake(cache, admissions, lambda key: None, lambda key: None, lambda: "default")

@@ -492,7 +492,7 @@ def test_asking_again_unchanged_keeps_one_place_in_line() -> None:
         line.ask("a", now=now)
         line.ask("b", created=1, now=now)
     assert line.counts(now=500) == QueueCounts(pending=2, running=0, oldest_pending_seconds=500, exists=True)
-    assert len(line.ledger._queues[GPU].heap) == 2
+    assert line.ledger._queues[GPU].line.heap_size() == 2
 
 
 def test_a_retrying_task_re_enters_its_queue_for_each_attempt() -> None:

@@ -50,7 +50,7 @@ async def reconcile(obj: Any, api: FakeApi, now: dt.datetime, runs: tuple[Any, .
         owner = {"kind": "ScheduledTask", "controller": True, "uid": obj.metadata.uid, "name": obj.metadata.name}
         raw["metadata"]["ownerReferences"] = [owner]
         cache.put_task(raw)
-    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None)
+    admissions = Admissions(None, lambda key: None, lambda key, at: None)
     intake = TaskIntake(cache, admissions, lambda key: None, lambda key: None, lambda: "default")
     reconciler = ScheduleReconciler(cache, cast(KubeClient, api), intake, wake=lambda key: None, metrics=metrics)
     await reconciler.reconcile((obj.metadata.namespace, obj.metadata.name), now)

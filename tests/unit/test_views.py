@@ -128,10 +128,11 @@ def test_a_view_never_fails_on_a_malformed_status() -> None:
 
 
 def test_a_waiting_task_is_in_line_only_while_it_waits() -> None:
-    assert TaskView.of(task()).waiting is not None
-    assert TaskView.of(task({"phase": "Running"})).waiting is None
-    assert TaskView.of(task(spec={"cancel": True})).waiting is None
-    assert TaskView.of(task(deletionTimestamp=at(1))).waiting is None
+    assert TaskView.of(task()).waits
+    assert not TaskView.of(task({"phase": "Running"})).waits  # it holds a slot: in the order, not in line
+    assert TaskView.of(task({"phase": "Running"})).waiting is not None
+    assert not TaskView.of(task(spec={"cancel": True})).waits
+    assert not TaskView.of(task(deletionTimestamp=at(1))).waits
 
 
 def queue(name: str, status: dict[str, Any] | None = None) -> dict[str, Any]:

@@ -41,7 +41,7 @@ def test_the_queue_of_a_task(task: dict[str, Any], queue: str) -> None:
         (obj({"priority": 3}), WaitingTask("t", "default", 3, "2026-01-01T00:00:00Z")),
         (obj({"priority": 3}, {"phase": "Pending", "reason": "Queued"}), WaitingTask("t", "default", 3, "2026-01-01T00:00:00Z")),
         (obj({"cancel": True}), None),
-        (obj(status={"phase": "Running"}), None),
+        (obj(status={"phase": "Running"}), WaitingTask("t", "default", 0, "2026-01-01T00:00:00Z", "Running")),
         (obj(deletionTimestamp="2026-01-01T00:01:00Z"), None),
     ],
 )  # fmt: skip

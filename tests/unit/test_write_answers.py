@@ -119,24 +119,24 @@ async def test_a_tasks_own_status_write_moves_the_ledger_and_queues_no_second_re
 async def test_a_queue_status_answer_with_a_changed_spec_moves_the_ledger() -> None:
     api = FakeKube()
     spec = {"concurrency": 1}
-    queue = await api.create(TASKQUEUES, NS, {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue",
-                                              "metadata": {"name": "q"}, "spec": spec})  # fmt: skip
-    woken: list[tuple[str, str]] = []
-    admissions = Admissions(cast(KubeClient, api), None, woken.append, lambda key, at: None)
-    admissions.on_queue("ADDED", queue)
+    await api.create(TASKQUEUES, NS, {"apiVersion": "asynctask.dev/v1alpha1", "kind": "TaskQueue",
+                                      "metadata": {"name": "q"}, "spec": spec})  # fmt: skip
+    runtime = await synced(api)
+    admissions = runtime.admissions
     assert admissions.request((NS, "a"), (NS, "q"), 0, "2026-01-01T00:00:00Z")
     assert not admissions.request((NS, "b"), (NS, "q"), 0, "2026-01-01T00:00:01Z")
+    await drained(runtime)
     # The user raises the concurrency; the operator writes the queue's status before that event comes.
     await api.patch(TASKQUEUES, NS, "q", {"spec": {"concurrency": 2}})
-    await admissions.write_status((NS, "q"))
-    assert set(woken) == {(NS, "b")}  # admitted, and among the waiting whose reason changes (the queue dedupes)
+    await runtime.taskqueues.reconcile((NS, "q"), now())
+    assert api.get_object(TASKQUEUES, NS, "q")["status"]["pending"] == 1  # type: ignore[index]
+    assert ("task", NS, "b") in await drained(runtime)  # admitted, and among the waiting whose reason changes
     assert admissions.is_reserved((NS, "b"))
-    woken.clear()
     # The event of the user's change, arriving now, changes nothing more.
     changed = api.get_object(TASKQUEUES, NS, "q")
     assert changed is not None
-    assert admissions.on_queue("MODIFIED", changed) == []
-    assert woken == []
+    runtime.on_taskqueue("MODIFIED", changed)
+    assert not {key for key in await drained(runtime) if key[0] == "task"}
 
 
 async def test_the_listing_queues_what_it_brings() -> None:
@@ -221,7 +221,7 @@ async def test_a_queue_status_answer_read_after_a_newer_event_does_not_unpause_t
                                               "metadata": {"name": "q"}, "spec": {"concurrency": 1}})  # fmt: skip
     now = [10.0]
     cache = Cache(monotonic=lambda: now[0])
-    admissions = Admissions(cast(KubeClient, api), None, lambda key: None, lambda key, at: None, cache=cache)
+    admissions = Admissions(None, lambda key: None, lambda key, at: None, cache=cache)
     cache.event_arrived("taskqueue", (NS, "q"))  # as Manager.on_taskqueue stamps each event
     admissions.on_queue("ADDED", queue)
     now[0] += 1

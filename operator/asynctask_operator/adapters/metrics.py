@@ -17,7 +17,8 @@ from asynctask_operator.core.effects import MetricDelta
 DURATION_BUCKETS = (1, 5, 15, 30, 60, 120, 300, 600, 1800, 3600, 7200, 21600, 86400)
 RECONCILE_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5)
 
-QueueSample = tuple[str, str, int, int, int]  # (namespace, queue, pending, running, oldest pending seconds)
+QueueSample = tuple[str, str, int, int, int, int, int]
+"""(namespace, queue, pending, running, oldest pending seconds, waiting for a key, keys held)"""
 
 
 class _QueueCollector(Collector):
@@ -34,13 +35,28 @@ class _QueueCollector(Collector):
             "Age of the queue's longest-waiting task (0: none waits)",
             labels=["namespace", "queue"],
         )
-        for namespace, queue, waiting, holding, age in self._sample():
+        # Keys are counted, never labelled: a label per key would be a series per video, account, tenant.
+        for_key = GaugeMetricFamily(
+            "asynctask_queue_waiting_for_key",
+            "Tasks waiting because their concurrency key is held (the busiest keys: the TaskQueue's status)",
+            labels=["namespace", "queue"],
+        )
+        keys = GaugeMetricFamily(
+            "asynctask_queue_keys_held",
+            "Distinct concurrency keys the queue's running tasks hold",
+            labels=["namespace", "queue"],
+        )
+        for namespace, queue, waiting, holding, age, blocked, held in self._sample():
             pending.add_metric([namespace, queue], waiting)
             running.add_metric([namespace, queue], holding)
             oldest.add_metric([namespace, queue], age if waiting else 0)
+            for_key.add_metric([namespace, queue], blocked)
+            keys.add_metric([namespace, queue], held)
         yield pending
         yield running
         yield oldest
+        yield for_key
+        yield keys
 
 
 class Metrics:

@@ -1,30 +1,31 @@
-"""The one admission loop: TaskQueue state in, reserved slots out.
+"""The one admission loop: TaskQueue state in, reserved slots and keys out.
 
 Everything here runs on the operator's single event loop, so a reservation made in
 :meth:`Admissions.admit` is visible to the next reconcile before any other task can
-take the same slot. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
-is pure; this module feeds it from the cache and turns its answers into work:
-reserved tasks are queued for reconcile (which creates their Jobs), a queue limited
-by rate is admitted from again when its next token is due, and queue status is written at
-most every ``status_interval`` seconds.
+take the same slot or key. The ledger itself (:class:`~asynctask_operator.core.queueing.AdmissionLedger`)
+is pure; this module feeds it from the cache and turns its answers into work, after every
+change (:meth:`Admissions._settle`): every queue whose figures moved is admitted from (reserved
+tasks are queued for reconcile, which creates their Jobs) and told to ``changed`` (the TaskQueue
+reconcile, controllers/taskqueues.py, writes its status from them); a queue limited by rate is
+admitted from again when its next token is due; a task whose answer changed (superseded by a newer
+task of its key, or its key found busy under ``CancelNewest``) is queued for reconcile.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.adapters.api import Kube
-from asynctask_operator.adapters.kube import TASKQUEUES, ApiError, NotFound
 from asynctask_operator.controllers.cache import Cache, Key
-from asynctask_operator.core.models import IDLE_PHASES, TaskQueue
-from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Waiting, admission_order
-from asynctask_operator.core.taskqueues import taskqueue_status
+from asynctask_operator.core.concurrency import KeyClaim
+from asynctask_operator.core.fairness import Group
+from asynctask_operator.core.keys import KeyRef
+from asynctask_operator.core.models import TaskQueue
+from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Seen, Waiting, admission_order
 
 logger = logging.getLogger(__name__)
 
@@ -32,29 +33,26 @@ logger = logging.getLogger(__name__)
 class Admissions:
     def __init__(
         self,
-        api: Kube,
         default_concurrency: int | None,
         wake_task: Callable[[Key], None],
         wake_queue_at: Callable[[QueueKey, float], None],
         now: Callable[[], float] = time.time,
-        status_interval: float = 5.0,
         cache: Cache | None = None,
+        changed: Callable[[QueueKey], None] = lambda key: None,
     ) -> None:
-        self.api = api
+        """``changed(queue)``: the queue's figures (waiting, holding) or its spec moved."""
         self.ledger: AdmissionLedger[Key] = AdmissionLedger(default_concurrency)
         self.objects: dict[QueueKey, TaskQueue] = {}
         self._wake_task = wake_task
         self._wake_queue_at = wake_queue_at
         self._now = now
-        self.status_interval = status_interval
+        self._changed = changed
         self.cache = cache or Cache()
         """Where the manager stamps each TaskQueue watch event's arrival (:meth:`Cache.event_arrived`):
         what a status write's answer is held against."""
 
     # -- fed by the cache
-    def on_queue(
-        self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None
-    ) -> list[Key]:
+    def on_queue(self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None) -> list[Key]:
         """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change.
 
         ``answer_sent_at``: ``obj`` answers a status write sent then; taken only if no watch event came
@@ -77,28 +75,23 @@ class Admissions:
             return []  # only its status changed (likely our own write)
         self.ledger.set_queue(key, queue.spec if queue else None)
         waiting = self.ledger.waiting_tasks(key)
-        self.admit(key)
+        self._settle()
         return waiting
 
-    def observe_task(self, task: Key, obj: dict[str, Any], queue: Callable[[], str]) -> None:
-        """Keep the ledger in step with what a task is (called on every cache update of a task).
-        ``queue`` resolves the task's queue (:func:`~asynctask_operator.core.effective.resolve_queue`)
-        when it is running."""
-        phase = (obj.get("status") or {}).get("phase") or "Pending"
-        if phase in IDLE_PHASES:
-            self.task_idle(task)
-        elif phase == "Running":
-            self.ledger.running(task, (task[0], queue()))
-        else:
-            where = self.ledger.not_running(task)
-            if where is not None:
-                self.admit(where)
+    def observe_task(self, task: Key, seen: Seen) -> None:
+        """Keep the ledger in step with what a copy of a task says (every copy the cache takes in)."""
+        self.ledger.observe(task, seen)
+        self._settle()
 
-    def task_idle(self, task: Key) -> None:
-        """The task neither waits nor runs now (finished, retrying, deleted): its slot, if any, frees."""
-        where = self.ledger.forget(task)
-        if where is not None:
-            self.admit(where)
+    def task_gone(self, task: Key) -> None:
+        """The task is deleted: its slot, its key and its turn go."""
+        self.ledger.gone(task)
+        self._settle()
+
+    def hold_key(self, holder: Key, ref: KeyRef, held: bool) -> None:
+        """A Job whose task is deleted holds (or, ended, no longer holds) its key."""
+        self.ledger.hold_key(holder, ref, held)
+        self._settle()
 
     # -- used by the reconciler
     def is_reserved(self, task: Key) -> bool:
@@ -107,14 +100,34 @@ class Admissions:
     def waiting(self, queue: QueueKey) -> Waiting:
         return self.ledger.waiting(queue)
 
-    def request(self, task: Key, queue: QueueKey, priority: int, created: str) -> bool:
+    def why(self, task: Key, queue: QueueKey) -> Waiting:
+        return self.ledger.why(task, queue)
+
+    def turn_of(self, task: Key) -> tuple[Group, int] | None:
+        return self.ledger.turn_of(task)
+
+    def superseded_by(self, task: Key) -> str | None:
+        newer = self.ledger.superseded_by(task)
+        return newer[1] if newer is not None else None
+
+    def request(
+        self,
+        task: Key,
+        queue: QueueKey,
+        priority: int,
+        created: str,
+        claim: KeyClaim | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> bool:
         """Put the task in line and admit from its queue; ``True`` if it got a slot right away."""
-        self.ledger.request(task, queue, admission_order(priority, created, task[1]), self._now())
-        return task in self.admit(queue, wake_self=task)
+        order = admission_order(priority, created, task[1])
+        self.ledger.request(task, queue, order, self._now(), claim, labels)
+        return task in self._settle(wake_self=task)
 
     def release(self, task: Key) -> None:
         """A reservation not used (its write failed, or the task changed its mind)."""
-        self.task_idle(task)
+        self.ledger.release(task)
+        self._settle()
 
     def admit(self, queue: QueueKey, wake_self: Key | None = None) -> list[Key]:
         admitted, retry_at = self.ledger.admit(queue, self._now())
@@ -127,31 +140,19 @@ class Admissions:
             logger.debug("queue %s/%s admitted %d task(s)", *queue, len(admitted))
         return admitted
 
-    # -- queue status, throttled
-    async def write_statuses_forever(self) -> None:
-        while True:
-            await asyncio.sleep(self.status_interval)
-            for key in list(self.objects):
-                try:
-                    await self.write_status(key)
-                except ApiError as exc:
-                    logger.warning("TaskQueue %s/%s status not written: %s", *key, exc)
-
-    async def write_status(self, key: QueueKey) -> None:
-        queue = self.objects.get(key)
-        if queue is None:
-            return
-        now = self._now()
-        new = taskqueue_status(queue, self.ledger.counts(key, now), now)
-        if new is None:
-            return
-        sent = self.cache.monotonic()
-        try:
-            updated = await self.api.patch(TASKQUEUES, key[0], key[1], {"status": new.dump()}, subresource="status")
-        except NotFound:
-            return
-        # The answer is the queue as it is now, a spec changed since the last event included: it
-        # goes the way of an event, or the event of that change, finding its spec held already,
-        # would be taken for a status-only change and the ledger would keep the old spec.
-        for task in self.on_queue("MODIFIED", updated, answer_sent_at=sent):
-            self._wake_task(task)
+    def _settle(self, wake_self: Key | None = None) -> set[Key]:
+        """Admit from every queue whose figures moved (slots or keys freed, tasks in line), tell each to
+        ``changed``, and queue the tasks whose answer changed; the tasks admitted."""
+        admitted: set[Key] = set()
+        told: set[QueueKey] = set()
+        while self.ledger.changed:
+            queue = self.ledger.changed.pop()
+            admitted.update(self.admit(queue, wake_self))
+            if queue not in told:
+                told.add(queue)
+                self._changed(queue)
+        woken, self.ledger.keys.woken = self.ledger.keys.woken, []
+        for task in woken:
+            if task != wake_self:
+                self._wake_task(task)
+        return admitted

@@ -83,7 +83,7 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
 
     def __init__(self) -> None:
         self._blobs: dict[Key, bytes] = {}
-        self._summary: dict[Key, tuple[str, str]] = {}  # (spec.type, status.phase)
+        self._summary: dict[Key, tuple[str, str, str]] = {}  # (spec.type, status.phase, metadata.uid)
 
     def __getitem__(self, key: Key) -> dict[str, Any]:
         decoded: dict[str, Any] = json.loads(self._blobs[key])
@@ -95,7 +95,8 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
     def store(self, key: Key, obj: dict[str, Any], blob: bytes) -> None:
         """Keep ``obj``, already encoded as ``blob`` (see :meth:`has_blob`)."""
         self._blobs[key] = blob
-        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_of(obj))
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_of(obj), uid)
 
     def __delitem__(self, key: Key) -> None:
         del self._blobs[key]
@@ -118,10 +119,14 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
         summary = self._summary.get(key)
         return summary[1] if summary is not None else None
 
+    def uid(self, key: Key) -> str | None:
+        summary = self._summary.get(key)
+        return summary[2] if summary is not None else None
+
     def unfinished_of_type(self, namespace: str, type_name: str) -> list[Key]:
         return [
             key
-            for key, (type_, phase) in self._summary.items()
+            for key, (type_, phase, _) in self._summary.items()
             if key[0] == namespace and type_ == type_name and phase not in TERMINAL_PHASES
         ]
 
@@ -134,6 +139,7 @@ class Cache:
         self._task_rv: dict[Key, tuple[str, bool]] = {}  # (resourceVersion, from a write's answer) held
         self._superseded: dict[Key, tuple[str, ...]] = {}  # the last few it held before (older ones)
         self.scheduledtasks: dict[Key, dict[str, Any]] = {}
+        self._task_of_uid: dict[str, Key] = {}  # what a Job's owner uid names (a Job of a deleted task: none)
         self._runs_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
         self._run_owner: dict[Key, tuple[str, str]] = {}  # run -> (uid, name) of its ScheduledTask
         self.tasktypes: dict[Key, TaskType] = {}
@@ -212,6 +218,9 @@ class Cache:
         self._note_version(key, str((obj.get("metadata") or {}).get("resourceVersion") or ""), answer)
         self._unindex_run(key)
         self.tasks.store(key, obj, blob)
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        if uid:
+            self._task_of_uid[uid] = key
         owner = scheduled_owner(obj)
         if owner is not None:
             self._runs_by_owner[owner[0]].add(key)
@@ -232,11 +241,18 @@ class Cache:
             self._task_rv[key] = (rv, answer)
 
     def drop_task(self, key: Key) -> None:
+        uid = self.tasks.uid(key)
+        if uid and self._task_of_uid.get(uid) == key:
+            del self._task_of_uid[uid]
         self._task_rv.pop(key, None)
         self._superseded.pop(key, None)
         self._unindex_run(key)
         self.tasks.pop(key, None)
         self.mark_gone("task", key)
+
+    def task_of_uid(self, uid: str | None) -> Key | None:
+        """The task a uid is of, if the cache holds it."""
+        return self._task_of_uid.get(uid or "")
 
     def run_owner(self, key: Key) -> tuple[str, str] | None:
         """(uid, name) of the ScheduledTask whose run this task is, if it is one."""

@@ -3,7 +3,8 @@
 A watch event, a page of a listing, the answer to a write — whichever brings a copy of a
 task the cache did not hold, the same things follow, here and nowhere else:
 
-- the admission ledger learns what the task is now (running, waiting, finished, gone);
+- the admission ledger learns what the task is now (running, waiting, finished, gone), what key it
+  holds or waits for, and its fairness turn (:meth:`TaskIntake.seen`, from this copy alone);
 - the ScheduledTask whose run it is is woken when the run appears, changes phase or goes
   (that moves its ``status.active`` and ``counts``, and lets a Forbid schedule run again);
 - the task itself is queued for reconciling — unless the copy is the answer to a write of
@@ -25,7 +26,9 @@ from typing import Any
 from asynctask_operator.controllers.admission import Admissions
 from asynctask_operator.controllers.cache import Cache, Key, key_of, phase_of, scheduled_owner
 from asynctask_operator.core.archiving import archived_in
-from asynctask_operator.core.effective import resolve_queue
+from asynctask_operator.core.observed import JobView
+from asynctask_operator.core.queueing import Seen
+from asynctask_operator.core.wire import seen_in
 
 
 class TaskIntake:
@@ -52,7 +55,7 @@ class TaskIntake:
         before = self.cache.tasks.phase(key)
         if not self.cache.put_task(obj, answer_sent_at):
             return False
-        self.admissions.observe_task(key, obj, lambda: self._queue_of(key, obj))
+        self.admissions.observe_task(key, self.seen(key, obj))
         owner = scheduled_owner(obj)
         if owner is not None and (before != phase_of(obj) or archived_in(obj)):
             # A finished run's archive mark may let its schedule delete it (beyond its history limits).
@@ -61,17 +64,36 @@ class TaskIntake:
             self._wake_task(key)
         return True
 
+    def reobserve(self, key: Key) -> None:
+        """A Job of the task started or stopped running: what it holds may have changed with it."""
+        if key in self.cache.tasks:
+            self.admissions.observe_task(key, self.seen(key, self.cache.tasks[key]))
+
     def gone(self, key: Key) -> None:
-        """The task is deleted (a DELETED event, a listing without it, a 404, its own TTL delete)."""
+        """The task is deleted (a DELETED event, a listing without it, a 404, its own TTL delete).
+
+        A Job of it still running keeps holding the task's key (until it ends or the garbage
+        collector takes it): the task is gone, its work is not."""
         owner = self.cache.run_owner(key)
+        uid = self.cache.tasks.uid(key)
+        for job in self.cache.jobs_of(uid).values() if uid else ():
+            self.orphan(job)  # first: the key passes from the task to its Job, never free in between
         self.cache.drop_task(key)
-        self.admissions.task_idle(key)
+        self.admissions.task_gone(key)
         if owner is not None:
             self._wake_schedule((key[0], owner[1]))
 
-    def _queue_of(self, key: Key, obj: dict[str, Any]) -> str:
-        """The queue of this copy of a task, as the reconciler resolves it (its TaskType from the cache)."""
-        spec, status = obj.get("spec") or {}, obj.get("status") or {}
+    def orphan(self, job: JobView, dropped: bool = False) -> None:
+        """A Job whose task is not in the cache (deleted under it): it holds its key while it runs."""
+        if not job.concurrency_key:
+            return
+        holder = (job.namespace, f"job/{job.name}")
+        self.admissions.hold_key(holder, (job.namespace, job.concurrency_key), job.live and not dropped)
+
+    def seen(self, key: Key, obj: dict[str, Any]) -> Seen:
+        """A copy of a task as the admission ledger reads it (:func:`~asynctask_operator.core.wire.seen_in`)."""
+        spec = obj.get("spec") or {}
         tasktype = self.cache.tasktypes.get((key[0], str(spec.get("type") or "")))
-        admitted = (status.get("effective") or {}).get("queue")
-        return resolve_queue(admitted, spec.get("queue"), tasktype, self._default_queue())
+        uid = str((obj.get("metadata") or {}).get("uid") or "")
+        live = bool(uid) and any(job.live for job in self.cache.jobs_of(uid).values())
+        return seen_in(obj, tasktype, self._default_queue(), live)

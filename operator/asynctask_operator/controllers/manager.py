@@ -15,7 +15,7 @@ from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
-from asynctask_operator.adapters.metrics import Metrics
+from asynctask_operator.adapters.metrics import Metrics, QueueSample
 from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
@@ -25,6 +25,7 @@ from asynctask_operator.controllers.informer import Feed, Informer, Versions
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
+from asynctask_operator.controllers.taskqueues import TaskQueueReconciler
 from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
 from asynctask_operator.controllers.workqueue import Clock, WorkQueue
@@ -34,7 +35,7 @@ from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
 
-WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "queue" or "scheduledtask"
+WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "taskqueue" or "scheduledtask"
 MAX_ERROR_BACKOFF = 60.0
 Obj = dict[str, Any]
 
@@ -61,13 +62,20 @@ class Manager:
         self.queue: WorkQueue[WorkKey] = WorkQueue()
         self.clock: Clock[WorkKey] = Clock(self.queue, now=clocks.wall)
         self.admissions = Admissions(
-            api,
             settings.default_concurrency,
             wake_task=self._wake_task,
-            wake_queue_at=lambda key, at: self.clock.schedule(("queue", *key), at),
+            wake_queue_at=lambda key, at: self.clock.schedule(("taskqueue", *key), at),
             now=clocks.wall,
-            status_interval=settings.queue_status_seconds,
             cache=self.cache,
+            changed=lambda key: self.taskqueues.changed(key, clocks.wall()),
+        )
+        self.taskqueues = TaskQueueReconciler(
+            self.cache,
+            api,
+            self.admissions,
+            took=lambda obj, sent: self.on_taskqueue("MODIFIED", obj, answer_sent_at=sent),
+            schedule=lambda key, at: self.clock.schedule(("taskqueue", *key), at),
+            interval=settings.queue_status_seconds,
         )
         self.intake = TaskIntake(
             self.cache,
@@ -187,14 +195,24 @@ class Manager:
         if before is None or after is None or before.spec != after.spec:
             self._wake_tasks_of_type(key)
 
-    def on_taskqueue(self, event_type: str | None, obj: Obj) -> None:
+    def on_taskqueue(self, event_type: str | None, obj: Obj, answer_sent_at: float | None = None) -> None:
+        """A TaskQueue appeared, changed or went: the ledger takes its spec, and the tasks whose
+        waiting reason may change are woken (its status is looked at through ``Admissions.changed``).
+
+        ``answer_sent_at``: the object is the answer to a status write sent then (see
+        :meth:`Admissions.on_queue`: dropped when a watch event came since)."""
         key = key_of(obj)
+        if answer_sent_at is not None and self.cache.newer_event("taskqueue", key, answer_sent_at):
+            return
         if event_type == "DELETED":
             self.cache.mark_gone("taskqueue", key)
+            self.clock.cancel(("taskqueue", *key))
+            self.taskqueues.forget(key)
         else:
-            self.cache.event_arrived("taskqueue", key)
+            if answer_sent_at is None:
+                self.cache.event_arrived("taskqueue", key)
             self.cache.mark_seen("taskqueue", key)
-        for task in self.admissions.on_queue(event_type, obj):
+        for task in self.admissions.on_queue(event_type, obj, answer_sent_at=answer_sent_at):
             self._wake_task(task)
 
     def on_scheduledtask(self, event_type: str | None, obj: Obj) -> None:
@@ -209,6 +227,7 @@ class Manager:
 
     def on_job(self, event_type: str | None, obj: Obj) -> None:
         ns, name = key_of(obj)
+        before = self.cache.jobs.get((ns, name))
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
         elif self.cache.has_copy("job", obj):
@@ -216,8 +235,17 @@ class Manager:
         else:
             self.cache.event_arrived("job", (ns, name))
             view = self.cache.put_job(obj)
-        if view is not None and view.owner_name:
-            self._wake_task((ns, view.owner_name))
+        if view is None:
+            return
+        owner = self.cache.task_of_uid(view.owner_uid) or ((ns, view.owner_name) if view.owner_name else None)
+        running = view.live and event_type != "DELETED"
+        if (before is not None and before.live) != running:  # what its task holds may change with it
+            if owner is not None and owner in self.cache.tasks:
+                self.intake.reobserve(owner)
+            elif "asynctasks" in self.cache.synced:
+                self.intake.orphan(view, dropped=event_type == "DELETED")
+        if owner is not None:
+            self._wake_task(owner)
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
@@ -252,6 +280,11 @@ class Manager:
         self._wake_tasks_in(None)
         for key in list(self.cache.scheduledtasks):
             self._wake_schedule(key)
+        for key in list(self.admissions.objects):
+            self.queue.add(("taskqueue", *key))
+        for job in list(self.cache.jobs.values()):  # Jobs of tasks deleted under them hold their keys
+            if job.concurrency_key and job.live and self.cache.task_of_uid(job.owner_uid) is None:
+                self.intake.orphan(job)
 
     # ------------------------------------------------------------------ running
 
@@ -261,12 +294,11 @@ class Manager:
 
     def background(self, versions: Versions) -> list[asyncio.Task[None]]:
         """Everything that runs once :meth:`sync` filled the cache: the workers, the watches from the
-        listing's resourceVersions, the clock, the periodic resync, the queue status writes."""
+        listing's resourceVersions, the clock, the periodic resync."""
         tasks = [asyncio.create_task(self.worker(), name=f"worker-{i}") for i in range(self.settings.workers)]
         tasks.extend(self.informer.watches(versions))
         tasks.append(asyncio.create_task(self.clock.run(), name="clock"))
         tasks.append(asyncio.create_task(self.informer.resync_forever(), name="resync"))
-        tasks.append(asyncio.create_task(self.admissions.write_statuses_forever(), name="queue-status"))
         return tasks
 
     async def worker(self) -> None:
@@ -300,16 +332,15 @@ class Manager:
             return await self.tasks.reconcile((ns, name), self.clocks.utcnow())
         if kind == "scheduledtask":
             return await self.schedules.reconcile((ns, name), self.clocks.utcnow())
-        if kind == "queue":
-            self.admissions.admit((ns, name))
-            return None
+        if kind == "taskqueue":
+            return await self.taskqueues.reconcile((ns, name), self.clocks.utcnow())
         await self.tasktypes.reconcile((ns, name), self.clocks.utcnow())
         return None
 
-    def _queue_samples(self) -> list[tuple[str, str, int, int, int]]:
+    def _queue_samples(self) -> list[QueueSample]:
         now = self.clocks.wall()
         samples = []
         for ns, name in self.admissions.ledger.queues():
-            counts = self.admissions.ledger.counts((ns, name), now)
-            samples.append((ns, name, counts.pending, counts.running, counts.oldest_pending_seconds))
+            c = self.admissions.ledger.counts((ns, name), now)
+            samples.append((ns, name, c.pending, c.running, c.oldest_pending_seconds, c.waiting_for_key, c.keys_held))
         return samples

@@ -36,13 +36,16 @@ from asynctask_operator.controllers.cache import Cache, Key
 from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
+from asynctask_operator.core.concurrency import KeyClaim, claim_of
 from asynctask_operator.core.effective import effective_priority, effective_queue
 from asynctask_operator.core.effects import event_body
 from asynctask_operator.core.lifecycle import Admission, Decision, Observed, decide, refuse
-from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, TaskType
+from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, EffectiveSpec, FairTurn, KeyWait, TaskType
+from asynctask_operator.core.models.concurrency import HOLDERS_SHOWN
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
 from asynctask_operator.core.tracing import ended_spans
+from asynctask_operator.core.waiting import group_of
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
@@ -127,20 +130,41 @@ class TaskReconciler:
         """The queue's answer as it stands, and how to ask it for a slot when the task is ready to start."""
         key = (task.metadata.namespace, task.metadata.name)
         if self.admissions.is_reserved(key):
-            return Admission(granted=True)
+            return self._granted(key)
         queue = (key[0], effective_queue(task, tasktype, self.settings.core))
+        labels = task.metadata.labels
 
-        def answer() -> Admission:
-            waiting = self.admissions.waiting(queue)
-            return Admission(granted=False, reason=waiting.reason, message=waiting.message)
+        def answer(claim: KeyClaim | None) -> Admission:
+            waiting = self.admissions.why(key, queue)
+            wait = None
+            if waiting.key is not None and waiting.limit is not None and not waiting.refused:
+                wait = KeyWait(key=waiting.key, limit=waiting.limit, holders=list(waiting.holders[:HOLDERS_SHOWN]))
+            spec = self.admissions.ledger.spec_of(queue)
+            group = group_of(spec.fairness if spec else None, claim, labels)
+            given = self.admissions.turn_of(key)  # admitted, its Job seen before its Running write landed
+            fairness = FairTurn(group=str(given[0]), turn=given[1]) if given else None
+            return Admission(
+                granted=False,
+                reason=waiting.reason,
+                message=waiting.message,
+                key_wait=wait,
+                refused=waiting.refused,
+                fairness=fairness or (FairTurn(group=group) if group is not None else None),
+            )
 
-        def request() -> Admission:
+        def request(effective: EffectiveSpec) -> Admission:
             priority = effective_priority(task, tasktype)
-            if self.admissions.request(key, queue, priority, task.metadata.creation_timestamp or ""):
-                return Admission(granted=True)
-            return answer()
+            claim = claim_of(effective.concurrency)
+            created = task.metadata.creation_timestamp or ""
+            if self.admissions.request(key, queue, priority, created, claim, labels):
+                return self._granted(key)
+            return answer(claim)
 
-        return dataclasses.replace(answer(), request=request)
+        return dataclasses.replace(answer(None), request=request)
+
+    def _granted(self, key: Key) -> Admission:
+        turn = self.admissions.turn_of(key)
+        return Admission(granted=True, fairness=FairTurn(group=str(turn[0]), turn=turn[1]) if turn else None)
 
     def _observe(self, task: AsyncTask, now: dt.datetime) -> Observed:
         ns = task.metadata.namespace
@@ -157,6 +181,7 @@ class TaskReconciler:
             jitter_sample=random.random(),
             admission=self._admission(task, tasktype),
             reported=self.reports.get((ns, task.metadata.name)),
+            superseded_by=self.admissions.superseded_by((ns, task.metadata.name)),
             callback_outcome=self.callbacks.outcome(
                 (ns, task.metadata.name), task.status.callback.id if task.status.callback else None
             )
@@ -238,6 +263,7 @@ class TaskReconciler:
             self._export_spans(task, decision)
         if decision.delete_job is not None:
             await self._delete_running_job(ns, decision.delete_job)
+            self.intake.reobserve((ns, name))  # its Job stops: the key it held may go to the next
         if decision.delete_task:
             logger.info("AsyncTask %s/%s: TTL after finishing passed, deleting it", ns, name)
             await self.api.delete(ASYNCTASKS, ns, name, uid=task.metadata.uid)

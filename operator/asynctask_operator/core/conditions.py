@@ -11,6 +11,7 @@ RUNNING = "Running"
 SUCCEEDED = "Succeeded"
 FAILED = "Failed"
 CALLBACK_DELIVERED = "CallbackDelivered"
+KEY_ACQUIRED = "KeyAcquired"
 
 
 def set_condition(

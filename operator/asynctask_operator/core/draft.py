@@ -18,7 +18,15 @@ from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.effective import effective_spec
 from asynctask_operator.core.effects import EventNote, MetricDelta, effects_of
-from asynctask_operator.core.models import AsyncTask, AsyncTaskStatus, Attempt, EffectiveSpec, TaskType
+from asynctask_operator.core.models import (
+    AsyncTask,
+    AsyncTaskStatus,
+    Attempt,
+    EffectiveSpec,
+    FairTurn,
+    KeyWait,
+    TaskType,
+)
 from asynctask_operator.core.observed import JobView, PodView
 from asynctask_operator.core.reporting import Reported
 from asynctask_operator.core.timestamps import stamp
@@ -28,19 +36,23 @@ MAX_ATTEMPTS_KEPT = 10
 
 @dataclasses.dataclass(frozen=True)
 class Admission:
-    """What the task's queue says: a slot is reserved for it, or why it waits."""
+    """What the task's queue says: a slot (and its concurrency key) is reserved for it, or why it waits."""
 
     granted: bool = True
     reason: str = "Queued"
     message: str = ""
-    request: Callable[[], Admission] | None = dataclasses.field(default=None, compare=False, repr=False)
-    """Asks the queue for a slot, at the moment the task is ready to start; its answer replaces
-    this one. The one call :func:`~asynctask_operator.core.lifecycle.decide` makes out of the
-    core: an in-memory reservation (Kueue's "assume"), no I/O, so that a task that is not ready
-    never holds a slot and the decision is made once. ``None``: this answer is final."""
+    key_wait: KeyWait | None = None  # waiting for a busy concurrency key: which, and who held it
+    refused: bool = False  # CancelNewest: its key is busy, the task ends (reason and message say so)
+    fairness: FairTurn | None = None  # in a fair queue: its group (and, granted, its turn)
+    request: Callable[[EffectiveSpec], Admission] | None = dataclasses.field(default=None, compare=False, repr=False)
+    """Asks the queue for a slot, at the moment the task is ready to start, with what is in force for
+    it (its queue's key, its concurrency key); its answer replaces this one. The one call
+    :func:`~asynctask_operator.core.lifecycle.decide` makes out of the core: an in-memory reservation
+    (Kueue's "assume"), no I/O, so that a task that is not ready never holds a slot and the decision
+    is made once. ``None``: this answer is final."""
 
-    def ask(self) -> Admission:
-        return self if self.granted or self.request is None else self.request()
+    def ask(self, effective: EffectiveSpec) -> Admission:
+        return self if self.granted or self.request is None else self.request(effective)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,6 +69,7 @@ class Observed:
     admission: Admission = Admission()
     reported: Reported | None = None  # progress/result the running attempt posted
     callback_outcome: callbacks.DeliveryOutcome | None = None  # how the last callback delivery went
+    superseded_by: str | None = None  # a newer task with its key and policy CancelInProgress
 
 
 @dataclasses.dataclass(frozen=True)

@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from typing import Any
 
+from asynctask_operator.core.concurrency import resolve_concurrency
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.models import (
     AsyncTask,
     AsyncTaskSpec,
+    ConcurrencySpec,
     EffectiveSpec,
     RetryPolicy,
     TaskDefaults,
     TaskType,
     TtlStrategy,
 )
+from asynctask_operator.core.validation import Refusal
 
 
 def merge_retry(*layers: RetryPolicy | None) -> RetryPolicy:
@@ -81,7 +84,17 @@ def effective_spec(task: AsyncTask, tasktype: TaskType | None, config: CoreConfi
         ttl_strategy=resolve_ttl_strategy(spec, defaults),
         retry=merge_retry(spec.retry, defaults.retry, config.default_retry),
         callback=spec.callback or defaults.callback,
+        concurrency=effective_concurrency(task, defaults),
     )
+
+
+def effective_concurrency(task: AsyncTask, defaults: TaskDefaults) -> ConcurrencySpec | None:
+    """The task's key (core/concurrency.py); None also when ``keyFrom`` cannot give one: the task is
+    refused for that before it ever asks for a slot (``check_concurrency`` in its admission)."""
+    try:
+        return resolve_concurrency(task.spec.concurrency, defaults.concurrency, task.spec.payload, task.metadata.labels)
+    except Refusal:
+        return None
 
 
 def effective_priority(task: AsyncTask, tasktype: TaskType | None) -> int:

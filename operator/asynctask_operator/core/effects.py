@@ -20,6 +20,9 @@ WARNED_PHASES = ("Retrying", "Failed")
 """The phases an Event is posted for: what an operator of the cluster wants to see. Not every
 transition: each Event is an API write."""
 
+KEY_EVENTS = ("WaitingForKey", "Superseded")
+"""Reasons an Event is posted for besides the warned phases: a wait for a key, a cancel by a newer task."""
+
 MetricName = Literal["tasks_created", "attempts", "queue_wait", "tasks_finished", "task_duration"]
 
 
@@ -64,6 +67,10 @@ def events_of(old: AsyncTaskStatus, new: AsyncTaskStatus) -> tuple[EventNote, ..
             )
     if new.phase != old.phase and new.phase in WARNED_PHASES:
         notes.append(EventNote("Warning", new.reason or new.phase or "", new.message or ""))
+    # A concurrency key: once when a wait for it begins (naming the holders), and when a newer task
+    # of it supersedes this one (naming that task).
+    if new.reason in KEY_EVENTS and (new.reason, new.phase) != (old.reason, old.phase):
+        notes.append(EventNote("Normal", new.reason or "", new.message or ""))
     return tuple(notes)
 
 

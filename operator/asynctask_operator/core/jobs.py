@@ -8,6 +8,7 @@ from typing import Any
 from asynctask_operator.core import tracing
 from asynctask_operator.core.models import API_VERSION, AsyncTask, EffectiveSpec, TaskType
 from asynctask_operator.core.naming import (
+    ANNOTATION_CONCURRENCY_KEY,
     LABEL_ATTEMPT,
     LABEL_MANAGED_BY,
     LABEL_TASK,
@@ -91,6 +92,9 @@ def render_job(
     else:
         spec.pop("activeDeadlineSeconds", None)
 
+    annotations = dict(tmeta.get("annotations") or {})
+    if effective.concurrency is not None:  # a Job outliving its task (deleted) still holds the key
+        annotations[ANNOTATION_CONCURRENCY_KEY] = effective.concurrency.key
     return {
         "apiVersion": "batch/v1",
         "kind": "Job",
@@ -98,7 +102,7 @@ def render_job(
             "name": job_name(task.metadata.name, attempt),
             "namespace": task.metadata.namespace,
             "labels": {**(tmeta.get("labels") or {}), **labels},
-            "annotations": dict(tmeta.get("annotations") or {}),
+            "annotations": annotations,
             "ownerReferences": [
                 {
                     "apiVersion": API_VERSION,

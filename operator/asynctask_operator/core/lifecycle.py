@@ -13,6 +13,8 @@ Phases::
        |                  \\--failure, no retry--> Failed
        \\--retry-requested annotation-- Failed | Cancelled
     any unfinished phase --spec.cancel--> Cancelled;  --deadlineSeconds--> Failed/DeadlineExceeded
+    any unfinished phase --a newer task of its key with policy CancelInProgress--> Cancelled/Superseded
+    Pending --its key busy, policy CancelNewest--> Cancelled/KeyBusy
     finished --TTL passed (and, with the archive required, the archive's mark on it)--> deleted
 """
 
@@ -22,10 +24,11 @@ from asynctask_operator.core import archiving
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.acts import RETRY_ANNOTATION, RETRYABLE_PHASES
 from asynctask_operator.core.callback_step import record_callback
+from asynctask_operator.core.concurrency import resolve_concurrency
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.draft import Admission, Decision, Draft, Observed, after
 from asynctask_operator.core.jobs import render_job
-from asynctask_operator.core.models import TERMINAL_PHASES, Attempt, RetryRound, TaskError
+from asynctask_operator.core.models import TERMINAL_PHASES, Attempt, FairTurn, RetryRound, TaskError
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import JobView
 from asynctask_operator.core.outcomes import AttemptResult, attempt_result
@@ -34,6 +37,9 @@ from asynctask_operator.core.reporting import result_from_termination_message
 from asynctask_operator.core.retry import next_retry_delay, retries_allowed, retry_verdict
 from asynctask_operator.core.timestamps import ceil_second, parse_stamp, stamp
 from asynctask_operator.core.validation import Refusal, check_job_template, check_payload, check_payload_schema
+from asynctask_operator.core.waiting import WAITING_FOR_KEY
+
+SUPERSEDED = "Superseded"
 
 __all__ = ["RETRY_ANNOTATION", "Admission", "Decision", "Observed", "decide", "refuse"]
 
@@ -63,6 +69,16 @@ def _lifecycle(draft: Draft) -> None:
 
     if task.spec.cancel and not _attempt_already_ended(draft):
         _finish(draft, "Cancelled", "Cancelled", "cancelled by spec.cancel", outcome="Cancelled")
+        _finished(draft)
+        return
+
+    if obs.superseded_by and not _attempt_already_ended(draft):
+        concurrency = draft.effective().concurrency
+        key = concurrency.key if concurrency else ""
+        message = (
+            f"superseded by the newer task {obs.superseded_by} with concurrency key {key!r} (policy CancelInProgress)"
+        )
+        _finish(draft, "Cancelled", SUPERSEDED, message, outcome="Cancelled")
         _finished(draft)
         return
 
@@ -165,6 +181,10 @@ def _admit(draft: Draft) -> None:
         check_job_template(tasktype.spec.job_template)
         check_payload_schema(tasktype.spec.payload_schema)
         check_payload(tasktype, task.spec.payload, draft.config.payload_limit_bytes)
+        if draft.fields.get("effective") is None:  # the key is resolved once: a refusal names what is wrong
+            defaults = tasktype.spec.defaults
+            default = defaults.concurrency if defaults else None
+            resolve_concurrency(task.spec.concurrency, default, task.spec.payload, task.metadata.labels)
     except Refusal as refusal:
         _refuse(draft, refusal)
         return
@@ -181,21 +201,41 @@ def _admit(draft: Draft) -> None:
             round=RetryRound(first_attempt=1, requested=task.metadata.annotations.get(RETRY_ANNOTATION)).model_dump(),
         )
     # A Job that exists already was admitted before a crash: it is adopted, not queued again.
-    admission = obs.admission.ask() if existing is None else obs.admission
-    if existing is None and not admission.granted:  # wait for the queue
-        draft.wants_admission = True
-        if draft.phase != "Pending" or draft.fields.get("reason") != admission.reason:
-            draft.set(next_retry_time=None)
-            draft.move("Pending", admission.reason, admission.message)
+    admission = obs.admission.ask(effective) if existing is None else obs.admission
+    if existing is None and admission.refused:  # CancelNewest, its key busy
+        _finish(draft, "Cancelled", admission.reason, admission.message)
+        return
+    if existing is None and not admission.granted:  # wait for the queue, or the key
+        _wait(draft, admission)
         return
     if existing is None:
         draft.create_job = render_job(task, tasktype, attempt, effective, report_env(draft, attempt))
+    draft.set(waiting_for_key=None)
+    if admission.fairness is not None and (admission.fairness.turn is not None or not draft.fields.get("fairness")):
+        draft.set(fairness=admission.fairness.model_dump())  # an adopted Job's answer may know no turn: keep one
+    if effective.concurrency is not None:
+        draft.condition(cond.KEY_ACQUIRED, True, "KeyAcquired", f"holds concurrency key {effective.concurrency.key!r}")
     draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
     draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
     total = _attempts_allowed(draft)
     draft.move("Running", "JobCreated", f"attempt {attempt} of {total} running as Job {name}")
     draft.condition(cond.ADMITTED, True, "Admitted", f"admitted to queue {effective.queue}")
     draft.condition(cond.RUNNING, True, "JobCreated", f"attempt {attempt} running as Job {name}")
+
+
+def _wait(draft: Draft, admission: Admission) -> None:
+    """Wait Pending. Written only when the reason changes (the holders named are those when the wait
+    began): a reason rewritten at every change of the queue would cost a write per task each time."""
+    draft.wants_admission = True
+    if draft.phase != "Pending" or draft.fields.get("reason") != admission.reason:
+        wait = admission.key_wait
+        draft.set(next_retry_time=None, waiting_for_key=wait.model_dump() if wait else None)
+        draft.move("Pending", admission.reason, admission.message)
+        if admission.reason == WAITING_FOR_KEY:
+            draft.condition(cond.KEY_ACQUIRED, False, WAITING_FOR_KEY, admission.message)
+    group = admission.fairness.group if admission.fairness else None
+    if group is not None and (draft.fields.get("fairness") or {}).get("group") != group:
+        draft.set(fairness=FairTurn(group=group).model_dump())  # where a reader places it (core/positions.py)
 
 
 def _attempts_allowed(draft: Draft) -> int:
@@ -286,6 +326,7 @@ def _finish(draft: Draft, phase: str, reason: str, message: str, outcome: str | 
         completion_time=draft.now,
         duration_seconds=round((draft.obs.now - start).total_seconds(), 3) if start else 0.0,
         next_retry_time=None,
+        waiting_for_key=None,
         error=None if phase == "Succeeded" else TaskError(code=reason, message=message).model_dump(),
     )
     if draft.fields.get("effective") is None:

@@ -24,6 +24,7 @@ RESERVED_LABEL_PREFIX = "asynctask.dev/"
 LABEL_SCHEDULED_TASK = "asynctask.dev/scheduled-task"
 ANNOTATION_SCHEDULED_TIME = "asynctask.dev/scheduled-time"
 ANNOTATION_RUN_NOW = "asynctask.dev/run-now"
+ANNOTATION_CONCURRENCY_KEY = "asynctask.dev/concurrency-key"  # on a Job: the key its task holds
 MAX_OBJECT_NAME = 253
 
 _LABEL_VALUE = re.compile(r"^(([A-Za-z0-9][-A-Za-z0-9_.]*)?[A-Za-z0-9])?$")

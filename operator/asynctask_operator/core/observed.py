@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
-from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK_UID
+from asynctask_operator.core.naming import ANNOTATION_CONCURRENCY_KEY, LABEL_ATTEMPT, LABEL_TASK_UID
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -27,10 +27,16 @@ class JobView:
     start_time: str | None = None
     completion_time: str | None = None
     deleting: bool = False
+    concurrency_key: str = ""  # the key its task held when it was created (an annotation)
 
     @property
     def finished(self) -> bool:
         return self.complete or self.failed
+
+    @property
+    def live(self) -> bool:
+        """It may still run: not finished, and not being deleted (by us or anyone)."""
+        return not (self.finished or self.deleting)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -93,6 +99,7 @@ def job_view(job: dict[str, Any]) -> JobView:
         start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         deleting=bool(meta.get("deletionTimestamp")),
+        concurrency_key=str((meta.get("annotations") or {}).get(ANNOTATION_CONCURRENCY_KEY) or ""),
     )
 
 

@@ -1,104 +1,102 @@
-"""Admission through TaskQueues: who runs next, and when (SPEC 2.2).
+"""Admission through TaskQueues: who runs next, and when (docs/concepts.md#queues). Pure: it decides, it writes nothing.
 
-:class:`AdmissionLedger` is the operator's in-memory ledger of every queue: which tasks
-wait (a heap in :func:`admission_order`), which run, which hold a *reservation* (a
-slot taken for a task whose Job is being created), and each queue's rate limit.
-It does no I/O and takes the time as an argument, so it is tested like the rest of
-the core. Kueue's rule holds: the ledger reserves a slot first ("assume"), the
-reconciler then writes, and releases the slot if the write fails — so two tasks
-never both take the last slot, whatever the order events arrive in.
+:class:`AdmissionLedger` is the operator's ledger of every queue: its line of waiting tasks (in the
+order of core/fairness.py: priority, then round-robin across groups when the queue is fair, then
+age), the tasks that run, the tasks holding a *reservation* (a slot taken for a task whose Job is
+being created), its rate limit, and every concurrency key (core/keys.py). It takes the time as an
+argument. Kueue's rule holds: the ledger reserves a slot and the key first ("assume"), the reconciler
+then writes, and releases them if the write fails — so two tasks never both take the last slot or a
+mutex, whatever the order events arrive in.
 
-The ledger is rebuilt from the objects after a restart: Running tasks hold their
-slots as soon as the cache is synced, and nothing is reserved twice.
+The ledger is rebuilt from the objects after a restart: every copy of a task the operator takes in is
+told to :meth:`AdmissionLedger.observe`, which reads from it alone whether the task holds a slot (phase
+``Running``, or a Job of it still running), its key (the same, or ``Retrying``), its membership of a
+key (unfinished) and its fairness turn. Only the reservations live in memory, for one reconcile.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import heapq
-import math
-from collections.abc import Hashable, Iterable
+from collections.abc import Hashable, Mapping
 from typing import Generic, TypeVar
 
-from asynctask_operator.core.models import TaskQueueSpec
+from asynctask_operator.core.concurrency import CANCEL_NEWEST, KeyClaim
+from asynctask_operator.core.fairness import Group, Line, Order, admission_order
+from asynctask_operator.core.keys import KeyLedger, KeyRef, Newness
+from asynctask_operator.core.models import IDLE_PHASES, TERMINAL_PHASES, TaskQueueSpec
+from asynctask_operator.core.positions import WaitingTask, queue_positions
+from asynctask_operator.core.ratelimit import TokenBucket
+from asynctask_operator.core.turns import Turns
+from asynctask_operator.core.waiting import (
+    KEY_BUSY,
+    QUEUE_NOT_FOUND,
+    QUEUE_PAUSED,
+    QUEUED,
+    WAITING_FOR_KEY,
+    QueueCounts,
+    Waiting,
+    group_of,
+    key_busy,
+    queue_waiting,
+    waiting_for_key,
+)
+
+__all__ = [
+    "KEY_BUSY",
+    "QUEUED",
+    "QUEUE_NOT_FOUND",
+    "QUEUE_PAUSED",
+    "UNLIMITED",
+    "WAITING_FOR_KEY",
+    "AdmissionLedger",
+    "QueueCounts",
+    "QueueKey",
+    "Seen",
+    "TokenBucket",
+    "Waiting",
+    "WaitingTask",
+    "admission_order",
+    "queue_positions",
+]
 
 K = TypeVar("K", bound=Hashable)
 QueueKey = tuple[str, str]  # (namespace, queue name)
-
 UNLIMITED = -1  # the concurrency of the implicit default queue when the operator sets none
 
-QUEUED = "Queued"
-QUEUE_NOT_FOUND = "QueueNotFound"
-QUEUE_PAUSED = "QueuePaused"
 
+@dataclasses.dataclass(frozen=True)
+class Seen:
+    """What one copy of a task says, as the ledger reads it."""
 
-def admission_order(priority: int, creation_timestamp: str, name: str) -> tuple[int, str, str]:
-    """Sort key: highest priority first, then the oldest, then by name (a total order).
-
-    RFC 3339 timestamps in UTC (``...Z``) sort as strings in time order.
-
-    >>> sorted([admission_order(0, "2026-01-01T00:00:00Z", "b"), admission_order(5, "2026-01-02T00:00:00Z", "a")])[0]
-    (-5, '2026-01-02T00:00:00Z', 'a')
-    """
-    return (-priority, creation_timestamp, name)
+    queue: QueueKey
+    phase: str = "Pending"
+    live_job: bool = False  # a Job of it has not finished and is not being deleted
+    claim: KeyClaim | None = None
+    newness: Newness = ("", "")
+    turn: tuple[str, int] | None = None  # status.fairness, once admitted in a fair queue
 
 
 @dataclasses.dataclass
-class TokenBucket:
-    """Evenly spaced admissions: one every ``60 / per_minute`` seconds, no bursts.
-
-    A burst of 1,000 tasks against 60/min starts one per second.
-    """
-
-    per_minute: int
-    last_start: float | None = None  # when the last token was taken
-
-    @property
-    def interval(self) -> float:
-        return 60.0 / self.per_minute
-
-    @property
-    def next_time(self) -> float:
-        """One interval (at the current rate) after the last start, so a new rate applies at once."""
-        return -math.inf if self.last_start is None else self.last_start + self.interval
-
-    def ready_at(self, now: float) -> float:
-        return max(now, self.next_time)
-
-    def take(self, now: float) -> bool:
-        if now < self.next_time:
-            return False
-        self.last_start = now
-        return True
+class _Wait:
+    order: Order
+    claim: KeyClaim | None
+    labels: Mapping[str, str]
+    since: float  # when it first asked (the backlog's age)
 
 
 @dataclasses.dataclass
 class _Queue(Generic[K]):
     spec: TaskQueueSpec | None  # None: the queue does not exist
-    heap: list[tuple[tuple[int, str, str], int, K]] = dataclasses.field(default_factory=list)
-    pending: dict[K, tuple[int, str, str]] = dataclasses.field(default_factory=dict)
+    line: Line[K] = dataclasses.field(default_factory=Line)
+    pending: dict[K, _Wait] = dataclasses.field(default_factory=dict)  # in the line, or parked for a key
     running: set[K] = dataclasses.field(default_factory=set)
     reserved: set[K] = dataclasses.field(default_factory=set)
     bucket: TokenBucket | None = None
-    pending_since: dict[K, float] = dataclasses.field(default_factory=dict)
-
-
-@dataclasses.dataclass(frozen=True)
-class Waiting:
-    reason: str  # Queued | QueueNotFound | QueuePaused
-    message: str
-
-
-@dataclasses.dataclass(frozen=True)
-class QueueCounts:
-    pending: int
-    running: int
-    oldest_pending_seconds: int
-    exists: bool
+    refused: set[K] = dataclasses.field(default_factory=set)  # CancelNewest, its key found full
 
 
 class AdmissionLedger(Generic[K]):
-    """Every queue's waiting, running and reserved tasks.
+    """Every queue's waiting, running and reserved tasks, and every key's holders.
 
     ``default_concurrency`` applies to the implicit ``default`` queue of every namespace
     (``None``: unlimited) unless a TaskQueue named ``default`` exists there.
@@ -107,17 +105,19 @@ class AdmissionLedger(Generic[K]):
     def __init__(self, default_concurrency: int | None = None, default_name: str = "default") -> None:
         self.default_concurrency = default_concurrency
         self.default_name = default_name
+        self.keys: KeyLedger[K] = KeyLedger()
         self._queues: dict[QueueKey, _Queue[K]] = {}
-        self._where: dict[K, QueueKey] = {}  # a task's queue, while it waits, holds or runs
-        self._seq = 0
+        self._where: dict[K, QueueKey] = {}  # a task's queue, while it waits, holds a slot or runs
+        self.turns: Turns[K, QueueKey] = Turns(lambda q: self._queue(q).line)
+        self.changed: set[QueueKey] = set()
+        """Queues whose figures moved since the caller last took them: to admit from, and to report."""
 
     # ------------------------------------------------------------------ queues
 
     def _queue(self, key: QueueKey) -> _Queue[K]:
         queue = self._queues.get(key)
         if queue is None:
-            queue = _Queue(spec=self._implicit(key))
-            self._queues[key] = queue
+            queue = self._queues[key] = _Queue(spec=self._implicit(key))
         return queue
 
     def _implicit(self, key: QueueKey) -> TaskQueueSpec | None:
@@ -130,46 +130,125 @@ class AdmissionLedger(Generic[K]):
     def set_queue(self, key: QueueKey, spec: TaskQueueSpec | None) -> None:
         """A TaskQueue appeared, changed or (``None``) went away."""
         queue = self._queue(key)
+        before = queue.spec.fairness if queue.spec else None
         queue.spec = spec if spec is not None else self._implicit(key)
         per_minute = queue.spec.max_starts_per_minute if queue.spec else None
         if per_minute is None:
             queue.bucket = None
         elif queue.bucket is None or queue.bucket.per_minute != per_minute:
             queue.bucket = TokenBucket(per_minute, queue.bucket.last_start if queue.bucket else None)
+        if (queue.spec.fairness if queue.spec else None) != before:
+            self._regroup(key, queue)
+        self.changed.add(key)
+
+    def _regroup(self, key: QueueKey, queue: _Queue[K]) -> None:
+        """The groups are another rule's now: the line is built again (the turns kept), parked tasks included."""
+        fairness = queue.spec.fairness if queue.spec else None
+        line: Line[K] = Line(fair=fairness is not None)
+        line.turns = queue.line.turns
+        queue.line = line
+        for task, wait in queue.pending.items():
+            self.keys.unpark(task)
+            line.add(task, wait.order, group_of(fairness, wait.claim, wait.labels))
 
     def queues(self) -> list[QueueKey]:
         return list(self._queues)
 
-    # ------------------------------------------------------------------ tasks
+    def spec_of(self, key: QueueKey) -> TaskQueueSpec | None:
+        return self._queue(key).spec
 
-    def request(self, task: K, queue_key: QueueKey, order: tuple[int, str, str], now: float) -> None:
-        """The task wants to start an attempt: wait in its queue (re-ordering if already waiting)."""
-        where = self._where.get(task)
-        before = self._queues[where] if where is not None else None
-        if where == queue_key and before is not None and before.pending.get(task) == order:
-            return  # already waiting there in that place: a heap entry per call would pile up
-        since = before.pending_since.get(task) if before is not None else None
+    # ------------------------------------------------------------------ what the objects say
+
+    def observe(self, task: K, seen: Seen) -> None:
+        """One copy of a task, level-based: its slot, its key, its membership and its turn, from it alone."""
+        phase = seen.phase
+        ref: KeyRef | None = (seen.queue[0], seen.claim.key) if seen.claim else None
+        holds_slot = phase == "Running" or seen.live_job
+        if holds_slot:
+            self.running(task, seen.queue)
+        elif phase in IDLE_PHASES:
+            self._leave(task)
+        else:
+            self.not_running(task)
+        if ref is not None and (holds_slot or phase == "Retrying"):
+            if self.keys.holds(task) not in (None, ref):
+                self._free_key(self.keys.unhold(task))
+            self.keys.hold(task, ref)
+        else:
+            self._free_key(self.keys.unhold(task, "any" if phase in IDLE_PHASES else "held"))
+        if ref is not None and seen.claim is not None and (phase not in TERMINAL_PHASES or seen.live_job):
+            self.keys.claim(task, ref, seen.claim, seen.newness)
+        else:
+            self.keys.unclaim(task)
+        self.turns.seen(task, seen.queue, seen.turn)
+
+    def gone(self, task: K) -> None:
+        """The task is deleted: it waits, holds and records nothing any more."""
         self._leave(task)
-        queue = self._queue(queue_key)
-        self._where[task] = queue_key
-        queue.pending[task] = order
-        queue.pending_since[task] = now if since is None else since  # waiting since it first asked
-        self._seq += 1
-        heapq.heappush(queue.heap, (order, self._seq, task))
+        self._free_key(self.keys.unhold(task))
+        self.keys.unclaim(task)
+        self.turns.gone(task)
 
-    def running(self, task: K, queue_key: QueueKey) -> None:
-        """The task is observed Running: it holds a slot until it stops running."""
+    def hold_key(self, holder: K, ref: KeyRef, held: bool) -> None:
+        """A holder that is no task any more: the running Job of a task deleted under it."""
+        if held:
+            self.keys.hold(holder, ref)
+        else:
+            self._free_key(self.keys.unhold(holder))
+
+    # ------------------------------------------------------------------ slots
+
+    def request(
+        self,
+        task: K,
+        queue_key: QueueKey,
+        order: Order,
+        now: float,
+        claim: KeyClaim | None = None,
+        labels: Mapping[str, str] | None = None,
+    ) -> None:
+        """The task wants to start an attempt: wait in its queue's line (re-placed if already waiting).
+
+        A ``CancelNewest`` task whose key is full is not put in line: :meth:`why` says it ends."""
+        where = self._where.get(task)
+        before = self._queues[where].pending.get(task) if where is not None else None
+        queue = self._queue(queue_key)
+        ref = (queue_key[0], claim.key) if claim else None
+        if where != queue_key or before is None or (before.order, before.claim) != (order, claim):
+            self._leave(task)
+            wait = _Wait(order, claim, labels or {}, before.since if before is not None else now)
+            self._where[task] = queue_key
+            queue.pending[task] = wait
+            self.changed.add(queue_key)
+            fairness = queue.spec.fairness if queue.spec else None
+            queue.line.add(task, order, group_of(fairness, claim, wait.labels))
+        if (
+            ref is not None
+            and claim is not None
+            and claim.policy == CANCEL_NEWEST
+            and task not in queue.refused
+            and not self.keys.room(task, ref, claim.limit)
+        ):
+            queue.refused.add(task)  # it ends at once: its reconcile reads why()
+            queue.line.remove(task)
+            self.keys.unpark(task)
+
+    def running(self, task: K, queue_key: QueueKey) -> bool:
+        """The task is observed holding a slot (Running, or its Job runs). False: it held it already."""
+        if self._where.get(task) == queue_key and task in self._queues[queue_key].running:
+            return False
         if self._where.get(task) != queue_key:
             self._leave(task)
         queue = self._queue(queue_key)
         self._where[task] = queue_key
-        queue.pending.pop(task, None)
-        queue.pending_since.pop(task, None)
+        self._unwait(queue, task)
         queue.reserved.discard(task)
         queue.running.add(task)
+        self.changed.add(queue_key)
+        return True
 
     def not_running(self, task: K) -> QueueKey | None:
-        """The task is observed not Running (say, Pending again after a manual retry): free its slot."""
+        """The task is observed not running (``Pending`` again after a manual retry): free its slot."""
         where = self._where.get(task)
         if where is None or task not in self._queues[where].running:
             return None
@@ -177,22 +256,44 @@ class AdmissionLedger(Generic[K]):
         return where
 
     def forget(self, task: K) -> QueueKey | None:
-        """The task no longer waits, holds or runs (finished, retrying, deleted, refused)."""
+        """The task no longer waits, holds a slot or runs (finished, retrying, refused)."""
         where = self._where.get(task)
         self._leave(task)
         return where
 
-    release = forget  # a reservation whose write failed gives its slot back the same way
+    def release(self, task: K) -> QueueKey | None:
+        """A reservation whose write failed (or that was not taken): the slot, the key and the turn go back."""
+        where = self._where.get(task)
+        self.turns.given_back(task)
+        self._free_key(self.keys.unhold(task, "reserved"))
+        self._leave(task)
+        return where
+
+    def _unwait(self, queue: _Queue[K], task: K) -> None:
+        queue.pending.pop(task, None)
+        queue.line.remove(task)
+        queue.refused.discard(task)
+        self.keys.unpark(task)
 
     def _leave(self, task: K) -> None:
         where = self._where.pop(task, None)
         if where is None:
             return
         queue = self._queues[where]
-        queue.pending.pop(task, None)  # its heap entry is skipped lazily
-        queue.pending_since.pop(task, None)
+        self._unwait(queue, task)
         queue.running.discard(task)
         queue.reserved.discard(task)
+        self.changed.add(where)
+
+    def _free_key(self, ref: KeyRef | None) -> None:
+        """A key has room again: its best waiters go back into their lines (core/keys.py)."""
+        if ref is None:
+            return
+        for task, group, order in self.keys.release(ref):
+            where = self._where.get(task)
+            if where is not None and task in self._queues[where].pending:
+                self._queues[where].line.add(task, order, group)
+                self.changed.add(where)
 
     def waiting_tasks(self, queue_key: QueueKey) -> list[K]:
         queue = self._queues.get(queue_key)
@@ -202,89 +303,110 @@ class AdmissionLedger(Generic[K]):
         where = self._where.get(task)
         return where is not None and task in self._queues[where].reserved
 
+    def level_state(self) -> dict[str, object]:
+        """What the ledger read from the objects alone (slots held, keys held, key members, turns), for
+        each queue and key: the same whether the objects came one change at a time or in one listing."""
+        return {
+            "running": {q: frozenset(queue.running) for q, queue in self._queues.items() if queue.running},
+            "keys": self.keys.level_state(),
+            "turns": {q: turns for q, queue in self._queues.items() if (turns := queue.line.turns.recorded())},
+        }
+
+    def turn_of(self, task: K) -> tuple[Group, int] | None:
+        return self.turns.of(task)
+
     # ------------------------------------------------------------------ admitting
 
     def waiting(self, queue_key: QueueKey) -> Waiting:
-        """Why a task in this queue is not admitted yet."""
+        """Why a task in this queue is not admitted yet, as far as the queue goes."""
+        return queue_waiting(queue_key, self._queue(queue_key).spec)
+
+    def why(self, task: K, queue_key: QueueKey) -> Waiting:
+        """Why this task is not admitted yet: its queue, else its key (naming the holders), else a slot."""
         queue = self._queue(queue_key)
-        ns, name = queue_key
-        if queue.spec is None:
-            return Waiting(
-                QUEUE_NOT_FOUND,
-                f"TaskQueue {name!r} does not exist in namespace {ns}; the task is admitted as soon as it is created",
-            )
-        if queue.spec.paused:
-            return Waiting(QUEUE_PAUSED, f"TaskQueue {name!r} is paused")
-        # Stable text, no live counts: the status is written when the reason changes, and a
-        # count frozen at that moment would mislead (`kubectl get tq` shows the live ones).
-        limit = queue.spec.concurrency
-        shown = "unlimited" if limit == UNLIMITED else str(limit)
-        return Waiting(QUEUED, f"waiting for a free slot in TaskQueue {name!r} (concurrency {shown})")
+        said = self.waiting(queue_key)
+        wait = queue.pending.get(task)
+        if said.reason != QUEUED or wait is None or wait.claim is None:
+            return said
+        ref = (queue_key[0], wait.claim.key)
+        if task in queue.refused:
+            return key_busy(ref, wait.claim, self.keys.holders(ref))
+        if not self.keys.room(task, ref, wait.claim.limit):
+            return waiting_for_key(ref, wait.claim, self.keys.holders(ref))
+        return said
+
+    def superseded_by(self, task: K) -> K | None:
+        return self.keys.superseded_by(task)
 
     def admit(self, queue_key: QueueKey, now: float) -> tuple[list[K], float | None]:
-        """Reserve slots for the best waiting tasks; return them and when to admit again (rate limit)."""
+        """Reserve slots (and keys) for the next waiting tasks in line order; return them, and when to
+        admit again (rate limit). A task whose key is full is passed over: it waits for the key."""
         queue = self._queue(queue_key)
         spec = queue.spec
         if spec is None or spec.paused:
             return [], None
         admitted: list[K] = []
-        while queue.pending:
+        while queue.line:
             limit = spec.concurrency
             if limit != UNLIMITED and len(queue.running) + len(queue.reserved) >= limit:
                 break
-            if queue.bucket is not None and not queue.bucket.take(now):
-                return admitted, queue.bucket.ready_at(now)
-            task = self._pop(queue)
-            if task is None:
+            taken = queue.line.pop()
+            if taken is None:
                 break
+            task, order, group = taken
+            claim = queue.pending[task].claim
+            ref = (queue_key[0], claim.key) if claim else None
+            if ref is not None and claim is not None and not self.keys.room(task, ref, claim.limit):
+                if claim.policy == CANCEL_NEWEST:
+                    queue.refused.add(task)
+                    self.keys.woken.append(task)  # it ends now: its reconcile must look
+                else:
+                    self.keys.park(task, ref, claim.limit, group, order)
+                continue
+            if queue.bucket is not None and not queue.bucket.take(now):
+                queue.line.add(task, order, group)
+                if admitted:
+                    self.changed.add(queue_key)
+                return admitted, queue.bucket.ready_at(now)
+            del queue.pending[task]
             queue.reserved.add(task)
-            queue.pending_since.pop(task, None)
+            if ref is not None:
+                self.keys.reserve(task, ref)
+            if queue.line.took(task, group) is not None:
+                self.turns.given(task, queue_key)
             admitted.append(task)
+        if admitted:
+            self.changed.add(queue_key)
         return admitted, None
-
-    def _pop(self, queue: _Queue[K]) -> K | None:
-        while queue.heap:
-            order, _, task = heapq.heappop(queue.heap)
-            if queue.pending.get(task) == order:
-                del queue.pending[task]
-                return task
-        return None
 
     def counts(self, queue_key: QueueKey, now: float) -> QueueCounts:
         queue = self._queue(queue_key)
-        oldest = min(queue.pending_since.values(), default=now)
+        oldest = min((w.since for w in queue.pending.values()), default=now)
+        blocked = sum(
+            1
+            for task, w in queue.pending.items()
+            if w.claim is not None and not self.keys.room(task, (queue_key[0], w.claim.key), w.claim.limit)
+        )
         return QueueCounts(
             pending=len(queue.pending),
             running=len(queue.running) + len(queue.reserved),
             oldest_pending_seconds=int(max(now - oldest, 0)),
             exists=queue.spec is not None,
+            waiting_for_key=blocked,
+            keys_held=len({ref for t in queue.running | queue.reserved if (ref := self.keys.holds(t)) is not None}),
         )
 
-
-@dataclasses.dataclass(frozen=True)
-class WaitingTask:
-    """A task waiting for a slot, as a reader of the objects sees it (the gateway, the CLI)."""
-
-    name: str
-    queue: str
-    priority: int
-    creation_timestamp: str
-
-
-def queue_positions(waiting: Iterable[WaitingTask]) -> dict[tuple[str, str], int]:
-    """Each waiting task's place in its queue's admission order, from 1: ``{(queue, name): position}``.
-
-    The order is the ledger's (:func:`admission_order`): the first is admitted next.
-
-    >>> queue_positions([WaitingTask("a", "q", 0, "2026-01-02T00:00:00Z"), WaitingTask("b", "q", 5, "2026-01-03T00:00:00Z")])
-    {('q', 'b'): 1, ('q', 'a'): 2}
-    """
-    by_queue: dict[str, list[WaitingTask]] = {}
-    for task in waiting:
-        by_queue.setdefault(task.queue, []).append(task)
-    positions: dict[tuple[str, str], int] = {}
-    for queue, tasks in by_queue.items():
-        tasks.sort(key=lambda t: admission_order(t.priority, t.creation_timestamp, t.name))
-        for place, task in enumerate(tasks, 1):
-            positions[queue, task.name] = place
-    return positions
+    def busiest(self, queue_key: QueueKey, top: int) -> list[tuple[str, int, int]]:
+        """The keys of this queue's tasks with the most of them waiting: ``(key, holding, waiting)``."""
+        queue = self._queue(queue_key)
+        waiting: dict[str, int] = {}
+        holding: dict[str, int] = {}
+        for w in queue.pending.values():
+            if w.claim is not None:
+                waiting[w.claim.key] = waiting.get(w.claim.key, 0) + 1
+        for task in queue.running | queue.reserved:
+            ref = self.keys.holds(task)
+            if ref is not None:
+                holding[ref[1]] = holding.get(ref[1], 0) + 1
+        ranked = sorted(set(waiting) | set(holding), key=lambda k: (-waiting.get(k, 0), -holding.get(k, 0), k))
+        return [(k, holding.get(k, 0), waiting.get(k, 0)) for k in ranked[:top]]

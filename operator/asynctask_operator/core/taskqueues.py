@@ -1,18 +1,26 @@
-"""The status of a TaskQueue: its counts from the admission ledger, and whether it admits."""
+"""The status of a TaskQueue: its counts from the admission ledger, its busiest concurrency keys, and
+whether it admits."""
 
 from __future__ import annotations
 
 import datetime as dt
 import math
+from collections.abc import Sequence
 
 from asynctask_operator.core.conditions import set_condition
-from asynctask_operator.core.models import TaskQueue, TaskQueueStatus
+from asynctask_operator.core.models import BusyKey, TaskQueue, TaskQueueStatus
+from asynctask_operator.core.models.concurrency import BUSIEST_SHOWN
 from asynctask_operator.core.queueing import QueueCounts
 from asynctask_operator.core.timestamps import stamp
 
 
-def taskqueue_status(queue: TaskQueue, counts: QueueCounts, now: float) -> TaskQueueStatus | None:
-    """The new status, or ``None`` when the current one is still right (``now``: epoch seconds)."""
+def taskqueue_status(
+    queue: TaskQueue, counts: QueueCounts, now: float, busiest: Sequence[tuple[str, int, int]] = ()
+) -> TaskQueueStatus | None:
+    """The new status, or ``None`` when the current one is still right (``now``: epoch seconds).
+
+    ``busiest``: ``(key, holding, waiting)`` of the keys of the queue's tasks, most waited for first;
+    a queue none of whose tasks has a key shows neither ``waitingForKey`` nor ``busiestKeys``."""
     current = queue.status or TaskQueueStatus()
     generation = queue.metadata.generation
     paused = bool(queue.spec.paused)
@@ -29,6 +37,8 @@ def taskqueue_status(queue: TaskQueue, counts: QueueCounts, now: float) -> TaskQ
         pending=counts.pending,
         running=counts.running,
         oldest_pending_seconds=counts.oldest_pending_seconds,
+        waiting_for_key=counts.waiting_for_key if busiest else None,
+        busiest_keys=[BusyKey(key=k, holding=h, waiting=w) for k, h, w in busiest[:BUSIEST_SHOWN]] or None,
         observed_generation=generation,
         conditions=conditions,
     )

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 
 from fastapi.responses import JSONResponse
 
-from asynctask_operator.core.queueing import queue_positions
+from asynctask_operator.core.positions import queue_positions
 from asynctask_operator.core.views import QueueView, ScheduleView, TaskView, queue_views
 from asynctask_operator.core.wire import Obj
 from asynctask_operator.gateway.access import Gateway
@@ -74,14 +74,24 @@ def positions(gateway: Gateway, ns: str) -> Positions:
     if cached is None or cached[0] != revision:
         views = gateway.tasks.views
         waiting = (w for (namespace, _), v in views.items() if namespace == ns and (w := v.waiting) is not None)
-        cached = (revision, queue_positions(waiting))
+        cached = (revision, queue_positions(waiting, concurrency_of_queues(gateway, ns)))
         gateway.positions[ns] = cached
     return cached[1]
 
 
+def concurrency_of_queues(gateway: Gateway, ns: str) -> dict[str, int]:
+    """Each TaskQueue's ``spec.concurrency`` in the namespace (slots decide who starts next with keys or fairness)."""
+    out = {}
+    for obj in gateway.queues.in_namespace(ns):
+        value = (obj.get("spec") or {}).get("concurrency")
+        if isinstance(value, int):
+            out[str(obj["metadata"]["name"])] = value
+    return out
+
+
 def position_of(gateway: Gateway, view: TaskView) -> int | None:
     """The task's place in its queue's admission order while it waits (1: next); None otherwise."""
-    if view.waiting is None:
+    if not view.waits:
         return None
     return positions(gateway, view.namespace).get((view.queue, view.name))
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.concurrency import ConcurrencySpec, FairTurn, KeyWait
 from asynctask_operator.core.models.tasktype import (
     PRIORITY_MAX,
     PRIORITY_MIN,
@@ -35,7 +36,14 @@ class AsyncTaskSpec(Model):
                     "spec.queue is immutable (it cannot be set, changed or removed after creation); "
                     "create a new AsyncTask instead",
                     fieldPath=".queue",
-                )
+                ),
+                cel(
+                    "has(self.concurrency) == has(oldSelf.concurrency)"
+                    " && (!has(self.concurrency) || self.concurrency == oldSelf.concurrency)",
+                    "spec.concurrency is immutable (it cannot be set, changed or removed after creation); "
+                    "create a new AsyncTask instead",
+                    fieldPath=".concurrency",
+                ),
             ]
         ),
     )
@@ -88,6 +96,11 @@ class AsyncTaskSpec(Model):
     callback: CallbackSpec | None = Field(
         None, description="Webhook called when the task changes phase. Default: the type's defaults.callback."
     )
+    concurrency: ConcurrencySpec | None = Field(
+        None,
+        description="A concurrency key: at most limit tasks of the namespace holding the same key run at once. "
+        "Default: the type's defaults.concurrency; none: no key.",
+    )
 
 
 class Attempt(Model):
@@ -127,6 +140,9 @@ class EffectiveSpec(Model):
     ttl_strategy: TtlStrategy | None = Field(None, description="The per-outcome TTLs in force, if any.")
     retry: RetryPolicy
     callback: CallbackSpec | None = None
+    concurrency: ConcurrencySpec | None = Field(
+        None, description="The concurrency key in force, its limit and policy (resolved from keyFrom, if so)."
+    )
 
     def ttl_for(self, phase: str) -> int:
         """Seconds a task that ended in ``phase`` is kept: the per-outcome value, else the flat TTL."""
@@ -175,6 +191,10 @@ class AsyncTaskStatus(Model):
     effective: EffectiveSpec | None = None
     round: RetryRound | None = None
     callback: CallbackStatus | None = None
+    waiting_for_key: KeyWait | None = Field(
+        None, description="While Pending for a busy concurrency key: the key, and who held it when the wait began."
+    )
+    fairness: FairTurn | None = Field(None, description="In a queue with spec.fairness: the task's group and turn.")
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
 

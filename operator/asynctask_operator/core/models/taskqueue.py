@@ -7,6 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, k8s
+from asynctask_operator.core.models.concurrency import BUSIEST_SHOWN, BusyKey, Fairness
 
 
 class TaskQueueSpec(Model):
@@ -22,12 +23,23 @@ class TaskQueueSpec(Model):
         description="Optional rate limit: admissions are spread evenly, one every 60/maxStartsPerMinute seconds.",
     )
     paused: bool | None = Field(None, description="true: admit nothing and keep the backlog.")
+    fairness: Fairness | None = Field(
+        None,
+        description="Admit round-robin across groups (by concurrency key, or by a label such as a tenant's) "
+        "within each priority, so one group's backlog does not hold the others back.",
+    )
 
 
 class TaskQueueStatus(Model):
     pending: int | None = None
     running: int | None = None
     oldest_pending_seconds: int | None = None
+    waiting_for_key: int | None = Field(None, description="Of the pending tasks, those whose concurrency key is busy.")
+    busiest_keys: list[BusyKey] | None = Field(
+        None,
+        max_length=BUSIEST_SHOWN,
+        description=f"The {BUSIEST_SHOWN} keys of this queue's tasks with the most tasks waiting for them.",
+    )
     observed_generation: int | None = None
     conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
 

@@ -8,6 +8,7 @@ from typing import Any, Literal
 from pydantic import ConfigDict, Field
 
 from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.concurrency import ConcurrencyDefault
 
 PRIORITY_MIN = -1000  # of a task, and of a type's default for its tasks
 PRIORITY_MAX = 1000
@@ -146,6 +147,11 @@ class TaskDefaults(Model):
         None, description="Per-outcome TTLs of this type's tasks, where a task sets neither TTL field."
     )
     callback: CallbackSpec | None = None
+    concurrency: ConcurrencyDefault | None = Field(
+        None,
+        description="A concurrency key for each task that sets no spec.concurrency, taken from its payload, "
+        "a label or a constant (e.g. one transcode per videoId at a time).",
+    )
 
 
 # Only the skeleton of a JobTemplateSpec is declared, so that the schema can require

@@ -47,7 +47,7 @@ class QueueView:
         else:
             mine = [t for t in tasks if t.queue == name]
             running = sum(1 for t in mine if t.phase == "Running")
-            waiting = [t.queued for t in mine if t.waiting is not None]
+            waiting = [t.queued for t in mine if t.waits]
             pending = len(waiting)
             since = min((w for w in waiting if w is not None), default=None)
             oldest = None if since is None else int(max(0.0, now - since))

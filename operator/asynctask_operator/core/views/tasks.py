@@ -98,7 +98,8 @@ class TaskView:
     cancel_requested: bool
     deleting: bool
     waiting: WaitingTask | None
-    """The task as its queue's admission order sees it, while it waits for a slot."""
+    """The task as its queue's admission order sees it (core/positions.py): while it waits for a slot or its key,
+    while it holds them, or when it records a fairness turn; None when it counts for nothing there."""
 
     @classmethod
     def of(cls, obj: Obj) -> TaskView:
@@ -163,6 +164,11 @@ class TaskView:
     @property
     def terminal(self) -> bool:
         return self.phase in TERMINAL
+
+    @property
+    def waits(self) -> bool:
+        """It waits in its queue's line (for a slot, or its concurrency key): it has a position."""
+        return self.waiting is not None and self.waiting.waits
 
     def age(self, now: float) -> float | None:
         """Seconds since it was created."""
