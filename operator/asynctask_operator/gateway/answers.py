@@ -64,6 +64,11 @@ class TaskSummary(Model):
     result: Any = None
     error: TaskError | None = None
     position: int | None = Field(None, description="Place in its queue's admission order (1: next) while Pending.")
+    concurrency_key: str | None = Field(None, description="Its concurrency key (spec.concurrency, or its TaskType's).")
+    waiting_for_key: KeyWait | None = Field(
+        None,
+        description="While Pending for a busy concurrency key: the key, its limit, who held it when the wait began.",
+    )
     submitted_by: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     created_time: str | None = None
@@ -72,7 +77,8 @@ class TaskSummary(Model):
     completion_time: str | None = None
     next_retry_time: str | None = None
     wait_seconds: float | None = Field(
-        None, description="From entering the queue (creation, or the last manual retry) to the first start; once started."
+        None,
+        description="From entering the queue (creation, or the last manual retry) to the first start; once started.",
     )
     duration_seconds: float | None = Field(
         None, description="From the first start to the finish; once finished (while it runs: count from startTime)."
@@ -80,6 +86,18 @@ class TaskSummary(Model):
     resource_version: str = ""
     archived: bool = Field(False, description="true: the task is gone from the cluster, read from the archive.")
     archived_time: str | None = Field(None, description="When the archive last recorded it.")
+
+
+class KeyWait(Model):
+    key: str
+    limit: int
+    holders: list[str] = Field(default_factory=list)
+
+
+class BusyKey(Model):
+    key: str
+    holding: int
+    waiting: int
 
 
 class TaskPage(Model):
@@ -107,6 +125,12 @@ class QueueSummary(Model):
     pending: int
     oldest_pending_seconds: int | None = None
     max_starts_per_minute: int | None = None
+    fairness: str | None = Field(None, description="Round-robin admission across groups: Key, or Label and its name.")
+    waiting_for_key: int = Field(0, description="Of the pending tasks, those whose concurrency key is busy.")
+    busiest_keys: list[BusyKey] = Field(
+        default_factory=list,
+        description="The keys with the most tasks waiting for them, as the TaskQueue's status says.",
+    )
 
 
 class QueueList(Model):
@@ -160,6 +184,16 @@ def task_answer(view: TaskView, obj: Obj, position: int | None = None) -> dict[s
         "result": status.get("result"),
         "error": status.get("error"),
         "position": position,
+        "concurrencyKey": view.concurrency_key or None,
+        "waitingForKey": (
+            {
+                "key": view.waiting_for_key.key,
+                "limit": view.waiting_for_key.limit,
+                "holders": list(view.waiting_for_key.holders),
+            }
+            if view.waiting_for_key is not None
+            else None
+        ),
         "submittedBy": view.submitted_by or None,
         "labels": dict(view.labels),
         "createdTime": view.created_time,
@@ -204,6 +238,9 @@ def queue_answer(view: QueueView) -> QueueSummary:
         pending=view.pending,
         oldest_pending_seconds=view.oldest_pending_seconds,
         max_starts_per_minute=view.max_starts_per_minute,
+        fairness=view.fairness or None,
+        waiting_for_key=view.waiting_for_key,
+        busiest_keys=[BusyKey(key=b.key, holding=b.holding, waiting=b.waiting) for b in view.busiest_keys],
     )
 
 

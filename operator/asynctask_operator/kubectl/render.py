@@ -143,7 +143,7 @@ def tasks_table(tasks: Iterable[Obj], now: dt.datetime, *, wide: bool = False, a
 
 def queues_table(queues: Iterable[Obj], now: dt.datetime, *, all_namespaces: bool = False) -> Table:
     """``kubectl asynctask queue list``: RUNNING is the tasks holding a slot, as the TaskQueue's status counts them."""
-    headers = ["NAME", "CONCURRENCY", "RUNNING", "PENDING", "OLDEST PENDING", "PAUSED", "AGE"]
+    headers = ["NAME", "CONCURRENCY", "RUNNING", "PENDING", "OLDEST PENDING", "WAITING FOR KEY", "PAUSED", "AGE"]
     if all_namespaces:
         headers.insert(0, "NAMESPACE")
     table = plain_table(*headers)
@@ -156,6 +156,7 @@ def queues_table(queues: Iterable[Obj], now: dt.datetime, *, all_namespaces: boo
             str(queue.running),
             str(queue.pending),
             clock(queue.oldest_pending_seconds) if queue.oldest_pending_seconds else "",
+            str(queue.waiting_for_key) if queue.waiting_for_key else "",
             "yes" if queue.paused else "no",
             age(queue.created_time, now),
         ]
@@ -168,17 +169,23 @@ def queues_table(queues: Iterable[Obj], now: dt.datetime, *, all_namespaces: boo
 def pending_table(ordered: Sequence[tuple[int, TaskView]], now: dt.datetime) -> Table:
     """The waiting tasks of one queue in admission order (the first is admitted next); WAITING since each
     entered the queue."""
-    table = plain_table("POSITION", "NAME", "PRIORITY", "TYPE", "REASON", "WAITING")
+    keyed = any(task.concurrency_key for _, task in ordered)
+    headers = ["POSITION", "NAME", "PRIORITY", "TYPE", "REASON", "WAITING"] + (["KEY", "HELD BY"] if keyed else [])
+    table = plain_table(*headers)
     for position, task in ordered:
         waited = task.wait(now.timestamp())
-        table.add_row(
+        row = [
             str(position),
             task.name,
             str(task.priority),
             task.type,
             task.reason or "Queued",
             "" if waited is None else clock(waited),
-        )
+        ]
+        if keyed:
+            wait = task.waiting_for_key
+            row += [task.concurrency_key, ", ".join(wait.holders) if wait is not None else ""]
+        table.add_row(*row)
     return table
 
 

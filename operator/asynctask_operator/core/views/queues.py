@@ -16,8 +16,21 @@ from __future__ import annotations
 import dataclasses
 from collections.abc import Iterable, Mapping
 
-from asynctask_operator.core.views.tasks import TaskView, _count
+from asynctask_operator.core.views.tasks import TaskView, _count, _dict, _list
 from asynctask_operator.core.wire import DEFAULT_QUEUE, Obj
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class BusyKeyView:
+    key: str
+    holding: int
+    waiting: int
+
+    @classmethod
+    def of(cls, value: object) -> BusyKeyView | None:
+        if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+            return None
+        return cls(str(value["key"]), _count(value.get("holding")) or 0, _count(value.get("waiting")) or 0)
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -33,6 +46,12 @@ class QueueView:
     """The tasks holding a slot (the module's rule)."""
     pending: int
     oldest_pending_seconds: int | None
+    waiting_for_key: int
+    """Of the pending tasks, those whose concurrency key is busy (the TaskQueue's status; 0 without one)."""
+    busiest_keys: tuple[BusyKeyView, ...]
+    """The keys with the most tasks waiting for them (the operator's top few; no per-key metric exists)."""
+    fairness: str
+    """How a fair queue groups its tasks for round-robin admission (``Key``, ``Label app``); ``""``: not fair."""
     created_time: str | None
 
     @classmethod
@@ -51,6 +70,8 @@ class QueueView:
             pending = len(waiting)
             since = min((w for w in waiting if w is not None), default=None)
             oldest = None if since is None else int(max(0.0, now - since))
+        fair = _dict(spec.get("fairness"))
+        busiest = _list(status.get("busiestKeys")) if counted else []
         return cls(
             namespace=namespace,
             name=name,
@@ -61,6 +82,9 @@ class QueueView:
             running=running,
             pending=pending,
             oldest_pending_seconds=oldest,
+            waiting_for_key=(_count(status.get("waitingForKey")) or 0) if counted else 0,
+            busiest_keys=tuple(b for b in map(BusyKeyView.of, busiest) if b is not None),
+            fairness=" ".join(str(v) for v in (fair.get("by"), fair.get("label")) if isinstance(v, str)),
             created_time=((obj or {}).get("metadata") or {}).get("creationTimestamp"),
         )
 

@@ -43,6 +43,14 @@ def _text(value: object) -> str:
     return value if isinstance(value, str) else ""
 
 
+def _dict(value: object) -> Mapping[str, Any]:
+    return value if isinstance(value, dict) else {}
+
+
+def _list(value: object) -> list[Any]:
+    return value if isinstance(value, list) else []
+
+
 def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
@@ -54,6 +62,37 @@ def reported_percent(progress: Mapping[str, Any]) -> float | None:
     if value is None and done is not None and total:
         value = 100.0 * done / total
     return None if value is None else max(0.0, min(100.0, value))
+
+
+def _key_of(status: Mapping[str, Any], spec: Mapping[str, Any]) -> str:
+    """The task's concurrency key: the one admission recorded (a TaskType's keyFrom resolved), else its own."""
+    effective = _dict(status.get("effective"))
+    for concurrency in (effective.get("concurrency"), spec.get("concurrency")):
+        if isinstance(concurrency, dict) and isinstance(concurrency.get("key"), str):
+            return str(concurrency["key"])
+    return ""
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class KeyWaitView:
+    """What a Pending task waits for: its busy key, the key's limit, who held it when the wait began."""
+
+    key: str
+    limit: int
+    holders: tuple[str, ...]
+
+    @classmethod
+    def of(cls, value: object) -> KeyWaitView | None:
+        if not isinstance(value, dict) or not isinstance(value.get("key"), str):
+            return None
+        holders = _list(value.get("holders"))
+        return cls(str(value["key"]), _count(value.get("limit")) or 1, tuple(str(h) for h in holders))
+
+    @property
+    def text(self) -> str:
+        """``key video-42 (held by a, b)``."""
+        held = f" (held by {', '.join(self.holders)})" if self.holders else ""
+        return f"key {self.key}{held}"
 
 
 @dataclasses.dataclass(frozen=True, slots=True)
@@ -97,6 +136,12 @@ class TaskView:
     recorded_duration: float | None
     cancel_requested: bool
     deleting: bool
+    concurrency_key: str
+    """Its concurrency key (the one admission recorded, else its own); ``""`` without one."""
+    waiting_for_key: KeyWaitView | None
+    """While it waits for a busy key: the key, its limit, and who held it when the wait began."""
+    group: str
+    """Its group in a fair queue's round robin; ``""`` otherwise."""
     waiting: WaitingTask | None
     """The task as its queue's admission order sees it (core/positions.py): while it waits for a slot or its key,
     while it holds them, or when it records a fairness turn; None when it counts for nothing there."""
@@ -121,6 +166,8 @@ class TaskView:
         queued_time = _text(status.get("queuedTime")) or None
         completion_time = _text(status.get("completionTime")) or None
         annotations = meta.get("annotations") or {}
+        waiting = waiting_in(obj)
+        fairness = _dict(status.get("fairness"))
         return cls(
             namespace=_text(meta.get("namespace")),
             name=_text(meta.get("name")),
@@ -154,7 +201,10 @@ class TaskView:
             recorded_duration=number_in(status.get("durationSeconds")),
             cancel_requested=spec.get("cancel") is True,
             deleting=bool(meta.get("deletionTimestamp")),
-            waiting=waiting_in(obj),
+            concurrency_key=(waiting.key if waiting is not None else None) or _key_of(status, spec),
+            waiting_for_key=KeyWaitView.of(status.get("waitingForKey")) if phase == "Pending" else None,
+            group=_text(fairness.get("group")),
+            waiting=waiting,
         )
 
     @property

@@ -33,8 +33,8 @@ async def namespaces_of(who: Viewer, act: str) -> tuple[Visible, set[str]]:
 @dataclasses.dataclass
 class QueueRow:
     queue: QueueView
-    pending: list[tuple[int, str]]
-    """The first waiting tasks, by admission order: (position, name)."""
+    pending: list[tuple[int, str, str]]
+    """The first waiting tasks, by admission order: (position, name, what it waits for beyond a slot)."""
     may_pause: bool
 
 
@@ -47,9 +47,12 @@ async def queues_page(request: Request) -> Response:
     groups: list[tuple[str, list[QueueRow]]] = []
     for ns in visible.shown:
         ranks = positions(gateway, ns) if ns in readable else {}
-        waiting: dict[str, list[tuple[int, str]]] = {}
+        views = gateway.tasks.views
+        waiting: dict[str, list[tuple[int, str, str]]] = {}
         for (queue, name), position in ranks.items():
-            waiting.setdefault(queue, []).append((position, name))
+            view = views.get((ns, name))
+            note = view.waiting_for_key.text if view is not None and view.waiting_for_key is not None else ""
+            waiting.setdefault(queue, []).append((position, name, note))
         found = queues_of(gateway, ns)
         may = await who.may_each("pause_queue", [(ns, q.name) for q in found.values() if q.exists])
         rows = [
