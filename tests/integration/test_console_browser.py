@@ -280,3 +280,62 @@ async def test_every_page_at_desktop_and_phone_width(browser: Browser, gw: Serve
     await page.goto(gw.url + "/ui/statistics?window=")
     await expect(page.locator("svg.chart").first).to_be_visible()
     await expect(page.get_by_test_id("reasons")).to_contain_text("DeadlineExceeded")
+
+
+async def test_the_history_pages_back_and_opens_an_archived_task_with_its_log(
+    browser: Browser,
+    cluster: Cluster,
+    kmock: kmock.KubernetesEmulator,
+    kubeconfig: pathlib.Path,
+    tmp_path: pathlib.Path,
+    sqlite_template: pathlib.Path,
+) -> None:
+    """Issue 27: tasks past their TTL in the console, from a real SQLite archive, in Chromium."""
+    import shutil
+    import time
+
+    from asynctask_operator.archive import engine_of
+    from asynctask_operator.archive.capture import Tail, log_row
+    from asynctask_operator.archive.records import row_of
+    from asynctask_operator.archive.writes import insert_logs, upsert_tasks
+
+    database = tmp_path / "archive.db"
+    shutil.copy(sqlite_template, database)
+    base = time.time() - 86400
+
+    def done(i: int) -> dict[str, Any]:
+        at = time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(base + i))
+        status = {"phase": "Failed" if i == 3 else "Succeeded", "reason": "RetriesExhausted" if i == 3 else "Completed",
+                  "message": f"run {i} ended", "attempt": 1, "startTime": at, "completionTime": at, "durationSeconds": 4.0,
+                  "attempts": [{"attempt": 1, "job": f"night-{i:02d}-1", "startTime": at, "finishTime": at}]}  # fmt: skip
+        meta = {"name": f"night-{i:02d}", "namespace": NS, "uid": f"u{i}", "resourceVersion": str(i + 1), "creationTimestamp": at}
+        return {"metadata": meta, "spec": {"type": "report"}, "status": status}
+
+    engine = engine_of(f"sqlite:///{database}")
+    kept = Tail(4096)
+    kept.add(b"rendering the report\nfailed: disk full\n")
+    async with engine.begin() as conn:
+        await upsert_tasks(conn, [row_of(done(i), base + 100) for i in range(30)])
+        await insert_logs(conn, [log_row("u3", 1, base + 5, pod="night-03-1-x", tail=kept)])
+    await engine.dispose()
+    await cluster.create_tasktype("report")  # a namespace the console lists
+    answer_reviews(kmock, USERS, decide)
+    async with serve(kubeconfig, namespaces=(NS,), archive_dsn=f"sqlite:///{database}") as served:
+        page = await page_of(browser, served)
+        await sign_in(page)
+        await page.get_by_role("link", name="History").click()
+        await expect(page.get_by_role("heading", name="History")).to_be_visible()
+        await page.locator('select[name="size"]').select_option("25")
+        await page.get_by_role("button", name="Filter").click()
+        rows = page.locator("table.history tbody tr")
+        await expect(rows).to_have_count(25)
+        await expect(rows.first).to_have_attribute("data-key", f"{NS}/night-29")  # newest first
+        await page.get_by_role("link", name="Older ›").click()
+        await expect(rows).to_have_count(5)
+        await save(page, "history")
+        await page.get_by_role("link", name="night-03").click()
+        await expect(page.get_by_test_id("archived")).to_be_visible()
+        assert not await page.get_by_role("button", name="Retry").count()
+        await page.get_by_role("button", name="Show the last lines").click()
+        await expect(page.get_by_test_id("log")).to_have_text("rendering the report\nfailed: disk full\n")
+        assert ERRORS[id(page)] == []

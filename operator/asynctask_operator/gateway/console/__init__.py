@@ -1,7 +1,8 @@
 """The web console: server-rendered pages over the gateway's cache and authorization.
 
 Served by the gateway at ``/ui/`` (off with ``--no-console``): the task table, a task's page,
-queues, schedules and statistics, live through server-sent events; every page, stream,
+queues, schedules, the history past the TTL (with an archive) and statistics, live through
+server-sent events; every page, stream,
 export and button authorized for the signed-in user as the API authorizes its callers
 (docs/console.md, docs/adr/0021-console-server-rendered.md).
 """
@@ -14,7 +15,7 @@ from fastapi import FastAPI
 from fastapi.staticfiles import StaticFiles
 
 from asynctask_operator.gateway.access import Gateway
-from asynctask_operator.gateway.console import actions, live, overview, pages
+from asynctask_operator.gateway.console import actions, history, live, overview, pages
 from asynctask_operator.gateway.console.state import Console
 
 STATIC = pathlib.Path(__file__).parent / "static"
@@ -24,7 +25,7 @@ def install(app: FastAPI, gateway: Gateway) -> Console:
     """Add the console's routes and state to the gateway's application."""
     console = Console.build(gateway)
     app.state.console = console
-    for module in (pages, actions, live, overview):
+    for module in (pages, actions, live, overview, history):
         app.include_router(module.router)
     app.mount("/ui/static", StaticFiles(directory=STATIC), name="console-static")
     return console

@@ -47,23 +47,43 @@ def csv_cell(value: Any) -> Any:
     return "" if value is None else value
 
 
-def csv_lines(rows: Iterable[TaskView]) -> Iterator[str]:
+def _csv(cells: Iterable[Any]) -> str:
     buffer = io.StringIO()
-    writer = csv.writer(buffer)
-    writer.writerow(EXPORT_FIELDS)
+    csv.writer(buffer).writerow([csv_cell(c) for c in cells])
+    return buffer.getvalue()
+
+
+CSV_HEADER = _csv(EXPORT_FIELDS)
+
+
+def csv_line(row: TaskView) -> str:
+    """One task as a CSV line (quoted as a spreadsheet must not run it)."""
+    record = export_record(row)
+    return _csv(record[f] for f in EXPORT_FIELDS)
+
+
+def json_line(row: TaskView, first: bool) -> str:
+    """One task as an item of the JSON array, on a line of its own."""
+    return ("" if first else ",") + json.dumps(export_record(row), separators=(",", ":")) + "\n"
+
+
+def csv_lines(rows: Iterable[TaskView]) -> Iterator[str]:
+    """The header, then a line per task, sent 64 KiB at a time."""
+    chunk = [CSV_HEADER]
+    size = len(CSV_HEADER)
     for row in rows:
-        record = export_record(row)
-        writer.writerow([csv_cell(record[f]) for f in EXPORT_FIELDS])
-        if buffer.tell() > 64 * 1024:
-            yield buffer.getvalue()
-            buffer.seek(0)
-            buffer.truncate()
-    yield buffer.getvalue()
+        line = csv_line(row)
+        chunk.append(line)
+        size += len(line)
+        if size > 64 * 1024:
+            yield "".join(chunk)
+            chunk, size = [], 0
+    yield "".join(chunk)
 
 
 def json_lines(rows: Iterable[TaskView]) -> Iterator[str]:
     """A JSON array, an item per line."""
     yield "[\n"
     for i, row in enumerate(rows):
-        yield ("," if i else "") + json.dumps(export_record(row), separators=(",", ":")) + "\n"
+        yield json_line(row, i == 0)
     yield "]\n"

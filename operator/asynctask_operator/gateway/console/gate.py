@@ -121,7 +121,7 @@ def served_namespaces(gateway: Gateway) -> list[str]:
     """The namespaces the console can show: those the gateway serves, else every namespace its caches hold."""
     if gateway.settings.namespaces:
         return sorted(gateway.settings.namespaces)
-    found = {key[0] for store in (gateway.tasks, gateway.queues, gateway.schedules) for key in store.objects}
+    found = {key[0] for store in gateway.stores for key in store.objects}  # TaskTypes too: a namespace with history
     return sorted(found)
 
 

@@ -104,7 +104,9 @@ async def live_task(request: Request, ns: str, name: str) -> StreamingResponse:
 
 
 @router.get("/ui/namespaces/{ns}/tasks/{name}/log")
-async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, follow: bool = False) -> Response:
+async def attempt_log(
+    request: Request, ns: str, name: str, attempt: int = 0, follow: bool = False, uid: str = ""
+) -> Response:
     """The last lines of an attempt's log as text (its pod's, else the archive's copy once the pod is
     gone); with ``follow``, an event stream of the pod's lines as they are written (``event: line``),
     ending with ``event: end``."""
@@ -116,7 +118,7 @@ async def attempt_log(request: Request, ns: str, name: str, attempt: int = 0, fo
         return await who.may("pod_log", ns, pod)
 
     if not follow:
-        found = await logs.attempt_log(gateway, ns, name, attempt, allowed)
+        found = await logs.attempt_log(gateway, ns, name, attempt, allowed, uid=uid or None)
         headers = {**SECURITY_HEADERS, "X-Log-Source": found.source}
         if found.truncated:
             headers["X-Log-Truncated"] = "true"

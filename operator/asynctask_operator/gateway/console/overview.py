@@ -11,6 +11,7 @@ from fastapi.responses import HTMLResponse, Response
 from asynctask_operator.core.naming import LABEL_SCHEDULED_TASK, label_value
 from asynctask_operator.core.statistics import failures_by_reason, finished_per_hour, summarize, window_of
 from asynctask_operator.core.views import QueueView, ScheduleView, TaskView
+from asynctask_operator.gateway.archived import asked, reader_of
 from asynctask_operator.gateway.console import charts
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
@@ -94,9 +95,10 @@ async def schedules_page(request: Request) -> Response:
 
 
 @router.get("/ui/statistics", response_class=HTMLResponse)
-async def statistics_page(request: Request, namespace: str = "", window: str = "24h") -> Response:
-    """Success rate and p50/p95 durations by type and by queue, tasks finished per hour, failures by
-    reason, over the chosen window of the tasks still present."""
+async def statistics_page(request: Request, namespace: str = "", window: str = "24h", source: str = "") -> Response:
+    """Success rate and p50/p95 durations by type and by queue, tasks finished per hour (per day over long
+    windows), failures by reason, over the chosen window: of the tasks still present, or of the archive's
+    (the default when the gateway reads one: its history outlives the TTL, for windows of days to months)."""
     console = console_of(request)
     who = await viewer(request)
     gateway = who.gateway
@@ -108,13 +110,26 @@ async def statistics_page(request: Request, namespace: str = "", window: str = "
     chosen_ns = {namespace} if namespace else set(visible.shown)
     until = gateway.clocks.wall()
     since = until - WINDOWS[window] if window else None
-    facts = [v.facts() for v in every_task_view(gateway, chosen_ns)]
-    covered = window_of([f for f in facts if f.created <= until], since, until)
-    by_type = summarize(facts, since=since, until=until, group_by="type")
-    by_queue = summarize(facts, since=since, until=until, group_by="queue")
-    overall = summarize(facts, since=since, until=until)[""]
-    hours = finished_per_hour(facts, since, until)
-    reasons = failures_by_reason(facts, since, until)
+    if source not in ("", "live", "archive"):
+        raise Problem(400, f"source must be live or archive; got {source!r}")
+    source = source or ("archive" if gateway.archive is not None else "live")
+    daily = since is None or until - since > 8 * 86400  # a bar per hour would be too many
+    if source == "archive":
+        from asynctask_operator.archive import Scope
+
+        found = await asked(reader_of(gateway).statistics(Scope(tuple(sorted(chosen_ns)), since, until)))
+        covered, by_type, by_queue, overall = found.window, found.by_type, found.by_queue, found.overall
+        hours = found.finished_per_day if daily else found.finished_per_hour
+        reasons = found.failures_by_reason
+    else:
+        facts = [v.facts() for v in every_task_view(gateway, chosen_ns)]
+        covered = window_of([f for f in facts if f.created <= until], since, until)
+        by_type = summarize(facts, since=since, until=until, group_by="type")
+        by_queue = summarize(facts, since=since, until=until, group_by="queue")
+        overall = summarize(facts, since=since, until=until)[""]
+        hours = finished_per_hour(facts, since, until)
+        reasons = failures_by_reason(facts, since, until)
+        daily = False
     figures: dict[str, Any] = {"type": by_type, "queue": by_queue}
     pictures = {
         group: {
@@ -130,7 +145,11 @@ async def statistics_page(request: Request, namespace: str = "", window: str = "
         }
         for group, found in figures.items()
     }
-    per_hour = charts.column_chart("Tasks finished per hour (UTC)", [(iso(h)[11:16], n) for h, n in hours])
+    per_hour = (
+        charts.column_chart("Tasks finished per day (UTC)", [(iso(d)[5:10], n) for d, n in hours])
+        if daily
+        else charts.column_chart("Tasks finished per hour (UTC)", [(iso(h)[11:16], n) for h, n in hours])
+    )
     failures = charts.bar_chart("Failures by reason", [(r, float(n)) for r, n in reasons], fmt=lambda v: f"{v:.0f}")
     return console.page(
         request,
@@ -140,6 +159,9 @@ async def statistics_page(request: Request, namespace: str = "", window: str = "
         namespace=namespace,
         window=window,
         windows=list(WINDOWS),
+        source=source,
+        archive=gateway.archive is not None,
+        daily=daily,
         covered_since=iso(covered.since) if covered.since else None,
         covered_until=iso(covered.until),
         overall=overall,

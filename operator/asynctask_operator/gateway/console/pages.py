@@ -6,7 +6,7 @@ import asyncio
 import dataclasses
 import logging
 from collections import Counter
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 from fastapi import APIRouter, Request
@@ -19,6 +19,7 @@ from asynctask_operator.core.models import AsyncTask
 from asynctask_operator.core.views import TaskView
 from asynctask_operator.core.wire import event_about
 from asynctask_operator.gateway.access import bearer_token, gateway_of, header_user
+from asynctask_operator.gateway.archived import archived_task, asked, reader_of
 from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
 from asynctask_operator.gateway.console.routing import (
     ConsoleRoute,
@@ -35,6 +36,9 @@ from asynctask_operator.gateway.console.state import Console
 from asynctask_operator.gateway.logs import attempt_pod
 from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.reads import every_task_view, position_of, view_of
+
+if TYPE_CHECKING:
+    from asynctask_operator.archive import ArchivedTask
 
 logger = logging.getLogger(__name__)
 router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
@@ -157,25 +161,33 @@ async def tasks_page(request: Request) -> Response:
 
 
 @router.get("/ui/namespaces/{ns}/tasks/{name}", response_class=HTMLResponse)
-async def task_page(request: Request, ns: str, name: str) -> Response:
-    """One task: status, progress, attempts, result, error, callback, conditions, Events, logs, YAML."""
+async def task_page(request: Request, ns: str, name: str, uid: str = "") -> Response:
+    """One task: status, progress, attempts, result, error, callback, conditions, Events, logs, YAML. A task the
+    cluster deleted is shown as the archive kept it (``uid``: that one exactly), read-only."""
     console = console_of(request)
     who = await viewer(request)
     await who.require("get_task", ns, name)
     gateway = who.gateway
     obj = gateway.tasks.get(ns, name)
-    if obj is None:
-        raise Problem(404, f"task {name!r} not found in namespace {ns!r} (finished tasks are deleted after their TTL)")
+    archived: ArchivedTask | None = None
+    if obj is None or (uid and (obj.get("metadata") or {}).get("uid") != uid):
+        if gateway.archive is None:
+            raise Problem(
+                404, f"task {name!r} not found in namespace {ns!r} (finished tasks are deleted after their TTL)"
+            )
+        archived = await archived_task(gateway, ns, name, uid or None)
+        obj = archived.object
     view = view_of(gateway.tasks, obj)
     try:
         task = AsyncTask.model_validate(obj)
     except ValidationError as error:
         raise Problem(502, f"the stored task cannot be read: {error.errors()[0].get('msg', '')}") from None
     may_patch, may_events, may_logs = await asyncio.gather(
-        who.may("cancel_task", ns, name), who.may("list_events", ns), may_read_logs(who, ns, obj)
+        who.may("cancel_task", ns, name), who.may("list_events", ns), may_read_logs(who, ns, obj, archived)
     )
     events, events_error = await task_events(gateway.api, ns, obj) if may_events else ([], None)
-    position = position_of(gateway, view)
+    position = position_of(gateway, view) if archived is None else None
+    may_patch = may_patch and archived is None  # what the cluster deleted cannot be cancelled or retried
     shown = dict(obj)
     shown["metadata"] = {k: v for k, v in (obj.get("metadata") or {}).items() if k != "managedFields"}
     return console.page(
@@ -195,6 +207,7 @@ async def task_page(request: Request, ns: str, name: str) -> Response:
         events_error=events_error,
         yaml_text=yaml.safe_dump(shown, sort_keys=False, allow_unicode=True),
         attempts=list(task.status.attempts or ()),
+        archived=archived,
     )
 
 
@@ -204,11 +217,18 @@ def newest_version(rows: list[TaskView]) -> str:
     return str(max(versions)) if versions else ""
 
 
-async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any]) -> bool:
+async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any], archived: ArchivedTask | None = None) -> bool:
     """Whether the user may read the task's attempt logs: ``get pods/log`` namespace-wide, else about
-    the pod of its latest attempt by name (the pod a Role's ``resourceNames`` would list)."""
+    the pod of its latest attempt by name (the pod a Role's ``resourceNames`` would list; of an archived
+    task, the pod its kept log came from)."""
     if await who.may("pod_log", ns):
         return True
+    if archived is not None:
+        kept = await asked(reader_of(who.gateway).logs(archived.uid))
+        for log in kept:
+            if log.pod and await who.may("pod_log", ns, log.pod):
+                return True
+        return False
     pod = await attempt_pod(who.gateway, ns, obj, 0)
     return pod is not None and await who.may("pod_log", ns, str(pod["metadata"]["name"]))
 

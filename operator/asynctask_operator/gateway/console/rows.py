@@ -23,7 +23,8 @@ PHASES = ("Pending", "Running", "Succeeded", "Failed", "Cancelled")
 SORTS = ("name", "namespace", "type", "queue", "phase", "progress", "attempt", "age", "duration")
 PAGE_SIZES = (25, 50, 100)
 DEFAULT_PAGE_SIZE = 50
-WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600}
+WINDOWS = {"1h": 3600, "6h": 6 * 3600, "24h": 24 * 3600, "7d": 7 * 24 * 3600, "30d": 30 * 86400, "90d": 90 * 86400}
+"""The windows a page offers; the long ones are the archive's (the live tasks are those within their TTL)."""
 NAME = re.compile(r"^[a-z0-9]([-a-z0-9.]{0,251}[a-z0-9])?$")
 
 

@@ -85,14 +85,16 @@ function logViewer(form) {
   const out = document.querySelector("pre.log");
   const stop = form.querySelector('[data-do="stop"]');
   let source = null;
-  const url = (extra) => form.dataset.log + "?attempt=" + encodeURIComponent(form.elements.attempt.value) + extra;
+  const base = form.dataset.log + (form.dataset.log.includes("?") ? "&" : "?");
+  const url = (extra) => base + "attempt=" + encodeURIComponent(form.elements.attempt.value) + extra;
   const halt = () => { if (source) source.close(); source = null; stop.hidden = true; };
   form.querySelector('[data-do="tail"]').addEventListener("click", async () => {
     halt();
     const answer = await fetch(url(""), { credentials: "same-origin" });
     out.textContent = answer.ok ? await answer.text() : "(" + answer.status + ") " + (await answer.text());
   });
-  form.querySelector('[data-do="follow"]').addEventListener("click", () => {
+  const follow = form.querySelector('[data-do="follow"]');
+  if (follow) follow.addEventListener("click", () => {
     halt();
     out.textContent = "";
     source = new EventSource(url("&follow=true"));
