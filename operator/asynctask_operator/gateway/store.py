@@ -90,6 +90,9 @@ class Store(Generic[V]):
         self.synced = asyncio.Event()
         self.subscriptions: set[Subscription] = set()
         self.revision = 0  # counts the changes: what is computed from the store is good until it moves
+        self.newest = 0
+        """The highest resourceVersion seen, where they are numbers (etcd's are, and grow across every kind):
+        a state drawn from the store is older than any change with a higher one."""
 
     # ------------------------------------------------------------------ the Sink
 
@@ -158,6 +161,9 @@ class Store(Generic[V]):
     # ------------------------------------------------------------------ inside
 
     def _set(self, key: Key, obj: Obj, type_: str) -> None:
+        version = version_of(obj)
+        if version.isdigit() and int(version) > self.newest:
+            self.newest = int(version)
         self.objects[key] = obj
         self.deleted.pop(key, None)
         if self.view is not None:

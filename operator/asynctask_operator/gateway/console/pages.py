@@ -155,7 +155,7 @@ async def tasks_page(request: Request) -> Response:
         windows=list(WINDOWS),
         writable=writable,
         bulk=bulk,
-        drawn=newest_version(every),
+        drawn=str(gateway.tasks.newest or ""),
         synced=gateway.tasks.synced.is_set(),
     )
 
@@ -209,12 +209,6 @@ async def task_page(request: Request, ns: str, name: str, uid: str = "") -> Resp
         attempts=list(task.status.attempts or ()),
         archived=archived,
     )
-
-
-def newest_version(rows: list[TaskView]) -> str:
-    """The newest resourceVersion among ``rows`` (the state the page is drawn from), where they are numbers."""
-    versions = [int(r.resource_version) for r in rows if r.resource_version.isdigit()]
-    return str(max(versions)) if versions else ""
 
 
 async def may_read_logs(who: Viewer, ns: str, obj: dict[str, Any], archived: ArchivedTask | None = None) -> bool:
