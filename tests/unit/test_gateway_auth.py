@@ -73,8 +73,9 @@ async def test_each_route_asks_for_what_kubectl_would_need(method: str, path: st
         body: dict[str, Any] = {"json": {"type": "echo"}} if path.endswith("/tasks") and method == "POST" else {}
         answer = await gw.client.request(method, path, headers=gw.alice, **body)
         name = object_of(path)
-        named = {"name": name} if name else {}
-        assert asked == [{"group": "asynctask.dev", "resource": resource, "verb": verb, "namespace": NS, **named}]
+        wide = {"group": "asynctask.dev", "resource": resource, "verb": verb, "namespace": NS}
+        # About one object: namespace-wide first (a grant for every name), then the object by name, as kubectl asks.
+        assert asked == ([wide, {**wide, "name": name}] if name else [wide])
         assert answer.status_code == 403
         about = f" {name!r}" if name else ""
         assert answer.json()["detail"] == f"you may not {verb} {resource}{about} in namespace '{NS}'"
@@ -181,3 +182,17 @@ async def test_metrics_count_requests_by_route_template_and_review_cache_hits() 
         assert 'asynctask_gateway_review_cache_total{result="hit",review="token"} 1.0' in text
         assert "asynctask_gateway_event_streams 0.0" in text
         assert "alice" not in text and "/tasks/a" not in text
+
+
+async def test_a_namespace_wide_grant_answers_for_every_object_with_one_review() -> None:
+    async with running_gateway() as gw:
+        names = [
+            (await gw.client.post(f"{T}/tasks", json={"type": "echo"}, headers=gw.alice)).json()["name"]
+            for _ in range(3)
+        ]
+        before = gw.fake.counter.counts["create", "subjectaccessreviews", 201]
+        for name in names:
+            assert (await gw.client.get(f"{T}/tasks/{name}", headers=gw.alice)).status_code == 200
+        assert (
+            gw.fake.counter.counts["create", "subjectaccessreviews", 201] - before == 1
+        )  # get, namespace-wide, cached

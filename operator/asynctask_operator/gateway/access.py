@@ -208,7 +208,7 @@ def caller(route: str) -> Callable[..., Awaitable[User]]:
                 )
         permission = Permission(verb, resource, ns, name=str(request.path_params.get("name") or ""))
         try:
-            allowed = await gateway.reviews.allowed(user, permission)
+            allowed = await gateway.reviews.permits(user, permission)
         except ApiError as error:
             logger.warning("SubjectAccessReview failed: %s", error.status)
             raise Problem(

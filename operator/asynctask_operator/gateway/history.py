@@ -92,7 +92,7 @@ async def task_log(
 
     async def allowed(pod: str) -> bool:
         try:
-            return await gateway.reviews.allowed(user, pod_log(ns, pod))
+            return await gateway.reviews.permits(user, pod_log(ns, pod))
         except ApiError:
             raise Problem(
                 503, "the Kubernetes API server could not authorize the request", headers={"Retry-After": "5"}

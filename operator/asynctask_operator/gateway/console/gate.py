@@ -63,7 +63,7 @@ class Viewer:
         """Whether the user may do ``act`` in ``namespace`` (to the object ``name``, as kubectl would ask
         about it, when the act is about one); raises a 503 problem when the cluster cannot say."""
         try:
-            return await self.gateway.reviews.allowed(self.user, permission_of(act, namespace, name))
+            return await self.gateway.reviews.permits(self.user, permission_of(act, namespace, name))
         except ApiError as error:
             logger.warning("SubjectAccessReview failed: %s", error.status)
             raise Problem(503, "the Kubernetes API server could not authorize the request") from None
