@@ -6,7 +6,7 @@ template is not needed to follow it); ScheduledTasks raw. Indexes answer the que
 the reconcilers ask: the Jobs a task owns, the pods of a Job, the AsyncTasks a
 ScheduledTask owns.
 
-Memory is what bounds how many tasks one operator can hold (SPEC §5: 10,000 in 150 MB):
+Memory is what bounds how many tasks one operator can hold (docs/design.md §5.4: 10,000 in 150 MB):
 a decoded task is ~100 Python objects (~7 KB) against ~1.5 KB of JSON, and a watch
 event is decoded on its own, so nothing is shared between tasks.
 """
