@@ -18,7 +18,7 @@ listed apart.
   pair waits for the key: the wait costs what a wait for a slot costs (one Pending write) plus
   the WaitingForKey Event; a task whose key is free costs 3, as one without a key.
 
-Exits 1 when the budget of SPEC §5 is exceeded: more than 3 writes per task until
+Exits 1 when the budget of docs/design.md §5.4 is exceeded: more than 3 writes per task until
 Succeeded on the success path, any write after Succeeded there, or more than 1 write
 (the DELETE) after Succeeded on the TTL path.
 

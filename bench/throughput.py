@@ -24,7 +24,7 @@ operator (this machine, ``--namespace`` a fresh namespace), a TaskType whose Job
 busybox ``true``, creates N tasks and waits until all have Succeeded; then creates N
 bare Jobs of the same pod template in another namespace with a plain client, waits
 until all have completed, and reports our end-to-end rate as a ratio of theirs (the
-SPEC's target is >= 0.8). Both namespaces are deleted at the end (``--keep`` keeps them);
+target of docs/design.md §5.4 is >= 0.8). Both namespaces are deleted at the end (``--keep`` keeps them);
 the CRDs stay installed.
 """
 

@@ -1,4 +1,4 @@
-"""A bad manifest is refused by the API server, with a message that names the field (SPEC 2).
+"""A bad manifest is refused by the API server, with a message that names the field (docs/design.md §2).
 
 These exercise the generated CRD schema (bounds, required fields, CEL transition rules)
 in a real API server: nothing here depends on the operator.

@@ -1,4 +1,4 @@
-"""Callbacks against a real cluster (SPEC 3.4): a signed CloudEvent reaches a receiver this test runs.
+"""Callbacks against a real cluster (docs/design.md §3.4): a signed CloudEvent reaches a receiver this test runs.
 
 The operator runs on this machine (see conftest), so a receiver on this machine's loopback
 is reachable from it; the conftest allows ``127.0.0.1`` past the SSRF guard for that. The

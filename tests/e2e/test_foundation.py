@@ -1,4 +1,4 @@
-"""A task runs as a Job and its outcome lands in its status (SPEC 2.3, 3.1): the examples, for real."""
+"""A task runs as a Job and its outcome lands in its status (docs/design.md §2.3, §3.1): the examples, for real."""
 
 from __future__ import annotations
 

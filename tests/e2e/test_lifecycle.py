@@ -1,4 +1,4 @@
-"""Retries, timeouts, cancellation, deletion and TTL against a real cluster (SPEC 3.1, 3.3, 3.5)."""
+"""Retries, timeouts, cancellation, deletion and TTL against a real cluster (docs/design.md §3.1, §3.3, §3.5)."""
 
 from __future__ import annotations
 

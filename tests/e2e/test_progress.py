@@ -1,4 +1,4 @@
-"""Progress and results reported by a running task, against a real cluster (SPEC 3.2): examples/progress.
+"""Progress and results reported by a running task, against a real cluster (docs/design.md §3.2): examples/progress.
 
 The operator runs on this machine. With ``ASYNCTASK_E2E_REPORT_HOST`` set, the conftest
 gives it ``--report-url`` at that address, so the task's pod POSTs its progress and result

@@ -1,4 +1,4 @@
-"""A crash and a restart against a real cluster (SPEC 3.6): no task lost, no Job created twice.
+"""A crash and a restart against a real cluster (docs/design.md §3.6): no task lost, no Job created twice.
 
 The operator is killed (SIGKILL) while tasks run; tasks are created while it is down; it
 starts again, lists everything (in pages) and watches from that listing. Every task must

@@ -1,4 +1,4 @@
-"""ScheduledTask against a real cluster (SPEC 2.4): runs every minute that succeed, run-now, suspend.
+"""ScheduledTask against a real cluster (docs/design.md §2.4): runs every minute that succeed, run-now, suspend.
 
 These wait for real minutes to pass, so they are the slowest end-to-end tests (about
 six minutes together). Each test uses its own ScheduledTask, built from

@@ -1,4 +1,4 @@
-"""Callbacks through the real operator process, to a real HTTP receiver run by the test (SPEC 3.4)."""
+"""Callbacks through the real operator process, to a real HTTP receiver run by the test (docs/design.md §3.4)."""
 
 from __future__ import annotations
 

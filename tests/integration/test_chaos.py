@@ -1,6 +1,6 @@
 """Chaos: many tasks with planned outcomes while the operator is SIGKILLed and the API misbehaves.
 
-SPEC 3.6 in one test. ``ASYNCTASK_CHAOS_TASKS`` tasks (default below) get a plan each,
+docs/design.md §3.6 in one test. ``ASYNCTASK_CHAOS_TASKS`` tasks (default below) get a plan each,
 drawn from a seeded random: succeed; fail once then succeed; fail with no retries left;
 exit with a non-retryable code; fail until retries are exhausted; be cancelled while
 running. A cluster driver plays the Job controller and the kubelet (each Job the operator

@@ -1,4 +1,4 @@
-"""ScheduledTask through the real operator process (SPEC 2.4): run-now, downtime, two operators, policies.
+"""ScheduledTask through the real operator process (docs/design.md §2.4): run-now, downtime, two operators, policies.
 
 A real clock cannot be injected into another process, so no test here waits for a fire
 time. Each one makes its fire times lie in the recent past instead: a schedule whose

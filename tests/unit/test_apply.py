@@ -25,7 +25,7 @@ from asynctask_operator.adapters.kube import (
     Invalid,
 )
 from asynctask_operator.controllers.manager import Manager
-from asynctask_operator.controllers.tasks import RequeueSoon
+from asynctask_operator.controllers.workqueue import RequeueSoon
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.settings import OperatorSettings
 from asynctask_operator.testing.fakekube import FakeKube

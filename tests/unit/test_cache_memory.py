@@ -1,4 +1,4 @@
-"""What the cache does to stay small with 10,000 tasks (SPEC §5: ≤ 150 MB), without changing what it answers.
+"""What the cache does to stay small with 10,000 tasks (docs/design.md §5.4: ≤ 150 MB), without changing what it answers.
 
 Tasks are kept as compact JSON (a read decodes a fresh copy); what nothing reads is
 dropped on entry; a watch event that brings what the cache already holds (the echo of a write whose

@@ -1,4 +1,4 @@
-"""SPEC 3.4: the pure core of callbacks — event ids and bodies, signatures, verdicts, retry schedule (the SSRF guard: test_destinations)."""
+"""docs/design.md §3.4: the pure core of callbacks — event ids and bodies, signatures, verdicts, retry schedule (the SSRF guard: test_destinations)."""
 
 from __future__ import annotations
 

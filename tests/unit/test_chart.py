@@ -1,4 +1,4 @@
-"""SPEC 4: the Helm chart (charts/asynctask-operator).
+"""docs/design.md §4.5: the Helm chart (charts/asynctask-operator).
 
 Always run: the chart's CRDs are the generated ones, its RBAC rules file is the one
 ``asynctask_operator.rbac`` renders, its appVersion is the package's, and
@@ -85,7 +85,7 @@ def test_chart_metadata() -> None:
     project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
     assert chart["apiVersion"] == "v2"
     assert chart["appVersion"] == project["version"], "Chart.yaml appVersion must be pyproject's version"
-    assert chart["kubeVersion"] == ">=1.31.0-0", "SPEC 1: selectableFields needs Kubernetes 1.31"
+    assert chart["kubeVersion"] == ">=1.31.0-0", "docs/design.md §1: selectableFields needs Kubernetes 1.31"
 
 
 # --------------------------------------------------------------------------- values.schema.json
@@ -690,7 +690,7 @@ def test_the_metric_check_can_fail() -> None:
 
 
 def test_exported_metrics_are_the_spec_families() -> None:
-    """SPEC 4's families, as the monitoring checks see them (a guard on exported_metrics itself)."""
+    """The metric families of docs/design.md §4.1, as the monitoring checks see them (a guard on exported_metrics itself)."""
     exported = exported_metrics()
     assert exported["asynctask_tasks_finished_total"] == {"namespace", "type", "queue", "phase", "reason"}
     assert exported["asynctask_callback_deliveries_total"] == {"namespace", "result"}

@@ -1,4 +1,4 @@
-"""SPEC 2 and 5: the CRDs are generated from the models, structural, and checked in without drift."""
+"""docs/design.md §2: the CRDs are generated from the models, structural, and checked in without drift."""
 
 from __future__ import annotations
 

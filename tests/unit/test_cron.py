@@ -1,4 +1,4 @@
-"""SPEC 2.4: fire times of a schedule in a time zone — DST, month ends, macros, bad input.
+"""docs/design.md §2.4: fire times of a schedule in a time zone — DST, month ends, macros, bad input.
 
 Transitions used (2026): Europe/Berlin springs forward on 29 March at 02:00 CET
 (01:00 UTC) to 03:00 CEST and falls back on 25 October at 03:00 CEST (01:00 UTC) to

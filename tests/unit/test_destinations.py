@@ -1,4 +1,4 @@
-"""SPEC 3.4: the SSRF guard — which callback URLs and resolved addresses are refused, and what allows more."""
+"""docs/design.md §3.4: the SSRF guard — which callback URLs and resolved addresses are refused, and what allows more."""
 
 from __future__ import annotations
 

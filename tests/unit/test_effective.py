@@ -1,4 +1,4 @@
-"""SPEC 2.3: what is in force for a task — its own field, else its TaskType's default, else the operator's."""
+"""docs/design.md §2.3: what is in force for a task — its own field, else its TaskType's default, else the operator's."""
 
 from __future__ import annotations
 

@@ -175,3 +175,19 @@ def test_an_event_body_names_the_task_and_is_clipped() -> None:
     }  # fmt: skip
     assert (body["type"], body["reason"], len(body["message"])) == ("Warning", "PodFailed", 1024)
     assert body["metadata"] == {"generateName": "t.", "namespace": NS}
+
+
+def test_the_archiver_posts_the_same_event_shape_under_its_own_name() -> None:
+    from asynctask_operator.archive.marks import warning
+    from tests.unit.archive_builders import T0, finished, row
+
+    body = warning(row(finished("t", namespace=NS, uid="u-1")), "ArchiveRefused", "y" * 5000, T0)
+    assert body["involvedObject"] == {
+        "apiVersion": "asynctask.dev/v1alpha1", "kind": "AsyncTask", "name": "t", "namespace": NS, "uid": "u-1",
+    }  # fmt: skip
+    assert (body["type"], body["reason"], len(body["message"])) == ("Warning", "ArchiveRefused", 1024)
+    assert body["metadata"] == {"generateName": "t.", "namespace": NS}
+    assert body["source"] == {"component": "asynctask-archive"} == {"component": body["reportingInstance"]}
+    assert body["firstTimestamp"] == body["lastTimestamp"] == "2026-01-01T00:00:00Z"
+    operators = event_body(task("t").uid("u-1").build(), EventNote("Warning", "PodFailed", "x"), at(0))
+    assert set(body) == set(operators) and operators["source"] == {"component": "asynctask-operator"}

@@ -1,6 +1,6 @@
 """Fuzzing with hypothesis: the CRD schemas and the pure core, with valid and broken input.
 
-SPEC 2: a bad manifest is refused by the API server (the CRD schema, CEL rules
+docs/design.md §2: a bad manifest is refused by the API server (the CRD schema, CEL rules
 included); whatever it accepts reaches the operator, and then a task either runs or ends
 ``Failed`` with a reason that says why: never an exception, never a silent hang. So every
 generated spec (valid or broken: wrong types, out-of-bound numbers, missing required
@@ -551,7 +551,7 @@ def observed(
 
 
 def check_job(job: dict[str, Any], task: AsyncTask, decision: Decision, attempt: int) -> None:
-    """The Job of an attempt has the shape SPEC 3.1 promises, whatever the template said."""
+    """The Job of an attempt has the shape docs/design.md §3.1 promises, whatever the template said."""
     meta, spec = job["metadata"], job["spec"]
     assert meta["name"] == job_name(task.metadata.name, attempt)
     assert len(meta["name"]) <= MAX_JOB_NAME and DNS_SUBDOMAIN.match(meta["name"]), meta["name"]

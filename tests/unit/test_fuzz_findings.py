@@ -1,8 +1,8 @@
 """What tests/unit/test_fuzz.py found, pinned down: each of these raised from decide() before.
 
 An exception in decide() is not a failed task: the reconcile fails, is retried with
-backoff, and the task stays where it was with no reason given (SPEC 2: "never a crash,
-never a silent hang"). Input the API server admits must end in a decision.
+backoff, and the task stays where it was with no reason given (docs/design.md §2: "never a crash,
+never a task left waiting without a reason"). Input the API server admits must end in a decision.
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""SPEC 4: the container image is slim, non-root and reproducible.
+"""docs/design.md §4.5: the container image is slim, non-root and reproducible.
 
 No Docker engine is needed: these read the Dockerfile, .dockerignore and the lock files.
 What they cannot check (that the image builds and runs) is checked by building it.

@@ -1,4 +1,4 @@
-"""SPEC 3.1: the Job of an attempt, built from the TaskType's jobTemplate."""
+"""docs/design.md §3.1: the Job of an attempt, built from the TaskType's jobTemplate."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.3/3.6: a new task is admitted once — its Job created, its status Running — and never twice."""
+"""docs/design.md §2.3, §3.6: a new task is admitted once — its Job created, its status Running — and never twice."""
 
 from __future__ import annotations
 
@@ -167,7 +167,7 @@ def test_a_job_created_for_the_next_attempt_before_a_crash_is_adopted() -> None:
     assert (story.status.phase, story.status.attempt) == ("Running", 2)
 
 
-# --------------------------------------------------------------------------- waiting for a queue (SPEC 2.2)
+# --------------------------------------------------------------------------- waiting for a queue (docs/design.md §2.2)
 
 QUEUED = Admission(
     granted=False, reason="Queued", message="waiting in TaskQueue 'default' (3 of 3 slots in use, 5 waiting)"

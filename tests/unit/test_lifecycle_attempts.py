@@ -1,4 +1,4 @@
-"""SPEC 3.3: an attempt ends; the task succeeds, retries after a backoff, or fails with a reason that says why."""
+"""docs/design.md §3.3: an attempt ends; the task succeeds, retries after a backoff, or fails with a reason that says why."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 3.4 through decide(): events recorded with the phase change, deliveries asked for, outcomes folded in."""
+"""docs/design.md §3.4 through decide(): events recorded with the phase change, deliveries asked for, outcomes folded in."""
 
 from __future__ import annotations
 

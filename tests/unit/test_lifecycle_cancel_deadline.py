@@ -1,4 +1,4 @@
-"""SPEC 3.3: cancel works in every unfinished phase; deadlineSeconds bounds the whole task."""
+"""docs/design.md §3.3: cancel works in every unfinished phase; deadlineSeconds bounds the whole task."""
 
 from __future__ import annotations
 

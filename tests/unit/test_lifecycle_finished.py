@@ -1,4 +1,4 @@
-"""SPEC 2.3/3.5: a finished task — retried on request, cleaned up, deleted when its TTL runs out."""
+"""docs/design.md §2.5, §3.5: a finished task — retried on request, cleaned up, deleted when its TTL runs out."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 3.1: the Job of an attempt is `<task>-<attempt>`, shortened with a hash to stay within 63 characters."""
+"""docs/design.md §3.1: the Job of an attempt is `<task>-<attempt>`, shortened with a hash to stay within 63 characters."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 3.1/3.3: what became of an attempt, from its Job's conditions and its pod's container states."""
+"""docs/design.md §3.1, §3.3: what became of an attempt, from its Job's conditions and its pod's container states."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.2: who a TaskQueue admits next, how many at once, and how fast.
+"""docs/design.md §2.2: who a TaskQueue admits next, how many at once, and how fast.
 
 The ledger (:class:`AdmissionLedger`) is pure and takes the time as an argument, so every
 scenario here is a sequence of calls at explicit moments: nothing sleeps. Tasks are

@@ -1,4 +1,4 @@
-"""SPEC 4: least-privilege RBAC. The table in ``asynctask_operator.rbac`` matches the code.
+"""docs/design.md §4.5: least-privilege RBAC. The table in ``asynctask_operator.rbac`` matches the code.
 
 The code is read, not run: an AST walk over ``operator/asynctask_operator/`` finds
 

@@ -1,4 +1,4 @@
-"""SPEC 3.2: report tokens, report bodies, and how progress and results reach the status."""
+"""docs/design.md §3.2: report tokens, report bodies, and how progress and results reach the status."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 3.3: which failed attempts are retried, and after how long."""
+"""docs/design.md §3.3: which failed attempts are retried, and after how long."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""SPEC 2.4: what a ScheduledTask does — fires, downtime, concurrency, suspend, run-now, history.
+"""docs/design.md §2.4: what a ScheduledTask does — fires, downtime, concurrency, suspend, run-now, history.
 
 Every case is :func:`decide_schedule` on built objects at a chosen ``now``. The default
 schedule is ``0 2 * * *`` (UTC) created at 2026-01-05 00:00, so it first fires at

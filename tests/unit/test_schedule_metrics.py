@@ -1,4 +1,4 @@
-"""asynctask_scheduled_runs_total{outcome}: what the ScheduledTask reconciler counts (SPEC 4)."""
+"""asynctask_scheduled_runs_total{outcome}: what the ScheduledTask reconciler counts (docs/design.md §4.1)."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""status_patch: a JSON merge patch (RFC 7396) that really turns the old status into the new."""
+"""status_patch: a JSON merge patch (RFC 7396) that really turns the old status into the new;
+status_write: that patch, made on the copy the reconciler read."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ from typing import Any
 
 import pytest
 
-from asynctask_operator.controllers.tasks import status_patch
+from asynctask_operator.core.patches import status_patch, status_write
 from asynctask_operator.testing.semantics import merge_patch as apply_merge_patch
 
 CASES: list[tuple[dict[str, Any], dict[str, Any], dict[str, Any]]] = [
@@ -40,3 +41,13 @@ def test_the_patch_is_minimal_and_applies_to_the_new_status(
     patch = status_patch(old, new)
     assert patch == expected
     assert apply_merge_patch(old, patch) == new
+
+
+def test_a_status_write_is_made_on_the_copy_read_and_unconditional_without_one() -> None:
+    old, new = {"phase": "Pending"}, {"phase": "Running", "attempt": 1}
+    assert status_write(old, new, "42") == {
+        "metadata": {"resourceVersion": "42"},
+        "status": {"phase": "Running", "attempt": 1},
+    }
+    for unread in (None, ""):
+        assert status_write(old, new, unread) == {"status": {"phase": "Running", "attempt": 1}}

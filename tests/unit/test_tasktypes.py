@@ -1,4 +1,4 @@
-"""SPEC 2.1: a TaskType's status says Ready when its payload schema is usable; nothing is written when unchanged."""
+"""docs/design.md §2.1: a TaskType's status says Ready when its payload schema is usable; nothing is written when unchanged."""
 
 from __future__ import annotations
 

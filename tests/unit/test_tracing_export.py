@@ -18,7 +18,7 @@ from opentelemetry.trace import SpanKind, StatusCode
 from asynctask_operator.adapters import tracing
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, PODS, ApiError, Conflict
 from asynctask_operator.controllers.manager import Manager
-from asynctask_operator.controllers.tasks import RequeueSoon
+from asynctask_operator.controllers.workqueue import RequeueSoon
 from asynctask_operator.core.tracing import SpanRecord, attempt_id, root_id
 from asynctask_operator.settings import OperatorSettings
 from asynctask_operator.testing.fakekube import FakeKube

@@ -1,4 +1,4 @@
-"""SPEC 2/2.3: what only the operator can check — payload size, payload schema, the schema itself."""
+"""docs/design.md §2, §2.3: what only the operator can check — payload size, payload schema, the schema itself."""
 
 from __future__ import annotations
 

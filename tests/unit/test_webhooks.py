@@ -1,4 +1,4 @@
-"""SPEC 3.4: the webhook sender (httpx, SSRF guard at connect time) and the background dispatcher."""
+"""docs/design.md §3.4: the webhook sender (httpx, SSRF guard at connect time) and the background dispatcher."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Prometheus metrics (SPEC 4), served at ``/metrics`` on the operator's HTTP port.
+"""Prometheus metrics (docs/design.md §4.1), served at ``/metrics`` on the operator's HTTP port.
 
 Labels carry namespace, type, queue, phase, reason or outcome — never a task's name,
 so the number of series stays bounded by what the cluster's users configure.

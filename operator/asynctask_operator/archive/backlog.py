@@ -16,11 +16,9 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 from collections.abc import Iterable
-from typing import Any
 
 from asynctask_operator.archive.records import revision_of
-
-Obj = dict[str, Any]
+from asynctask_operator.core.wire import Obj
 
 
 @dataclasses.dataclass

@@ -13,16 +13,15 @@ import asyncio
 import collections
 import logging
 import zlib
-from typing import Any, Protocol
+from typing import Protocol
 
 from asynctask_operator.adapters.api import Kube, PodLogs
 from asynctask_operator.adapters.kube import PODS, ApiError, NotFound
 from asynctask_operator.core.naming import LABEL_ATTEMPT, LABEL_TASK, LABEL_TASK_UID, label_value
-from asynctask_operator.core.wire import attempt_pods, latest_pod
+from asynctask_operator.core.wire import Obj, attempt_pods, latest_pod
 
 logger = logging.getLogger(__name__)
 
-Obj = dict[str, Any]
 TRIES = 3  # reads of a log the API server failed to serve (not a 404) before its reason is recorded
 
 

@@ -8,13 +8,13 @@ marked for the record of an earlier one.
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
 
 from asynctask_operator.archive.records import TaskRow
 from asynctask_operator.core.archiving import ANNOTATION_ARCHIVED, mark_in
-from asynctask_operator.core.timestamps import stamp
+from asynctask_operator.core.effects import EventNote, event_for
+from asynctask_operator.core.models import API_VERSION
+from asynctask_operator.core.wire import Obj
 
-Obj = dict[str, Any]
 COMPONENT = "asynctask-archive"
 
 
@@ -32,25 +32,11 @@ def mark_patch(obj: Obj) -> Obj | None:
 
 def warning(row: TaskRow, reason: str, message: str, now: float) -> Obj:
     """A core/v1 Warning Event about the task of ``row``, from the archiver."""
-    at = stamp(dt.datetime.fromtimestamp(now, dt.UTC))
-    return {
-        "apiVersion": "v1",
-        "kind": "Event",
-        "metadata": {"generateName": f"{row.name[:200]}.", "namespace": row.namespace},
-        "involvedObject": {
-            "apiVersion": "asynctask.dev/v1alpha1",
-            "kind": "AsyncTask",
-            "name": row.name,
-            "namespace": row.namespace,
-            "uid": row.uid,
-        },
-        "type": "Warning",
-        "reason": reason,
-        "message": message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT,
-        "firstTimestamp": at,
-        "lastTimestamp": at,
-        "count": 1,
+    involved = {
+        "apiVersion": API_VERSION,
+        "kind": "AsyncTask",
+        "name": row.name,
+        "namespace": row.namespace,
+        "uid": row.uid,
     }
+    return event_for(involved, EventNote("Warning", reason, message), dt.datetime.fromtimestamp(now, dt.UTC), COMPONENT)

@@ -19,7 +19,6 @@ import asyncio
 import logging
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Any
 
 from sqlalchemy import select, tuple_
 from sqlalchemy.exc import DataError, IntegrityError
@@ -36,10 +35,9 @@ from asynctask_operator.archive.settings import ArchiveSettings
 from asynctask_operator.archive.writes import insert_logs, upsert_tasks
 from asynctask_operator.core.draft import MAX_ATTEMPTS_KEPT
 from asynctask_operator.core.retry import backoff
+from asynctask_operator.core.wire import Obj
 
 logger = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class Recorder:

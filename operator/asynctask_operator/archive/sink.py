@@ -17,15 +17,12 @@ from __future__ import annotations
 import enum
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.archive.backlog import Backlog
 from asynctask_operator.core.archiving import archived_in, mark_in
-from asynctask_operator.core.wire import Key
+from asynctask_operator.core.wire import Key, Obj
 
 logger = logging.getLogger(__name__)
-
-Obj = dict[str, Any]
 
 
 class Want(enum.Enum):

@@ -16,16 +16,16 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Mapping
-from typing import Any
 
 from pydantic import ValidationError
 
-from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.core.concurrency import KeyClaim
 from asynctask_operator.core.fairness import Group
 from asynctask_operator.core.keys import KeyRef
 from asynctask_operator.core.models import TaskQueue
 from asynctask_operator.core.queueing import AdmissionLedger, QueueKey, Seen, Waiting, admission_order
+from asynctask_operator.core.wire import Key, Obj
 
 logger = logging.getLogger(__name__)
 
@@ -52,7 +52,7 @@ class Admissions:
         what a status write's answer is held against."""
 
     # -- fed by the cache
-    def on_queue(self, event_type: str | None, obj: dict[str, Any], answer_sent_at: float | None = None) -> list[Key]:
+    def on_queue(self, event_type: str | None, obj: Obj, answer_sent_at: float | None = None) -> list[Key]:
         """A TaskQueue changed: update the ledger; return the tasks whose waiting reason may change.
 
         ``answer_sent_at``: ``obj`` answers a status write sent then; taken only if no watch event came

@@ -6,7 +6,7 @@ template is not needed to follow it); ScheduledTasks raw. Indexes answer the que
 the reconcilers ask: the Jobs a task owns, the pods of a Job, the AsyncTasks a
 ScheduledTask owns.
 
-Memory is what bounds how many tasks one operator can hold (SPEC §5: 10,000 in 150 MB):
+Memory is what bounds how many tasks one operator can hold (docs/design.md §5.4: 10,000 in 150 MB):
 a decoded task is ~100 Python objects (~7 KB) against ~1.5 KB of JSON, and a watch
 event is decoded on its own, so nothing is shared between tasks.
 """
@@ -18,26 +18,15 @@ import dataclasses
 import json
 import time
 from collections.abc import Callable, Iterator, MutableMapping
-from typing import Any
 
 from pydantic import ValidationError
 
 from asynctask_operator.core.models import TERMINAL_PHASES, TaskType
 from asynctask_operator.core.observed import JobView, PodView, job_view, pod_view
-
-Key = tuple[str, str]  # (namespace, name)
-
-
-def key_of(obj: dict[str, Any]) -> Key:
-    meta = obj.get("metadata") or {}
-    return str(meta.get("namespace") or ""), str(meta.get("name") or "")
+from asynctask_operator.core.wire import Key, Obj, key_of, phase_in
 
 
-def phase_of(obj: dict[str, Any]) -> str:
-    return str((obj.get("status") or {}).get("phase") or "Pending")
-
-
-def scheduled_owner(obj: dict[str, Any]) -> tuple[str, str] | None:
+def scheduled_owner(obj: Obj) -> tuple[str, str] | None:
     """(uid, name) of the ScheduledTask that controls an AsyncTask, if one does."""
     for ref in (obj.get("metadata") or {}).get("ownerReferences") or ():
         if ref.get("kind") == "ScheduledTask" and ref.get("controller") and ref.get("uid"):
@@ -49,7 +38,7 @@ def scheduled_owner(obj: dict[str, Any]) -> tuple[str, str] | None:
 _DROPPED_ANNOTATIONS = ("kubectl.kubernetes.io/last-applied-configuration",)
 
 
-def slim_task(obj: dict[str, Any]) -> dict[str, Any]:
+def slim_task(obj: Obj) -> Obj:
     """``obj`` without what nothing in the operator reads: ``metadata.managedFields`` and
     ``kubectl apply``'s copy of the whole object in an annotation. Shallow: ``obj`` is not changed."""
     meta = obj.get("metadata")
@@ -66,14 +55,14 @@ def slim_task(obj: dict[str, Any]) -> dict[str, Any]:
     return {**obj, "metadata": meta}
 
 
-def _encode(obj: dict[str, Any]) -> bytes:
+def _encode(obj: Obj) -> bytes:
     return json.dumps(slim_task(obj), separators=(",", ":"), ensure_ascii=False).encode()
 
 
 SUPERSEDED_KEPT = 4  # per task: older resourceVersions recognised in a late watch event
 
 
-class TaskStore(MutableMapping[Key, dict[str, Any]]):
+class TaskStore(MutableMapping[Key, Obj]):
     """The AsyncTasks, each kept as compact JSON; every read decodes a fresh dict.
 
     A read costs a ``json.loads`` (tens of µs, against the ms of a reconcile), and the
@@ -85,18 +74,18 @@ class TaskStore(MutableMapping[Key, dict[str, Any]]):
         self._blobs: dict[Key, bytes] = {}
         self._summary: dict[Key, tuple[str, str, str]] = {}  # (spec.type, status.phase, metadata.uid)
 
-    def __getitem__(self, key: Key) -> dict[str, Any]:
-        decoded: dict[str, Any] = json.loads(self._blobs[key])
+    def __getitem__(self, key: Key) -> Obj:
+        decoded: Obj = json.loads(self._blobs[key])
         return decoded
 
-    def __setitem__(self, key: Key, obj: dict[str, Any]) -> None:
+    def __setitem__(self, key: Key, obj: Obj) -> None:
         self.store(key, obj, _encode(obj))
 
-    def store(self, key: Key, obj: dict[str, Any], blob: bytes) -> None:
+    def store(self, key: Key, obj: Obj, blob: bytes) -> None:
         """Keep ``obj``, already encoded as ``blob`` (see :meth:`has_blob`)."""
         self._blobs[key] = blob
         uid = str((obj.get("metadata") or {}).get("uid") or "")
-        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_of(obj), uid)
+        self._summary[key] = (str((obj.get("spec") or {}).get("type") or ""), phase_in(obj), uid)
 
     def __delitem__(self, key: Key) -> None:
         del self._blobs[key]
@@ -138,7 +127,7 @@ class Cache:
         self.tasks = TaskStore()
         self._task_rv: dict[Key, tuple[str, bool]] = {}  # (resourceVersion, from a write's answer) held
         self._superseded: dict[Key, tuple[str, ...]] = {}  # the last few it held before (older ones)
-        self.scheduledtasks: dict[Key, dict[str, Any]] = {}
+        self.scheduledtasks: dict[Key, Obj] = {}
         self._task_of_uid: dict[str, Key] = {}  # what a Job's owner uid names (a Job of a deleted task: none)
         self._runs_by_owner: dict[str, set[Key]] = collections.defaultdict(set)
         self._run_owner: dict[Key, tuple[str, str]] = {}  # run -> (uid, name) of its ScheduledTask
@@ -176,7 +165,7 @@ class Cache:
         self._events.pop((kind, key), None)
         self._dropped[kind, key] = self.monotonic()
 
-    def has_copy(self, kind: str, obj: dict[str, Any]) -> bool:
+    def has_copy(self, kind: str, obj: Obj) -> bool:
         """The cache holds this object as it is (a watch replaying what the listing put there).
 
         Such an event changes nothing any reconcile would see: the caller can skip it."""
@@ -191,7 +180,7 @@ class Cache:
         return False
 
     # -- tasks
-    def stale_task(self, obj: dict[str, Any]) -> bool:
+    def stale_task(self, obj: Obj) -> bool:
         """This copy of a task is one the cache has already moved past.
 
         A watch event can arrive after the answer to a later write of the operator's own (the
@@ -201,7 +190,7 @@ class Cache:
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         return bool(rv) and rv in self._superseded.get(key_of(obj), ())
 
-    def put_task(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> bool:
+    def put_task(self, obj: Obj, answer_to_request_at: float | None = None) -> bool:
         """Store a task; from a write's answer (``answer_to_request_at``: when the request was sent)
         only if no watch event for it arrived since: that event is at least as new as the answer.
 
@@ -266,7 +255,7 @@ class Cache:
             if not runs:
                 self._runs_by_owner.pop(owner[0], None)
 
-    def runs_of(self, owner_uid: str) -> list[dict[str, Any]]:
+    def runs_of(self, owner_uid: str) -> list[Obj]:
         """The AsyncTasks a ScheduledTask (by uid) controls."""
         return [self.tasks[key] for key in sorted(self._runs_by_owner.get(owner_uid, ())) if key in self.tasks]
 
@@ -274,7 +263,7 @@ class Cache:
         return self.tasks.unfinished_of_type(namespace, type_name)
 
     # -- scheduled tasks
-    def put_scheduledtask(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> bool:
+    def put_scheduledtask(self, obj: Obj, answer_to_request_at: float | None = None) -> bool:
         """Store a ScheduledTask; from a write's answer (``answer_to_request_at``: when the request was
         sent) only if no watch event for it arrived since, as :meth:`put_task`: an answer read after
         the event of a later change (a new ``asynctask.dev/run-now`` value) would take the cache back
@@ -291,7 +280,7 @@ class Cache:
         self.mark_gone("scheduledtask", key)
 
     # -- task types
-    def put_tasktype(self, obj: dict[str, Any]) -> Key:
+    def put_tasktype(self, obj: Obj) -> Key:
         key = key_of(obj)
         try:
             self.tasktypes[key] = TaskType.model_validate(obj)
@@ -305,7 +294,7 @@ class Cache:
         self.mark_gone("tasktype", key)
 
     # -- jobs
-    def put_job(self, obj: dict[str, Any], answer_to_request_at: float | None = None) -> JobView:
+    def put_job(self, obj: Obj, answer_to_request_at: float | None = None) -> JobView:
         view = job_view(obj)
         key = (view.namespace, view.name)
         if self.newer_event("job", key, answer_to_request_at) and key in self.jobs:
@@ -342,7 +331,7 @@ class Cache:
         return {j.attempt: j for j in self._jobs_by_owner.get(owner_uid, {}).values() if j.attempt is not None}
 
     # -- pods
-    def put_pod(self, obj: dict[str, Any]) -> PodView:
+    def put_pod(self, obj: Obj) -> PodView:
         view = pod_view(obj)
         key = (view.namespace, view.name)
         self.pods[key] = view

@@ -29,7 +29,6 @@ from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import SECRETS, ApiError, NotFound
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.webhooks import Sender
-from asynctask_operator.controllers.cache import Key
 from asynctask_operator.core.callbacks import (
     CallbackSend,
     DeliveryOutcome,
@@ -38,6 +37,7 @@ from asynctask_operator.core.callbacks import (
     webhook_headers,
 )
 from asynctask_operator.core.destinations import url_refusal
+from asynctask_operator.core.wire import Key
 
 logger = logging.getLogger(__name__)
 

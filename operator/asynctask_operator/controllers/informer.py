@@ -17,7 +17,6 @@ import asyncio
 import dataclasses
 import logging
 from collections.abc import Callable, Iterable, Mapping
-from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import (
@@ -32,13 +31,13 @@ from asynctask_operator.adapters.kube import (
     Resource,
 )
 from asynctask_operator.adapters.reflector import list_into, reflect
-from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.core.naming import LABEL_MANAGED_BY, MANAGER
+from asynctask_operator.core.wire import Key, Obj, key_of
 
 logger = logging.getLogger(__name__)
 
 OWNED_SELECTOR = f"{LABEL_MANAGED_BY}={MANAGER}"
-Obj = dict[str, Any]
 Versions = dict[tuple[str, str | None], str]  # (kind, namespace) -> the resourceVersion of its listing
 KINDS = ("tasktype", "taskqueue", "job", "pod", "task", "scheduledtask")
 """In the order a listing fills the cache: what a task refers to (its type, its queue, its Jobs

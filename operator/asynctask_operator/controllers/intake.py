@@ -21,14 +21,13 @@ included.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.controllers.admission import Admissions
-from asynctask_operator.controllers.cache import Cache, Key, key_of, phase_of, scheduled_owner
+from asynctask_operator.controllers.cache import Cache, scheduled_owner
 from asynctask_operator.core.archiving import archived_in
 from asynctask_operator.core.observed import JobView
 from asynctask_operator.core.queueing import Seen
-from asynctask_operator.core.wire import seen_in
+from asynctask_operator.core.wire import Key, Obj, key_of, phase_in, seen_in
 
 
 class TaskIntake:
@@ -46,7 +45,7 @@ class TaskIntake:
         self._wake_schedule = wake_schedule
         self._default_queue = default_queue
 
-    def take(self, obj: dict[str, Any], *, answer_sent_at: float | None = None, own: bool = False) -> bool:
+    def take(self, obj: Obj, *, answer_sent_at: float | None = None, own: bool = False) -> bool:
         """Store this copy of a task; False when the cache keeps what it has (the same copy, or a newer one).
 
         ``answer_sent_at``: the copy is the answer to a write sent at that monotonic time (see
@@ -57,7 +56,7 @@ class TaskIntake:
             return False
         self.admissions.observe_task(key, self.seen(key, obj))
         owner = scheduled_owner(obj)
-        if owner is not None and (before != phase_of(obj) or archived_in(obj)):
+        if owner is not None and (before != phase_in(obj) or archived_in(obj)):
             # A finished run's archive mark may let its schedule delete it (beyond its history limits).
             self._wake_schedule((key[0], owner[1]))
         if not own:
@@ -90,7 +89,7 @@ class TaskIntake:
         holder = (job.namespace, f"job/{job.name}")
         self.admissions.hold_key(holder, (job.namespace, job.concurrency_key), job.live and not dropped)
 
-    def seen(self, key: Key, obj: dict[str, Any]) -> Seen:
+    def seen(self, key: Key, obj: Obj) -> Seen:
         """A copy of a task as the admission ledger reads it (:func:`~asynctask_operator.core.wire.seen_in`)."""
         spec = obj.get("spec") or {}
         tasktype = self.cache.tasktypes.get((key[0], str(spec.get("type") or "")))

@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import logging
 import time
-from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError
@@ -19,25 +18,25 @@ from asynctask_operator.adapters.metrics import Metrics, QueueSample
 from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.adapters.webhooks import HttpxSender, Sender
 from asynctask_operator.controllers.admission import Admissions
-from asynctask_operator.controllers.cache import Cache, Key, key_of
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.callbacks import CallbackDispatcher, SecretReader
 from asynctask_operator.controllers.informer import Feed, Informer, Versions
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
 from asynctask_operator.controllers.schedules import ScheduleReconciler
 from asynctask_operator.controllers.taskqueues import TaskQueueReconciler
-from asynctask_operator.controllers.tasks import RequeueSoon, TaskReconciler
+from asynctask_operator.controllers.tasks import TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
-from asynctask_operator.controllers.workqueue import Clock, WorkQueue
+from asynctask_operator.controllers.workqueue import Clock, RequeueSoon, WorkQueue
 from asynctask_operator.core.clocks import Clocks
 from asynctask_operator.core.retry import backoff
+from asynctask_operator.core.wire import Key, Obj, key_of
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
 
 WorkKey = tuple[str, str, str]  # (kind, namespace, name), kind "task", "tasktype", "taskqueue" or "scheduledtask"
 MAX_ERROR_BACKOFF = 60.0
-Obj = dict[str, Any]
 
 
 def _stub(key: Key) -> Obj:

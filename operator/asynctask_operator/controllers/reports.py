@@ -12,7 +12,7 @@ import datetime as dt
 import logging
 from collections.abc import Callable
 
-from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.reporting import (
     BadReport,
@@ -23,6 +23,7 @@ from asynctask_operator.core.reporting import (
     progress_status,
     verify_token,
 )
+from asynctask_operator.core.wire import Key
 
 logger = logging.getLogger(__name__)
 

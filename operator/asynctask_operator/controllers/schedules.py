@@ -17,19 +17,20 @@ import dataclasses
 import datetime as dt
 import logging
 from collections.abc import Callable
-from typing import Any
 
 from pydantic import ValidationError
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ASYNCTASKS, SCHEDULEDTASKS, Conflict, Invalid, NotFound
 from asynctask_operator.adapters.metrics import Metrics
-from asynctask_operator.controllers.cache import Cache, Key, scheduled_owner
+from asynctask_operator.controllers.cache import Cache, scheduled_owner
 from asynctask_operator.controllers.intake import TaskIntake
-from asynctask_operator.controllers.tasks import RequeueSoon, status_patch
+from asynctask_operator.controllers.workqueue import RequeueSoon
 from asynctask_operator.core import acts
 from asynctask_operator.core.models import AsyncTask, ScheduledTask
+from asynctask_operator.core.patches import status_write
 from asynctask_operator.core.schedule import ScheduleDecision, ScheduleObserved, decide_schedule
+from asynctask_operator.core.wire import Key
 
 logger = logging.getLogger(__name__)
 
@@ -142,9 +143,7 @@ class ScheduleReconciler:
         if decision.status is None:
             return True
         ns, name = scheduled.metadata.namespace, scheduled.metadata.name
-        patch: dict[str, Any] = {"status": status_patch(scheduled.status.dump(), decision.status.dump())}
-        if scheduled.metadata.resource_version:
-            patch["metadata"] = {"resourceVersion": scheduled.metadata.resource_version}
+        patch = status_write(scheduled.status.dump(), decision.status.dump(), scheduled.metadata.resource_version)
         sent = self.cache.monotonic()
         try:
             updated = await self.api.patch(SCHEDULEDTASKS, ns, name, patch, subresource="status")

@@ -21,14 +21,14 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import TASKQUEUES, NotFound
 from asynctask_operator.controllers.admission import Admissions
-from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.core.models.concurrency import BUSIEST_SHOWN
 from asynctask_operator.core.taskqueues import taskqueue_status
+from asynctask_operator.core.wire import Key, Obj
 
 
 class TaskQueueReconciler:
@@ -37,7 +37,7 @@ class TaskQueueReconciler:
         cache: Cache,
         api: Kube,
         admissions: Admissions,
-        took: Callable[[dict[str, Any], float], None],
+        took: Callable[[Obj, float], None],
         schedule: Callable[[Key, float], None],
         interval: float,
     ) -> None:

@@ -14,7 +14,6 @@ import dataclasses
 import datetime as dt
 import logging
 import random
-from typing import Any
 
 from pydantic import ValidationError
 
@@ -32,10 +31,11 @@ from asynctask_operator.adapters.kube import (
 from asynctask_operator.adapters.metrics import Metrics
 from asynctask_operator.adapters.tracing import SpanSink
 from asynctask_operator.controllers.admission import Admissions
-from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.controllers.callbacks import CallbackDispatcher
 from asynctask_operator.controllers.intake import TaskIntake
 from asynctask_operator.controllers.reports import ReportStore
+from asynctask_operator.controllers.workqueue import RequeueSoon
 from asynctask_operator.core.concurrency import KeyClaim, claim_of
 from asynctask_operator.core.effective import effective_priority, effective_queue
 from asynctask_operator.core.effects import event_body
@@ -44,38 +44,13 @@ from asynctask_operator.core.models import TERMINAL_PHASES, AsyncTask, Effective
 from asynctask_operator.core.models.concurrency import HOLDERS_SHOWN
 from asynctask_operator.core.naming import job_name
 from asynctask_operator.core.observed import PodView
+from asynctask_operator.core.patches import status_write
 from asynctask_operator.core.tracing import ended_spans
 from asynctask_operator.core.waiting import group_of
+from asynctask_operator.core.wire import Key, Obj
 from asynctask_operator.settings import OperatorSettings
 
 logger = logging.getLogger(__name__)
-
-
-class RequeueSoon(Exception):
-    """Not an error: the state is not settled yet; try again after ``delay`` seconds."""
-
-    def __init__(self, delay: float, why: str) -> None:
-        super().__init__(why)
-        self.delay = delay
-
-
-def status_patch(old: dict[str, Any], new: dict[str, Any]) -> dict[str, Any]:
-    """A JSON merge patch (RFC 7396) turning status ``old`` into ``new``: changed keys only.
-
-    A merge patch merges nested objects: a key the new object lacks must be sent as null,
-    at every depth, or the server keeps it (a Delivered callback would keep the lastError of
-    an earlier delivery). Lists are replaced whole."""
-    patch: dict[str, Any] = {}
-    for key, value in new.items():
-        before = old.get(key)
-        if isinstance(value, dict) and isinstance(before, dict):
-            nested = status_patch(before, value)
-            if nested:
-                patch[key] = nested
-        elif before != value:
-            patch[key] = value
-    patch.update({k: None for k in old if k not in new})
-    return patch
 
 
 class TaskReconciler:
@@ -233,16 +208,7 @@ class TaskReconciler:
         if decision.create_job is not None:
             decision = await self._create_job(task, observed, decision)
         if decision.status is not None:
-            old = task.status.dump()
-            new = decision.status.dump()
-            patch = {
-                "metadata": {"resourceVersion": task.metadata.resource_version}
-                if task.metadata.resource_version
-                else {},
-                "status": status_patch(old, new),
-            }
-            if not patch["metadata"]:
-                del patch["metadata"]
+            patch = status_write(task.status.dump(), decision.status.dump(), task.metadata.resource_version)
             sent = self.cache.monotonic()
             try:
                 updated = await self.api.patch(ASYNCTASKS, ns, name, patch, subresource="status")
@@ -314,7 +280,7 @@ class TaskReconciler:
             )
         return decision
 
-    async def _post(self, task: AsyncTask, event: dict[str, Any]) -> None:
+    async def _post(self, task: AsyncTask, event: Obj) -> None:
         reason = event["reason"]
         try:
             await self.api.create(EVENTS, task.metadata.namespace, event)

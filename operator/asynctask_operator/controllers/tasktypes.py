@@ -10,16 +10,16 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import TASKTYPES, NotFound
-from asynctask_operator.controllers.cache import Cache, Key
+from asynctask_operator.controllers.cache import Cache
 from asynctask_operator.core.tasktypes import tasktype_status
+from asynctask_operator.core.wire import Key, Obj
 
 
 class TaskTypeReconciler:
-    def __init__(self, cache: Cache, api: Kube, took: Callable[[dict[str, Any], float], None]) -> None:
+    def __init__(self, cache: Cache, api: Kube, took: Callable[[Obj, float], None]) -> None:
         self.cache = cache
         self.api = api
         self._took = took

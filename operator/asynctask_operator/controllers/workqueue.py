@@ -1,7 +1,8 @@
 """A de-duplicating work queue and the one clock that feeds it.
 
 A key is queued at most once, and never reconciled by two workers at once: a key
-added while it is being reconciled runs again right after. The clock is a heap of
+added while it is being reconciled runs again right after; a reconcile that raises
+:class:`RequeueSoon` is looked at again after the delay it names. The clock is a heap of
 due times (retries, deadlines, TTLs, error backoff): when a time comes, its key is
 queued. Nothing per object runs in the meantime — no task, no timer, no finalizer.
 """
@@ -16,6 +17,17 @@ from collections.abc import Callable
 from typing import Generic, TypeVar
 
 K = TypeVar("K")
+
+
+class RequeueSoon(Exception):
+    """Not an error: the state is not settled yet; try again after ``delay`` seconds.
+
+    Any reconciler raises it (a status write answered 409, a Job of an earlier object of the same name not yet deleted); the worker
+    that runs the reconcile puts the key on the clock for ``delay`` and counts no failure."""
+
+    def __init__(self, delay: float, why: str) -> None:
+        super().__init__(why)
+        self.delay = delay
 
 
 class WorkQueue(Generic[K]):

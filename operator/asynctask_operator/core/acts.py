@@ -1,7 +1,7 @@
 """What a person's act writes: one merge patch per act, the same from every front door.
 
 The HTTP gateway and the kubectl plugin both cancel, retry, pause and run things; what each
-act is, for the operator to see it, is decided here once (SPEC 2.3 and 2.5).
+act is, for the operator to see it, is decided here once (docs/design.md §2.3 and §2.5).
 """
 
 from __future__ import annotations

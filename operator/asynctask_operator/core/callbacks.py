@@ -1,4 +1,4 @@
-"""Callbacks (SPEC 3.4): which event to send, what it says, how a delivery went, when to try again.
+"""Callbacks (docs/design.md §3.4): which event to send, what it says, how a delivery went, when to try again.
 
 Everything here is pure. The lifecycle (:mod:`~asynctask_operator.core.lifecycle`)
 records a new event in ``status.callback`` in the same status write as the phase

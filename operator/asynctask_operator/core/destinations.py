@@ -1,4 +1,4 @@
-"""Where a callback may go (SPEC 3.4): the SSRF guard.
+"""Where a callback may go (docs/design.md §3.4): the SSRF guard.
 
 A callback URL is the user's, and the operator runs in the cluster: without a guard a task
 could make the operator POST to the cloud metadata service, the API server or any pod. So a

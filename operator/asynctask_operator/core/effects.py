@@ -101,25 +101,36 @@ def metrics_of(task: AsyncTask, new: AsyncTaskStatus, now: dt.datetime) -> tuple
 
 def event_body(task: AsyncTask, note: EventNote, now: dt.datetime) -> dict[str, Any]:
     """The core/v1 Event to create for ``note``."""
+    involved = {
+        "apiVersion": task.api_version,
+        "kind": "AsyncTask",
+        "name": task.metadata.name,
+        "namespace": task.metadata.namespace,
+        "uid": task.metadata.uid,
+        "resourceVersion": task.metadata.resource_version,
+    }
+    return event_for(involved, note, now)
+
+
+def event_for(
+    involved: dict[str, Any], note: EventNote, now: dt.datetime, component: str = COMPONENT
+) -> dict[str, Any]:
+    """The core/v1 Event to create for ``note`` about the object ``involved`` names (its ``involvedObject``),
+    posted by ``component``: the operator, or the archiver (``archive/marks.py``).
+
+    Named after the object (``generateName``), in its namespace; the message clipped to 1 KiB."""
     at = stamp(now)
     return {
         "apiVersion": "v1",
         "kind": "Event",
-        "metadata": {"generateName": f"{task.metadata.name[:200]}.", "namespace": task.metadata.namespace},
-        "involvedObject": {
-            "apiVersion": task.api_version,
-            "kind": "AsyncTask",
-            "name": task.metadata.name,
-            "namespace": task.metadata.namespace,
-            "uid": task.metadata.uid,
-            "resourceVersion": task.metadata.resource_version,
-        },
+        "metadata": {"generateName": f"{str(involved['name'])[:200]}.", "namespace": involved["namespace"]},
+        "involvedObject": involved,
         "type": note.type,
         "reason": note.reason,
         "message": note.message[:1024],
-        "source": {"component": COMPONENT},
-        "reportingComponent": COMPONENT,
-        "reportingInstance": COMPONENT,
+        "source": {"component": component},
+        "reportingComponent": component,
+        "reportingInstance": component,
         "firstTimestamp": at,
         "lastTimestamp": at,
         "count": 1,

@@ -1,4 +1,4 @@
-"""The Job manifest of one attempt (SPEC 3.1)."""
+"""The Job manifest of one attempt (docs/design.md §3.1)."""
 
 from __future__ import annotations
 

@@ -1,6 +1,6 @@
 """What became of an attempt, from its Job's conditions and its pods' container states.
 
-Outcome classes (SPEC 3.3): ``Succeeded``; ``Failed`` (a container exited non-zero);
+Outcome classes (docs/design.md §3.3): ``Succeeded``; ``Failed`` (a container exited non-zero);
 ``Timeout`` (the attempt deadline, Job ``activeDeadlineSeconds``); ``PodError``
 (evicted, OOMKilled, image pull failure, disrupted); ``JobDeleted`` (someone deleted
 the Job under us).

@@ -1,4 +1,4 @@
-"""Progress and results reported by a running task (SPEC 3.2): tokens, validation, coalescing.
+"""Progress and results reported by a running task (docs/design.md §3.2): tokens, validation, coalescing.
 
 A task container gets ``ASYNCTASK_REPORT_URL`` (the operator's endpoint for this task)
 and ``ASYNCTASK_REPORT_TOKEN``: an HMAC of namespace, name, uid and attempt under the

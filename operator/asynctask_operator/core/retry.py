@@ -1,4 +1,4 @@
-"""Retry policy: whether a failed attempt is retried, and after how long (SPEC 3.3)."""
+"""Retry policy: whether a failed attempt is retried, and after how long (docs/design.md §3.3)."""
 
 from __future__ import annotations
 

@@ -37,6 +37,11 @@ def key_of(obj: Obj) -> Key:
     return str(meta.get("namespace") or ""), str(meta.get("name") or "")
 
 
+def phase_in(obj: Obj) -> str:
+    """The task's phase; ``Pending`` before anything is written (the CRD's default status says the same)."""
+    return str((obj.get("status") or {}).get("phase") or "Pending")
+
+
 def queue_in(obj: Obj) -> str:
     """The queue the task is (or will be) in: the one its admission recorded, else the one it asks for."""
     _, spec, status = _parts(obj)

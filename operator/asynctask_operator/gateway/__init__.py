@@ -1,4 +1,4 @@
-"""The HTTP gateway: the Async Request-Reply front door over the CRDs (SPEC 5a, issue 16).
+"""The HTTP gateway: the Async Request-Reply front door over the CRDs (docs/design.md §6.2, issue 16).
 
 ``POST /v1/namespaces/{ns}/tasks`` answers 202 with a Location to poll or stream; reads come
 from one informer cache (:mod:`.store`), writes go to the API server on behalf of a caller

@@ -18,11 +18,10 @@ from __future__ import annotations
 import copy
 import dataclasses
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.adapters.kube import ApiError, Resource
+from asynctask_operator.core.wire import Obj
 
-Obj = dict[str, Any]
 Tokens = dict[str, tuple[str, tuple[str, ...]]]  # token -> (user, groups)
 Decide = Callable[[str, tuple[str, ...], dict[str, str]], bool]  # (user, groups, resourceAttributes) -> allowed
 

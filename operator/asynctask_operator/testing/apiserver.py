@@ -36,16 +36,15 @@ import dataclasses
 import datetime as dt
 import itertools
 from collections.abc import Callable
-from typing import Any
 
 from asynctask_operator.adapters.kube import ApiError, Resource
 from asynctask_operator.core.labelselectors import matches
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.testing import semantics as rules
 from asynctask_operator.testing.answers import Decide, Faults, Reviews, Tokens
 from asynctask_operator.testing.semantics import REVIEWS, SERVER_SET, STATUS_SUBRESOURCE, namespace_of
 from asynctask_operator.testing.watches import Delivery, Event, Watch, Written
 
-Obj = dict[str, Any]
 ObjKey = tuple[Resource, str, str]  # (resource, namespace or "", name)
 OPEN_LISTINGS = 64  # continue tokens kept; an older one is answered 410, as an API server's expire
 

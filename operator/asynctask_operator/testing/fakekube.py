@@ -26,18 +26,18 @@ import datetime as dt
 import functools
 import random
 from collections.abc import AsyncIterator, Callable
-from typing import Any, Literal, TypeVar
+from typing import Literal, TypeVar
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError, NotFound, RequestCounter, Resource
 from asynctask_operator.adapters.kubeclient import all_items
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.testing.answers import Decide, Tokens
 from asynctask_operator.testing.apiserver import ApiServer, ObjKey
 from asynctask_operator.testing.semantics import REVIEWS
 from asynctask_operator.testing.watches import Watch, Written
 
 Order = Literal["answer-first", "event-first", "random"]
-Obj = dict[str, Any]
 T = TypeVar("T")
 
 

@@ -15,8 +15,7 @@ from typing import Any
 
 from asynctask_operator.adapters.kube import ApiError, Conflict, Gone, Invalid, NotFound, Resource
 from asynctask_operator.core.labelselectors import Term, matches, parse
-
-Obj = dict[str, Any]
+from asynctask_operator.core.wire import Obj
 
 STATUS_SUBRESOURCE = frozenset({"asynctasks", "tasktypes", "taskqueues", "scheduledtasks", "jobs", "pods"})
 """Kinds whose status is a subresource: a create or a write of the main resource leaves it as it was."""

@@ -9,13 +9,11 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-from typing import Any
 
 from asynctask_operator.adapters.kube import Resource
 from asynctask_operator.core.labelselectors import Term, matches
+from asynctask_operator.core.wire import Obj
 from asynctask_operator.testing.semantics import labels_of, namespace_of
-
-Obj = dict[str, Any]
 
 
 @dataclasses.dataclass(frozen=True)

@@ -63,7 +63,7 @@ class SecretRef(Model):
 
 
 class CallbackSpec(Model):
-    """A webhook the operator calls when the task reaches one of ``events`` (SPEC 3.4)."""
+    """A webhook the operator calls when the task reaches one of ``events`` (docs/design.md §3.4)."""
 
     url: str = Field(
         min_length=8,
