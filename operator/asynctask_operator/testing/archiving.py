@@ -11,27 +11,25 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pathlib
-import signal
-import sys
 from typing import Any
 
-from asynctask_operator.testing.operators import eventually
+from asynctask_operator.testing.children import Child
 
 MARKER = "recording AsyncTasks"
 
 
-class ArchiverProcess:
+class ArchiverProcess(Child):
     """``python -m asynctask_operator.archive`` as a child process."""
 
+    module = "asynctask_operator.archive"
+    what = "the archiver"
+
     def __init__(self, kubeconfig: pathlib.Path, dsn: str, logfile: pathlib.Path, *extra: str) -> None:
+        super().__init__(logfile)
         self.kubeconfig = kubeconfig
         self.dsn = dsn
-        self.logfile = logfile
         self.extra = extra
-        self.proc: asyncio.subprocess.Process | None = None
-        self.starts = 0
 
     def argv(self) -> list[str]:
         return [
@@ -39,47 +37,8 @@ class ArchiverProcess:
             "--batch-latency", "0.05", "--max-backoff", "1", "--retention", "0", *self.extra,
         ]  # fmt: skip
 
-    def offset(self) -> int:
-        return self.logfile.stat().st_size if self.logfile.exists() else 0
-
     async def start(self, timeout: float = 30, marker: str = MARKER) -> None:
-        self.starts += 1
-        with self.logfile.open("a") as log:
-            log.write(f"\n===== start {self.starts} =====\n")
-        offset = self.offset()
-        log = self.logfile.open("a")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "asynctask_operator.archive", *self.argv(), stdout=log, stderr=log, env=env
-        )
-        await self._started(offset, timeout, marker)
-
-    async def _started(self, offset: int, timeout: float, marker: str = MARKER) -> None:
-        try:
-            await eventually(lambda: marker in self.log()[offset:] or self.ended(), timeout, "the archiver to start")
-        except AssertionError:
-            raise AssertionError("the archiver did not start:\n" + self.log()[offset:][-5000:]) from None
-        if self.ended():
-            raise AssertionError("the archiver ended:\n" + self.log()[offset:][-5000:])
-
-    def ended(self) -> bool:
-        return self.proc is not None and self.proc.returncode is not None
-
-    def kill(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
-
-    async def stop(self) -> None:
-        if self.proc is not None and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-    def log(self) -> str:
-        return self.logfile.read_text() if self.logfile.exists() else ""
+        await super().start(timeout, marker)
 
 
 class InProcessArchiver(ArchiverProcess):
@@ -99,10 +58,7 @@ class InProcessArchiver(ArchiverProcess):
         from asynctask_operator.archive import cli
         from asynctask_operator.archive.process import Archiver
 
-        self.starts += 1
-        with self.logfile.open("a") as log:
-            log.write(f"\n===== start {self.starts} (in process) =====\n")
-        offset = self.offset()
+        offset = self.mark_start(" (in process)")
         settings = cli.settings_of(cli.parser().parse_args(self.argv()))
         self._handler = logging.FileHandler(self.logfile)
         self._handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)-7s %(name)s: %(message)s"))
@@ -113,7 +69,7 @@ class InProcessArchiver(ArchiverProcess):
         self.archiver = Archiver(self._api, settings)
         self._stop = asyncio.Event()
         self._task = asyncio.create_task(self.archiver.run(self._stop))
-        await self._started(offset, timeout, marker)
+        await self.started(offset, timeout, marker)
 
     def ended(self) -> bool:
         return self._task is not None and self._task.done()

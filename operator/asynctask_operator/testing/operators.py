@@ -12,28 +12,30 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 import pathlib
-import signal
-import sys
 import time
-from collections.abc import Awaitable, Callable
 from typing import Any
 
+from asynctask_operator.testing.children import Child, eventually
 
-class Operator:
+__all__ = ["InProcessOperator", "Operator", "eventually"]
+
+
+class Operator(Child):
     """The operator as a child process: ``await start()``, ``kill()``, ``await stop()``.
 
     ``verbose=False`` runs it at its production log level (the benchmarks do: debug
     logging would be part of what they measure)."""
 
+    module = "asynctask_operator"
+    what = "the operator"
+
     def __init__(self, kubeconfig: pathlib.Path, logfile: pathlib.Path, *extra: str, verbose: bool = True) -> None:
+        super().__init__(logfile)
         self.kubeconfig = kubeconfig
-        self.logfile = logfile
         self.extra = extra
         self.verbose = verbose
-        self.proc: asyncio.subprocess.Process | None = None
-        self.starts = 0
+        self.stop_seconds = 0.0
 
     def argv(self) -> list[str]:
         """The command line of ``asynctask-operator``: the flags every test runs it with, then the test's own."""
@@ -53,36 +55,11 @@ class Operator:
             *self.extra,
         ]
 
-    @property
-    def pid(self) -> int:
-        assert self.proc is not None, "not started"
-        return self.proc.pid
+    def env(self) -> dict[str, str]:
+        return {**super().env(), "KUBECONFIG": str(self.kubeconfig)}
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
-        self.starts += 1
-        log = self.logfile.open("a")
-        log.write(f"\n===== start {self.starts} =====\n")
-        log.flush()
-        offset = self.logfile.stat().st_size
-        env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
-        self.proc = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "asynctask_operator", *self.argv(), stdout=log, stderr=log, env=env
-        )
-        try:
-            await eventually(
-                lambda: marker in self.logfile.read_text()[offset:] or self.proc.returncode is not None,  # type: ignore[union-attr]
-                timeout,
-                "operator to sync",
-            )
-            if self.proc.returncode is not None:
-                raise AssertionError(f"exited with {self.proc.returncode}")
-        except AssertionError:
-            raise AssertionError("the operator did not sync:\n" + self.logfile.read_text()[offset:][-5000:]) from None
-
-    def kill(self) -> None:
-        """SIGKILL: the crash at any line."""
-        if self.proc and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGKILL)
+        await super().start(timeout, marker)
 
     async def stop(self) -> None:
         t0 = time.monotonic()
@@ -92,16 +69,7 @@ class Operator:
             self.stop_seconds = time.monotonic() - t0
 
     async def _stop(self) -> None:
-        if self.proc and self.proc.returncode is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                await asyncio.wait_for(self.proc.wait(), 10)
-            except TimeoutError:
-                self.proc.kill()
-                await self.proc.wait()
-
-    def log(self) -> str:
-        return self.logfile.read_text()
+        await Child.stop(self)
 
 
 class InProcessOperator(Operator):
@@ -126,10 +94,7 @@ class InProcessOperator(Operator):
         from asynctask_operator.adapters.kubeconfig import load_configuration
         from asynctask_operator.controllers import process
 
-        self.starts += 1
-        with self.logfile.open("a") as log:
-            log.write(f"\n===== start {self.starts} (in process) =====\n")
-        offset = self.logfile.stat().st_size
+        offset = self.mark_start(" (in process)")
         args = cli._parser().parse_args(self.argv())
         settings = cli.settings_of(args)
         self._handler = logging.FileHandler(self.logfile)
@@ -186,19 +151,3 @@ class InProcessOperator(Operator):
             root.setLevel(self._root_level)
             self._handler.close()
             self._handler = None
-
-
-async def eventually(
-    check: Callable[[], bool | Awaitable[bool]], timeout: float = 15, what: str = "", interval: float = 0.05
-) -> None:
-    """Poll ``check`` every ``interval`` seconds until it is true (no fixed sleeps in tests: wait for a condition)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        result = check()
-        if not isinstance(result, bool):
-            result = await result
-        if result:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what or check}")
-        await asyncio.sleep(interval)
