@@ -163,7 +163,9 @@ async def aggregation_port(
 class StandInApiServer:
     """The kube-apiserver's part, for the plugin: bearer tokens in, the front proxy's identity out."""
 
-    def __init__(self, port: AggregationPort, certs: Certificates, tokens: dict[str, tuple[str, tuple[str, ...]]]) -> None:
+    def __init__(
+        self, port: AggregationPort, certs: Certificates, tokens: dict[str, tuple[str, tuple[str, ...]]]
+    ) -> None:
         self.port = port
         self.tokens = tokens
         self.upstream = httpx.AsyncClient(base_url=port.url, verify=certs.client(certs.proxy), timeout=10)
@@ -180,7 +182,9 @@ class StandInApiServer:
         headers = [("X-Remote-User", user[0]), *(("X-Remote-Group", g) for g in user[1])]
         headers.append(("Accept", request.headers.get("accept", "application/json")))
         answer = await self.upstream.get(path, params=list(request.query_params.multi_items()), headers=headers)
-        kept = {k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "x-log-source", "x-log-truncated")}
+        kept = {
+            k: v for k, v in answer.headers.items() if k.lower() in ("content-type", "x-log-source", "x-log-truncated")
+        }
         return Response(answer.content, answer.status_code, headers=kept)
 
 
