@@ -20,11 +20,12 @@ the attempt's pod too. Discovery is answered to any user the front proxy names (
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
 from typing import TYPE_CHECKING, Annotated, Literal
 
-from fastapi import APIRouter, FastAPI, Query, Request
+from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 from starlette.exceptions import HTTPException
@@ -122,47 +123,61 @@ async def resources(request: Request) -> JSONResponse:
 Include = Literal["None", "Metadata", "Object"]
 
 
+@dataclasses.dataclass(frozen=True)
+class Listing:
+    """A list's query parameters: Kubernetes' (``labelSelector``, ``limit``, ``continue``, …) and the history's."""
+
+    type: Annotated[str | None, Query(max_length=253)] = None
+    queue: Annotated[str | None, Query(max_length=63)] = None
+    phase: Annotated[str | None, Query(max_length=32)] = None
+    reason: Annotated[str | None, Query(max_length=128)] = None
+    label_selector: Annotated[str | None, Query(alias="labelSelector", max_length=4096)] = None
+    field_selector: Annotated[str | None, Query(alias="fieldSelector", max_length=4096)] = None
+    since: Annotated[str | None, Query(max_length=64)] = None
+    until: Annotated[str | None, Query(max_length=64)] = None
+    q: Annotated[str | None, Query(max_length=253)] = None
+    limit: Annotated[int | None, Query(ge=1)] = None
+    continue_: Annotated[str | None, Query(alias="continue", max_length=400)] = None
+    watch: Annotated[str | None, Query(max_length=8)] = None
+    include_object: Annotated[Include, Query(alias="includeObject")] = "Metadata"
+
+
 @router.get(f"{BASE}/{RESOURCE}")
+async def list_everywhere(request: Request, listing: Annotated[Listing, Depends()]) -> Response:
+    """Archived tasks of every namespace the gateway serves: ``list asynctasks`` cluster-wide."""
+    return await listed(request, None, listing)
+
+
 @router.get(f"{BASE}/namespaces/{{ns}}/{RESOURCE}")
-async def list_archived(
-    request: Request,
-    ns: str = "",
-    type: Annotated[str | None, Query(max_length=253)] = None,
-    queue: Annotated[str | None, Query(max_length=63)] = None,
-    phase: Annotated[str | None, Query(max_length=32)] = None,
-    reason: Annotated[str | None, Query(max_length=128)] = None,
-    label_selector: Annotated[str | None, Query(alias="labelSelector", max_length=4096)] = None,
-    field_selector: Annotated[str | None, Query(alias="fieldSelector", max_length=4096)] = None,
-    since: Annotated[str | None, Query(max_length=64)] = None,
-    until: Annotated[str | None, Query(max_length=64)] = None,
-    q: Annotated[str | None, Query(max_length=253)] = None,
-    limit: Annotated[int | None, Query(ge=1)] = None,
-    continue_: Annotated[str | None, Query(alias="continue", max_length=400)] = None,
-    watch: Annotated[str | None, Query(max_length=8)] = None,
-    include_object: Annotated[Include, Query(alias="includeObject")] = "Metadata",
-) -> Response:
+async def list_namespaced(ns: str, request: Request, listing: Annotated[Listing, Depends()]) -> Response:
+    """Archived tasks of the namespace: ``list asynctasks`` there."""
+    return await listed(request, ns, listing)
+
+
+async def listed(request: Request, ns: str | None, listing: Listing) -> Response:
     """Archived tasks, newest first, a keyset page at a time (``metadata.continue``); the history's filters."""
     from asynctask_operator.archive import HistoryQuery
 
-    if watch not in (None, "", "false", "0"):
+    if listing.watch not in (None, "", "false", "0"):
         raise Problem(405, "archived tasks cannot be watched: they no longer change")
-    if field_selector:
+    if listing.field_selector:
         raise Problem(
             400,
             "fieldSelector is not supported: select with labelSelector, type, queue, phase, reason, since, until or q",
         )
-    gateway, _ = await authorized(request, Permission("list", "asynctasks", ns))
+    gateway, _ = await authorized(request, Permission("list", "asynctasks", ns or ""))
+    bound = gateway.settings.list_limit
     query = HistoryQuery(
         namespaces=(ns,) if ns else (gateway.settings.namespaces or None),
-        type=type or None, queue=queue or None, phase=phase or None, reason=reason or None,
-        label_selector=label_selector or None, since=moment("since", since), until=moment("until", until),
-        q=q or None, limit=min(limit or gateway.settings.list_limit, gateway.settings.list_limit),
-        cursor=continue_ or None,
+        type=listing.type or None, queue=listing.queue or None, phase=listing.phase or None,
+        reason=listing.reason or None, label_selector=listing.label_selector or None,
+        since=moment("since", listing.since), until=moment("until", listing.until), q=listing.q or None,
+        limit=min(listing.limit or bound, bound), cursor=listing.continue_ or None,
     )  # fmt: skip
     page = await asked(reader_of(gateway).page(query))
     objects = [apiobjects.archived_object(task, archived_answer(task)) for task in page.items]
     if apiobjects.wants_table(request.headers.get("accept", "")):
-        body = apiobjects.table(objects, page.next_cursor, gateway.clocks.wall(), include_object)
+        body = apiobjects.table(objects, page.next_cursor, gateway.clocks.wall(), listing.include_object)
         return JSONResponse(body, media_type=apiobjects.TABLE_TYPE)
     return JSONResponse(apiobjects.object_list(objects, page.next_cursor))
 
