@@ -13,5 +13,5 @@ the cluster itself (:mod:`.auth`). Modules:
 - :mod:`.tasks`, :mod:`.queues`, :mod:`.schedules`, :mod:`.statistics`: one router per resource;
 - :mod:`.aggregated` the aggregated API ``archive.asynctask.dev`` (``kubectl asynctask history``), served by
   :mod:`.aggregation` on a port of its own to the API server's front proxy (:mod:`.frontproxy`), in
-  Kubernetes' shapes (:mod:`.apiobjects`).
+  Kubernetes' shapes (:mod:`.apiobjects`), its errors as ``metav1.Status`` (:mod:`.kubestatus`).
 """

@@ -26,19 +26,18 @@ import math
 from typing import TYPE_CHECKING, Annotated, Literal
 
 from fastapi import APIRouter, Depends, FastAPI, Query, Request
-from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
-from starlette.exceptions import HTTPException
 
 from asynctask_operator.adapters.kube import ApiError
-from asynctask_operator.gateway import apiobjects
+from asynctask_operator.gateway import apiobjects, kubestatus
 from asynctask_operator.gateway.access import NAMESPACE, Gateway, gateway_of
 from asynctask_operator.gateway.apiobjects import GROUP, RESOURCE, VERSION
 from asynctask_operator.gateway.archived import archived_answer, archived_task, asked, reader_of
 from asynctask_operator.gateway.auth import Permission, User
-from asynctask_operator.gateway.frontproxy import USER_KEY
+from asynctask_operator.gateway.frontproxy import proxied_user
+from asynctask_operator.gateway.kubestatus import forbidden
 from asynctask_operator.gateway.logs import attempt_log, pod_log
-from asynctask_operator.gateway.problems import Problem, from_api_error
+from asynctask_operator.gateway.problems import Problem
 from asynctask_operator.gateway.timequery import moment
 
 if TYPE_CHECKING:
@@ -48,22 +47,6 @@ logger = logging.getLogger(__name__)
 router = APIRouter()
 BASE = f"/apis/{GROUP}/{VERSION}"
 RETRY_AFTER = {"Retry-After": "5"}
-
-
-def caller_of(request: Request) -> User:
-    user = getattr(request.state, USER_KEY, None)
-    if not isinstance(user, User):  # FrontProxyOnly puts it there; without it, nothing is served
-        raise Problem(401, "no user: this port serves the Kubernetes API server's front proxy only")
-    return user
-
-
-def forbidden(user: User, permission: Permission) -> Problem:
-    """403 naming the user and the permission, as the API server's own refusals do."""
-    resource = f"{permission.resource}/{permission.subresource}" if permission.subresource else permission.resource
-    named = f" {permission.name!r}" if permission.name else ""
-    where = f"in namespace {permission.namespace!r}" if permission.namespace else "across all namespaces"
-    detail = f"User {user.name!r} may not {permission.verb} {resource}{named} {where} (archived tasks are read with the rights of live ones)"
-    return Problem(403, detail)
 
 
 async def allowed(gateway: Gateway, user: User, permission: Permission) -> bool:
@@ -76,7 +59,7 @@ async def allowed(gateway: Gateway, user: User, permission: Permission) -> bool:
 
 async def authorized(request: Request, permission: Permission) -> tuple[Gateway, User]:
     """The gateway and the caller, once within their rate and allowed ``permission`` in a namespace served."""
-    gateway, user = gateway_of(request), caller_of(request)
+    gateway, user = gateway_of(request), proxied_user(request)
     if permission.namespace and not NAMESPACE.match(permission.namespace):
         raise Problem(404, f"no namespace can be named {permission.namespace!r}")
     if gateway.limiter is not None:
@@ -102,19 +85,19 @@ async def healthz() -> PlainTextResponse:
 
 @router.get("/apis")
 async def groups(request: Request) -> JSONResponse:
-    caller_of(request)
+    proxied_user(request)
     return JSONResponse(apiobjects.group_list())
 
 
 @router.get(f"/apis/{GROUP}")
 async def group(request: Request) -> JSONResponse:
-    caller_of(request)
+    proxied_user(request)
     return JSONResponse(apiobjects.group_document())
 
 
 @router.get(BASE)
 async def resources(request: Request) -> JSONResponse:
-    caller_of(request)
+    proxied_user(request)
     return JSONResponse(apiobjects.resource_list())
 
 
@@ -231,52 +214,7 @@ async def archived_log(
     return PlainTextResponse(text.text, headers=headers)
 
 
-# --------------------------------------------------------------------------- errors as metav1.Status
-
-
-def status_of(request: Request, problem: Problem) -> JSONResponse:
-    """A problem as the ``Status`` kubectl prints: a refused ``pods/log`` names the user and the pod."""
-    detail = problem.detail
-    permission = problem.members.get("permission")
-    if problem.status == 403 and isinstance(permission, dict):
-        detail = forbidden(caller_of(request), Permission(**permission)).detail
-    name = request.path_params.get("name")
-    return apiobjects.status_response(problem.status, detail, name=name, headers=problem.headers)
-
-
-async def on_problem(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, Problem)
-    return status_of(request, exc)
-
-
-async def on_validation(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, RequestValidationError)
-    detail = "; ".join(f"{'.'.join(str(p) for p in e.get('loc', ())[1:])}: {e.get('msg', '')}" for e in exc.errors())
-    return status_of(request, Problem(400, detail or "bad parameters"))
-
-
-async def on_http(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, HTTPException)
-    words = {404: "the server could not find the requested resource", 405: "the server does not allow this method"}
-    detail = words.get(exc.status_code, str(exc.detail))
-    return status_of(request, Problem(exc.status_code, detail))
-
-
-async def on_api_error(request: Request, exc: Exception) -> Response:
-    assert isinstance(exc, ApiError)
-    return status_of(request, from_api_error(exc, "the object"))
-
-
-async def on_anything(request: Request, exc: Exception) -> Response:
-    logger.exception("%s %s failed", request.method, request.url.path, exc_info=exc)
-    return status_of(request, Problem(500, "the gateway failed to answer; the error is logged"))
-
-
 def install(app: FastAPI) -> None:
-    """The routes, and every error as a ``metav1.Status``."""
+    """The routes, and every error as a ``metav1.Status`` (:mod:`.kubestatus`)."""
     app.include_router(router)
-    app.add_exception_handler(Problem, on_problem)
-    app.add_exception_handler(RequestValidationError, on_validation)
-    app.add_exception_handler(HTTPException, on_http)
-    app.add_exception_handler(ApiError, on_api_error)
-    app.add_exception_handler(Exception, on_anything)
+    kubestatus.install(app)

@@ -24,12 +24,14 @@ import json
 import urllib.parse
 from collections.abc import Iterable, Mapping
 
+from starlette.requests import Request
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import CONFIGMAPS, ApiError
 from asynctask_operator.gateway import apiobjects
 from asynctask_operator.gateway.auth import User
+from asynctask_operator.gateway.problems import Problem
 
 CONFIGMAP_NAMESPACE, CONFIGMAP_NAME = "kube-system", "extension-apiserver-authentication"
 USER_KEY = "front_proxy_user"
@@ -172,3 +174,11 @@ class FrontProxyOnly:
                 return
             why = f"the front proxy named no user ({', '.join(self.proxy.username_headers)})"
         await apiobjects.status_response(401, why)(scope, receive, send)
+
+
+def proxied_user(request: Request) -> User:
+    """The user :class:`FrontProxyOnly` found for this request; 401 without one (nothing is served then)."""
+    user = getattr(request.state, USER_KEY, None)
+    if not isinstance(user, User):
+        raise Problem(401, "no user: this port serves the Kubernetes API server's front proxy only")
+    return user
