@@ -208,8 +208,12 @@ def test_a_task_past_its_ttl_is_read_back_by_the_plugin_and_the_gateway_logs_inc
                                 capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
         assert listed.returncode == 0 and "kept" in listed.stdout and "Succeeded" in listed.stdout, listed
 
-    # A user with no right to read tasks reads none of the archive: the gateway asks for that user.
-    nobody = token_for(cluster, "archive-nobody", [])
+    # A user the API server lets through (get/list archivedtasks) but with no right on tasks reads none of
+    # the archive: the gateway asks for that user, and the live rights decide.
+    through = kubernetes.client.V1PolicyRule(
+        api_groups=["archive.asynctask.dev"], resources=["archivedtasks", "archivedtasks/log"], verbs=["get", "list"]
+    )
+    nobody = token_for(cluster, "archive-nobody", [], through)
     server = cluster.client.configuration.host
     ca_file = cluster.client.configuration.ssl_ca_cert
     config = tmp_path / "nobody.kubeconfig"
@@ -222,7 +226,8 @@ def test_a_task_past_its_ttl_is_read_back_by_the_plugin_and_the_gateway_logs_inc
         "contexts": [{"name": "c", "context": {"cluster": "c", "user": "u"}}],
     }))  # fmt: skip
     refused = plugin(str(config), ns, "history")
-    assert refused.returncode == 4 and "you may not read the archive" in refused.stderr, refused
+    assert refused.returncode == 4, refused
+    assert f"User 'system:serviceaccount:{ns}:archive-nobody' may not list asynctasks" in refused.stderr, refused
 
     # The gateway's HTTP API, with a ServiceAccount's token.
     reader = token_for(cluster, "archive-reader", ["get", "list"],

@@ -21,6 +21,7 @@ __all__ = ["chart", "helm", "schema"]  # the fixtures, from the chart's tests
 ARCHIVE = {"archive": {"enabled": True, "database": {"existingSecret": "archive-db"}}}
 ON: dict[str, Any] = {"gateway": {"enabled": True}} | ARCHIVE
 SERVICE_NAME = f"{GATEWAY}.{NAMESPACE}.svc"
+READER = f"{GATEWAY}-{NAMESPACE}-archive-reader"
 CA_PEM = base64.b64encode(b"-----BEGIN CERTIFICATE-----\nMIIB\n-----END CERTIFICATE-----\n").decode()
 
 
@@ -43,6 +44,11 @@ def aggregation_parts(objects: list[Manifest]) -> list[tuple[str, str]]:
     ]
     found += [("RoleBinding", o["metadata"]["name"]) for o in of_kind(objects, "RoleBinding")
               if o["metadata"]["namespace"] == "kube-system"]  # fmt: skip
+    found += [
+        ("ClusterRole", o["metadata"]["name"])
+        for o in of_kind(objects, "ClusterRole")
+        if o["metadata"]["name"] == READER
+    ]
     for service in of_kind(objects, "Service"):
         found += [("Service port", p["name"]) for p in service["spec"]["ports"] if p["name"] == "aggregation"]
     if any(o["metadata"]["name"] == GATEWAY for o in of_kind(objects, "Deployment")):
@@ -73,7 +79,7 @@ def test_on_the_apiservice_names_the_gateways_aggregation_port_and_trusts_only_t
     objects = render(chart, ON)
     assert aggregation_parts(objects) == sorted([
         ("APIService", "v1alpha1.archive.asynctask.dev"), ("Secret", f"{GATEWAY}-aggregation"),
-        ("RoleBinding", f"{GATEWAY}-{NAMESPACE}-auth-reader"), ("Service port", "aggregation"),
+        ("RoleBinding", f"{GATEWAY}-{NAMESPACE}-auth-reader"), ("ClusterRole", READER), ("Service port", "aggregation"),
         ("container port", "aggregation"), ("flag", "--aggregation-port"),
     ])  # fmt: skip
     [api_service] = of_kind(objects, "APIService")
@@ -129,10 +135,28 @@ def test_the_role_binding_grants_only_the_standard_reader_in_kube_system(chart: 
         ("get",),
         (rbac.FRONT_PROXY_CONFIGMAP,),
     )
-    [role] = [o for o in of_kind(objects, "ClusterRole") if o["metadata"]["name"].startswith(GATEWAY)]
+    [role] = [o for o in of_kind(objects, "ClusterRole") if o["metadata"]["name"] == f"{GATEWAY}-{NAMESPACE}"]
     assert not any("configmaps" in r["resources"] for r in role["rules"])  # never cluster-wide
     without = render(chart, merged(ON, {"rbac": {"create": False}}))
     assert not [o for o in of_kind(without, "RoleBinding") if o["metadata"]["namespace"] == "kube-system"]
+
+
+def test_readers_of_live_tasks_may_ask_the_api_server_for_archived_ones(chart: Any) -> None:
+    """The API server authorizes the path before it proxies: get/list archivedtasks, given to view, edit
+    and admin as metrics-server's group is (the gateway then asks for the live rights)."""
+    [reader] = [o for o in of_kind(render(chart, ON), "ClusterRole") if o["metadata"]["name"] == READER]
+    assert reader["rules"] == [
+        {
+            "apiGroups": ["archive.asynctask.dev"],
+            "resources": ["archivedtasks", "archivedtasks/log"],
+            "verbs": ["get", "list"],
+        }
+    ]
+    labels = reader["metadata"]["labels"]
+    assert all(labels[f"rbac.authorization.k8s.io/aggregate-to-{role}"] == "true" for role in ("view", "edit", "admin"))
+    alone = render(chart, merged(ON, {"gateway": {"aggregation": {"aggregateToDefaultRoles": False}}}))
+    [reader] = [o for o in of_kind(alone, "ClusterRole") if o["metadata"]["name"] == READER]
+    assert not any(k.startswith("rbac.authorization.k8s.io/aggregate-to-") for k in reader["metadata"]["labels"])
 
 
 def test_a_secret_of_ones_own_needs_its_ca_bundle_or_cert_managers_injection(chart: Any, helm: Any) -> None:
@@ -169,5 +193,5 @@ def test_the_schema_refuses_bad_values(schema: dict[str, Any], overrides: dict[s
 def test_rendered_objects_are_valid_kubernetes(chart: Any) -> None:
     validate = pytest.importorskip("kubernetes_validate", reason="kubernetes-validate is not installed")
     for obj in render(chart, ON):
-        if obj["kind"] in ("APIService", "Secret", "Service", "Deployment", "RoleBinding"):
+        if obj["kind"] in ("APIService", "Secret", "Service", "Deployment", "RoleBinding", "ClusterRole"):
             validate.validate(obj, KUBE_VERSION, strict=True)

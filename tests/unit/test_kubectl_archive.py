@@ -145,6 +145,24 @@ async def test_history_says_what_is_refused_and_exits_4(served: Served, archive_
     assert (await kubectl(served.gw.fake, "history", "--since", "soon")).code == 4
 
 
+async def test_the_api_servers_own_refusal_names_the_rule_it_wants() -> None:
+    fake = FakeKube(now=lambda: NOW)
+    refusal = (b'{"kind":"Status","apiVersion":"v1","status":"Failure","reason":"Forbidden","code":403,"message":'
+               b'"archivedtasks.archive.asynctask.dev is forbidden: User \\"bob\\" cannot list resource '
+               b'\\"archivedtasks\\" in API group \\"archive.asynctask.dev\\" in the namespace \\"media\\""}')  # fmt: skip
+
+    async def api_server(path: str, query: list[tuple[str, str]], accept: str) -> tuple[int, bytes]:
+        return 403, refusal  # as the API server answers before it proxies, for a user without the rule
+
+    fake.serve_paths(GROUP, api_server)
+    result = await kubectl(fake, "history")
+    assert result.code == 4
+    assert result.err.startswith(
+        'error: you may not read the archive: archivedtasks.archive.asynctask.dev is forbidden: User "bob"'
+    )
+    assert "add that rule to your Role (docs/cli.md)" in result.err
+
+
 async def test_without_the_apiservice_history_says_how_to_turn_it_on_and_exits_4() -> None:
     fake = FakeKube(now=lambda: NOW)  # no aggregated API: the group is 404
     result = await kubectl(fake, "history")

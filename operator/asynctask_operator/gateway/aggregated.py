@@ -11,10 +11,10 @@ which puts the user the API server authenticated in ``request.state``::
     GET …/v1alpha1/namespaces/{ns}/archivedtasks/{name}/log[?attempt=&uid=]             and get pods/log {its pod}
     GET /healthz
 
-The API server authorizes none of these itself (aggregated APIs authorize their own requests): each read
-asks a SubjectAccessReview for that user, exactly the live reads' (:data:`~.access.PERMISSIONS`): a list
-``list asynctasks`` in the namespace, a task ``get asynctasks`` on its name, a log ``get pods/log`` on
-the attempt's pod too. Discovery is answered to any user the front proxy names (the API server's
+The API server authorizes only the path before it proxies (``get``/``list archivedtasks``, which the
+chart gives to the view, edit and admin roles): what decides is here, a SubjectAccessReview for that
+user, exactly the live reads' (:data:`~.access.PERMISSIONS`): a list ``list asynctasks`` in the
+namespace, a task ``get asynctasks`` on its name, a log ``get pods/log`` on the attempt's pod too. Discovery is answered to any user the front proxy names (the API server's
 ``system:discovery`` role gives every authenticated user the same). Errors are ``metav1.Status``.
 """
 

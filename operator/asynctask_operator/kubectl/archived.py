@@ -3,8 +3,9 @@
 The gateway serves the aggregated API ``archive.asynctask.dev/v1alpha1`` and the chart registers it
 with an APIService, so the plugin reads archived tasks from the API server it already talks to, with
 the kubeconfig's own credentials (a token, a client certificate, an exec plugin: whatever the API
-server accepts). The API server authenticates the user and proxies the request; the gateway authorizes
-each read as it does a live one (``list``/``get asynctasks``, ``get pods/log``). Nothing to configure.
+server accepts). The API server authenticates the user, checks their ``get``/``list archivedtasks`` (the chart gives it to the
+view, edit and admin roles) and proxies the request; the gateway authorizes each read as it does a live
+one (``list``/``get asynctasks``, ``get pods/log``). Nothing to configure.
 
 Where no APIService is installed, the group's paths are 404: :meth:`Archive.served` asks its discovery
 document once to tell that from a task the archive does not hold, and the plugin says so once, naming
@@ -28,6 +29,10 @@ if TYPE_CHECKING:
 GROUP_VERSION = "/apis/archive.asynctask.dev/v1alpha1"
 KIND = "ArchivedTask"
 ENABLE = "set the chart's gateway.enabled and archive.enabled (with PostgreSQL); gateway.aggregation.enabled is on by default"
+API_SERVER_RULE = (
+    "the API server asks get/list on archivedtasks.archive.asynctask.dev, which the view, edit and admin roles "
+    "have from the chart: bind one, or add that rule to your Role (docs/cli.md)"
+)
 NOT_SERVED = f"the archive is not served in this cluster (no APIService v1alpha1.archive.asynctask.dev): {ENABLE}"
 
 
@@ -76,6 +81,8 @@ class Archive:
     def refused(self, exc: ApiError, verb: str, namespace: str | None, name: str | None = None) -> CliError:
         """The archive's answer, said for a person (its Status message names what the user may not do)."""
         if exc.status == 403:
+            if '"archivedtasks' in exc.message:  # the API server's own check, before it proxies
+                return CliError(f"you may not read the archive: {exc.message}; {API_SERVER_RULE}")
             return CliError(f"you may not read the archive: {exc.message}")
         if exc.status == 503:
             return CliError(f"the archive is unavailable (503): {exc.message}")
