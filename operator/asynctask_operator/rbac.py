@@ -24,6 +24,10 @@ Scopes:
     Objects in the operator's own namespace only (``$POD_NAMESPACE``): always a Role there.
 ``cluster``
     Cluster-scoped objects: always a ClusterRole. The running operator needs none.
+``kube-system``
+    The API server's own objects in kube-system: granted by binding a Role Kubernetes ships there
+    (the gateway's aggregation port reads the front proxy's settings through
+    ``extension-apiserver-authentication-reader``), never by a Role of the chart.
 
 ``when`` names the feature a rule is needed for: ``always``, or ``reports`` (only when
 ``--report-url`` is set: the report-token key is then read from, or created as, a Secret).
@@ -40,13 +44,17 @@ from typing import Any, Literal
 
 import yaml
 
-Scope = Literal["cluster", "namespaced", "own-namespace"]
+Scope = Literal["cluster", "namespaced", "own-namespace", "kube-system"]
 Feature = Literal["always", "reports"]
 
 SCOPES: tuple[Scope, ...] = ("namespaced", "own-namespace", "cluster")
 FEATURES: tuple[Feature, ...] = ("always", "reports")
 
 VERB_ORDER = ("get", "list", "watch", "create", "update", "patch", "delete", "deletecollection")
+
+FRONT_PROXY_CONFIGMAP = "extension-apiserver-authentication"
+"""The API server's ConfigMap in kube-system holding its ``--requestheader-*`` settings (the standard Role
+``extension-apiserver-authentication-reader`` grants ``get`` on it)."""
 
 REPORT_KEY_SECRET = "<report-key-secret>"
 """Stands for the name given with ``--report-key-secret`` in a rule's ``resource_names``.
@@ -138,6 +146,10 @@ GATEWAY_RULES: tuple[Rule, ...] = (
          "the console's task page: the Events about a task, and the pod of an attempt, for an authorized caller"),
     Rule("", ("pods/log",), ("get",), "namespaced",
          "the console's task page: an attempt's log, for a caller allowed get pods/log"),
+    Rule("", ("configmaps",), ("get",), "kube-system",
+         "the aggregation port (gateway.aggregation): the front proxy's CA and header names, from ConfigMap "
+         "extension-apiserver-authentication, through the Role extension-apiserver-authentication-reader the chart "
+         "binds", resource_names=(FRONT_PROXY_CONFIGMAP,)),
 )  # fmt: skip
 """The gateway's ServiceAccount (its own Deployment): what it does for callers the SubjectAccessReview
 allowed, and the reviews themselves. ``tests/unit/test_gateway_rbac.py`` holds it to the gateway's calls."""
@@ -232,7 +244,8 @@ def archive_rules_yaml() -> str:
 
 def markdown_table(rules: Iterable[Rule] = RULES) -> str:
     """The table of docs/install.md: one row per rule (a unit test keeps the doc in step)."""
-    where = {"namespaced": "served namespaces", "own-namespace": "own namespace", "cluster": "cluster"}
+    where = {"namespaced": "served namespaces", "own-namespace": "own namespace", "cluster": "cluster",
+             "kube-system": "kube-system"}  # fmt: skip
     lines = ["| API group | resources | verbs | where | why |", "| --- | --- | --- | --- | --- |"]
     for r in rules:
         group = f"`{r.group}`" if r.group else '`""` (core)'

@@ -11,7 +11,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import pytest
-from bench import admission, api_budget, archive, console, gateway, scale, throughput
+from bench import admission, aggregated, api_budget, archive, console, gateway, scale, throughput
 
 from asynctask_operator.testing.postgres import find_problem
 
@@ -116,3 +116,10 @@ def test_console(tmp_path: pathlib.Path) -> None:
     assert result["bytes"]["html"] > result["bytes"]["gzip"] > 0
     assert result["reviews"]["api_requests"] == 3  # one TokenReview, two SubjectAccessReviews, then cached
     assert code == 0
+
+
+def test_aggregated(tmp_path: pathlib.Path) -> None:
+    code, result = run(aggregated.main, tmp_path, "--n", "120", "--runs", "10")
+    assert code == 0 and (result["n"], result["page"]) == (120, 50)
+    for variant in aggregated.VARIANTS:
+        assert {"p50_ms", "p99_ms"} <= set(result[variant])

@@ -172,3 +172,19 @@ charts/asynctask-operator/files/archive-rules.yaml`). Call: include "asynctask-o
 {{- define "asynctask-operator.archive.metricsSelector" -}}
 {{- .Values.metrics.prometheusRule.archiveSelector | default (printf "job=%q" (include "asynctask-operator.archive.fullname" .)) -}}
 {{- end -}}
+
+{{/*
+"true" when the gateway serves the aggregated API archive.asynctask.dev (gateway.aggregation): the gateway on,
+reading the archive (archive.enabled with PostgreSQL and its Secret, as gateway-deployment.yaml mounts it),
+and aggregation not turned off; else "".
+*/}}
+{{- define "asynctask-operator.gateway.aggregated" -}}
+{{- $a := .Values.archive -}}
+{{- $reads := and $a.enabled (eq $a.database.type "postgresql") (ne $a.database.existingSecret "") -}}
+{{- ternary "true" "" (and .Values.gateway.enabled .Values.gateway.aggregation.enabled $reads) -}}
+{{- end -}}
+
+{{/* The Secret of the aggregation port's certificate: the one named, or the one the chart makes. */}}
+{{- define "asynctask-operator.gateway.aggregationSecret" -}}
+{{- .Values.gateway.aggregation.tls.secretName | default (printf "%s-aggregation" (include "asynctask-operator.gateway.fullname" .)) -}}
+{{- end -}}

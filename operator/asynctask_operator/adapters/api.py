@@ -7,7 +7,7 @@ with bookmarks and 410). Objects go in and come out as plain JSON dicts.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Protocol
 
 from asynctask_operator.adapters.kube import RequestCounter, Resource
@@ -61,3 +61,13 @@ class PodLogs(Protocol):
         tail_lines: int | None = None,
         errors: str = "replace",
     ) -> AsyncIterator[str]: ...
+
+
+class RawReads(Protocol):
+    """A client that GETs any path of the API server as it answers
+    (:meth:`~asynctask_operator.adapters.kubeclient.KubeClient.raw_get`): an aggregated API's objects and
+    text, which no :class:`~asynctask_operator.adapters.kube.Resource` verb reads as they are."""
+
+    async def raw_get(
+        self, path: str, query: Sequence[tuple[str, str]] = (), *, accept: str = "application/json"
+    ) -> bytes: ...

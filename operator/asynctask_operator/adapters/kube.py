@@ -69,6 +69,7 @@ JOBS = Resource("batch", "v1", "jobs")
 PODS = Resource("", "v1", "pods")
 EVENTS = Resource("", "v1", "events")
 SECRETS = Resource("", "v1", "secrets")
+CONFIGMAPS = Resource("", "v1", "configmaps")  # the gateway reads one: kube-system/extension-apiserver-authentication
 LEASES = Resource("coordination.k8s.io", "v1", "leases")
 CRDS = Resource("apiextensions.k8s.io", "v1", "customresourcedefinitions")
 TOKENREVIEWS = Resource("authentication.k8s.io", "v1", "tokenreviews")  # cluster-scoped, create only

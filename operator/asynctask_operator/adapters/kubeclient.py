@@ -24,7 +24,7 @@ import json
 import logging
 import random
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator, Sequence
 from typing import Any
 
 import kubernetes.client
@@ -157,6 +157,15 @@ class KubeClient:
             async for event in events:
                 yield event
 
+    async def raw_get(
+        self, path: str, query: Sequence[tuple[str, str]] = (), *, accept: str = "application/json"
+    ) -> bytes:
+        """GET ``path`` (``/apis/archive.asynctask.dev/v1alpha1/namespaces/media/archivedtasks``) with ``query``, and
+        the answer's body as it came: an aggregated API's objects, or its text (a log). Retried and counted
+        as every request (by the path's last word: ``archivedtasks``, ``log``); :class:`ApiError` when refused."""
+        plural = path.rstrip("/").rsplit("/", 1)[-1] or "/"
+        return await self._exchange("get", "GET", plural, path, query=list(query), accept=accept)
+
     async def pod_log(
         self,
         namespace: str,
@@ -216,7 +225,11 @@ class KubeClient:
             status, data = await stream.opened
             self.counter.add(*count, status)
             if not 200 <= status < 300:
-                raise ApiError(0, "Unreachable", f"GET {path} ({what}): {data!r}") if status == 0 else _error(status, data)
+                raise (
+                    ApiError(0, "Unreachable", f"GET {path} ({what}): {data!r}")
+                    if status == 0
+                    else api_error(status, data)
+                )
             while True:
                 try:
                     item = await stream.next()
@@ -277,29 +290,47 @@ class KubeClient:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
+        data = await self._exchange(
+            verb, method, resource.plural, path, body=body, content_type=content_type, query=query
+        )
+        return _decode(data)
+
+    async def _exchange(
+        self,
+        verb: str,
+        method: str,
+        plural: str,
+        path: str,
+        *,
+        body: Any = None,
+        content_type: str = "application/json",
+        query: list[tuple[str, str]] | None = None,
+        accept: str = "application/json",
+    ) -> bytes:
+        """One request, retried as :class:`RetryPolicy` says; its 2xx body as it came, else :class:`ApiError`."""
         loop = asyncio.get_running_loop()
         delay = self.retry.base_seconds
         for attempt in range(1, self.retry.attempts + 1):
             last = attempt == self.retry.attempts
             try:
                 status, headers, data = await loop.run_in_executor(
-                    self._pool, self._call, method, path, body, content_type, query or []
+                    self._pool, self._call, method, path, body, content_type, query or [], accept
                 )
             except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
                 status, headers, data = int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
             except (urllib3.exceptions.HTTPError, OSError) as exc:
-                self.counter.add(verb, resource.plural, 0)
+                self.counter.add(verb, plural, 0)
                 if last:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {exc}") from exc
                 logger.warning("API %s %s failed (%s); retrying in %.1fs", method, path, exc, delay)
                 await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
                 delay = min(delay * 2, self.retry.max_seconds)
                 continue
-            self.counter.add(verb, resource.plural, status)
+            self.counter.add(verb, plural, status)
             if 200 <= status < 300:
-                return _decode(data)
+                return data
             if status not in RETRIED_CODES or last:
-                raise _error(status, data)
+                raise api_error(status, data)
             after = headers.get("Retry-After", "")
             if after.isdigit():  # the server knows best how long to back off (within reason)
                 delay = min(max(delay, float(after)), RETRY_AFTER_CAP)
@@ -309,9 +340,15 @@ class KubeClient:
         raise AssertionError("unreachable")  # pragma: no cover
 
     def _call(
-        self, method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        query: list[tuple[str, str]],
+        accept: str = "application/json",
     ) -> tuple[int, dict[str, str], bytes]:
-        headers = {"Accept": "application/json", "Content-Type": content_type}
+        headers = {"Accept": accept, "Content-Type": content_type}
         params = self._api.param_serialize(
             method=method,
             resource_path=path,
@@ -332,7 +369,8 @@ def _decode(data: bytes) -> dict[str, Any]:
     return decoded if isinstance(decoded, dict) else {"items": decoded}
 
 
-def _error(status: int, data: bytes) -> ApiError:
+def api_error(status: int, data: bytes) -> ApiError:
+    """The :class:`ApiError` of an answer that is not 2xx: its Status body's reason and message when it has one."""
     reason, message = "", data.decode(errors="replace")[:500]
     try:
         payload = json.loads(data)

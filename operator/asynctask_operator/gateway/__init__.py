@@ -10,5 +10,8 @@ the cluster itself (:mod:`.auth`). Modules:
 - :mod:`.problems` every error as ``application/problem+json`` (RFC 9457); :mod:`.requestlog` one log
   line per request;
 - :mod:`.store` the read cache and its event fan-out; :mod:`.views` the answers' shapes;
-- :mod:`.tasks`, :mod:`.queues`, :mod:`.schedules`, :mod:`.statistics`: one router per resource.
+- :mod:`.tasks`, :mod:`.queues`, :mod:`.schedules`, :mod:`.statistics`: one router per resource;
+- :mod:`.aggregated` the aggregated API ``archive.asynctask.dev`` (``kubectl asynctask history``), served by
+  :mod:`.aggregation` on a port of its own to the API server's front proxy (:mod:`.frontproxy`), in
+  Kubernetes' shapes (:mod:`.apiobjects`), its errors as ``metav1.Status`` (:mod:`.kubestatus`).
 """

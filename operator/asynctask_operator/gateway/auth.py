@@ -44,6 +44,9 @@ class User:
     name: str
     groups: tuple[str, ...] = ()
     uid: str = ""
+    extra: tuple[tuple[str, tuple[str, ...]], ...] = ()
+    """The authenticator's extra attributes (``X-Remote-Extra-<key>`` from the front proxy: scopes, a
+    credential's id), passed on in each SubjectAccessReview, as the API server passes them to its authorizers."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -198,6 +201,8 @@ class Reviews:
         spec: dict[str, object] = {"user": user.name, "groups": list(user.groups), "resourceAttributes": attributes}
         if user.uid:
             spec["uid"] = user.uid
+        if user.extra:
+            spec["extra"] = {key: list(values) for key, values in user.extra}
         body = {"apiVersion": "authorization.k8s.io/v1", "kind": "SubjectAccessReview", "spec": spec}
         answer = await self.api.create(SUBJECTACCESSREVIEWS, None, body)
         status = answer.get("status") or {}

@@ -3,6 +3,7 @@
 asynctask-gateway [--namespace NS]... [--kubeconfig PATH] [--context NAME] [--host H] [--port P]
                   [--tls-cert FILE --tls-key FILE] [--max-body-bytes N] [--rate-limit R]
                   [--allow-anonymous] [--trusted-header NAME]
+                  [--archive-dsn URL [--aggregation-port P --aggregation-tls-cert FILE --aggregation-tls-key FILE]]
 """
 
 from __future__ import annotations
@@ -25,7 +26,10 @@ from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.adapters.listening import PortUnavailable, listen
 from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.aggregation import aggregated_app, client_ca_file
+from asynctask_operator.gateway.aggregation import server_config as aggregation_config
 from asynctask_operator.gateway.app import create_app, freeze_once_loaded
+from asynctask_operator.gateway.frontproxy import FrontProxyUnavailable, read_front_proxy
 from asynctask_operator.gateway.settings import GatewaySettings
 from asynctask_operator.logs import setup_logging
 
@@ -154,10 +158,26 @@ def parser() -> argparse.ArgumentParser:
         help="read tasks past their TTL from the archive's database (postgresql://…, sqlite:///…; docs/archive.md); "
         f"default: ${ARCHIVE_DSN_ENV}, else live tasks only",
     )
-    archive.add_argument("--archive-dsn-file", metavar="FILE", help="read --archive-dsn from this file (a mounted Secret)")
-    p.add_argument(
-        "--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/"
+    archive.add_argument(
+        "--archive-dsn-file", metavar="FILE", help="read --archive-dsn from this file (a mounted Secret)"
     )
+    p.add_argument(
+        "--aggregation-port",
+        type=int,
+        default=DEFAULTS.aggregation_port,
+        metavar="PORT",
+        help="serve the aggregated API archive.asynctask.dev here (kubectl asynctask history, gone tasks; "
+        "docs/gateway.md), over TLS requiring the API server's front-proxy certificate; needs the archive "
+        "(default: off)",
+    )
+    p.add_argument(
+        "--aggregation-tls-cert",
+        type=existing_file,
+        metavar="FILE",
+        help="the aggregation port's PEM certificate (the APIService's caBundle verifies it); read at start only",
+    )
+    p.add_argument("--aggregation-tls-key", type=existing_file, metavar="FILE", help="its PEM private key")
+    p.add_argument("--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/")
     p.add_argument(
         "--session-hours",
         type=float,
@@ -182,6 +202,14 @@ def parse(argv: Sequence[str] | None = None) -> argparse.Namespace:
         p.error("--tls-cert needs --tls-key (the certificate's private key)")
     if args.tls_key and not args.tls_cert:
         p.error("--tls-key needs --tls-cert (the certificate it is the key of)")
+    if args.aggregation_port and not (args.aggregation_tls_cert and args.aggregation_tls_key):
+        p.error(
+            "--aggregation-port needs --aggregation-tls-cert and --aggregation-tls-key: the API server speaks TLS only"
+        )
+    if args.aggregation_port and args.aggregation_port == args.port:
+        p.error(
+            "--aggregation-port must differ from --port: only the aggregation port believes the front proxy's headers"
+        )
     return args
 
 
@@ -236,6 +264,9 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
         cloudevent_types=tuple(args.cloudevent_type),
         keepalive_seconds=min(args.keepalive, DEFAULTS.keepalive_seconds),
         archive_dsn=archive_dsn(args),
+        aggregation_port=args.aggregation_port,
+        aggregation_tls_cert=args.aggregation_tls_cert,
+        aggregation_tls_key=args.aggregation_tls_key,
         console=args.console,
         session_seconds=max(60.0, args.session_hours * 3600),
         log_probes=args.log_probes,
@@ -262,18 +293,56 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
     )
 
 
-async def serve(settings: GatewaySettings, sock: socket.socket) -> None:
-    """Serve on ``sock`` (bound to ``settings.host`` and ``settings.port``) until stopped."""
+async def serve(settings: GatewaySettings, sock: socket.socket, aggregation: socket.socket | None = None) -> None:
+    """Serve on ``sock`` (bound to ``settings.host`` and ``settings.port``), and the aggregated API on
+    ``aggregation`` when given, until stopped. :class:`FrontProxyUnavailable` when the API server's front-proxy
+    settings cannot be read (nothing is served then)."""
     api = KubeClient(load_configuration(settings.kubeconfig, settings.context))
-    gateway = Gateway.build(api, settings)
-    freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
     try:
-        scheme = "https" if settings.tls_cert else "http"
-        logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
-        await uvicorn.Server(server_config(create_app(gateway), settings)).serve(sockets=[sock])
+        gateway = Gateway.build(api, settings)
+        proxy = await read_front_proxy(api) if aggregation is not None else None
+        freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
+        try:
+            scheme = "https" if settings.tls_cert else "http"
+            logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
+            main = uvicorn.Server(server_config(create_app(gateway), settings))
+            if proxy is None or aggregation is None:
+                await main.serve(sockets=[sock])
+                return
+            with client_ca_file(proxy) as ca:
+                config = aggregation_config(aggregated_app(gateway, proxy), settings, ca)
+                logger.info(
+                    "serving the aggregated API on https://%s:%d (front proxy: %s)", settings.host,
+                    aggregation.getsockname()[1], ", ".join(proxy.allowed_names) or "any name its CA signed",
+                )  # fmt: skip
+                await serve_together([(main, sock), (uvicorn.Server(config), aggregation)])
+        finally:
+            freezing.cancel()
     finally:
-        freezing.cancel()
         api.close()
+
+
+async def serve_together(servers: list[tuple[uvicorn.Server, socket.socket]]) -> None:
+    """Run the servers until one of them stops (a signal, a failure), then stop the others."""
+    running = [asyncio.create_task(server.serve(sockets=[sock])) for server, sock in servers]
+    await asyncio.wait(running, return_when=asyncio.FIRST_COMPLETED)
+    for server, _ in servers:
+        server.should_exit = True
+    await asyncio.gather(*running)
+
+
+def bound(host: str, port: int, flag: str) -> socket.socket:
+    """A listening socket, or :class:`SystemExit` 2 with one line naming ``flag`` (or --host) and the fix."""
+    try:
+        return listen(host, port)
+    except PortUnavailable as exc:
+        flag, fix = (
+            ("--host", "an address of this machine")
+            if exc.host_is_wrong
+            else (flag, "another port, or stop what holds it")
+        )
+        sys.stderr.write(f"asynctask-gateway: error: {flag}: {exc}: choose {fix}\n")
+        raise SystemExit(2) from None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -281,19 +350,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     setup_logging(verbose=args.verbose)
     settings = settings_of(args)
     problem = archive_problem(settings.archive_dsn)
+    if problem is None and settings.aggregation_port and not settings.archive_dsn:
+        problem = "--aggregation-port serves the archive: give the archive's database"
     if problem is not None:
         sys.stderr.write(f"asynctask-gateway: error: --archive-dsn: {problem}\n")
         return 2
+    # Bound before anything else: uvicorn would log a taken port and exit 1, after connecting to the API.
+    sock = bound(settings.host, settings.port, "--port")
+    aggregation = (
+        bound(settings.host, settings.aggregation_port, "--aggregation-port") if settings.aggregation_port else None
+    )
     try:
-        # Bound before anything else: uvicorn would log a taken port and exit 1, after connecting to the API.
-        sock = listen(settings.host, settings.port)
-    except PortUnavailable as exc:
-        flag, fix = (
-            ("--host", "an address of this machine")
-            if exc.host_is_wrong
-            else ("--port", "another port, or stop what holds it")
-        )
-        sys.stderr.write(f"asynctask-gateway: error: {flag}: {exc}: choose {fix}\n")
+        asyncio.run(serve(settings, sock, aggregation))
+    except FrontProxyUnavailable as exc:
+        sys.stderr.write(f"asynctask-gateway: error: --aggregation-port: {exc}\n")
         return 2
-    asyncio.run(serve(settings, sock))
     return 0

@@ -62,6 +62,15 @@ class GatewaySettings:
     archive_dsn: str | None = dataclasses.field(default=None, repr=False)
     """The archive's database (``postgresql://…``, ``sqlite:///…``; docs/archive.md): tasks past their TTL are read
     from it (a task's GET, the history, its logs, long-window statistics); none: live tasks only. Never logged."""
+    aggregation_port: int = 0
+    """Serve the aggregated API ``archive.asynctask.dev`` on this port (API aggregation: the kube-apiserver proxies
+    ``kubectl asynctask history`` and the reads of gone tasks here, as the user it authenticated), over TLS that
+    requires the API server's front-proxy client certificate; 0: off. Needs ``archive_dsn``."""
+    aggregation_tls_cert: str | None = None
+    """PEM certificate (chain) of the aggregation port: the one the APIService's ``caBundle`` verifies, for the name
+    ``<service>.<namespace>.svc``. Read once, at start."""
+    aggregation_tls_key: str | None = None
+    """PEM private key of ``aggregation_tls_cert``."""
     console: bool = True
     """Serve the web console at /ui/ (sign-in with a bearer token, or the trusted header)."""
     session_seconds: float = 8 * 3600.0

@@ -9,6 +9,9 @@ core and adapters, never the controllers (pyproject's import-linter contract; AD
   and API calls they share; :mod:`~asynctask_operator.kubectl.submitting` (submit, wait) and
   :mod:`~asynctask_operator.kubectl.pods` (describe, logs) hold the larger ones;
 - :mod:`~asynctask_operator.kubectl.follow`: follow tasks with the reflector's list+watch loop;
+- :mod:`~asynctask_operator.kubectl.archived` and :mod:`~asynctask_operator.kubectl.history`: tasks past
+  their TTL, read from the archive through the API server (``history``; ``get``/``describe``/``logs`` of a
+  gone task);
 - :mod:`~asynctask_operator.kubectl.inputs`, :mod:`~asynctask_operator.kubectl.selection`,
   :mod:`~asynctask_operator.kubectl.render`, :mod:`~asynctask_operator.kubectl.describe`,
   :mod:`~asynctask_operator.kubectl.errors`: pure parts.

@@ -32,6 +32,7 @@ from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.core.views import TaskView
 from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl import render, selection
+from asynctask_operator.kubectl.archived import live_or_archived
 from asynctask_operator.kubectl.errors import ERROR, CliError, refused
 from asynctask_operator.kubectl.inputs import BadInput, parse_duration
 
@@ -52,6 +53,8 @@ class Context:
     ask: Callable[[str], str] = input
     environ: Mapping[str, str] = dataclasses.field(default_factory=lambda: os.environ)
     """Where ``submit`` finds TRACEPARENT/TRACESTATE."""
+    archive: Any = None
+    """The run's reads of the archive (:func:`~asynctask_operator.kubectl.archived.archive_of`), made when first needed."""
 
     _api: Kube | None = None
 
@@ -141,7 +144,7 @@ async def get_tasks(ctx: Context, args: argparse.Namespace) -> int:
     if args.names:
         if args.selector or args.all_namespaces:
             raise BadInput("name tasks, or select them with -l/-A, not both")
-        tasks = [await get(ctx, ASYNCTASKS, name) for name in args.names]
+        tasks = [await live_or_archived(ctx, name) for name in args.names]  # a task past its TTL: the archive's
     else:
         tasks = await list_all(ctx, ASYNCTASKS, ctx.list_namespace, args.selector)
     tasks = [t for t in tasks if selection.matches(t, type_=args.type, queue=args.queue, phases=phases)]

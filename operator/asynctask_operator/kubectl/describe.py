@@ -1,5 +1,6 @@
 """How ``describe`` shows one task: its fields, its attempts with their Jobs and pods, the callback's
-delivery, and the Events about it. Pure, as :mod:`~asynctask_operator.kubectl.render` is (whose
+delivery, and the Events about it; for a task past its TTL (an ``ArchivedTask``), when the archive
+recorded it and which attempt logs it kept. Pure, as :mod:`~asynctask_operator.kubectl.render` is (whose
 words for a task's phase, age and progress it uses)."""
 
 from __future__ import annotations
@@ -45,6 +46,8 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
     done = " ".join(p for p in (percent_text(seen), f"step {seen.steps}" if seen.steps else "", told) if p)
     error = status.get("error") or {}
     waited, ran = seen.wait(now.timestamp()), seen.duration(now.timestamp())
+    archive = task.get("archive") if task.get("kind") == "ArchivedTask" else None
+    archived = f"{archive.get('archivedTime')} (gone from the cluster: read from the archive)" if archive else ""
     head = _fields(
         [
             ("Name", seen.name),
@@ -70,6 +73,7 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
             ("Result", json.dumps(status["result"], ensure_ascii=False) if "result" in status else ""),
             ("Error", f"{error.get('code')}: {error.get('message')}" if error else ""),
             ("Cancel requested", "yes" if spec.get("cancel") else ""),
+            ("Archived", archived),
         ]
     )
     parts: list[RenderableType] = [head]
@@ -99,7 +103,7 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
             )
         parts.append(table)
     else:
-        parts.append(Text("  none yet"))
+        parts.append(Text("  none" if archive is not None else "  none yet"))
     callback = status.get("callback")
     parts.append(Text("\nCallback:", style="bold"))
     if callback:
@@ -119,8 +123,13 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
         )
     else:
         parts.append(Text("  none" + ("" if spec.get("callback") else " (no callback configured)")))
+    if archive is not None:
+        parts.append(Text("\nLogs kept:", style="bold"))
+        parts.append(_kept_logs(archive.get("logs") or []))
     parts.append(Text("\nEvents:", style="bold"))
-    if events:
+    if archive is not None:
+        parts.append(Text("  none kept (the archive keeps no Events)"))
+    elif events:
         table = plain_table("TYPE", "REASON", "AGE", "MESSAGE")
         for event in events:
             when = event.get("lastTimestamp") or event.get("eventTime") or meta_of(event).get("creationTimestamp")
@@ -131,3 +140,19 @@ def describe_task(task: Obj, pods: Sequence[Obj], events: Sequence[Obj], now: dt
     else:
         parts.append(Text("  none"))
     return Group(*parts)
+
+
+def _kept_logs(logs: Sequence[dict[str, Any]]) -> RenderableType:
+    """The attempt logs the archive kept: ``kubectl asynctask logs NAME --attempt N`` reads each."""
+    if not logs:
+        return Text("  none")
+    table = plain_table("#", "POD", "CONTAINER", "BYTES", "KEPT")
+    for log in logs:
+        kept = "all"
+        if log.get("error"):
+            kept = f"could not be read: {log['error']}"
+        elif log.get("truncated"):
+            kept = "the end only"
+        table.add_row(str(log.get("attempt", "")), str(log.get("pod") or ""), str(log.get("container") or ""),
+                      str(log.get("bytes", "")), kept)  # fmt: skip
+    return table

@@ -6,6 +6,7 @@ kubectl asynctask wait NAME... [--for Succeeded|finished] [--timeout 10m]
 kubectl asynctask get|list [NAME...] [--type T --queue Q --phase P -l SEL -A -o wide|json|yaml|name]
 kubectl asynctask describe NAME...
 kubectl asynctask logs NAME [--attempt N] [-f]
+kubectl asynctask history [-A] [--type T --queue Q --phase P --reason R -l SEL --since 7d --q TEXT --limit N -o ...]
 kubectl asynctask cancel|retry NAME...|-l SEL|--phase P|--type T [--yes]
 kubectl asynctask queue list|pending NAME|pause NAME|resume NAME
 kubectl asynctask schedule list|suspend NAME|resume NAME|run NAME
@@ -34,7 +35,7 @@ from asynctask_operator import __version__
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import default_namespace, load_configuration
-from asynctask_operator.kubectl import commands, pods, submitting
+from asynctask_operator.kubectl import commands, history, pods, submitting
 from asynctask_operator.kubectl.errors import ERROR, INTERRUPTED, CliError
 from asynctask_operator.kubectl.inputs import BadInput
 from asynctask_operator.kubectl.selection import PHASES
@@ -137,6 +138,8 @@ def parser() -> argparse.ArgumentParser:
     )
     logs.add_argument("-c", "--container", help="the container (default: the pod's only one)")
 
+    history.add_parser(sub, common)
+
     for name, text in (
         ("cancel", "cancel tasks that have not finished (spec.cancel: true)"),
         ("retry", "run Failed or Cancelled tasks again (annotation asynctask.dev/retry-requested)"),
@@ -188,6 +191,7 @@ COMMANDS: dict[str, Callable[[commands.Context, argparse.Namespace], Any]] = {
     "list": commands.get_tasks,
     "describe": pods.describe,
     "logs": pods.logs,
+    "history": history.history,
     "cancel": lambda ctx, args: commands.act(ctx, args, "cancel"),
     "retry": lambda ctx, args: commands.act(ctx, args, "retry"),
     "queue": commands.queue,

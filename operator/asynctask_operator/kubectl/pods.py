@@ -1,5 +1,6 @@
 """``describe`` and ``logs``: the commands that read a task's pods and Events beside the task, and
-wait (by watching, not polling) for an attempt's pod to start."""
+wait (by watching, not polling) for an attempt's pod to start. A task past its TTL is read from the
+archive (:mod:`~asynctask_operator.kubectl.archived`): its pods and Events went with it, its logs were kept."""
 
 from __future__ import annotations
 
@@ -13,6 +14,7 @@ from asynctask_operator.adapters.reflector import reflect
 from asynctask_operator.core.naming import LABEL_TASK, label_value
 from asynctask_operator.core.wire import Obj, attempt_pods, event_about, latest_pod
 from asynctask_operator.kubectl import render
+from asynctask_operator.kubectl.archived import archive_of, is_archived, live_or_archived
 from asynctask_operator.kubectl.commands import Context, get, list_all, name_of, show
 from asynctask_operator.kubectl.describe import describe_task
 from asynctask_operator.kubectl.errors import CliError, refused
@@ -21,7 +23,12 @@ from asynctask_operator.kubectl.follow import follow
 
 async def describe(ctx: Context, args: argparse.Namespace) -> int:
     for i, name in enumerate(args.names):
-        task = await get(ctx, ASYNCTASKS, name)
+        task = await live_or_archived(ctx, name)
+        if is_archived(task):  # its pods and Events are gone with it
+            if i:
+                ctx.out.print()
+            show(ctx.out, describe_task(task, [], [], ctx.now()))
+            continue
         try:
             pods = await ctx.api.list_objects(PODS, ctx.namespace, f"{LABEL_TASK}={label_value(name)}")
         except ApiError:
@@ -46,11 +53,13 @@ def _started(pod: Obj) -> bool:
 
 
 async def logs(ctx: Context, args: argparse.Namespace) -> int:
+    task = await live_or_archived(ctx, args.name)
+    if is_archived(task):
+        return await archived_log(ctx, args, task)
     api: Any = ctx.api
     if not hasattr(api, "pod_log"):
         raise CliError("this API client cannot read pod logs")
     reader: PodLogs = api
-    task = await get(ctx, ASYNCTASKS, args.name)
     attempt = args.attempt or int((task.get("status") or {}).get("attempt") or 0)
     if attempt < 1:
         if not args.follow:
@@ -77,6 +86,21 @@ async def logs(ctx: Context, args: argparse.Namespace) -> int:
         if render.finished(task) and int((task.get("status") or {}).get("attempt") or 0) <= attempt:
             return 0
         attempt += 1  # a retry: follow the next attempt's pod
+
+
+async def archived_log(ctx: Context, args: argparse.Namespace, task: Obj) -> int:
+    """An archived task's attempt log, as the archive kept it when the attempt ended (its pod is gone)."""
+    attempt = args.attempt or int((task.get("status") or {}).get("attempt") or 0)
+    if attempt < 1:
+        raise CliError(f"asynctask '{args.name}' never started an attempt ({render.phase(task)})")
+    kept = {int(e.get("attempt") or 0): e for e in (task.get("archive") or {}).get("logs") or ()}.get(attempt, {})
+    uid = str((task.get("metadata") or {}).get("uid") or "")
+    text = await archive_of(ctx).log(ctx.namespace, args.name, uid, attempt)
+    cut = " (its end only: the archive keeps the last bytes of a log)" if kept.get("truncated") else ""
+    done = "; nothing to follow: the task has finished" if args.follow else ""
+    ctx.err.print(f"==> attempt {attempt}: the log the archive kept{cut}{done} <==", highlight=False, soft_wrap=True)
+    ctx.out.out(text, end="" if not text or text.endswith("\n") else "\n", highlight=False)
+    return 0
 
 
 class _StartedPod:

@@ -25,12 +25,12 @@ import dataclasses
 import datetime as dt
 import functools
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from typing import Literal, TypeVar
 
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kube import ApiError, NotFound, RequestCounter, Resource
-from asynctask_operator.adapters.kubeclient import all_items
+from asynctask_operator.adapters.kubeclient import all_items, api_error
 from asynctask_operator.core.wire import Obj
 from asynctask_operator.testing.answers import Decide, Tokens
 from asynctask_operator.testing.apiserver import ApiServer, ObjKey
@@ -38,6 +38,10 @@ from asynctask_operator.testing.semantics import REVIEWS
 from asynctask_operator.testing.watches import Watch, Written
 
 Order = Literal["answer-first", "event-first", "random"]
+PathHandler = Callable[[str, list[tuple[str, str]], str], Awaitable[tuple[int, bytes]]]
+"""Answers a raw GET: (path, query, accept) -> (status, body), as an aggregated API server would."""
+NO_SUCH_PATH = b'{"kind":"Status","apiVersion":"v1","status":"Failure","message":"the server could not find the requested resource","reason":"NotFound","details":{},"code":404}'
+"""The API server's answer for a path it does not serve (an API group without its APIService)."""
 T = TypeVar("T")
 
 
@@ -67,6 +71,7 @@ class FakeKube:
         self.counter = RequestCounter()
         self.requests: list[Request] = []
         self.after_create: dict[str, list[Callable[[Obj], object]]] = {}
+        self.paths: list[tuple[str, PathHandler]] = []
         self._handled: dict[Watch, asyncio.Event] = {}  # set whenever a watch's consumer has handled all it was given
 
     # ------------------------------------------------------------------ the model's, here for the tests' hands
@@ -118,6 +123,11 @@ class FakeKube:
     def on_create(self, plural: str, hook: Callable[[Obj], object]) -> None:
         """Call ``hook`` with a copy of every object of ``plural`` created (after the answer), as a controller would."""
         self.after_create.setdefault(plural, []).append(hook)
+
+    def serve_paths(self, prefix: str, handler: PathHandler) -> None:
+        """Answer raw GETs of ``prefix`` and below with ``handler``, as the API server proxies an aggregated
+        API to the server its APIService names; without one, such a GET is 404, as where none is installed."""
+        self.paths.append((prefix.rstrip("/"), handler))
 
     def writes(self) -> list[Request]:
         return [r for r in self.requests if r.verb in ("create", "patch", "update", "delete")]
@@ -248,6 +258,22 @@ class FakeKube:
         self.counter.add("delete", resource.plural, 200)
         await self._settle(written)
         return True
+
+    async def raw_get(
+        self, path: str, query: Sequence[tuple[str, str]] = (), *, accept: str = "application/json"
+    ) -> bytes:
+        plural = path.rstrip("/").rsplit("/", 1)[-1] or "/"
+        self.requests.append(Request("get", plural, None, path))
+        for prefix, handler in self.paths:
+            if path == prefix or path.startswith(prefix + "/"):
+                status, body = await handler(path, list(query), accept)
+                break
+        else:
+            status, body = 404, NO_SUCH_PATH
+        self.counter.add("get", plural, status)
+        if 200 <= status < 300:
+            return body
+        raise api_error(status, body)
 
     # ------------------------------------------------------------------ inside
 
