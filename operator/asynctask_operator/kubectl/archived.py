@@ -24,7 +24,7 @@ from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl.errors import CliError, explain, refused
 
 if TYPE_CHECKING:
-    from asynctask_operator.kubectl.commands import Context
+    from asynctask_operator.kubectl.context import Context
 
 GROUP_VERSION = "/apis/archive.asynctask.dev/v1alpha1"
 KIND = "ArchivedTask"

@@ -16,7 +16,7 @@ import datetime as dt
 from asynctask_operator.core.timestamps import stamp
 from asynctask_operator.kubectl import render
 from asynctask_operator.kubectl.archived import archive_of
-from asynctask_operator.kubectl.commands import Context, show
+from asynctask_operator.kubectl.context import Context, show
 from asynctask_operator.kubectl.inputs import BadInput, parse_duration
 from asynctask_operator.kubectl.selection import PHASES
 

@@ -36,6 +36,7 @@ from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import default_namespace, load_configuration
 from asynctask_operator.kubectl import commands, history, pods, submitting
+from asynctask_operator.kubectl.context import Context
 from asynctask_operator.kubectl.errors import ERROR, INTERRUPTED, CliError
 from asynctask_operator.kubectl.inputs import BadInput
 from asynctask_operator.kubectl.selection import PHASES
@@ -184,7 +185,7 @@ def parser() -> argparse.ArgumentParser:
     return top
 
 
-COMMANDS: dict[str, Callable[[commands.Context, argparse.Namespace], Any]] = {
+COMMANDS: dict[str, Callable[[Context, argparse.Namespace], Any]] = {
     "submit": submitting.submit,
     "wait": submitting.wait,
     "get": commands.get_tasks,
@@ -232,7 +233,7 @@ async def run(
 
     try:
         namespace = args.namespace or (default_namespace(args.kubeconfig, args.context) if api is None else "default")
-        ctx = commands.Context(
+        ctx = Context(
             connect=connect,
             namespace=namespace,
             all_namespaces=bool(getattr(args, "all_namespaces", False)),

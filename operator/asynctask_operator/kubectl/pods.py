@@ -15,7 +15,8 @@ from asynctask_operator.core.naming import LABEL_TASK, label_value
 from asynctask_operator.core.wire import Obj, attempt_pods, event_about, latest_pod
 from asynctask_operator.kubectl import render
 from asynctask_operator.kubectl.archived import archive_of, is_archived, live_or_archived
-from asynctask_operator.kubectl.commands import Context, get, list_all, name_of, show
+from asynctask_operator.kubectl.commands import get, list_all, name_of
+from asynctask_operator.kubectl.context import Context, show
 from asynctask_operator.kubectl.describe import describe_task
 from asynctask_operator.kubectl.errors import CliError, refused
 from asynctask_operator.kubectl.follow import follow

@@ -20,7 +20,8 @@ from asynctask_operator.core.models import TaskType
 from asynctask_operator.core.validation import Refusal, check_payload
 from asynctask_operator.core.wire import Obj
 from asynctask_operator.kubectl import render, selection
-from asynctask_operator.kubectl.commands import Context, get, name_of, namespace_of
+from asynctask_operator.kubectl.commands import get, name_of, namespace_of
+from asynctask_operator.kubectl.context import Context
 from asynctask_operator.kubectl.errors import TIMED_OUT, CliError, refused
 from asynctask_operator.kubectl.follow import Deleted, TimedOut, follow
 from asynctask_operator.kubectl.inputs import (
