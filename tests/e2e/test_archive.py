@@ -10,11 +10,9 @@ recording that namespace into a SQLite file, and ``asynctask-gateway --archive-d
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import os
 import pathlib
 import signal
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -39,6 +37,7 @@ from tests.e2e.helpers import (
     task_body,
     wait_for,
 )
+from tests.e2e.test_gateway import gateway_process, token_for
 
 pytestmark = pytest.mark.e2e
 
@@ -116,9 +115,11 @@ def test_a_task_is_archived_with_its_log_then_deleted_by_its_ttl(archived: tuple
     assert '"n":1' in log.text and "done" in log.text, log.text
 
     # Read back through the front doors, as a user whose Role allows the live reads (and nothing more).
-    token = reader_token(cluster)
+    logs = kubernetes.client.V1PolicyRule(api_groups=[""], resources=["pods/log"], verbs=["get"])
+    token = token_for(cluster, "archive-reader", ["get", "list"], logs)
     auth = {"Authorization": f"Bearer {token}"}
-    with gateway_process(cluster, dsn, pathlib.Path(dsn.removeprefix("sqlite:///")).parent) as url:
+    log_path = pathlib.Path(dsn.removeprefix("sqlite:///")).parent / "gateway.log"
+    with gateway_process(os.environ[KUBECONFIG_ENV], cluster.namespace, log_path, "--archive-dsn", dsn) as url:
         tasks = f"{url}/v1/namespaces/{cluster.namespace}"
         with httpx.Client(timeout=30) as client:
             answer = client.get(f"{tasks}/tasks/kept", headers=auth)
@@ -135,51 +136,3 @@ def test_a_task_is_archived_with_its_log_then_deleted_by_its_ttl(archived: tuple
             assert page.status_code == 200 and 'data-testid="archived"' in page.text, page.text[-2000:]
             listed = client.get(f"{url}/ui/history")
             assert "kept" in listed.text
-
-
-def reader_token(cluster: Cluster) -> str:
-    """A ServiceAccount allowed get and list on asynctasks and get on pods/log in the namespace; a token of it."""
-    k = kubernetes.client
-    ns, name = cluster.namespace, "archive-reader"
-    meta = k.V1ObjectMeta(name=name)
-    rbac = k.RbacAuthorizationV1Api(cluster.client)
-    cluster.core.create_namespaced_service_account(ns, k.V1ServiceAccount(metadata=meta))
-    rules = [
-        k.V1PolicyRule(api_groups=["asynctask.dev"], resources=["asynctasks"], verbs=["get", "list"]),
-        k.V1PolicyRule(api_groups=[""], resources=["pods/log"], verbs=["get"]),
-    ]
-    rbac.create_namespaced_role(ns, k.V1Role(metadata=meta, rules=rules))
-    subject = k.RbacV1Subject(kind="ServiceAccount", name=name, namespace=ns)
-    ref = k.V1RoleRef(api_group="rbac.authorization.k8s.io", kind="Role", name=name)
-    rbac.create_namespaced_role_binding(ns, k.V1RoleBinding(metadata=meta, role_ref=ref, subjects=[subject]))
-    request = k.AuthenticationV1TokenRequest(spec=k.V1TokenRequestSpec(audiences=[], expiration_seconds=3600))
-    answer = cluster.core.create_namespaced_service_account_token(name, ns, request)
-    assert answer.status is not None and answer.status.token
-    return str(answer.status.token)
-
-
-@contextlib.contextmanager
-def gateway_process(cluster: Cluster, dsn: str, folder: pathlib.Path) -> Iterator[str]:
-    """``asynctask-gateway --archive-dsn`` serving the namespace on a free port; its URL."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    kubeconfig = os.environ[KUBECONFIG_ENV]
-    command = [str(pathlib.Path(sys.executable).with_name("asynctask-gateway")), "--kubeconfig", kubeconfig,
-               "--namespace", cluster.namespace, "--port", str(port), "--host", "127.0.0.1", "--archive-dsn", dsn]  # fmt: skip
-    url = f"http://127.0.0.1:{port}"
-    with (folder / "gateway.log").open("wb") as log:
-        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT)
-
-    def ready() -> bool:
-        try:
-            return httpx.get(f"{url}/readyz", timeout=2).status_code == 200
-        except httpx.TransportError:
-            return False
-
-    try:
-        wait_for(ready, 60, "the gateway ready", describe=lambda: (folder / "gateway.log").read_text(errors="replace"))
-        yield url
-    finally:
-        process.terminate()
-        process.wait(30)

@@ -11,6 +11,7 @@ tasks there and a bookmark (issue 25). The gateway runs here as a process
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import pathlib
@@ -68,17 +69,17 @@ def token_for(cluster: Cluster, name: str, verbs: list[str], *more: Any) -> str:
     return str(answer.status.token)
 
 
-@pytest.fixture(scope="module")
-def gateway(cluster: Cluster, kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+@contextlib.contextmanager
+def gateway_process(kubeconfig: str, namespace: str, log_path: pathlib.Path, *extra: str) -> Iterator[str]:
+    """``asynctask-gateway`` serving ``namespace`` on a free port (``extra``: more of its flags); its URL
+    once it answers ``/readyz``. Its output goes to ``log_path``, shown if it never gets ready."""
     port = free_port()
-    log = (tmp_path_factory.mktemp("gateway") / "gateway.log").open("w")
     gateway_bin = pathlib.Path(sys.executable).with_name("asynctask-gateway")
-    process = subprocess.Popen(
-        [str(gateway_bin), "--kubeconfig", kubeconfig, "--namespace", cluster.namespace, "--port", str(port),
-         "--host", "127.0.0.1", "--keepalive", "5"],
-        stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy(),
-    )  # fmt: skip
+    command = [str(gateway_bin), "--kubeconfig", kubeconfig, "--namespace", namespace, "--port", str(port),
+               "--host", "127.0.0.1", *extra]  # fmt: skip
     url = f"http://127.0.0.1:{port}"
+    with log_path.open("wb") as log:
+        process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT, env=os.environ.copy())
 
     def ready() -> bool:
         try:
@@ -87,12 +88,18 @@ def gateway(cluster: Cluster, kubeconfig: str, tmp_path_factory: pytest.TempPath
             return False
 
     try:
-        wait_for(ready, 60, "the gateway ready")
+        wait_for(ready, 60, "the gateway ready", describe=lambda: log_path.read_text(errors="replace"))
         yield url
     finally:
         process.terminate()
         process.wait(30)
-        log.close()
+
+
+@pytest.fixture(scope="module")
+def gateway(cluster: Cluster, kubeconfig: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    log_path = tmp_path_factory.mktemp("gateway") / "gateway.log"
+    with gateway_process(kubeconfig, cluster.namespace, log_path, "--keepalive", "5") as url:
+        yield url
 
 
 def events_of(lines: Iterator[str]) -> Iterator[dict[str, Any]]:

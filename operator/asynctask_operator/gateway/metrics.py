@@ -18,9 +18,10 @@ from fastapi import Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from asynctask_operator.gateway.access import Gateway
+from asynctask_operator.gateway.asgi import seeing_status
 
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5)
 
@@ -77,22 +78,10 @@ class CountRequests:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        counted = False
 
         def count(status: int) -> None:
-            nonlocal counted
-            counted = True
             route = getattr(scope.get("route"), "path", None) or "unmatched"
             self.metrics.requests.labels(scope["method"], route, str(status)).inc()
             self.metrics.latency.labels(scope["method"], route).observe(time.perf_counter() - started)
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and not counted:
-                count(int(message["status"]))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            if not counted:  # ended without an answer: what the server will say
-                count(500)
+        await seeing_status(self.app, scope, receive, send, count)

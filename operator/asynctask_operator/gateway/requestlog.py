@@ -19,8 +19,9 @@ from __future__ import annotations
 import logging
 import time
 
-from starlette.types import ASGIApp, Message, Receive, Scope, Send
+from starlette.types import ASGIApp, Receive, Scope, Send
 
+from asynctask_operator.gateway.asgi import seeing_status
 from asynctask_operator.gateway.failures import client_address
 
 logger = logging.getLogger(__name__)
@@ -43,24 +44,12 @@ class RequestLog:
             await self.app(scope, receive, send)
             return
         started = time.perf_counter()
-        logged = False
 
         def log(status: int) -> None:
-            nonlocal logged
-            logged = True
             method, path = scope["method"], scope["path"]
             ms = round((time.perf_counter() - started) * 1000, 1)
             fields = {"method": method, "path": path, "status": status, "duration_ms": ms}
             fields["client"] = client_address(scope, self.proxy_header)
             logger.info("%s %s %d %.1fms", method, path, status, ms, extra={"http": fields})
 
-        async def sending(message: Message) -> None:
-            if message["type"] == "http.response.start" and not logged:
-                log(int(message["status"]))
-            await send(message)
-
-        try:
-            await self.app(scope, receive, sending)
-        finally:
-            if not logged:  # ended without an answer: what the server will say
-                log(500)
+        await seeing_status(self.app, scope, receive, send, log)

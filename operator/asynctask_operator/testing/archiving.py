@@ -14,7 +14,7 @@ import logging
 import pathlib
 from typing import Any
 
-from asynctask_operator.testing.children import Child
+from asynctask_operator.testing.children import Child, stop_in_loop
 
 MARKER = "recording AsyncTasks"
 
@@ -80,13 +80,7 @@ class InProcessArchiver(ArchiverProcess):
     async def stop(self) -> None:
         if self._task is not None:
             assert self._stop is not None
-            self._stop.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except TimeoutError:
-                self._task.cancel()
-            except (Exception, SystemExit):
-                pass
+            await stop_in_loop(self._task, self._stop)
             self._task = None
         if self._api is not None:
             self._api.close()

@@ -31,6 +31,18 @@ async def eventually(
         await asyncio.sleep(interval)
 
 
+async def stop_in_loop(task: asyncio.Task[None], stop: asyncio.Event) -> None:
+    """Stop a program run in the test's event loop: its stop event set, 10 s to end, then cancelled.
+    What it ended with is in its log, not raised here."""
+    stop.set()
+    try:
+        await asyncio.wait_for(asyncio.shield(task), 10)
+    except TimeoutError:
+        task.cancel()
+    except (Exception, SystemExit):
+        pass
+
+
 class Child:
     """``python -m MODULE ARGV…``; subclasses give the module, the command line and what "ready" looks like."""
 

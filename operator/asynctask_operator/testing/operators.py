@@ -16,7 +16,7 @@ import pathlib
 import time
 from typing import Any
 
-from asynctask_operator.testing.children import Child, eventually
+from asynctask_operator.testing.children import Child, eventually, stop_in_loop
 
 __all__ = ["InProcessOperator", "Operator", "eventually"]
 
@@ -134,13 +134,7 @@ class InProcessOperator(Operator):
     async def _stop_now(self) -> None:
         if self._task is not None:
             assert self._stop_event is not None
-            self._stop_event.set()
-            try:
-                await asyncio.wait_for(asyncio.shield(self._task), 10)
-            except TimeoutError:
-                self._task.cancel()
-            except (Exception, SystemExit):  # what it ended with is in its log
-                pass
+            await stop_in_loop(self._task, self._stop_event)
             self._task = None
         if self._api is not None:
             self._api.close()
