@@ -34,6 +34,7 @@ from typing import Any
 import kmock
 
 from asynctask_operator.core.crds import all_crds
+from asynctask_operator.testing.apiserver import ApiServer
 from asynctask_operator.testing.cluster import Cluster, declare_resources, write_kubeconfig
 from asynctask_operator.testing.emulator import ApiServerEmulator, QuickShutdownServer
 from asynctask_operator.testing.hits import Hit
@@ -86,9 +87,15 @@ async def bookmarks(k: ApiServerEmulator, interval: float = 20.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[ApiServerEmulator]:
-    """kmock serving on a loopback port, the operator's resources declared, bookmarks sent."""
-    async with ApiServerEmulator() as k, kmock.Server(k, server_cls=QuickShutdownServer):
+async def emulator(real_objects: bool = False) -> AsyncIterator[ApiServerEmulator]:
+    """kmock serving on a loopback port, the operator's resources declared, bookmarks sent.
+
+    ``real_objects``: objects as a real API server keeps them (``managedFields``, a Job's defaults;
+    :class:`~asynctask_operator.testing.apiserver.ApiServer`)."""
+    async with (
+        ApiServerEmulator(model=ApiServer(real_objects=real_objects)) as k,
+        kmock.Server(k, server_cls=QuickShutdownServer),
+    ):
         declare_all(k)
         keepalive = asyncio.create_task(bookmarks(k))
         try:
@@ -400,6 +407,17 @@ def emit(tables: Sequence[str], result: dict[str, Any], json_path: str | None) -
     sys.stdout.flush()
     if json_path:
         pathlib.Path(json_path).write_text(line + "\n")
+
+
+def add_objects_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--objects",
+        choices=("real", "plain"),
+        default="real",
+        help="real (default): objects with managedFields and a Job's defaults, the cluster's controllers played "
+        "write by write (testing/jobrunner.py); plain: the objects as sent, a Job completed in one write "
+        "(the benchmarks before issue 29)",
+    )
 
 
 def parser(description: str, default_n: int) -> argparse.ArgumentParser:

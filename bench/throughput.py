@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from asynctask_operator.testing.hits import Hit
+from asynctask_operator.testing.jobrunner import JobRunner
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
@@ -51,6 +52,7 @@ from bench.common import (
     JobPlayer,
     PhaseLog,
     ProcStats,
+    add_objects_option,
     create_tasks,
     emit,
     emulator,
@@ -110,9 +112,10 @@ async def run_kmock(
     stall: float = 30.0,
     job_seconds: float = 0.0,
     keys: int | None = None,
+    objects: str = "real",
 ) -> dict[str, Any]:
     wd = workdir(folder, "throughput")
-    async with emulator() as k:
+    async with emulator(real_objects=objects == "real") as k:
         bench = Bench(k, wd)
         phases = PhaseLog(k)
         timeline = Timeline()
@@ -123,8 +126,11 @@ async def run_kmock(
             await bench.cluster.create_queue(QUEUE, {"concurrency": queue_concurrency})
             spec["queue"] = QUEUE
         await bench.start()
-        player = JobPlayer(k, run_seconds=job_seconds) if queue_concurrency is not None else None
-        if player is not None:
+        player: JobPlayer | JobRunner | None = None
+        if queue_concurrency is not None and objects == "real":
+            player = JobRunner(k.model, run_seconds=job_seconds)
+        elif queue_concurrency is not None:
+            player = JobPlayer(k, run_seconds=job_seconds)
             k.listeners.append(lambda hit, _: _completed(hit, timeline))
         target = "Succeeded" if player is not None else "Running"
         names = [f"t{i:06d}" for i in range(n)]
@@ -144,6 +150,8 @@ async def run_kmock(
             if player is not None:
                 await player.close()
             await bench.stop()
+    if isinstance(player, JobRunner):
+        timeline.job_completed.update({job_owner(job): t for job, t in player.completed.items()})
     first = min(timeline.created.values())
     latencies = [timeline.job_created[name] - timeline.created[name] for name in names if name in timeline.job_created]
     stuck = [name for name in names if phases.time_of(name, target) is None]
@@ -157,6 +165,7 @@ async def run_kmock(
     return {
         "bench": "throughput",
         "target": "kmock",
+        "objects": objects,
         "n": n,
         "queue_concurrency": queue_concurrency,
         "keys": keys,
@@ -229,7 +238,8 @@ def render_kmock(r: dict[str, Any]) -> list[str]:
         rows.append(["most Jobs active at once", r["max_active_jobs"]])
         fin = r["job_complete_to_succeeded_s"]
         rows.append(["Job complete -> Succeeded p50 / p99 / max (s)", f"{fin['p50']} / {fin['p99']} / {fin['max']}"])
-    return [table(f"Throughput against kmock: {mode}; tasks created {pace}", ["figure", "value"], rows)]
+    title = f"Throughput against kmock ({r.get('objects', 'plain')} objects): {mode}; tasks created {pace}"
+    return [table(title, ["figure", "value"], rows)]
 
 
 # --------------------------------------------------------------------------- a real cluster
@@ -457,6 +467,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="kmock: give up on tasks when none progressed for this long (default 30)",
     )
     p.add_argument("--keep", action="store_true", help="keep the namespaces on a real cluster")
+    add_objects_option(p)
     args = p.parse_args(argv)
     if args.kubeconfig:
         result = run_cluster(args)
@@ -472,6 +483,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.stall,
             args.job_seconds,
             args.keys,
+            args.objects,
         )
     )
     emit(render_kmock(result), result, args.json)
