@@ -197,6 +197,13 @@ async def run_kmock(
         "operator_cpu_s_per_1000": round(cpu / n * 1000, 3),
         "operator_peak_rss_mb": round(peak_rss, 1),
         "operator_rss_mb": round(rss, 1),
+        "operator_watch_events_per_task": round(sum(h.events for h in k.hits if h.operator) / n, 2),
+        "operator_watch_kb_per_task": round(
+            sum(h.received for h in k.hits if h.operator and h.verb == "watch") / n / 1024, 1
+        ),
+        "operator_answer_kb_per_task": round(
+            sum(h.received for h in k.hits if h.operator and h.verb != "watch") / n / 1024, 1
+        ),
         "max_active_jobs": timeline.max_active_jobs() if player is not None else None,
         "job_conflicts": timeline.conflicts,
         "operator_log": str(bench.operator.logfile),
@@ -230,6 +237,11 @@ def render_kmock(r: dict[str, Any]) -> list[str]:
         ["first created -> all " + ("Succeeded" if r["queue_concurrency"] else "Running") + " (s)", r["all_done_s"]],
         ["operator CPU s per 1000 tasks", r["operator_cpu_s_per_1000"]],
         ["operator peak RSS (MB)", r["operator_peak_rss_mb"]],
+        [
+            "watch events / KB the operator received per task",
+            f"{r['operator_watch_events_per_task']} / {r['operator_watch_kb_per_task']}",
+        ],
+        ["answers the operator received per task (KB)", r["operator_answer_kb_per_task"]],
         ["Job create conflicts (409)", r["job_conflicts"]],
     ]
     rows.append(["status write conflicts (409)", r["status_conflicts"]])

@@ -31,6 +31,7 @@ from asynctask_operator.adapters.kube import CRDS, NotFound
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.adapters.listening import PortUnavailable
+from asynctask_operator.adapters.slimwire import CODECS
 from asynctask_operator.controllers import process
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
@@ -192,7 +193,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()  # before the listings and the client's threads (ADR 0012)
     setup_logging(args.log_format, args.verbose)
     settings = settings_of(args)
-    api = KubeClient(load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency)
+    api = KubeClient(
+        load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency, codecs=CODECS
+    )
     try:
         asyncio.run(process.run(api, settings))
     except KeyboardInterrupt:

@@ -24,14 +24,17 @@ import json
 import logging
 import random
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import urllib3.exceptions
 
 from asynctask_operator.adapters.kube import PODS, ApiError, Conflict, Gone, Invalid, NotFound, RequestCounter, Resource
 from asynctask_operator.adapters.watchstream import StreamBroken, WatchStream
+
+if TYPE_CHECKING:  # the operator's codecs need msgspec, of its extra; other programs pass none
+    from asynctask_operator.adapters.slimwire import Codec
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +75,18 @@ class KubeClient:
         retry: RetryPolicy | None = None,
         counter: RequestCounter | None = None,
         user_agent: str = USER_AGENT,
+        codecs: Mapping[str, Codec] | None = None,
     ) -> None:
+        """``codecs``: by resource plural, how to decode its answers, listings and watch events (the
+        operator's read only the fields it uses: :mod:`~asynctask_operator.adapters.slimwire`); the
+        rest is decoded whole."""
         configuration.connection_pool_maxsize = max(concurrency, 4)
         self._api = kubernetes.client.ApiClient(configuration)
         self._api.user_agent = user_agent
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.retry = retry or RetryPolicy()
         self.counter = counter or RequestCounter()
+        self.codecs: Mapping[str, Codec] = codecs or {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -149,8 +157,10 @@ class KubeClient:
         if resource_version:
             query.append(("resourceVersion", resource_version))
         read_timeout = timeout_seconds + 30.0  # the server ends the stream first; this is for a dead connection
+        codec = self.codecs.get(resource.plural)
+        decode = codec.event if codec is not None else json.loads
         stream = self._stream(
-            WatchStream(asyncio.get_running_loop()), resource.path(namespace), query, read_timeout,
+            WatchStream(asyncio.get_running_loop(), decode), resource.path(namespace), query, read_timeout,
             count=("watch", resource.plural), what="watch", broken="WatchBroken", thread=f"watch-{resource.plural}",
         )  # fmt: skip
         async with contextlib.aclosing(stream) as events:  # closed with this iterator: the connection too
@@ -216,7 +226,11 @@ class KubeClient:
             status, data = await stream.opened
             self.counter.add(*count, status)
             if not 200 <= status < 300:
-                raise ApiError(0, "Unreachable", f"GET {path} ({what}): {data!r}") if status == 0 else _error(status, data)
+                raise (
+                    ApiError(0, "Unreachable", f"GET {path} ({what}): {data!r}")
+                    if status == 0
+                    else _error(status, data)
+                )
             while True:
                 try:
                     item = await stream.next()
@@ -297,7 +311,10 @@ class KubeClient:
                 continue
             self.counter.add(verb, resource.plural, status)
             if 200 <= status < 300:
-                return _decode(data)
+                codec = self.codecs.get(resource.plural)
+                if codec is None or not data or verb == "delete":
+                    return _decode(data)
+                return codec.page(data) if verb == "list" else codec.one(data)
             if status not in RETRIED_CODES or last:
                 raise _error(status, data)
             after = headers.get("Retry-After", "")

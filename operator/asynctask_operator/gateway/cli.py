@@ -154,10 +154,10 @@ def parser() -> argparse.ArgumentParser:
         help="read tasks past their TTL from the archive's database (postgresql://…, sqlite:///…; docs/archive.md); "
         f"default: ${ARCHIVE_DSN_ENV}, else live tasks only",
     )
-    archive.add_argument("--archive-dsn-file", metavar="FILE", help="read --archive-dsn from this file (a mounted Secret)")
-    p.add_argument(
-        "--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/"
+    archive.add_argument(
+        "--archive-dsn-file", metavar="FILE", help="read --archive-dsn from this file (a mounted Secret)"
     )
+    p.add_argument("--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/")
     p.add_argument(
         "--session-hours",
         type=float,

@@ -124,6 +124,7 @@ class InProcessOperator(Operator):
         from asynctask_operator import cli
         from asynctask_operator.adapters.kubeclient import KubeClient
         from asynctask_operator.adapters.kubeconfig import load_configuration
+        from asynctask_operator.adapters.slimwire import CODECS
         from asynctask_operator.controllers import process
 
         self.starts += 1
@@ -139,7 +140,9 @@ class InProcessOperator(Operator):
         root.addHandler(self._handler)
         self._root_level = root.level
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
-        self._api = KubeClient(load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency)
+        self._api = KubeClient(
+            load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency, codecs=CODECS
+        )
         self._stop_event = asyncio.Event()
         self._task = asyncio.create_task(process.run(self._api, settings, self._stop_event, frame=False))
         try:
