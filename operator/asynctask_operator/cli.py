@@ -27,6 +27,7 @@ from typing import Any, NoReturn
 import yaml
 
 from asynctask_operator import __version__
+from asynctask_operator.adapters.aiokube import AioKubeClient
 from asynctask_operator.adapters.kube import CRDS, NotFound
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
@@ -193,11 +194,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()  # before the listings and the client's threads (ADR 0012)
     setup_logging(args.log_format, args.verbose)
     settings = settings_of(args)
-    api = KubeClient(
+    api = AioKubeClient(
         load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency, codecs=CODECS
     )
     try:
-        asyncio.run(process.run(api, settings))
+        asyncio.run(_run_then_close(api, settings))
     except KeyboardInterrupt:
         pass
     except PortUnavailable as exc:
@@ -205,6 +206,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         api.close()
     return 0
+
+
+async def _run_then_close(api: AioKubeClient, settings: OperatorSettings) -> None:
+    try:
+        await process.run(api, settings)
+    finally:
+        await api.aclose()  # its connections, in the loop that opened them
 
 
 def bad_setting(flag: str, message: str) -> NoReturn:

@@ -291,17 +291,12 @@ class KubeClient:
         content_type: str = "application/json",
         query: list[tuple[str, str]] | None = None,
     ) -> dict[str, Any]:
-        loop = asyncio.get_running_loop()
         delay = self.retry.base_seconds
         for attempt in range(1, self.retry.attempts + 1):
             last = attempt == self.retry.attempts
             try:
-                status, headers, data = await loop.run_in_executor(
-                    self._pool, self._call, method, path, body, content_type, query or []
-                )
-            except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
-                status, headers, data = int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                status, headers, data = await self._send(method, path, body, content_type, query or [])
+            except self.UNREACHABLE as exc:
                 self.counter.add(verb, resource.plural, 0)
                 if last:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {exc}") from exc
@@ -324,6 +319,19 @@ class KubeClient:
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, self.retry.max_seconds)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    UNREACHABLE: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
+    """What :meth:`_send` raises when the API server could not be reached, or did not answer: retried."""
+
+    async def _send(
+        self, method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One HTTP request: (status, headers, body) of its answer, whatever the status."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(self._pool, self._call, method, path, body, content_type, query)
+        except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
+            return int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
 
     def _call(
         self, method: str, path: str, body: Any, content_type: str, query: list[tuple[str, str]]

@@ -122,7 +122,7 @@ class InProcessOperator(Operator):
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         from asynctask_operator import cli
-        from asynctask_operator.adapters.kubeclient import KubeClient
+        from asynctask_operator.adapters.aiokube import AioKubeClient
         from asynctask_operator.adapters.kubeconfig import load_configuration
         from asynctask_operator.adapters.slimwire import CODECS
         from asynctask_operator.controllers import process
@@ -140,7 +140,7 @@ class InProcessOperator(Operator):
         root.addHandler(self._handler)
         self._root_level = root.level
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
-        self._api = KubeClient(
+        self._api = AioKubeClient(
             load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency, codecs=CODECS
         )
         self._stop_event = asyncio.Event()
@@ -181,7 +181,7 @@ class InProcessOperator(Operator):
                 pass
             self._task = None
         if self._api is not None:
-            self._api.close()
+            await self._api.aclose()
             self._api = None
         if self._handler is not None:
             root = logging.getLogger()
