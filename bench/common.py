@@ -409,6 +409,19 @@ def emit(tables: Sequence[str], result: dict[str, Any], json_path: str | None) -
         pathlib.Path(json_path).write_text(line + "\n")
 
 
+def add_window_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--short-attempt-seconds",
+        type=float,
+        default=0.0,
+        help="run the operator with this short-attempt window (docs/adr/0027; default 0: off, its default)",
+    )
+
+
+def window_args(seconds: float) -> tuple[str, ...]:
+    return ("--short-attempt-seconds", f"{seconds:g}") if seconds else ()
+
+
 def add_objects_option(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--objects",

@@ -53,6 +53,7 @@ from bench.common import (
     PhaseLog,
     ProcStats,
     add_objects_option,
+    add_window_option,
     create_tasks,
     emit,
     emulator,
@@ -62,6 +63,7 @@ from bench.common import (
     quiet,
     rounded,
     table,
+    window_args,
     workdir,
 )
 
@@ -113,10 +115,11 @@ async def run_kmock(
     job_seconds: float = 0.0,
     keys: int | None = None,
     objects: str = "real",
+    window: float = 0.0,
 ) -> dict[str, Any]:
     wd = workdir(folder, "throughput")
     async with emulator(real_objects=objects == "real") as k:
-        bench = Bench(k, wd)
+        bench = Bench(k, wd, *window_args(window))
         phases = PhaseLog(k)
         timeline = Timeline()
         k.listeners.append(timeline.on_hit)
@@ -166,6 +169,7 @@ async def run_kmock(
         "bench": "throughput",
         "target": "kmock",
         "objects": objects,
+        "short_attempt_seconds": window,
         "n": n,
         "queue_concurrency": queue_concurrency,
         "keys": keys,
@@ -480,6 +484,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     )
     p.add_argument("--keep", action="store_true", help="keep the namespaces on a real cluster")
     add_objects_option(p)
+    add_window_option(p)
     args = p.parse_args(argv)
     if args.kubeconfig:
         result = run_cluster(args)
@@ -496,6 +501,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.job_seconds,
             args.keys,
             args.objects,
+            args.short_attempt_seconds,
         )
     )
     emit(render_kmock(result), result, args.json)

@@ -73,6 +73,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--default-ttl", "core.default_ttl_seconds"),
     Option("--archive-required", "core.archive_required"),
     Option("--unknown-type-grace", "core.unknown_type_grace_seconds"),
+    Option("--short-attempt-seconds", "core.short_attempt_seconds"),
     Option("--default-concurrency", "default_concurrency"),
     Option("--queue-status-seconds", "queue_status_seconds"),
     Option("--http-port", "http_port"),

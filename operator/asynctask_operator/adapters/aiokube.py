@@ -4,8 +4,8 @@ The official client still loads the credentials and TLS settings (its ``Configur
 kubeconfig or in cluster, tokens refreshed through its hook); what changes is who sends the
 requests. Through the official client (``urllib3`` and ``http.client`` in a pool of threads), a
 status write cost the operator ~760 µs of CPU, ~400 of it parsing and building HTTP in Python,
-the rest the threads' handing over of the GIL; the official asyncio client
-(``kubernetes.aio``) ~820 µs; aiohttp, whose HTTP parser is C, ~130 µs (docs/adr/0002, revised).
+the rest the threads' handing over of the GIL; the official client's asyncio
+package ~820 µs; aiohttp, whose HTTP parser is C, ~130 µs (docs/adr/0002, revised).
 The retries, the typed errors, the count of requests and the codecs are :class:`KubeClient`'s.
 
 Only the operator uses it: the gateway, the plugin and the archiver send a few requests each and
@@ -108,16 +108,19 @@ class AioKubeClient(KubeClient):
         assert self._slots is not None
         data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
         timeout = aiohttp.ClientTimeout(total=self.retry.request_timeout)
-        async with self._slots, session.request(
-            method,
-            self._url(path),
-            params=query or None,
-            data=data,
-            headers=self._headers(content_type if data is not None else None),
-            timeout=timeout,
-            proxy=self._proxy(),
-            server_hostname=self.configuration.tls_server_name or None,
-        ) as response:
+        async with (
+            self._slots,
+            session.request(
+                method,
+                self._url(path),
+                params=query or None,
+                data=data,
+                headers=self._headers(content_type if data is not None else None),
+                timeout=timeout,
+                proxy=self._proxy(),
+                server_hostname=self.configuration.tls_server_name or None,
+            ) as response,
+        ):
             return response.status, response.headers, await response.read()
 
     async def watch(

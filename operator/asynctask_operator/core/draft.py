@@ -83,6 +83,7 @@ class Decision:
     send_callback: callbacks.CallbackSend | None = None  # deliver this once the status is written
     events: tuple[EventNote, ...] = ()  # Kubernetes Events to post once the status is written
     metrics: tuple[MetricDelta, ...] = ()  # what the status write counts, once it is written
+    held: bool = False  # an attempt's Job runs, its status written later (the short-attempt window)
 
     @property
     def writes(self) -> bool:
@@ -111,6 +112,7 @@ class Draft:
         self.wants_admission = False
         self.send_callback: callbacks.CallbackSend | None = None
         self.due: list[dt.datetime] = []
+        self.held = False  # the status is not written this time (the short-attempt window)
 
     # -- reading
     @property
@@ -156,9 +158,14 @@ class Draft:
             return Attempt.model_validate(attempts[-1])
         return None
 
+    def hold(self, until: dt.datetime) -> None:
+        """Write none of the status this time; look again at ``until`` (the short-attempt window)."""
+        self.held = True
+        self.due.append(until)
+
     def decision(self) -> Decision:
         new = self.status()
-        changed = new if new != self.obs.task.status else None
+        changed = new if new != self.obs.task.status and not self.held else None
         requeue = None
         if self.due and not self.delete_task:
             requeue = max(0.0, min((d - self.obs.now).total_seconds() for d in self.due))
@@ -173,4 +180,5 @@ class Draft:
             send_callback=self.send_callback,
             events=events,
             metrics=metrics,
+            held=self.held,
         )

@@ -28,6 +28,7 @@ class JobView:
     completion_time: str | None = None
     deleting: bool = False
     concurrency_key: str = ""  # the key its task held when it was created (an annotation)
+    creation_timestamp: str | None = None  # when the attempt began (the short-attempt window counts from it)
 
     @property
     def finished(self) -> bool:
@@ -100,6 +101,7 @@ def job_view(job: dict[str, Any]) -> JobView:
         completion_time=status.get("completionTime"),
         deleting=bool(meta.get("deletionTimestamp")),
         concurrency_key=str((meta.get("annotations") or {}).get(ANNOTATION_CONCURRENCY_KEY) or ""),
+        creation_timestamp=meta.get("creationTimestamp"),
     )
 
 
