@@ -29,6 +29,7 @@ from asynctask_operator.controllers.tasks import TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
 from asynctask_operator.controllers.workqueue import Clock, RequeueSoon, WorkQueue
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.outcomes import pod_signal
 from asynctask_operator.core.retry import backoff
 from asynctask_operator.core.wire import Key, Obj, key_of
 from asynctask_operator.settings import OperatorSettings
@@ -250,9 +251,12 @@ class Manager:
         key = key_of(obj)
         if event_type != "DELETED" and self.cache.has_copy("pod", obj):
             return
+        before = self.cache.pods.get(key)
         view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
         if view is None:
             return
+        if event_type != "DELETED" and pod_signal(before) == pod_signal(view):
+            return  # nothing an attempt's result reads changed (most of a pod's life: core/outcomes.py)
         owner = self.cache.owner_of_job(view.namespace, view.job_name)
         if owner is not None:
             self._wake_task(owner)

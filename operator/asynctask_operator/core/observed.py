@@ -24,7 +24,6 @@ class JobView:
     failed: bool = False
     failed_reason: str = ""
     failed_message: str = ""
-    start_time: str | None = None
     completion_time: str | None = None
     deleting: bool = False
     concurrency_key: str = ""  # the key its task held when it was created (an annotation)
@@ -97,7 +96,6 @@ def job_view(job: dict[str, Any]) -> JobView:
         failed=failed,
         failed_reason=failed_reason,
         failed_message=failed_message,
-        start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         deleting=bool(meta.get("deletionTimestamp")),
         concurrency_key=str((meta.get("annotations") or {}).get(ANNOTATION_CONCURRENCY_KEY) or ""),
