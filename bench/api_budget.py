@@ -86,7 +86,7 @@ EXPECTED_WRITES = {
     "queued": (3.5, 0),
     "keyed": (4, 0),
 }
-# With the short-attempt window (docs/adr/0027), each attempt that ends within it saves its Running write:
+# With the short-attempt window (docs/adr/0028), each attempt that ends within it saves its Running write:
 # success 2; retry 5 (Job, Retrying, its Event, Job, Succeeded); the cancel comes after Running is written.
 EXPECTED_WITH_WINDOW = {
     "success": (2, 0),

@@ -179,6 +179,7 @@ class Bench:
         write_kubeconfig(self.kubeconfig, str(k.url))
         args = (*PRODUCTION_ARGS, *operator_args)
         self.operator = Operator(self.kubeconfig, workdir / "operator.log", *args, verbose=False)
+        self.operator.pythonpath = os.environ.get("ASYNCTASK_BENCH_OPERATOR_PATH", "")
 
     async def start(self, timeout: float = 60) -> float:
         """Start the operator; return the seconds until it logged ``synced``."""
@@ -414,7 +415,7 @@ def add_window_option(p: argparse.ArgumentParser) -> None:
         "--short-attempt-seconds",
         type=float,
         default=0.0,
-        help="run the operator with this short-attempt window (docs/adr/0027; default 0: off, its default)",
+        help="run the operator with this short-attempt window (docs/adr/0028; default 0: off, its default)",
     )
 
 

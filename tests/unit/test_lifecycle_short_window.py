@@ -1,4 +1,4 @@
-"""The short-attempt window (docs/adr/0027-short-attempt-window.md): an attempt whose Job ends within
+"""The short-attempt window (docs/adr/0028-short-attempt-window.md): an attempt whose Job ends within
 ``short_attempt_seconds`` of its creation is written once, Pending -> Succeeded (or Failed, Retrying),
 its attempt recorded whole; a longer one is written Running when the window ends. Off (0), Running is
 written with the Job's creation, as before. What the status says is decided from the objects alone:

@@ -180,6 +180,11 @@ class Cache:
         return False
 
     # -- tasks
+    @staticmethod
+    def task_blob(obj: Obj) -> bytes:
+        """The form a task is kept in (compact JSON, slim): encoded once, compared and stored."""
+        return _encode(obj)
+
     def stale_task(self, obj: Obj) -> bool:
         """This copy of a task is one the cache has already moved past.
 
@@ -190,7 +195,7 @@ class Cache:
         rv = str((obj.get("metadata") or {}).get("resourceVersion") or "")
         return bool(rv) and rv in self._superseded.get(key_of(obj), ())
 
-    def put_task(self, obj: Obj, answer_to_request_at: float | None = None) -> bool:
+    def put_task(self, obj: Obj, answer_to_request_at: float | None = None, blob: bytes | None = None) -> bool:
         """Store a task; from a write's answer (``answer_to_request_at``: when the request was sent)
         only if no watch event for it arrived since: that event is at least as new as the answer.
 
@@ -200,7 +205,7 @@ class Cache:
         answer = answer_to_request_at is not None
         if self.newer_event("task", key, answer_to_request_at) or (not answer and self.stale_task(obj)):
             return False
-        blob = _encode(obj)
+        blob = blob if blob is not None else _encode(obj)  # ``blob``: this object's, encoded already
         self.mark_seen("task", key)
         if self.tasks.has_blob(key, blob):
             return False

@@ -165,12 +165,13 @@ class Manager:
             return
         # The echo of what is held already (the answer to a write, a listing): whatever stored
         # that copy queued the task then (TaskIntake), so there is nothing new to do.
-        if self.cache.has_copy("task", obj):
+        blob = self.cache.task_blob(obj)
+        if self.cache.tasks.has_blob(key, blob):
             return
         if self.cache.stale_task(obj):  # an older version than the cache holds (our own write overtook it)
             return
         self.cache.event_arrived("task", key)
-        self.intake.take(obj)
+        self.intake.take(obj, blob=blob)
 
     def on_tasktype(self, event_type: str | None, obj: Obj, answer_sent_at: float | None = None) -> None:
         """A TaskType appeared, changed or went: its status is reconciled, and its unfinished tasks

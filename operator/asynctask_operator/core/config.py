@@ -47,7 +47,7 @@ class CoreConfig:
     Set by the chart with ``archive.enabled``; while the archiver is down, finished tasks stay."""
 
     short_attempt_seconds: float = 0.0
-    """The short-attempt window (docs/adr/0027-short-attempt-window.md): an attempt whose Job has existed
+    """The short-attempt window (docs/adr/0028-short-attempt-window.md): an attempt whose Job has existed
     for less than this is not written ``Running`` yet; if its Job ends within it, one status write
     records the attempt and its end (2 writes per successful task, not 3). 0: off, ``Running`` is
     written with the Job's creation. Not applied to a task whose callback asks for the Running event."""

@@ -22,6 +22,7 @@ from asynctask_operator.core.models import (
     AsyncTask,
     AsyncTaskStatus,
     Attempt,
+    Condition,
     EffectiveSpec,
     FairTurn,
     KeyWait,
@@ -136,7 +137,7 @@ class Draft:
         self.fields.update(values)
 
     def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        current = self.status().conditions or []
+        current = [Condition.model_validate(c) for c in self.fields.get("conditions") or ()]  # not the whole status
         updated = cond.set_condition(
             current, type_, status, reason, message, self.now, self.obs.task.metadata.generation
         )

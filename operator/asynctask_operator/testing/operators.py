@@ -34,6 +34,7 @@ class Operator:
         self.verbose = verbose
         self.proc: asyncio.subprocess.Process | None = None
         self.starts = 0
+        self.pythonpath = ""
 
     def argv(self) -> list[str]:
         """The command line of ``asynctask-operator``: the flags every test runs it with, then the test's own."""
@@ -65,6 +66,8 @@ class Operator:
         log.flush()
         offset = self.logfile.stat().st_size
         env = {**os.environ, "KUBECONFIG": str(self.kubeconfig), "PYTHONUNBUFFERED": "1"}
+        if self.pythonpath:  # another version of the operator, first on the path (a benchmark's "before")
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (self.pythonpath, env.get("PYTHONPATH")) if p)
         self.proc = await asyncio.create_subprocess_exec(
             sys.executable, "-m", "asynctask_operator", *self.argv(), stdout=log, stderr=log, env=env
         )
