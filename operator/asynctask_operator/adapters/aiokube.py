@@ -26,7 +26,7 @@ import kubernetes.client
 
 from asynctask_operator.adapters.kube import ApiError, RequestCounter, Resource
 from asynctask_operator.adapters.kubeclient import USER_AGENT, KubeClient, RetryPolicy, _error
-from asynctask_operator.adapters.slimwire import Codec
+from asynctask_operator.adapters.slimwire import Codec, compact_json
 
 READ_SIZE = 65536
 
@@ -106,7 +106,7 @@ class AioKubeClient(KubeClient):
     ) -> tuple[int, Mapping[str, str], bytes]:
         session = self._open_session()
         assert self._slots is not None
-        data = json.dumps(body, separators=(",", ":")).encode() if body is not None else None
+        data = compact_json(body) if body is not None else None
         timeout = aiohttp.ClientTimeout(total=self.retry.request_timeout)
         async with (
             self._slots,
