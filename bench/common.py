@@ -3,7 +3,10 @@
 The benchmarks run the real operator process (``python -m asynctask_operator run``)
 against the fake API server over HTTP, started in-process, as the integration tests do;
 they import only the package (its testing kit, ``asynctask_operator.testing``) and ``bench/``.
-The fake runs no controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
+The fake runs no controllers, so the benchmarks play them: by default with a real cluster's objects
+and writes (``--objects real``: :class:`~asynctask_operator.testing.jobrunner.JobRunner`, the model's
+``real_objects``), or as before issue 29 (``--objects plain``: :class:`JobPlayer`, one write per Job).
+``ASYNCTASK_BENCH_OPERATOR_PATH=DIR`` runs the operator from another copy of the package (a "before").
 
 The emulator is the chaos test's: :class:`~asynctask_operator.testing.emulator.ApiServerEmulator`
 (kmock serving the API server model: resourceVersions and 409s, paging, watches from a

@@ -299,8 +299,9 @@ class Cache:
         self.mark_gone("tasktype", key)
 
     # -- jobs
-    def put_job(self, obj: Obj, answer_to_request_at: float | None = None) -> JobView:
-        view = job_view(obj)
+    def put_job(self, obj: Obj | JobView, answer_to_request_at: float | None = None) -> JobView:
+        """Store a Job (or its view, built already); from a write's answer only if no newer event came."""
+        view = obj if isinstance(obj, JobView) else job_view(obj)
         key = (view.namespace, view.name)
         if self.newer_event("job", key, answer_to_request_at) and key in self.jobs:
             return self.jobs[key]
@@ -336,8 +337,8 @@ class Cache:
         return {j.attempt: j for j in self._jobs_by_owner.get(owner_uid, {}).values() if j.attempt is not None}
 
     # -- pods
-    def put_pod(self, obj: Obj) -> PodView:
-        view = pod_view(obj)
+    def put_pod(self, obj: Obj | PodView) -> PodView:
+        view = obj if isinstance(obj, PodView) else pod_view(obj)
         key = (view.namespace, view.name)
         self.pods[key] = view
         self._pods_by_job[view.namespace, view.job_name][view.name] = view

@@ -29,6 +29,7 @@ from asynctask_operator.controllers.tasks import TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
 from asynctask_operator.controllers.workqueue import Clock, RequeueSoon, WorkQueue
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.observed import job_view, pod_view
 from asynctask_operator.core.outcomes import pod_signal
 from asynctask_operator.core.retry import backoff
 from asynctask_operator.core.wire import Key, Obj, key_of
@@ -231,11 +232,11 @@ class Manager:
         before = self.cache.jobs.get((ns, name))
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
-        elif self.cache.has_copy("job", obj):
+        elif (seen := job_view(obj)) == before:  # the cache holds it as it is: nothing to do
             return
         else:
             self.cache.event_arrived("job", (ns, name))
-            view = self.cache.put_job(obj)
+            view = self.cache.put_job(seen)
         if view is None:
             return
         owner = self.cache.task_of_uid(view.owner_uid) or ((ns, view.owner_name) if view.owner_name else None)
@@ -250,10 +251,13 @@ class Manager:
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
-        if event_type != "DELETED" and self.cache.has_copy("pod", obj):
-            return
         before = self.cache.pods.get(key)
-        view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
+        if event_type == "DELETED":
+            view = self.cache.drop_pod(key)
+        elif (seen := pod_view(obj)) == before:  # the cache holds it as it is: nothing to do
+            return
+        else:
+            view = self.cache.put_pod(seen)
         if view is None:
             return
         if event_type != "DELETED" and pod_signal(before) == pod_signal(view):
