@@ -24,8 +24,11 @@ one method call, and nothing happens between two calls.
   is done (a face asks :meth:`ApiServer.fault` first).
 
 Every event also goes to :attr:`ApiServer.listeners` (the HTTP face mirrors the objects into kmock's
-store with one). Not modelled: finalizers, field selectors, server-side apply, admission (CRD
-schemas, CEL); the end-to-end tier against a real cluster is the judge of where this differs.
+store with one). With ``real_objects`` (the benchmarks'), objects are as large as a real server's:
+each write records its writer's ``managedFields`` (:mod:`.managedfields`), a new Job gets the
+server's defaults (:mod:`.realobjects`), and :meth:`ApiServer.bind` is the scheduler's binding.
+Not modelled: finalizers, field selectors, server-side apply, admission (CRD schemas, CEL); the
+end-to-end tier against a real cluster is the judge of where this differs.
 """
 
 from __future__ import annotations
