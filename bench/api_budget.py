@@ -36,14 +36,18 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from asynctask_operator.adapters.kube import JOBS
 from asynctask_operator.testing.cluster import AT, NS
 from asynctask_operator.testing.emulator import ApiServerEmulator
 from asynctask_operator.testing.hits import Hit
+from asynctask_operator.testing.jobrunner import JobRunner
 from bench.common import (
     API,
     TASKTYPE_SPEC,
     Bench,
     PhaseLog,
+    add_objects_option,
+    add_window_option,
     emit,
     emulator,
     parser,
@@ -52,8 +56,10 @@ from bench.common import (
     rounded,
     table,
     wait_for,
+    window_args,
     workdir,
 )
+from bench.task_costs import CostMeter
 
 PATHS = ("success", "retry", "cancel", "ttl", "queued", "keyed")
 TERMINAL = {
@@ -80,15 +86,36 @@ EXPECTED_WRITES = {
     "queued": (3.5, 0),
     "keyed": (4, 0),
 }
+# With the short-attempt window (docs/adr/0029), each attempt that ends within it saves its Running write:
+# success 2; retry 5 (Job, Retrying, its Event, Job, Succeeded); the cancel comes after Running is written.
+EXPECTED_WITH_WINDOW = {
+    "success": (2, 0),
+    "retry": (5, 0),
+    "cancel": (3, 1),
+    "ttl": (2, 1),
+    "queued": (2.5, 0),
+    "keyed": (3, 0),
+}
+
+
+def expected(window: float) -> dict[str, tuple[float, int]]:
+    return EXPECTED_WITH_WINDOW if window else EXPECTED_WRITES
 
 
 class Driver:
-    """Moves each task along its path, as a user, the Job controller and the kubelet would."""
+    """Moves each task along its path, as a user, the Job controller and the kubelet would.
 
-    def __init__(self, bench: Bench, phases: PhaseLog) -> None:
+    With ``runner`` (``--objects real``) the cluster's controllers write what a real cluster writes
+    for each Job and pod (:class:`~asynctask_operator.testing.jobrunner.JobRunner`); without, a pod
+    and the Job's end in two writes (:class:`~asynctask_operator.testing.cluster.Cluster`). Each step
+    waits for the Job itself, not for a phase: with a short-attempt window the ``Running`` write of a
+    short attempt is never made."""
+
+    def __init__(self, bench: Bench, phases: PhaseLog, runner: JobRunner | None) -> None:
         self.bench = bench
         self.c = bench.cluster
         self.phases = phases
+        self.runner = runner
 
     async def until(self, name: str, phase: str, nth: int = 1) -> None:
         await wait_for(
@@ -98,22 +125,31 @@ class Driver:
             operator=self.bench.operator,
         )
 
+    async def job(self, job: str, succeeded: bool = True, *, start_only: bool = False) -> None:
+        """Wait for the operator's Job ``job``, then run it to its end (or only start it)."""
+        model = self.bench.k.model
+        await wait_for(lambda: (JOBS, NS, job) in model.objects, WAIT, f"Job {job}", operator=self.bench.operator)
+        if self.runner is not None:
+            await self.runner.start(job, NS)
+            if not start_only:
+                await self.runner.finish(job, NS, succeeded, 0 if succeeded else 1)
+        elif not start_only:
+            await (self.c.job_succeeds(job) if succeeded else self.c.job_fails(job))
+
     async def success(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600})
-        await self.until(name, "Running")
-        await self.c.job_succeeds(f"{name}-1")
+        await self.job(f"{name}-1")
         await self.until(name, "Succeeded")
 
     async def retry(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600, "retry": RETRY})
-        await self.until(name, "Running")
-        await self.c.job_fails(f"{name}-1")
-        await self.until(name, "Running", nth=2)
-        await self.c.job_succeeds(f"{name}-2")
+        await self.job(f"{name}-1", succeeded=False)
+        await self.job(f"{name}-2")
         await self.until(name, "Succeeded")
 
     async def cancel(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600})
+        await self.job(f"{name}-1", start_only=True)
         await self.until(name, "Running")
         await self.c.patch(API, f"asynctasks/{name}", {"spec": {"cancel": True}})
         await self.until(name, "Cancelled")
@@ -121,22 +157,19 @@ class Driver:
 
     async def queued(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 3600, "queue": QUEUE})
-        await self.until(name, "Running")
-        await self.c.job_succeeds(f"{name}-1")
+        await self.job(f"{name}-1")
         await self.until(name, "Succeeded")
 
     async def keyed(self, name: str) -> None:
         pair = int(name.rsplit("-", 1)[1]) // 2
         spec = {"type": "bench", "ttlSecondsAfterFinished": 3600, "concurrency": {"key": f"pair-{pair}"}}
         await self.c.create_task(name, spec)
-        await self.until(name, "Running")
-        await self.c.job_succeeds(f"{name}-1")
+        await self.job(f"{name}-1")
         await self.until(name, "Succeeded")
 
     async def ttl(self, name: str) -> None:
         await self.c.create_task(name, {"type": "bench", "ttlSecondsAfterFinished": 1})
-        await self.until(name, "Running")
-        await self.c.job_succeeds(f"{name}-1")
+        await self.job(f"{name}-1")
         await self.until(name, "Succeeded")
         objects = self.bench.k.objects
         await wait_for(lambda: objects[AT, NS, name].deleted, WAIT, f"{name} deleted by its TTL")
@@ -147,7 +180,10 @@ def task_names(path: str, n: int) -> list[str]:
 
 
 def path_of(hit: Hit) -> str | None:
-    subject = hit.subject
+    return path_of_name(hit.subject)
+
+
+def path_of_name(subject: str) -> str | None:
     for path in PATHS:
         if subject.startswith(path + "-"):
             return path
@@ -170,7 +206,9 @@ def archive_writes(k: ApiServerEmulator, n: int, paths: Sequence[str]) -> dict[s
     return {path: round(counts[path] / n, 3) for path in (*paths, "other")}
 
 
-def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int, paths: Sequence[str]) -> dict[str, Any]:
+def analyse(
+    k: ApiServerEmulator, phases: PhaseLog, n: int, paths: Sequence[str], meter: CostMeter | None = None
+) -> dict[str, Any]:
     hits = k.operator_hits()
     by_path: dict[str, list[Hit]] = collections.defaultdict(list)
     other: collections.Counter[str] = collections.Counter()
@@ -202,6 +240,7 @@ def analyse(k: ApiServerEmulator, phases: PhaseLog, n: int, paths: Sequence[str]
             "writes_to_terminal_per_task": round(to_terminal / n, 3),
             "writes_after_terminal_per_task": round(after_terminal / n, 3),
             "conflicts": sum(1 for h in by_path[path] if h.status == 409),
+            **(meter.per_task(path, by_path[path], n) if meter is not None else {}),
         }
     return {"paths": result, "other": dict(sorted(other.items()))}
 
@@ -235,21 +274,23 @@ def retry_delays(k: ApiServerEmulator, phases: PhaseLog) -> list[float]:
     return delays
 
 
-def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None) -> list[str]:
+def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None, window: float = 0.0) -> list[str]:
     problems = []
+    budget = expected(window)
     for path, writes in (archived or {}).items():
         if writes > (1 if path in PATHS else 0):
             problems.append(f"archiver, {path} path: {writes} writes per task > {1 if path in PATHS else 0}")
     success, ttl = paths.get("success"), paths.get("ttl")
     for path in ("queued", "keyed"):
-        if path in paths and paths[path]["writes_per_task"] > EXPECTED_WRITES[path][0] + 0.05:
-            problems.append(
-                f"{path} path: {paths[path]['writes_per_task']} writes per task > {EXPECTED_WRITES[path][0]}"
-            )
+        if path in paths and paths[path]["writes_per_task"] > budget[path][0] + 0.05:
+            problems.append(f"{path} path: {paths[path]['writes_per_task']} writes per task > {budget[path][0]}")
     if success is None or ttl is None:
         return problems
-    if success["writes_to_terminal_per_task"] > 3:
-        problems.append(f"success path: {success['writes_to_terminal_per_task']} writes per task until Succeeded > 3")
+    limit = budget["success"][0]
+    if success["writes_to_terminal_per_task"] > limit:
+        problems.append(
+            f"success path: {success['writes_to_terminal_per_task']} writes per task until Succeeded > {limit}"
+        )
     if success["writes_after_terminal_per_task"] > 0:
         problems.append(f"success path: {success['writes_after_terminal_per_task']} writes per task after Succeeded")
     if ttl["writes_after_terminal_per_task"] > 1:
@@ -257,11 +298,20 @@ def check_budget(paths: dict[str, Any], archived: dict[str, float] | None = None
     return problems
 
 
-async def run(n: int, folder: str | None, paths: Sequence[str] = PATHS, archive: bool = False) -> dict[str, Any]:
+async def run(
+    n: int,
+    folder: str | None,
+    paths: Sequence[str] = PATHS,
+    archive: bool = False,
+    objects: str = "real",
+    window: float = 0.0,
+) -> dict[str, Any]:
     wd = workdir(folder, "api-budget")
-    async with emulator() as k:
-        bench = Bench(k, wd, *(["--archive-required"] if archive else []))
+    async with emulator(real_objects=objects == "real") as k:
+        bench = Bench(k, wd, *(["--archive-required"] if archive else []), *window_args(window))
         phases = PhaseLog(k)
+        meter = CostMeter(k, lambda name: path_of_name(name))
+        runner = JobRunner(k.model, auto=False) if objects == "real" else None
         await bench.cluster.create_tasktype("bench", TASKTYPE_SPEC)
         await bench.cluster.create_queue(QUEUE, {"concurrency": max(n // 2, 1)})
         await bench.start()
@@ -271,7 +321,7 @@ async def run(n: int, folder: str | None, paths: Sequence[str] = PATHS, archive:
 
             archiver = ArchiverProcess(bench.kubeconfig, f"sqlite:///{wd / 'archive.db'}", wd / "archive.log")
             await archiver.start(timeout=60)
-        driver = Driver(bench, phases)
+        driver = Driver(bench, phases, runner)
         t0 = time.monotonic()
         try:
             await asyncio.gather(
@@ -284,15 +334,24 @@ async def run(n: int, folder: str | None, paths: Sequence[str] = PATHS, archive:
             if archiver is not None:
                 await archiver.stop()
         elapsed = time.monotonic() - t0
-        result = analyse(k, phases, n, paths)
+        result = analyse(k, phases, n, paths, meter)
+        jobs_run = runner.started if runner is not None else 0
+        cluster = (
+            {f"{c} {v} {r}": round(count / jobs_run, 2) for (c, v, r), count in sorted(runner.writes.items())}
+            if runner is not None and jobs_run
+            else {}
+        )
         archived = archive_writes(k, n, paths) if archive else None
         delays = ttl_delays(k, phases, n)
         backoffs = retry_delays(k, phases)
-    problems = check_budget(result["paths"], archived)
+    problems = check_budget(result["paths"], archived, window)
     return {
         "bench": "api_budget",
         "n": n,
         "archive": archive,
+        "objects": objects,
+        "short_attempt_seconds": window,
+        "cluster_writes_per_job": cluster,
         **({"archive_writes_per_task": archived} if archived is not None else {}),
         **result,
         "ttl_delete_seconds": {
@@ -331,12 +390,37 @@ def render(result: dict[str, Any]) -> list[str]:
                 TERMINAL[path],
                 p["writes_to_terminal_per_task"],
                 p["writes_after_terminal_per_task"],
-                "{} + {}".format(*EXPECTED_WRITES[path]),
+                "{} + {}".format(*expected(result.get("short_attempt_seconds") or 0.0)[path]),
                 p["conflicts"],
             ]
             for path, p in paths.items()
         ],
     )
+    costs = ""
+    if any("watch_events_per_task" in p for p in paths.values()):
+        phases = sorted({ph for p in paths.values() for ph in p["task_bytes_by_phase"]}, key=_phase_order)
+        costs = table(
+            f"Bytes per task ({result.get('objects', 'plain')} objects): the operator's requests and their answers, "
+            "the watch events it receives (tasks, Jobs, pods), the stored task after each phase",
+            ["path", "request B", "answer B", "events task/job/pod", "event KB", *(f"task B {ph}" for ph in phases)],
+            [
+                [
+                    path,
+                    p["request_bytes_per_task"],
+                    p["answer_bytes_per_task"],
+                    "/".join(str(p["watch_events_per_task"].get(kind, 0)) for kind in ("task", "job", "pod")),
+                    round(sum(p["watch_bytes_per_task"].values()) / 1024, 1),
+                    *(p["task_bytes_by_phase"].get(ph, "-") for ph in phases),
+                ]
+                for path, p in paths.items()
+            ],
+        )
+        if result.get("cluster_writes_per_job"):
+            costs += "\n\n" + table(
+                "The cluster's own writes per Job (Job controller, scheduler, kubelet; testing/jobrunner.py)",
+                ["component, verb, resource", "per Job"],
+                list(result["cluster_writes_per_job"].items()),
+            )
     other = table(
         "Requests about no task (whole run)", ["request", "count"], [[k, v] for k, v in result["other"].items()]
     )
@@ -357,19 +441,26 @@ def render(result: dict[str, Any]) -> list[str]:
         f"retry backoff 1 s: next Job {back['min']} s (min), {back['p50']} s (p50), {back['max']} s (max) after Retrying\n"
         f"{verdict}"
     )
-    return [per_task, budget, other, summary]
+    return [per_task, budget, *([costs] if costs else []), other, summary]
+
+
+def _phase_order(phase: str) -> int:
+    order = ("created", "Pending", "Running", "Retrying", "Succeeded", "Failed", "Cancelled")
+    return order.index(phase) if phase in order else len(order)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     cli = parser(__doc__.split("\n\n")[0], default_n=20)
     cli.add_argument("--paths", default=",".join(PATHS), help=f"comma-separated, of {', '.join(PATHS)} (default: all)")
     cli.add_argument("--archive", action="store_true", help="with the archiver, and the operator's --archive-required")
+    add_objects_option(cli)
+    add_window_option(cli)
     args = cli.parse_args(argv)
     chosen = [p for p in args.paths.split(",") if p]
     unknown = sorted(set(chosen) - set(PATHS))
     if unknown:
         cli.error(f"unknown path(s): {', '.join(unknown)}")
-    result = asyncio.run(run(args.n, args.workdir, chosen, args.archive))
+    result = asyncio.run(run(args.n, args.workdir, chosen, args.archive, args.objects, args.short_attempt_seconds))
     emit(render(result), result, args.json)
     return 0 if result["budget_ok"] else 1
 

@@ -61,7 +61,9 @@ class InstantApi:
         self.marks = 0
         self.line = "x" * 99
 
-    async def list_objects(self, resource: Any, namespace: str | None = None, label_selector: str | None = None) -> list[dict[str, Any]]:
+    async def list_objects(
+        self, resource: Any, namespace: str | None = None, label_selector: str | None = None
+    ) -> list[dict[str, Any]]:
         labels = dict(part.split("=", 1) for part in (label_selector or "").split(",") if "=" in part)
         return [{"metadata": {"name": f"{labels.get('asynctask.dev/task')}-pod", "labels": labels},
                  "spec": {"containers": [{"name": "main"}]}}]  # fmt: skip
@@ -144,8 +146,13 @@ async def ingest(engine: AsyncEngine, n: int, *, phases: bool, batch: int = 200)
 
 
 def _unfinished(obj: dict[str, Any], phase: str) -> dict[str, Any]:
-    status = {k: v for k, v in obj["status"].items() if k not in ("completionTime", "durationSeconds", "result", "error")}
-    meta = {**obj["metadata"], "resourceVersion": str(int(obj["metadata"]["resourceVersion"]) - (2 if phase == "Pending" else 1))}
+    status = {
+        k: v for k, v in obj["status"].items() if k not in ("completionTime", "durationSeconds", "result", "error")
+    }
+    meta = {
+        **obj["metadata"],
+        "resourceVersion": str(int(obj["metadata"]["resourceVersion"]) - (2 if phase == "Pending" else 1)),
+    }
     return {**obj, "metadata": meta, "status": {**status, "phase": phase}}
 
 
@@ -154,7 +161,9 @@ def _unfinished(obj: dict[str, Any], phase: str) -> dict[str, Any]:
 
 async def biggest_namespace(engine: AsyncEngine) -> str:
     async with engine.connect() as conn:
-        row = (await conn.execute(text("SELECT namespace FROM tasks GROUP BY namespace ORDER BY count(*) DESC LIMIT 1"))).first()
+        row = (
+            await conn.execute(text("SELECT namespace FROM tasks GROUP BY namespace ORDER BY count(*) DESC LIMIT 1"))
+        ).first()
     assert row is not None
     return str(row[0])
 
@@ -210,7 +219,9 @@ async def explain(engine: AsyncEngine, namespace: str) -> dict[str, str]:
         "history page 1 (phase=Succeeded, tier=backend)": page_statement(query),
         "history page 1 (phase=Failed, app=app-07)": page_statement(selective),
         "statistics by type, 30 days": figures_statement(scope, "type"),
-        "statistics by type, 30 days, every namespace": figures_statement(Scope(None, scope.since, scope.until), "type"),
+        "statistics by type, 30 days, every namespace": figures_statement(
+            Scope(None, scope.since, scope.until), "type"
+        ),
     }
     plans: dict[str, str] = {}
     async with engine.connect() as conn:
@@ -296,7 +307,9 @@ async def run(args: Any) -> dict[str, Any]:
         result["statistics"] = await statistics(engine, namespace, max(args.runs // 10, 5))
         async with engine.connect() as conn:
             result["rows"] = int((await conn.execute(text("SELECT count(*) FROM tasks"))).scalar() or 0)
-            result["table_mb"] = round(int((await conn.execute(text("SELECT pg_total_relation_size('tasks')"))).scalar() or 0) / 2**20)
+            result["table_mb"] = round(
+                int((await conn.execute(text("SELECT pg_total_relation_size('tasks')"))).scalar() or 0) / 2**20
+            )
         if args.explain:
             result["plans"] = await explain(engine, namespace)
     finally:
@@ -346,10 +359,19 @@ def render(result: dict[str, Any]) -> list[str]:
             r = result[key]
             writes.append([label, r["tasks"], r["seconds"], r["tasks_per_s"]])
     if "sqlite_fill" in result:
-        writes.append(["SQLite upsert", result["sqlite_n"], result["sqlite_fill"]["seconds"], result["sqlite_fill"]["tasks_per_s"]])
+        writes.append(
+            [
+                "SQLite upsert",
+                result["sqlite_n"],
+                result["sqlite_fill"]["seconds"],
+                result["sqlite_fill"]["tasks_per_s"],
+            ]
+        )
     if "archiver" in result:
         a = result["archiver"]
-        writes.append([f"archiver process via kmock (peak RSS {a['peak_rss_mb']} MB)", a["tasks"], a["seconds"], a["tasks_per_s"]])
+        writes.append(
+            [f"archiver process via kmock (peak RSS {a['peak_rss_mb']} MB)", a["tasks"], a["seconds"], a["tasks_per_s"]]
+        )
     out.append(table("Writes", ["path", "tasks", "seconds", "tasks/s"], writes))
     for name, plan in (result.get("plans") or {}).items():
         out.append(f"EXPLAIN {name}:\n{plan}")

@@ -3,7 +3,10 @@
 The benchmarks run the real operator process (``python -m asynctask_operator run``)
 against the fake API server over HTTP, started in-process, as the integration tests do;
 they import only the package (its testing kit, ``asynctask_operator.testing``) and ``bench/``.
-The fake runs no controllers, so the benchmarks play the Job controller (:class:`JobPlayer`).
+The fake runs no controllers, so the benchmarks play them: by default with a real cluster's objects
+and writes (``--objects real``: :class:`~asynctask_operator.testing.jobrunner.JobRunner`, the model's
+``real_objects``), or as before issue 29 (``--objects plain``: :class:`JobPlayer`, one write per Job).
+``ASYNCTASK_BENCH_OPERATOR_PATH=DIR`` runs the operator from another copy of the package (a "before").
 
 The emulator is the chaos test's: :class:`~asynctask_operator.testing.emulator.ApiServerEmulator`
 (kmock serving the API server model: resourceVersions and 409s, paging, watches from a
@@ -34,6 +37,7 @@ from typing import Any
 import kmock
 
 from asynctask_operator.core.crds import all_crds
+from asynctask_operator.testing.apiserver import ApiServer
 from asynctask_operator.testing.cluster import Cluster, declare_resources, write_kubeconfig
 from asynctask_operator.testing.emulator import ApiServerEmulator, QuickShutdownServer
 from asynctask_operator.testing.hits import Hit
@@ -86,9 +90,15 @@ async def bookmarks(k: ApiServerEmulator, interval: float = 20.0) -> None:
 
 
 @contextlib.asynccontextmanager
-async def emulator() -> AsyncIterator[ApiServerEmulator]:
-    """kmock serving on a loopback port, the operator's resources declared, bookmarks sent."""
-    async with ApiServerEmulator() as k, kmock.Server(k, server_cls=QuickShutdownServer):
+async def emulator(real_objects: bool = False) -> AsyncIterator[ApiServerEmulator]:
+    """kmock serving on a loopback port, the operator's resources declared, bookmarks sent.
+
+    ``real_objects``: objects as a real API server keeps them (``managedFields``, a Job's defaults;
+    :class:`~asynctask_operator.testing.apiserver.ApiServer`)."""
+    async with (
+        ApiServerEmulator(model=ApiServer(real_objects=real_objects)) as k,
+        kmock.Server(k, server_cls=QuickShutdownServer),
+    ):
         declare_all(k)
         keepalive = asyncio.create_task(bookmarks(k))
         try:
@@ -172,6 +182,7 @@ class Bench:
         write_kubeconfig(self.kubeconfig, str(k.url))
         args = (*PRODUCTION_ARGS, *operator_args)
         self.operator = Operator(self.kubeconfig, workdir / "operator.log", *args, verbose=False)
+        self.operator.pythonpath = os.environ.get("ASYNCTASK_BENCH_OPERATOR_PATH", "")
 
     async def start(self, timeout: float = 60) -> float:
         """Start the operator; return the seconds until it logged ``synced``."""
@@ -400,6 +411,30 @@ def emit(tables: Sequence[str], result: dict[str, Any], json_path: str | None) -
     sys.stdout.flush()
     if json_path:
         pathlib.Path(json_path).write_text(line + "\n")
+
+
+def add_window_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--short-attempt-seconds",
+        type=float,
+        default=0.0,
+        help="run the operator with this short-attempt window (docs/adr/0029; default 0: off, its default)",
+    )
+
+
+def window_args(seconds: float) -> tuple[str, ...]:
+    return ("--short-attempt-seconds", f"{seconds:g}") if seconds else ()
+
+
+def add_objects_option(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--objects",
+        choices=("real", "plain"),
+        default="real",
+        help="real (default): objects with managedFields and a Job's defaults, the cluster's controllers played "
+        "write by write (testing/jobrunner.py); plain: the objects as sent, a Job completed in one write "
+        "(the benchmarks before issue 29)",
+    )
 
 
 def parser(description: str, default_n: int) -> argparse.ArgumentParser:

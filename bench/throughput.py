@@ -44,6 +44,7 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from asynctask_operator.testing.hits import Hit
+from asynctask_operator.testing.jobrunner import JobRunner
 from bench.common import (
     TASKTYPE_SPEC,
     Bench,
@@ -51,6 +52,8 @@ from bench.common import (
     JobPlayer,
     PhaseLog,
     ProcStats,
+    add_objects_option,
+    add_window_option,
     create_tasks,
     emit,
     emulator,
@@ -60,6 +63,7 @@ from bench.common import (
     quiet,
     rounded,
     table,
+    window_args,
     workdir,
 )
 
@@ -110,10 +114,12 @@ async def run_kmock(
     stall: float = 30.0,
     job_seconds: float = 0.0,
     keys: int | None = None,
+    objects: str = "real",
+    window: float = 0.0,
 ) -> dict[str, Any]:
     wd = workdir(folder, "throughput")
-    async with emulator() as k:
-        bench = Bench(k, wd)
+    async with emulator(real_objects=objects == "real") as k:
+        bench = Bench(k, wd, *window_args(window))
         phases = PhaseLog(k)
         timeline = Timeline()
         k.listeners.append(timeline.on_hit)
@@ -123,8 +129,11 @@ async def run_kmock(
             await bench.cluster.create_queue(QUEUE, {"concurrency": queue_concurrency})
             spec["queue"] = QUEUE
         await bench.start()
-        player = JobPlayer(k, run_seconds=job_seconds) if queue_concurrency is not None else None
-        if player is not None:
+        player: JobPlayer | JobRunner | None = None
+        if queue_concurrency is not None and objects == "real":
+            player = JobRunner(k.model, run_seconds=job_seconds)
+        elif queue_concurrency is not None:
+            player = JobPlayer(k, run_seconds=job_seconds)
             k.listeners.append(lambda hit, _: _completed(hit, timeline))
         target = "Succeeded" if player is not None else "Running"
         names = [f"t{i:06d}" for i in range(n)]
@@ -144,6 +153,8 @@ async def run_kmock(
             if player is not None:
                 await player.close()
             await bench.stop()
+    if isinstance(player, JobRunner):
+        timeline.job_completed.update({job_owner(job): t for job, t in player.completed.items()})
     first = min(timeline.created.values())
     latencies = [timeline.job_created[name] - timeline.created[name] for name in names if name in timeline.job_created]
     stuck = [name for name in names if phases.time_of(name, target) is None]
@@ -157,6 +168,8 @@ async def run_kmock(
     return {
         "bench": "throughput",
         "target": "kmock",
+        "objects": objects,
+        "short_attempt_seconds": window,
         "n": n,
         "queue_concurrency": queue_concurrency,
         "keys": keys,
@@ -188,6 +201,13 @@ async def run_kmock(
         "operator_cpu_s_per_1000": round(cpu / n * 1000, 3),
         "operator_peak_rss_mb": round(peak_rss, 1),
         "operator_rss_mb": round(rss, 1),
+        "operator_watch_events_per_task": round(sum(h.events for h in k.hits if h.operator) / n, 2),
+        "operator_watch_kb_per_task": round(
+            sum(h.received for h in k.hits if h.operator and h.verb == "watch") / n / 1024, 1
+        ),
+        "operator_answer_kb_per_task": round(
+            sum(h.received for h in k.hits if h.operator and h.verb != "watch") / n / 1024, 1
+        ),
         "max_active_jobs": timeline.max_active_jobs() if player is not None else None,
         "job_conflicts": timeline.conflicts,
         "operator_log": str(bench.operator.logfile),
@@ -221,6 +241,11 @@ def render_kmock(r: dict[str, Any]) -> list[str]:
         ["first created -> all " + ("Succeeded" if r["queue_concurrency"] else "Running") + " (s)", r["all_done_s"]],
         ["operator CPU s per 1000 tasks", r["operator_cpu_s_per_1000"]],
         ["operator peak RSS (MB)", r["operator_peak_rss_mb"]],
+        [
+            "watch events / KB the operator received per task",
+            f"{r['operator_watch_events_per_task']} / {r['operator_watch_kb_per_task']}",
+        ],
+        ["answers the operator received per task (KB)", r["operator_answer_kb_per_task"]],
         ["Job create conflicts (409)", r["job_conflicts"]],
     ]
     rows.append(["status write conflicts (409)", r["status_conflicts"]])
@@ -229,7 +254,8 @@ def render_kmock(r: dict[str, Any]) -> list[str]:
         rows.append(["most Jobs active at once", r["max_active_jobs"]])
         fin = r["job_complete_to_succeeded_s"]
         rows.append(["Job complete -> Succeeded p50 / p99 / max (s)", f"{fin['p50']} / {fin['p99']} / {fin['max']}"])
-    return [table(f"Throughput against kmock: {mode}; tasks created {pace}", ["figure", "value"], rows)]
+    title = f"Throughput against kmock ({r.get('objects', 'plain')} objects): {mode}; tasks created {pace}"
+    return [table(title, ["figure", "value"], rows)]
 
 
 # --------------------------------------------------------------------------- a real cluster
@@ -457,6 +483,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="kmock: give up on tasks when none progressed for this long (default 30)",
     )
     p.add_argument("--keep", action="store_true", help="keep the namespaces on a real cluster")
+    add_objects_option(p)
+    add_window_option(p)
     args = p.parse_args(argv)
     if args.kubeconfig:
         result = run_cluster(args)
@@ -472,6 +500,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             args.stall,
             args.job_seconds,
             args.keys,
+            args.objects,
+            args.short_attempt_seconds,
         )
     )
     emit(render_kmock(result), result, args.json)

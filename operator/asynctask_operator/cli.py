@@ -27,10 +27,12 @@ from typing import Any, NoReturn
 import yaml
 
 from asynctask_operator import __version__
+from asynctask_operator.adapters.aiokube import AioKubeClient
 from asynctask_operator.adapters.kube import CRDS, NotFound
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.adapters.kubeconfig import load_configuration
 from asynctask_operator.adapters.listening import PortUnavailable
+from asynctask_operator.adapters.slimwire import CODECS
 from asynctask_operator.controllers import process
 from asynctask_operator.core.config import CoreConfig
 from asynctask_operator.core.crds import all_crds
@@ -71,6 +73,7 @@ RUN_OPTIONS: tuple[Option, ...] = (
     Option("--default-ttl", "core.default_ttl_seconds"),
     Option("--archive-required", "core.archive_required"),
     Option("--unknown-type-grace", "core.unknown_type_grace_seconds"),
+    Option("--short-attempt-seconds", "core.short_attempt_seconds"),
     Option("--default-concurrency", "default_concurrency"),
     Option("--queue-status-seconds", "queue_status_seconds"),
     Option("--http-port", "http_port"),
@@ -192,9 +195,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     tune_malloc()  # before the listings and the client's threads (ADR 0012)
     setup_logging(args.log_format, args.verbose)
     settings = settings_of(args)
-    api = KubeClient(load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency)
+    api = AioKubeClient(
+        load_configuration(args.kubeconfig, args.context), concurrency=settings.api_concurrency, codecs=CODECS
+    )
     try:
-        asyncio.run(process.run(api, settings))
+        asyncio.run(_run_then_close(api, settings))
     except KeyboardInterrupt:
         pass
     except PortUnavailable as exc:
@@ -202,6 +207,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     finally:
         api.close()
     return 0
+
+
+async def _run_then_close(api: AioKubeClient, settings: OperatorSettings) -> None:
+    try:
+        await process.run(api, settings)
+    finally:
+        await api.aclose()  # its connections, in the loop that opened them
 
 
 def bad_setting(flag: str, message: str) -> NoReturn:

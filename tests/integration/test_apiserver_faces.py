@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator
 import kmock
 import pytest
 
+from asynctask_operator.adapters.aiokube import AioKubeClient
 from asynctask_operator.adapters.kube import ASYNCTASKS, JOBS, ApiError, Conflict, Gone, NotFound
 from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
 from asynctask_operator.adapters.kubeconfig import load_configuration
@@ -23,11 +24,18 @@ def task(name: str, **labels: str) -> dict[str, object]:
     return {"kind": "AsyncTask", "metadata": {"name": name, "labels": labels}, "spec": {"type": "echo"}}
 
 
-@pytest.fixture()
-async def client(kubeconfig: pathlib.Path, cluster: Cluster) -> AsyncIterator[KubeClient]:
-    api = KubeClient(load_configuration(str(kubeconfig)), retry=RetryPolicy(attempts=1))
+@pytest.fixture(params=["threads", "aiohttp"])
+async def client(
+    request: pytest.FixtureRequest, kubeconfig: pathlib.Path, cluster: Cluster
+) -> AsyncIterator[KubeClient]:
+    """Both clients: the official one in threads (the gateway's, the plugin's) and aiohttp (the operator's)."""
+    kind = AioKubeClient if request.param == "aiohttp" else KubeClient
+    api = kind(load_configuration(str(kubeconfig)), retry=RetryPolicy(attempts=1))
     yield api
-    api.close()
+    if isinstance(api, AioKubeClient):
+        await api.aclose()
+    else:
+        api.close()
 
 
 async def test_what_one_face_writes_the_other_reads(kmock: ApiServerEmulator, client: KubeClient) -> None:

@@ -40,6 +40,25 @@ def test_api_budget(tmp_path: pathlib.Path) -> None:
     assert keyed["per_task"]["create events"] == 0.5
     assert keyed["writes_per_task"] == 4
     assert result["paths"]["queued"]["writes_per_task"] == 3.5
+    # What a success costs on the wire with a real cluster's objects (issue 29): the events the operator
+    # receives (its task's three versions, five of its Job, six of its pod), and the stored task per phase.
+    assert result["objects"] == "real"
+    assert success["watch_events_per_task"] == {"task": 3, "job": 5, "pod": 6}
+    assert success["request_bytes_per_task"] > 0 and success["answer_bytes_per_task"] > 0
+    assert set(success["task_bytes_by_phase"]) == {"created", "Running", "Succeeded"}
+    assert result["cluster_writes_per_job"]["kube-scheduler create pods/binding"] == 1  # one pod per Job
+
+
+def test_api_budget_with_the_short_attempt_window(tmp_path: pathlib.Path) -> None:
+    code, result = run(
+        api_budget.main, tmp_path, "--n", "2", "--paths", "success,retry", "--short-attempt-seconds", "3"
+    )
+    success, retry = result["paths"]["success"], result["paths"]["retry"]
+    assert success["writes_to_terminal_per_task"] == 2 and success["writes_after_terminal_per_task"] == 0
+    assert success["per_task"]["patch asynctasks/status"] == 1  # Pending -> Succeeded in one write
+    assert success["watch_events_per_task"]["task"] == 2 and "Running" not in success["task_bytes_by_phase"]
+    assert retry["writes_per_task"] == 5
+    assert code == 0, result["budget_problems"]
 
 
 def test_admission(tmp_path: pathlib.Path) -> None:

@@ -28,7 +28,10 @@ from asynctask_operator.testing.operators import eventually
 from tests.integration.served import Served, answer_reviews, serve
 
 CHROMIUM = (
-    os.environ.get("ASYNCTASK_CHROMIUM") or shutil.which("chromium") or shutil.which("google-chrome") or "/usr/bin/chromium"
+    os.environ.get("ASYNCTASK_CHROMIUM")
+    or shutil.which("chromium")
+    or shutil.which("google-chrome")
+    or "/usr/bin/chromium"
 )
 SHOTS = pathlib.Path(os.environ.get("ASYNCTASK_SCREENSHOTS") or "test-artifacts/console")
 USERS = {"alice-token": "alice", "reader-token": "reader"}
@@ -190,7 +193,9 @@ async def test_bulk_retry_of_all_failed_of_one_type(browser: Browser, gw: Served
     await page.get_by_role("button", name="Retry all…").click()
     await expect(page.get_by_role("heading", name="Retry 3 tasks?")).to_be_visible()
     await save(page, "bulk")
-    assert not any(RETRY_ANNOTATION in (cluster.task(f"encode-{i}")["metadata"].get("annotations") or {}) for i in range(3))
+    assert not any(
+        RETRY_ANNOTATION in (cluster.task(f"encode-{i}")["metadata"].get("annotations") or {}) for i in range(3)
+    )
     await page.get_by_role("button", name="Retry 3").click()
     await expect(page.get_by_role("status").filter(has_text="Retried 3 tasks.")).to_be_visible()
     retried = {n for n in ("encode-0", "encode-1", "encode-2", "encode-ok", "thumb-bad")
@@ -229,7 +234,9 @@ async def test_a_reader_sees_no_cancel_button_and_the_rbac_banner(
     await save(page, "task-reader")
 
 
-async def test_script_in_a_message_and_a_result_is_shown_as_text(browser: Browser, gw: Served, cluster: Cluster) -> None:
+async def test_script_in_a_message_and_a_result_is_shown_as_text(
+    browser: Browser, gw: Served, cluster: Cluster
+) -> None:
     evil = "<script>alert(1)</script><img src=x onerror=alert(2)>"
     await tasks(cluster, ("xss", "transcode", {"phase": "Succeeded", "message": evil, "result": {"note": evil}}))
     page = await page_of(browser, gw)
@@ -247,7 +254,11 @@ async def test_every_page_at_desktop_and_phone_width(browser: Browser, gw: Serve
     await cluster.create_queue("gpu", {"concurrency": 1})
     await tasks(
         cluster,
-        ("ok-1", "transcode", {"phase": "Succeeded", "durationSeconds": 30.0, "completionTime": "2026-12-03T09:10:00Z"}),
+        (
+            "ok-1",
+            "transcode",
+            {"phase": "Succeeded", "durationSeconds": 30.0, "completionTime": "2026-12-03T09:10:00Z"},
+        ),
         ("bad-1", "transcode", {"phase": "Failed", "reason": "DeadlineExceeded", "durationSeconds": 600.0}),
         ("wait-1", "thumbnail", {}),
     )
@@ -308,7 +319,13 @@ async def test_the_history_pages_back_and_opens_an_archived_task_with_its_log(
         status = {"phase": "Failed" if i == 3 else "Succeeded", "reason": "RetriesExhausted" if i == 3 else "Completed",
                   "message": f"run {i} ended", "attempt": 1, "startTime": at, "completionTime": at, "durationSeconds": 4.0,
                   "attempts": [{"attempt": 1, "job": f"night-{i:02d}-1", "startTime": at, "finishTime": at}]}  # fmt: skip
-        meta = {"name": f"night-{i:02d}", "namespace": NS, "uid": f"u{i}", "resourceVersion": str(i + 1), "creationTimestamp": at}
+        meta = {
+            "name": f"night-{i:02d}",
+            "namespace": NS,
+            "uid": f"u{i}",
+            "resourceVersion": str(i + 1),
+            "creationTimestamp": at,
+        }
         return {"metadata": meta, "spec": {"type": "report"}, "status": status}
 
     engine = engine_of(f"sqlite:///{database}")

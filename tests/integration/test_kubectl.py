@@ -109,7 +109,10 @@ async def test_submit_wait_exits_1_on_failure_with_the_reason(
     result = await asyncio.wait_for(kubectl(kubeconfig, "submit", "--type", "video", "--name", "v2", "--wait"), 20)
     await operator
     assert result.code == 1
-    assert result.err.splitlines()[-1] == "v2 Failed (NonRetryableExitCode): container main exited with code 2: input not found"
+    assert (
+        result.err.splitlines()[-1]
+        == "v2 Failed (NonRetryableExitCode): container main exited with code 2: input not found"
+    )
 
 
 async def test_an_unknown_type_is_an_error_and_nothing_is_created(

@@ -281,6 +281,11 @@ class JobBuilder:
         self._job["metadata"]["deletionTimestamp"] = stamp(at(2))
         return self
 
+    def created(self, when: dt.datetime) -> JobBuilder:
+        """The creationTimestamp the API server gave it (whole seconds, as it gives them)."""
+        self._job["metadata"]["creationTimestamp"] = stamp(when)
+        return self
+
     def build(self) -> dict[str, Any]:
         return copy.deepcopy(self._job)
 

@@ -114,7 +114,9 @@ async def test_finishes_older_than_the_hours_kept_set_where_the_list_starts(arch
         await upsert_tasks(conn, [row(o) for o in objs])
     until = T0 + 5 * DAY
     stats = await ArchiveReader(archive_engine).statistics(Scope(None, None, until), hours=24)
-    assert stats.finished_per_hour == finished_per_hour([TaskView.of(o).facts() for o in objs], None, until, max_buckets=24)
+    assert stats.finished_per_hour == finished_per_hour(
+        [TaskView.of(o).facts() for o in objs], None, until, max_buckets=24
+    )
     assert len(stats.finished_per_hour) == 24 and sum(n for _, n in stats.finished_per_hour) == 0
 
 

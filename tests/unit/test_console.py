@@ -61,8 +61,10 @@ async def test_sign_in_keeps_the_token_server_side_in_an_httponly_strict_cookie(
     first = await gw.client.get("/ui/?phase=Failed")
     assert first.status_code == 303 and first.headers["location"] == "/ui/login?next=%2Fui%2F%3Fphase%3DFailed"
     refused = await sign_in(gw, "nobody-token")
-    assert refused.status_code == 401 and "did not accept" in refused.text and COOKIE not in refused.headers.get(
-        "set-cookie", ""
+    assert (
+        refused.status_code == 401
+        and "did not accept" in refused.text
+        and COOKIE not in refused.headers.get("set-cookie", "")
     )
     answer = await sign_in(gw)
     assert answer.status_code == 303 and answer.headers["location"] == "/ui/"
@@ -179,13 +181,17 @@ async def test_bulk_retry_of_all_failed_of_a_type_confirms_how_many_first(gw: Ru
     ask = f"csrf={token}&action=retry&all=yes&type=transcode&phase=Failed&back=/ui/"
     confirm = await gw.client.post("/ui/bulk", content=ask, headers=FORM)
     assert confirm.status_code == 200 and "Retry 3 tasks?" in confirm.text
-    assert not any(ANNOTATION_RETRY in ((gw.task(f"f{i}") or {})["metadata"].get("annotations") or {}) for i in range(6))
+    assert not any(
+        ANNOTATION_RETRY in ((gw.task(f"f{i}") or {})["metadata"].get("annotations") or {}) for i in range(6)
+    )
     chosen = re.findall(r'name="task" value="([^"]+)"', confirm.text)
     assert sorted(chosen) == [f"{NS}/f0", f"{NS}/f2", f"{NS}/f3"]
     body = f"csrf={token}&action=retry&confirm=yes&back=/ui/&" + "&".join(f"task={k}" for k in chosen)
     done = await gw.client.post("/ui/bulk", content=body, headers=FORM)
     assert done.status_code == 303
-    retried = {i for i in range(6) if ANNOTATION_RETRY in ((gw.task(f"f{i}") or {})["metadata"].get("annotations") or {})}
+    retried = {
+        i for i in range(6) if ANNOTATION_RETRY in ((gw.task(f"f{i}") or {})["metadata"].get("annotations") or {})
+    }
     assert retried == {0, 2, 3}
     assert "Retried 3 tasks." in (await gw.client.get("/ui/")).text  # the outcome, once
 
@@ -208,7 +214,9 @@ async def test_queues_schedules_and_statistics_pages(gw: RunningGateway) -> None
     await gw.fake.create(TASKQUEUES, NS, {"metadata": {"name": "gpu", "namespace": NS}, "spec": {"concurrency": 1}})
     spec = {"schedule": "@daily", "taskTemplate": {"spec": {"type": "report"}}}
     await gw.fake.create(SCHEDULEDTASKS, NS, {"metadata": {"name": "nightly", "namespace": NS}, "spec": spec})
-    await task(gw, "run-1", "report", phase="Failed", reason="DeadlineExceeded", labels={LABEL_SCHEDULED_TASK: "nightly"})
+    await task(
+        gw, "run-1", "report", phase="Failed", reason="DeadlineExceeded", labels={LABEL_SCHEDULED_TASK: "nightly"}
+    )
     await task(gw, "ok", "report", phase="Succeeded", durationSeconds=3.0)
     await gw.settle()
     await sign_in(gw)
@@ -279,7 +287,9 @@ async def test_the_live_rows_send_first_what_changed_between_the_page_and_its_st
     page = await gw.client.get("/ui/")
     found = re.search(r'data-live="([^"]+)"', page.text)
     assert found and "drawn=" in found.group(1)
-    await gw.fake.patch(ASYNCTASKS, NS, "t1", {"status": {"phase": "Running"}}, subresource="status")  # before the stream
+    await gw.fake.patch(
+        ASYNCTASKS, NS, "t1", {"status": {"phase": "Running"}}, subresource="status"
+    )  # before the stream
     await gw.settle()
     stream = asyncio.create_task(gw.client.get(html.unescape(found.group(1))))
     await gw.subscribed()

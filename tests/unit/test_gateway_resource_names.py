@@ -86,4 +86,6 @@ async def test_the_console_shows_and_acts_on_the_named_task_only() -> None:
         assert refused.status_code == 403 and "you may not get asynctasks 'other'" in html.unescape(refused.text)
         table = await client.get("/ui/", params={"namespace": NS})
         assert table.status_code == 200
-        assert f'value="{NS}/mine"' in table.text and f'value="{NS}/other"' not in table.text  # a box per task it may patch
+        assert (
+            f'value="{NS}/mine"' in table.text and f'value="{NS}/other"' not in table.text
+        )  # a box per task it may patch

@@ -311,7 +311,9 @@ async def test_a_namespace_stream_starts_with_the_current_tasks_then_a_bookmark_
         mark = events[2]
         assert json.loads(mark["data"]) == {"initialEventsEnd": True, "resourceVersion": str(max(versions))}
         assert mark["id"] == str(max(versions))
-        resumed = await stream_of(gw, {"type": "a"}, {"Last-Event-ID": mark["id"]})  # from the mark: only what came since
+        resumed = await stream_of(
+            gw, {"type": "a"}, {"Last-Event-ID": mark["id"]}
+        )  # from the mark: only what came since
         assert [(e["event"], json.loads(e["data"]).get("name")) for e in await end(gw, resumed)] == [
             ("task", later), ("bookmark", None)
         ]  # fmt: skip

@@ -300,7 +300,9 @@ def test_a_slow_subscriber_is_dropped_not_the_store() -> None:
 
 
 def test_the_store_reads_each_object_once_into_its_view_and_keeps_it_in_step() -> None:
-    store: Store[tuple[str, str]] = Store(Clocks(), view=lambda o: (o["metadata"]["name"], o["metadata"]["resourceVersion"]))
+    store: Store[tuple[str, str]] = Store(
+        Clocks(), view=lambda o: (o["metadata"]["name"], o["metadata"]["resourceVersion"])
+    )
     a1 = {"metadata": {"namespace": "ns", "name": "a", "resourceVersion": "1"}}
     store.put(a1)
     store.put({"metadata": {"namespace": "ns", "name": "b", "resourceVersion": "2"}})

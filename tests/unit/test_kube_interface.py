@@ -10,6 +10,7 @@ import inspect
 
 import pytest
 
+from asynctask_operator.adapters.aiokube import AioKubeClient
 from asynctask_operator.adapters.api import Kube
 from asynctask_operator.adapters.kubeclient import KubeClient
 from asynctask_operator.testing.fakekube import FakeKube
@@ -21,7 +22,7 @@ def test_the_interface_is_what_the_operator_calls() -> None:
     assert MEMBERS == ["create", "delete", "get", "list_objects", "list_pages", "patch", "replace", "watch"]
 
 
-@pytest.mark.parametrize("impl", [KubeClient, FakeKube], ids=["KubeClient", "FakeKube"])
+@pytest.mark.parametrize("impl", [KubeClient, AioKubeClient, FakeKube], ids=["KubeClient", "AioKubeClient", "FakeKube"])
 @pytest.mark.parametrize("name", MEMBERS)
 def test_each_implementation_takes_every_parameter_of_the_interface(impl: type, name: str) -> None:
     wanted = inspect.signature(getattr(Kube, name)).parameters

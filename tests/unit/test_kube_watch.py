@@ -1,4 +1,5 @@
-"""KubeClient's paged listings and watch streams, over HTTP against a small local server.
+"""KubeClient's paged listings, watch streams and retries (through the official client in threads, and
+through aiohttp, the operator's), over HTTP against a small local server.
 
 The server answers like an API server where it matters here: ``limit``/``continue``
 pages, a watch as JSON lines in chunks that split lines anywhere, 410 for an expired
@@ -16,8 +17,9 @@ import aiohttp.web
 import kubernetes.client
 import pytest
 
-from asynctask_operator.adapters.kube import ASYNCTASKS, Gone
-from asynctask_operator.adapters.kubeclient import KubeClient, RetryPolicy
+from asynctask_operator.adapters.aiokube import AioKubeClient
+from asynctask_operator.adapters.kube import ASYNCTASKS, Conflict, Gone
+from asynctask_operator.adapters.kubeclient import MERGE_PATCH, KubeClient, RetryPolicy
 
 PATH = "/apis/asynctask.dev/v1alpha1/namespaces/ns/asynctasks"
 
@@ -69,8 +71,18 @@ class Server:
         return response
 
 
-@pytest.fixture()
-async def server() -> AsyncIterator[tuple[Server, KubeClient]]:
+CLIENTS = {"threads": KubeClient, "aiohttp": AioKubeClient}
+
+
+async def closed(client: KubeClient) -> None:
+    if isinstance(client, AioKubeClient):
+        await client.aclose()
+    else:
+        client.close()
+
+
+@pytest.fixture(params=sorted(CLIENTS))
+async def server(request: pytest.FixtureRequest) -> AsyncIterator[tuple[Server, KubeClient]]:
     srv = Server()
     app = aiohttp.web.Application()
     app.router.add_route("GET", PATH, srv.handle)
@@ -81,11 +93,11 @@ async def server() -> AsyncIterator[tuple[Server, KubeClient]]:
     port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
     config = kubernetes.client.Configuration()
     config.host = f"http://127.0.0.1:{port}"
-    client = KubeClient(config, retry=RetryPolicy(attempts=1))
+    client = CLIENTS[request.param](config, retry=RetryPolicy(attempts=1))
     try:
         yield srv, client
     finally:
-        client.close()
+        await closed(client)
         await runner.cleanup()
 
 
@@ -136,7 +148,8 @@ async def test_closing_the_iterator_closes_the_connection(server: tuple[Server, 
     await asyncio.wait_for(srv.disconnected.wait(), 5)
 
 
-async def test_events_of_a_body_without_chunked_encoding_arrive_before_it_ends() -> None:
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+async def test_events_of_a_body_without_chunked_encoding_arrive_before_it_ends(kind: str) -> None:
     """Some proxies stream a watch as a plain body that ends with the connection: each event
     must still come as it arrives, not when the stream ends."""
     first_seen = asyncio.Event()
@@ -155,7 +168,7 @@ async def test_events_of_a_body_without_chunked_encoding_arrive_before_it_ends()
     port = server.sockets[0].getsockname()[1]
     config = kubernetes.client.Configuration()
     config.host = f"http://127.0.0.1:{port}"
-    client = KubeClient(config, retry=RetryPolicy(attempts=1))
+    client = CLIENTS[kind](config, retry=RetryPolicy(attempts=1))
     names = []
     try:
         async with asyncio.timeout(10):
@@ -163,6 +176,43 @@ async def test_events_of_a_body_without_chunked_encoding_arrive_before_it_ends()
                 names.append(event["object"]["metadata"]["name"])
                 first_seen.set()
     finally:
-        client.close()
+        await closed(client)
         server.close()
     assert names == ["a", "b"]
+
+
+@pytest.mark.parametrize("kind", sorted(CLIENTS))
+async def test_a_busy_server_is_asked_again_after_its_retry_after_and_a_conflict_is_not(kind: str) -> None:
+    answers = [(429, {"reason": "TooManyRequests", "message": "slow down"}), (200, {"metadata": {"name": "a"}})]
+    seen: list[tuple[str, bytes, str]] = []
+
+    async def handle(request: aiohttp.web.Request) -> aiohttp.web.Response:
+        seen.append((request.method, await request.read(), request.headers.get("Content-Type", "")))
+        status, body = answers.pop(0) if answers else (409, {"reason": "Conflict", "message": "stale"})
+        return aiohttp.web.json_response(body, status=status, headers={"Retry-After": "0"} if status == 429 else {})
+
+    app = aiohttp.web.Application()
+    app.router.add_route("PATCH", PATH + "/a/status", handle)
+    runner = aiohttp.web.AppRunner(app, shutdown_timeout=0.1)
+    await runner.setup()
+    site = aiohttp.web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    config = kubernetes.client.Configuration()
+    config.host = f"http://127.0.0.1:{site._server.sockets[0].getsockname()[1]}"  # type: ignore[union-attr]
+    client = CLIENTS[kind](config, retry=RetryPolicy(attempts=3, base_seconds=0.01))
+    try:
+        patched = await client.patch(ASYNCTASKS, "ns", "a", {"status": {"phase": "Running"}}, subresource="status")
+        assert patched == {"metadata": {"name": "a"}}
+        with pytest.raises(Conflict, match="stale"):
+            await client.patch(ASYNCTASKS, "ns", "a", {"status": {"phase": "Failed"}}, subresource="status")
+    finally:
+        await closed(client)
+        await runner.cleanup()
+    assert [(m, json.loads(b), t) for m, b, t in seen][:2] == [
+        ("PATCH", {"status": {"phase": "Running"}}, MERGE_PATCH)
+    ] * 2
+    assert len(seen) == 3  # the conflict was not retried
+    assert (
+        client.counter.counts["patch", "asynctasks", 429] == 1
+        and client.counter.counts["patch", "asynctasks", 409] == 1
+    )

@@ -106,7 +106,9 @@ def test_the_outcome_of_a_finished_task() -> None:
             "error": {"code": "NonRetryableExitCode", "message": "container main exited with code 2: input not found"},
         },
     }
-    assert render.outcome(failed) == "t Failed (NonRetryableExitCode): container main exited with code 2: input not found"
+    assert (
+        render.outcome(failed) == "t Failed (NonRetryableExitCode): container main exited with code 2: input not found"
+    )
     assert render.outcome(DONE) == "transcode-c Succeeded (Completed)"
 
 

@@ -288,9 +288,18 @@ def of_archive(use: Use) -> bool:
     return (use.origin or use.function).startswith(ARCHIVE)
 
 
+CLUSTER_PLAYED = ("asynctask_operator.testing.realobjects", "asynctask_operator.testing.jobrunner")
+"""The testing kit's play of the cluster's own controllers (the Job controller, the scheduler, the
+kubelet): their writes are theirs, not the operator's."""
+
+
+def of_the_cluster(use: Use) -> bool:
+    return (use.origin or use.function).startswith(CLUSTER_PLAYED)
+
+
 @pytest.fixture(scope="module")
 def uses() -> list[Use]:
-    return [use for use in scan() if not of_gateway(use) and not of_archive(use)]
+    return [use for use in scan() if not of_gateway(use) and not of_archive(use) and not of_the_cluster(use)]
 
 
 # --------------------------------------------------------------------------- the checks

@@ -162,6 +162,11 @@ def test_a_schedules_figures() -> None:
          "status": {"lastScheduleTime": at(0), "nextScheduleTime": at(60), "active": ["nightly-1"], "missedRuns": 2,
                     "counts": {"succeeded": 4, "failed": 1}}}
     )  # fmt: skip
-    assert (view.type, view.time_zone, view.suspend, view.concurrency_policy) == ("report", "Europe/Berlin", False, "Allow")
+    assert (view.type, view.time_zone, view.suspend, view.concurrency_policy) == (
+        "report",
+        "Europe/Berlin",
+        False,
+        "Allow",
+    )
     assert (view.last_schedule_time, view.next_schedule_time, view.active) == (at(0), at(60), ("nightly-1",))
     assert (view.missed_runs, view.succeeded, view.failed, view.skipped) == (2, 4, 1, 0)

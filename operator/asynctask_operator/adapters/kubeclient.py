@@ -24,14 +24,17 @@ import json
 import logging
 import random
 import threading
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import kubernetes.client
 import urllib3.exceptions
 
 from asynctask_operator.adapters.kube import PODS, ApiError, Conflict, Gone, Invalid, NotFound, RequestCounter, Resource
 from asynctask_operator.adapters.watchstream import StreamBroken, WatchStream
+
+if TYPE_CHECKING:  # the operator's codecs need msgspec, of its extra; other programs pass none
+    from asynctask_operator.adapters.slimwire import Codec
 
 logger = logging.getLogger(__name__)
 
@@ -72,13 +75,18 @@ class KubeClient:
         retry: RetryPolicy | None = None,
         counter: RequestCounter | None = None,
         user_agent: str = USER_AGENT,
+        codecs: Mapping[str, Codec] | None = None,
     ) -> None:
+        """``codecs``: by resource plural, how to decode its answers, listings and watch events (the
+        operator's read only the fields it uses: :mod:`~asynctask_operator.adapters.slimwire`); the
+        rest is decoded whole."""
         configuration.connection_pool_maxsize = max(concurrency, 4)
         self._api = kubernetes.client.ApiClient(configuration)
         self._api.user_agent = user_agent
         self._pool = concurrent.futures.ThreadPoolExecutor(max_workers=concurrency, thread_name_prefix="kube")
         self.retry = retry or RetryPolicy()
         self.counter = counter or RequestCounter()
+        self.codecs: Mapping[str, Codec] = codecs or {}
 
     def close(self) -> None:
         self._pool.shutdown(wait=False, cancel_futures=True)
@@ -149,8 +157,10 @@ class KubeClient:
         if resource_version:
             query.append(("resourceVersion", resource_version))
         read_timeout = timeout_seconds + 30.0  # the server ends the stream first; this is for a dead connection
+        codec = self.codecs.get(resource.plural)
+        decode = codec.event if codec is not None else json.loads
         stream = self._stream(
-            WatchStream(asyncio.get_running_loop()), resource.path(namespace), query, read_timeout,
+            WatchStream(asyncio.get_running_loop(), decode), resource.path(namespace), query, read_timeout,
             count=("watch", resource.plural), what="watch", broken="WatchBroken", thread=f"watch-{resource.plural}",
         )  # fmt: skip
         async with contextlib.aclosing(stream) as events:  # closed with this iterator: the connection too
@@ -293,7 +303,10 @@ class KubeClient:
         data = await self._exchange(
             verb, method, resource.plural, path, body=body, content_type=content_type, query=query
         )
-        return _decode(data)
+        codec = self.codecs.get(resource.plural)
+        if codec is None or not data or verb == "delete":
+            return _decode(data)
+        return codec.page(data) if verb == "list" else codec.one(data)
 
     async def _exchange(
         self,
@@ -308,17 +321,12 @@ class KubeClient:
         accept: str = "application/json",
     ) -> bytes:
         """One request, retried as :class:`RetryPolicy` says; its 2xx body as it came, else :class:`ApiError`."""
-        loop = asyncio.get_running_loop()
         delay = self.retry.base_seconds
         for attempt in range(1, self.retry.attempts + 1):
             last = attempt == self.retry.attempts
             try:
-                status, headers, data = await loop.run_in_executor(
-                    self._pool, self._call, method, path, body, content_type, query or [], accept
-                )
-            except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
-                status, headers, data = int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
-            except (urllib3.exceptions.HTTPError, OSError) as exc:
+                status, headers, data = await self._send(method, path, body, content_type, query or [], accept)
+            except self.UNREACHABLE as exc:
                 self.counter.add(verb, plural, 0)
                 if last:
                     raise ApiError(0, "Unreachable", f"{method} {path}: {exc}") from exc
@@ -338,6 +346,27 @@ class KubeClient:
             await asyncio.sleep(delay * (0.8 + 0.4 * random.random()))
             delay = min(delay * 2, self.retry.max_seconds)
         raise AssertionError("unreachable")  # pragma: no cover
+
+    UNREACHABLE: tuple[type[BaseException], ...] = (urllib3.exceptions.HTTPError, OSError)
+    """What :meth:`_send` raises when the API server could not be reached, or did not answer: retried."""
+
+    async def _send(
+        self,
+        method: str,
+        path: str,
+        body: Any,
+        content_type: str,
+        query: list[tuple[str, str]],
+        accept: str = "application/json",
+    ) -> tuple[int, Mapping[str, str], bytes]:
+        """One HTTP request: (status, headers, body) of its answer, whatever the status."""
+        loop = asyncio.get_running_loop()
+        try:
+            return await loop.run_in_executor(
+                self._pool, self._call, method, path, body, content_type, query, accept
+            )
+        except kubernetes.client.ApiException as exc:  # the client raises a few answers itself
+            return int(exc.status or 0), dict(exc.headers or {}), str(exc.body or "").encode()
 
     def _call(
         self,

@@ -45,14 +45,17 @@ class TaskIntake:
         self._wake_schedule = wake_schedule
         self._default_queue = default_queue
 
-    def take(self, obj: Obj, *, answer_sent_at: float | None = None, own: bool = False) -> bool:
+    def take(
+        self, obj: Obj, *, answer_sent_at: float | None = None, own: bool = False, blob: bytes | None = None
+    ) -> bool:
         """Store this copy of a task; False when the cache keeps what it has (the same copy, or a newer one).
 
         ``answer_sent_at``: the copy is the answer to a write sent at that monotonic time (see
-        :meth:`Cache.put_task`). ``own``: the write was the task's own reconcile's."""
+        :meth:`Cache.put_task`). ``own``: the write was the task's own reconcile's. ``blob``: the copy
+        encoded already (:meth:`Cache.task_blob`)."""
         key = key_of(obj)
         before = self.cache.tasks.phase(key)
-        if not self.cache.put_task(obj, answer_sent_at):
+        if not self.cache.put_task(obj, answer_sent_at, blob):
             return False
         self.admissions.observe_task(key, self.seen(key, obj))
         owner = scheduled_owner(obj)

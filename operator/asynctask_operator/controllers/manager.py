@@ -29,6 +29,8 @@ from asynctask_operator.controllers.tasks import TaskReconciler
 from asynctask_operator.controllers.tasktypes import TaskTypeReconciler
 from asynctask_operator.controllers.workqueue import Clock, RequeueSoon, WorkQueue
 from asynctask_operator.core.clocks import Clocks
+from asynctask_operator.core.observed import job_view, pod_view
+from asynctask_operator.core.outcomes import pod_signal
 from asynctask_operator.core.retry import backoff
 from asynctask_operator.core.wire import Key, Obj, key_of
 from asynctask_operator.settings import OperatorSettings
@@ -164,12 +166,13 @@ class Manager:
             return
         # The echo of what is held already (the answer to a write, a listing): whatever stored
         # that copy queued the task then (TaskIntake), so there is nothing new to do.
-        if self.cache.has_copy("task", obj):
+        blob = self.cache.task_blob(obj)
+        if self.cache.tasks.has_blob(key, blob):
             return
         if self.cache.stale_task(obj):  # an older version than the cache holds (our own write overtook it)
             return
         self.cache.event_arrived("task", key)
-        self.intake.take(obj)
+        self.intake.take(obj, blob=blob)
 
     def on_tasktype(self, event_type: str | None, obj: Obj, answer_sent_at: float | None = None) -> None:
         """A TaskType appeared, changed or went: its status is reconciled, and its unfinished tasks
@@ -229,11 +232,11 @@ class Manager:
         before = self.cache.jobs.get((ns, name))
         if event_type == "DELETED":
             view = self.cache.drop_job((ns, name))
-        elif self.cache.has_copy("job", obj):
+        elif (seen := job_view(obj)) == before:  # the cache holds it as it is: nothing to do
             return
         else:
             self.cache.event_arrived("job", (ns, name))
-            view = self.cache.put_job(obj)
+            view = self.cache.put_job(seen)
         if view is None:
             return
         owner = self.cache.task_of_uid(view.owner_uid) or ((ns, view.owner_name) if view.owner_name else None)
@@ -248,11 +251,17 @@ class Manager:
 
     def on_pod(self, event_type: str | None, obj: Obj) -> None:
         key = key_of(obj)
-        if event_type != "DELETED" and self.cache.has_copy("pod", obj):
+        before = self.cache.pods.get(key)
+        if event_type == "DELETED":
+            view = self.cache.drop_pod(key)
+        elif (seen := pod_view(obj)) == before:  # the cache holds it as it is: nothing to do
             return
-        view = self.cache.drop_pod(key) if event_type == "DELETED" else self.cache.put_pod(obj)
+        else:
+            view = self.cache.put_pod(seen)
         if view is None:
             return
+        if event_type != "DELETED" and pod_signal(before) == pod_signal(view):
+            return  # nothing an attempt's result reads changed (most of a pod's life: core/outcomes.py)
         owner = self.cache.owner_of_job(view.namespace, view.job_name)
         if owner is not None:
             self._wake_task(owner)

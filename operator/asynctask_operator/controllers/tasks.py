@@ -310,7 +310,8 @@ class TaskReconciler:
 
 
 def _started(decision: Decision) -> bool:
-    return decision.create_job is not None or (decision.status is not None and decision.status.phase == "Running")
+    running = decision.status is not None and decision.status.phase == "Running"
+    return decision.create_job is not None or running or decision.held
 
 
 def _log_transition(task: AsyncTask, decision: Decision) -> None:

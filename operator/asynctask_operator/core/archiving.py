@@ -61,5 +61,7 @@ def archived_in(obj: Mapping[str, Any]) -> bool:
 def archived(task: AsyncTask) -> bool:
     """:func:`archived_in` of a parsed task: the operator's reading."""
     status = task.status
-    wanted = mark(status.phase, status.attempt or 0, status.completion_time, status.round.requested if status.round else None)
+    wanted = mark(
+        status.phase, status.attempt or 0, status.completion_time, status.round.requested if status.round else None
+    )
     return wanted is not None and task.metadata.annotations.get(ANNOTATION_ARCHIVED) == wanted

@@ -46,6 +46,12 @@ class CoreConfig:
     archive holds it: once the archiver's ``asynctask.dev/archived`` annotation names its finished state.
     Set by the chart with ``archive.enabled``; while the archiver is down, finished tasks stay."""
 
+    short_attempt_seconds: float = 0.0
+    """The short-attempt window (docs/adr/0029-short-attempt-window.md): an attempt whose Job has existed
+    for less than this is not written ``Running`` yet; if its Job ends within it, one status write
+    records the attempt and its end (2 writes per successful task, not 3). 0: off, ``Running`` is
+    written with the Job's creation. Not applied to a task whose callback asks for the Running event."""
+
     callback_max_attempts: int = 6
     """Deliveries of one callback event before it is given up (a callback's maxAttempts overrides it)."""
 

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from asynctask_operator.core.models import (
     GROUP,
+    PLAIN,
     VERSION,
     AsyncTaskSpec,
     AsyncTaskStatus,
@@ -94,6 +95,29 @@ def _convert(node: dict[str, Any], defs: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
+def _rules(node: Any, *, status: bool) -> Any:
+    """Each CEL rule's plain equivalent (``cel(plain=...)``) dropped from it; in a status, each rule
+    replaced by that equivalent, or by nothing.
+
+    Only the operator writes a status, from a spec the API server has checked already, and every
+    status write is validated against the whole schema: a rule there is cost with no refusal a user
+    would ever see. Its plain OpenAPI equivalent keeps the same bound at no CEL cost."""
+    if isinstance(node, list):
+        return [_rules(item, status=status) for item in node]
+    if not isinstance(node, dict):
+        return node
+    out: dict[str, Any] = {}
+    for key, value in node.items():
+        if key != "x-kubernetes-validations":
+            out[key] = _rules(value, status=status)
+        elif not status:
+            out[key] = [{k: v for k, v in rule.items() if k != PLAIN} for rule in value]
+    if status:
+        for rule in node.get("x-kubernetes-validations") or ():
+            out.update(rule.get(PLAIN) or {})
+    return out
+
+
 def _crd(
     *,
     kind: str,
@@ -107,7 +131,7 @@ def _crd(
     selectable: list[str] = (),  # type: ignore[assignment]
     categories: list[str] = ("asynctask-all",),  # type: ignore[assignment]
 ) -> dict[str, Any]:
-    status = structural(status_model)
+    status = _rules(structural(status_model), status=True)
     if status_default is not None:
         status["default"] = status_default
     version: dict[str, Any] = {
@@ -125,7 +149,7 @@ def _crd(
                     "apiVersion": {"type": "string"},
                     "kind": {"type": "string"},
                     "metadata": {"type": "object"},
-                    "spec": structural(spec_model),
+                    "spec": _rules(structural(spec_model), status=False),
                     "status": status,
                 },
             }

@@ -22,6 +22,7 @@ from asynctask_operator.core.models import (
     AsyncTask,
     AsyncTaskStatus,
     Attempt,
+    Condition,
     EffectiveSpec,
     FairTurn,
     KeyWait,
@@ -83,6 +84,7 @@ class Decision:
     send_callback: callbacks.CallbackSend | None = None  # deliver this once the status is written
     events: tuple[EventNote, ...] = ()  # Kubernetes Events to post once the status is written
     metrics: tuple[MetricDelta, ...] = ()  # what the status write counts, once it is written
+    held: bool = False  # an attempt's Job runs, its status written later (the short-attempt window)
 
     @property
     def writes(self) -> bool:
@@ -111,6 +113,7 @@ class Draft:
         self.wants_admission = False
         self.send_callback: callbacks.CallbackSend | None = None
         self.due: list[dt.datetime] = []
+        self.held = False  # the status is not written this time (the short-attempt window)
 
     # -- reading
     @property
@@ -134,7 +137,7 @@ class Draft:
         self.fields.update(values)
 
     def condition(self, type_: str, status: bool, reason: str, message: str) -> None:
-        current = self.status().conditions or []
+        current = [Condition.model_validate(c) for c in self.fields.get("conditions") or ()]  # not the whole status
         updated = cond.set_condition(
             current, type_, status, reason, message, self.now, self.obs.task.metadata.generation
         )
@@ -156,9 +159,14 @@ class Draft:
             return Attempt.model_validate(attempts[-1])
         return None
 
+    def hold(self, until: dt.datetime) -> None:
+        """Write none of the status this time; look again at ``until`` (the short-attempt window)."""
+        self.held = True
+        self.due.append(until)
+
     def decision(self) -> Decision:
         new = self.status()
-        changed = new if new != self.obs.task.status else None
+        changed = new if new != self.obs.task.status and not self.held else None
         requeue = None
         if self.due and not self.delete_task:
             requeue = max(0.0, min((d - self.obs.now).total_seconds() for d in self.due))
@@ -173,4 +181,5 @@ class Draft:
             send_callback=self.send_callback,
             events=events,
             metrics=metrics,
+            held=self.held,
         )

@@ -20,7 +20,9 @@ Phases::
 
 from __future__ import annotations
 
-from asynctask_operator.core import archiving
+import datetime as dt
+
+from asynctask_operator.core import archiving, callbacks
 from asynctask_operator.core import conditions as cond
 from asynctask_operator.core.acts import RETRY_ANNOTATION, RETRYABLE_PHASES
 from asynctask_operator.core.callback_step import record_callback
@@ -54,7 +56,8 @@ def decide(obs: Observed, config: CoreConfig) -> Decision:
         return Decision()  # being deleted: the garbage collector takes its Jobs
     draft = Draft(obs, config)
     _lifecycle(draft)
-    record_callback(draft)
+    if not draft.held:
+        record_callback(draft)
     return draft.decision()
 
 
@@ -65,6 +68,10 @@ def _lifecycle(draft: Draft) -> None:
         return
 
     if draft.phase in ("Pending", "Retrying") and draft.attempt + 1 in obs.jobs:
+        window = _short_window(draft, obs.jobs[draft.attempt + 1])
+        if window is not None:
+            draft.hold(window)  # its Job runs; Running is written when the window ends, or with its end
+            return
         _adopt_unrecorded_attempt(draft)
 
     if task.spec.cancel and not _attempt_already_ended(draft):
@@ -114,6 +121,41 @@ def _adopt_unrecorded_attempt(draft: Draft) -> None:
     ran, and a later attempt never reuses this Job's name."""
     draft.set(next_retry_time=None)
     _admit(draft)
+
+
+def _short_window(draft: Draft, job: JobView | None = None) -> dt.datetime | None:
+    """When the short-attempt window of the next attempt's Job ends, if it is open now; else None.
+
+    Open while the Job (``job``, or the one this decision creates) is younger than
+    ``short_attempt_seconds`` and running, and nothing else is to be written: no cancel, no newer
+    task superseding it, no deadline passed, no callback of the Running event. Measured from the
+    Job's creationTimestamp, which has whole seconds: from the second after it, so that the
+    window is never shorter than configured. Read from the objects alone: a restart, or another
+    reconcile, decides the same."""
+    obs, seconds = draft.obs, draft.config.short_attempt_seconds
+    if seconds <= 0 or obs.task.spec.cancel or obs.superseded_by:
+        return None
+    if job is not None and (job.finished or job.deleting):
+        return None
+    effective = draft.effective()
+    if effective.callback is not None and "Running" in callbacks.events_of(effective.callback):
+        return None
+    created = parse_stamp(job.creation_timestamp) if job is not None else obs.now
+    if created is None:
+        return None
+    ends = after(created, seconds + (1 if job is not None else 0))
+    deadline = _deadline(draft)
+    if obs.now >= ends or (deadline is not None and obs.now >= deadline):
+        return None
+    return min(ends, deadline) if deadline is not None else ends
+
+
+def _deadline(draft: Draft) -> dt.datetime | None:
+    effective = draft.effective()
+    if not effective.deadline_seconds:
+        return None
+    since = parse_stamp(draft.fields.get("queued_time")) or parse_stamp(draft.obs.task.metadata.creation_timestamp)
+    return after(since, effective.deadline_seconds) if since is not None else None
 
 
 def _attempt_already_ended(draft: Draft) -> bool:
@@ -210,13 +252,18 @@ def _admit(draft: Draft) -> None:
         return
     if existing is None:
         draft.create_job = render_job(task, tasktype, attempt, effective, report_env(draft, attempt))
+        window = _short_window(draft)
+        if window is not None and draft.phase == draft.obs.task.phase:
+            draft.hold(window)  # the Job now; the status when it ends, or when the window does
+            return
     draft.set(waiting_for_key=None)
     if admission.fairness is not None and (admission.fairness.turn is not None or not draft.fields.get("fairness")):
         draft.set(fairness=admission.fairness.model_dump())  # an adopted Job's answer may know no turn: keep one
     if effective.concurrency is not None:
         draft.condition(cond.KEY_ACQUIRED, True, "KeyAcquired", f"holds concurrency key {effective.concurrency.key!r}")
-    draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or draft.now)
-    draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=draft.now))
+    started = (existing.creation_timestamp if existing is not None else None) or draft.now  # an adopted Job's own
+    draft.set(attempt=attempt, start_time=draft.fields.get("start_time") or started)
+    draft.record_attempt(Attempt(attempt=attempt, job=name, start_time=started))
     total = _attempts_allowed(draft)
     draft.move("Running", "JobCreated", f"attempt {attempt} of {total} running as Job {name}")
     draft.condition(cond.ADMITTED, True, "Admitted", f"admitted to queue {effective.queue}")

@@ -7,6 +7,7 @@ template, and only a handful of fields decide an attempt's outcome.
 from __future__ import annotations
 
 import dataclasses
+import sys
 from typing import Any
 
 from asynctask_operator.core.naming import ANNOTATION_CONCURRENCY_KEY, LABEL_ATTEMPT, LABEL_TASK_UID
@@ -24,10 +25,10 @@ class JobView:
     failed: bool = False
     failed_reason: str = ""
     failed_message: str = ""
-    start_time: str | None = None
     completion_time: str | None = None
     deleting: bool = False
     concurrency_key: str = ""  # the key its task held when it was created (an annotation)
+    creation_timestamp: str | None = None  # when the attempt began (the short-attempt window counts from it)
 
     @property
     def finished(self) -> bool:
@@ -96,11 +97,16 @@ def job_view(job: dict[str, Any]) -> JobView:
         failed=failed,
         failed_reason=failed_reason,
         failed_message=failed_message,
-        start_time=status.get("startTime"),
         completion_time=status.get("completionTime"),
         deleting=bool(meta.get("deletionTimestamp")),
         concurrency_key=str((meta.get("annotations") or {}).get(ANNOTATION_CONCURRENCY_KEY) or ""),
+        creation_timestamp=_shared(meta.get("creationTimestamp")),
     )
+
+
+def _shared(stamp: str | None) -> str | None:
+    """One string per second: whole-second timestamps repeat across thousands of Jobs held at once."""
+    return sys.intern(stamp) if isinstance(stamp, str) else None
 
 
 def _container(status: dict[str, Any], init: bool) -> ContainerView:
@@ -144,7 +150,7 @@ def pod_view(pod: dict[str, Any]) -> PodView:
         phase=status.get("phase") or "Unknown",
         reason=status.get("reason") or "",
         message=status.get("message") or "",
-        creation_timestamp=meta.get("creationTimestamp") or "",
+        creation_timestamp=_shared(meta.get("creationTimestamp")) or "",
         containers=containers,
         disruption=disruption,
     )

@@ -85,6 +85,24 @@ def _exit_failure(pod: PodView) -> AttemptResult | None:
     )
 
 
+def pod_signal(pod: PodView | None) -> tuple[object, ...]:
+    """What of one pod an attempt's result can depend on (:func:`attempt_result`, and the reconciler's
+    look for a failed Job's lagging pod): two versions of a pod with the same signal give the same
+    result, so a change outside it (scheduled, its container created, started, its finalizer
+    removed) wakes no task. ``()`` for no pod."""
+    if pod is None:
+        return ()
+    terminated = tuple(
+        (c.name, c.init, c.exit_code, c.reason, c.message) for c in pod.containers if c.state == "terminated"
+    )
+    waiting = pod.disruption and any(c.state == "waiting" for c in pod.containers)  # read only with a disruption
+    ended = pod.phase if pod.phase in ("Succeeded", "Failed") else ""
+    error = _pod_error(pod)
+    if not (ended or pod.reason or error or waiting or terminated):
+        return ()  # a pod on its way (created, scheduled, starting, running) reads as no pod yet
+    return (ended, pod.reason, pod.creation_timestamp, error, waiting, terminated)
+
+
 def attempt_result(job: JobView | None, pods: Sequence[PodView], timeout_seconds: int | None) -> AttemptResult | None:
     """The outcome of an attempt, or ``None`` while it is still running."""
     if job is None:

@@ -11,8 +11,9 @@ One model of the API server's semantics, served two ways::
             (emulator.py)             answering from the model (integration tests, benchmarks)
 
 The model's parts: :mod:`.semantics` (the rules that keep no state), :mod:`.watches` (events and
-open watches), :mod:`.answers` (reviews and injected faults); the HTTP face's request log:
-:mod:`.hits`. The hands around them: :mod:`.cluster` (the test's part of the cluster: objects
+open watches), :mod:`.answers` (reviews and injected faults), :mod:`.managedfields` and
+:mod:`.realobjects` (objects as large as a real server's); the HTTP face's request log:
+:mod:`.hits`. :mod:`.jobrunner` plays the cluster's own controllers write by write. The hands around them: :mod:`.cluster` (the test's part of the cluster: objects
 created through the API, the Job controller and kubelet played), :mod:`.operators` (the operator
 in the test's event loop or as a child process) and :mod:`.process` (the operator process against
 a real cluster).

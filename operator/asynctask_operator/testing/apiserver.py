@@ -24,8 +24,11 @@ one method call, and nothing happens between two calls.
   is done (a face asks :meth:`ApiServer.fault` first).
 
 Every event also goes to :attr:`ApiServer.listeners` (the HTTP face mirrors the objects into kmock's
-store with one). Not modelled: finalizers, field selectors, server-side apply, admission (CRD
-schemas, CEL); the end-to-end tier against a real cluster is the judge of where this differs.
+store with one). With ``real_objects`` (the benchmarks'), objects are as large as a real server's:
+each write records its writer's ``managedFields`` (:mod:`.managedfields`), a new Job gets the
+server's defaults (:mod:`.realobjects`), and :meth:`ApiServer.bind` is the scheduler's binding.
+Not modelled: finalizers, field selectors, server-side apply, admission (CRD schemas, CEL); the
+end-to-end tier against a real cluster is the judge of where this differs.
 """
 
 from __future__ import annotations
@@ -37,9 +40,10 @@ import datetime as dt
 import itertools
 from collections.abc import Callable
 
-from asynctask_operator.adapters.kube import ApiError, Resource
+from asynctask_operator.adapters.kube import PODS, ApiError, Resource
 from asynctask_operator.core.labelselectors import matches
 from asynctask_operator.core.wire import Obj
+from asynctask_operator.testing import managedfields, realobjects
 from asynctask_operator.testing import semantics as rules
 from asynctask_operator.testing.answers import Decide, Faults, Reviews, Tokens
 from asynctask_operator.testing.semantics import REVIEWS, SERVER_SET, STATUS_SUBRESOURCE, namespace_of
@@ -65,8 +69,11 @@ def _utcnow() -> dt.datetime:
 class ApiServer:
     """See the module docstring. Objects come in as JSON dicts and go out as the stored ones: copy before changing."""
 
-    def __init__(self, *, now: Callable[[], dt.datetime] | None = None) -> None:
+    def __init__(self, *, now: Callable[[], dt.datetime] | None = None, real_objects: bool = False) -> None:
         self.now = now or _utcnow
+        self.real_objects = real_objects
+        """Objects as a real API server keeps them: ``managedFields`` on every write, a Job's defaults
+        (:mod:`~asynctask_operator.testing.realobjects`). Off: only what a client sent (and the tests see)."""
         self.objects: dict[ObjKey, Obj] = {}
         """The store. Put an object here to have it without a write (no resourceVersion, no event)."""
         self.version = 0
@@ -144,9 +151,12 @@ class ApiServer:
 
     # ------------------------------------------------------------------ writes
 
-    def create(self, resource: Resource, namespace: str | None, body: Obj, *, restore: bool = False) -> Written:
+    def create(
+        self, resource: Resource, namespace: str | None, body: Obj, *, restore: bool = False, manager: str = ""
+    ) -> Written:
         """A new object; ``restore``: as it was before the test began, with the uid, times, generation
-        and status its body carries (what the server sets is set only where the body has none)."""
+        and status its body carries (what the server sets is set only where the body has none).
+        ``manager``: who writes it (its ``managedFields`` entry, with :attr:`real_objects`)."""
         if resource.plural in REVIEWS:
             return Written(self.reviewer.answer(resource, body))
         obj = copy.deepcopy(body)
@@ -172,6 +182,9 @@ class ApiServer:
         meta.update(given)
         if ns:
             meta["namespace"] = ns
+        if self.real_objects:
+            obj = realobjects.defaulted(resource, obj)
+            self._manage(obj, None, manager, None)
         return self._written(obj, [self._commit(resource, "ADDED", obj)])
 
     def generate_name(self, prefix: str) -> str:
@@ -179,7 +192,14 @@ class ApiServer:
         return f"{prefix}{next(self._serial):05x}"
 
     def patch(
-        self, resource: Resource, namespace: str | None, name: str, patch: Obj, *, subresource: str | None = None
+        self,
+        resource: Resource,
+        namespace: str | None,
+        name: str,
+        patch: Obj,
+        *,
+        subresource: str | None = None,
+        manager: str = "",
     ) -> Written:
         """A JSON merge patch, of the status only through ``subresource="status"``."""
         current = self.get(resource, namespace, name)
@@ -188,9 +208,9 @@ class ApiServer:
             patch = {"status": patch.get("status") or {}}
         elif resource.plural in STATUS_SUBRESOURCE:
             patch = {k: v for k, v in patch.items() if k != "status"}
-        return self._change(resource, current, rules.merge_patch(current, patch))
+        return self._change(resource, current, rules.merge_patch(current, patch), manager, subresource)
 
-    def replace(self, resource: Resource, namespace: str | None, name: str, body: Obj) -> Written:
+    def replace(self, resource: Resource, namespace: str | None, name: str, body: Obj, *, manager: str = "") -> Written:
         """An update (PUT): the whole object, its status kept where the status is a subresource."""
         current = self.get(resource, namespace, name)
         self._precondition(resource, current, body)
@@ -200,7 +220,19 @@ class ApiServer:
             new.pop("status", None)
             if "status" in current:
                 new["status"] = current["status"]
-        return self._change(resource, current, new)
+        return self._change(resource, current, new, manager)
+
+    def bind(self, namespace: str, pod: str, node: str, now: str) -> Written:
+        """A pod's ``binding`` subresource (the scheduler's one write): its node and PodScheduled, at once."""
+        current = self.get(PODS, namespace, pod)
+        status = dict(current.get("status") or {})
+        scheduled = {"type": "PodScheduled", "status": "True", "lastProbeTime": None, "lastTransitionTime": now}
+        status["conditions"] = [
+            *(c for c in status.get("conditions") or () if c.get("type") != "PodScheduled"),
+            scheduled,
+        ]
+        new = {**current, "spec": {**(current.get("spec") or {}), "nodeName": node}, "status": status}
+        return self._change(PODS, current, new, "kube-scheduler")
 
     def delete(self, resource: Resource, namespace: str | None, name: str, *, uid: str | None = None) -> Written:
         """Delete (and, in the background, what it owns); :class:`NotFound` when there is nothing to delete."""
@@ -269,18 +301,36 @@ class ApiServer:
         if uid and uid != current["metadata"].get("uid"):  # the API server's check: another object of that name
             raise rules.uid_mismatch(uid)
 
-    def _change(self, resource: Resource, current: Obj, new: Obj) -> Written:
+    def _change(
+        self, resource: Resource, current: Obj, new: Obj, manager: str = "", subresource: str | None = None
+    ) -> Written:
         """Write ``new`` over ``current``, keeping what only the server sets; nothing when nothing changed."""
         meta = dict(new.get("metadata") or {})
         for field in SERVER_SET:
             if field in current["metadata"]:
                 meta[field] = current["metadata"][field]
+        if self.real_objects and "managedFields" in current["metadata"]:
+            meta["managedFields"] = current["metadata"]["managedFields"]  # the server's own, not a client's
         new = {**new, "metadata": meta}
         if new == current:
             return Written(current)
         if new.get("spec") != current.get("spec"):
             meta["generation"] = int(current["metadata"].get("generation") or 1) + 1
+        if self.real_objects:
+            self._manage(new, current, manager, subresource)
         return self._written(new, [self._commit(resource, "MODIFIED", new)])
+
+    def _manage(self, new: Obj, old: Obj | None, manager: str, subresource: str | None) -> None:
+        """Record ``manager``'s write in ``new``'s managedFields (a new metadata dict: stored ones stay)."""
+        meta = new["metadata"] = dict(new["metadata"])
+        api_version = str(new.get("apiVersion") or "v1")
+        entries = list((old or {}).get("metadata", {}).get("managedFields") or ())
+        time = rules.stamp(self.now())
+        fields = managedfields.updated(entries, manager or "unknown", api_version, subresource, old, new, time)
+        if fields:
+            meta["managedFields"] = fields
+        else:
+            meta.pop("managedFields", None)
 
     def _remove(self, resource: Resource, obj: Obj, deliveries: builtins.list[Delivery]) -> None:
         deliveries.append(self._commit(resource, "DELETED", obj))

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -38,7 +39,8 @@ import kmock
 
 from asynctask_operator.adapters.kube import ApiError, Resource
 from asynctask_operator.testing.apiserver import ApiServer
-from asynctask_operator.testing.hits import Hit, Listener, from_operator, from_the_test, hit_of
+from asynctask_operator.testing.hits import Hit, Listener, WatchListener, from_operator, from_the_test, hit_of
+from asynctask_operator.testing.managedfields import manager_of
 from asynctask_operator.testing.semantics import namespace_of
 from asynctask_operator.testing.watches import Event
 
@@ -74,9 +76,12 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     """Drop answered requests from kmock's history (``False``: keep it, for tests that read it)."""
     hits: list[Hit] = attrs.field(factory=list, init=False)
     listeners: list[Listener] = attrs.field(factory=list, init=False)
+    watch_listeners: list[WatchListener] = attrs.field(factory=list, init=False)
+    """Called with each watch event sent (its stream's Hit, the event, its size in bytes on the wire)."""
     last_operator_hit: float = attrs.field(default=0.0, init=False)
     conflicts: int = attrs.field(default=0, init=False)  # the operator's writes refused for a stale resourceVersion
     _answers: dict[int, Any] = attrs.field(factory=dict, init=False)  # by id() of a write in flight: the model's answer
+    _watch_hits: dict[int, Hit] = attrs.field(factory=dict, init=False)  # by id() of a watch request: its Hit
 
     def __attrs_post_init__(self) -> None:
         super().__attrs_post_init__()
@@ -94,6 +99,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _logged(self, request: Any) -> Any:
         hit = self._hit(request)
         if hit is None or hit.verb == "watch":  # a watch answers when it ends: it is counted when it starts
+            if hit is not None:
+                self._watch_hits[id(request)] = hit
             return await self._serve(request)
         try:
             response = await self._serve(request)
@@ -101,6 +108,8 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             hit.status = exc.status
             raise
         hit.status = int(response.status)
+        body = getattr(response, "body", None)
+        hit.received = len(body) if isinstance(body, bytes | bytearray) else 0
         for listener in self.listeners:
             listener(hit, request)
         return response
@@ -118,13 +127,16 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
         key = self._name(request)
         before = self.stored(key)
         data = request.data if isinstance(request.data, dict) else {}
+        manager = manager_of(str(request.headers.get("User-Agent", "")), (request.params or {}).get("fieldManager"))
         try:
             if request.action == kmock.action.CREATE:
-                written = self.model.create(resource, request.namespace, data, restore=from_the_test(request))
+                written = self.model.create(
+                    resource, request.namespace, data, restore=from_the_test(request), manager=manager
+                )
                 key = (key[0], key[1], str((written.answer.get("metadata") or {}).get("name") or ""))
             elif request.action == kmock.action.UPDATE:
                 written = self.model.patch(
-                    resource, request.namespace, request.name, data, subresource=request.subresource
+                    resource, request.namespace, request.name, data, subresource=request.subresource, manager=manager
                 )
             else:
                 uid = (data.get("preconditions") or {}).get("uid")
@@ -213,6 +225,7 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
     async def _serve_watch(self, request: Any) -> AsyncIterator[Any]:
         """A watch as the model serves it, until ``timeoutSeconds`` or the model ends it."""
         self._forget(request)  # matched already: a stream open for minutes need not be matched against
+        hit = self._watch_hits.pop(id(request), None)
         params = request.params or {}
         try:
             watch = self.model.watch(
@@ -229,7 +242,13 @@ class ApiServerEmulator(kmock.KubernetesEmulator):
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(timeout):
                     while (event := await watch.events.get()) is not None:
-                        yield event
+                        line = json.dumps(event, separators=(",", ":")).encode() + b"\n"  # as a server sends it
+                        if hit is not None:
+                            hit.events += 1
+                            hit.received += len(line)
+                            for listener in self.watch_listeners:
+                                listener(hit, event, len(line))
+                        yield line
         finally:
             self.model.unwatch(watch)
 

@@ -32,6 +32,9 @@ class Hit:
     selector: str  # labelSelector, if any
     status: int | None = None  # the answer's code; None while a watch streams
     agent: str = ""  # the User-Agent (the archiver's requests are counted apart: bench.api_budget --archive)
+    sent: int = 0  # bytes of the request's body
+    received: int = 0  # bytes of the answer's body; of a watch: of every event it streamed so far
+    events: int = 0  # of a watch: the events it streamed so far
 
     @property
     def write(self) -> bool:
@@ -50,6 +53,7 @@ class Hit:
 
 
 Listener = Callable[[Hit, Any], None]
+WatchListener = Callable[[Hit, Any, int], None]  # a watch's Hit, one event it sent, its bytes on the wire
 
 
 def from_operator(request: Any) -> bool:
@@ -93,4 +97,5 @@ def hit_of(request: Any) -> Hit | None:
         name=name,
         selector=params.get("labelSelector", ""),
         agent=agent,
+        sent=len(request.body or b""),
     )

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
 import pathlib
 import time
 from typing import Any
@@ -36,6 +37,8 @@ class Operator(Child):
         self.extra = extra
         self.verbose = verbose
         self.stop_seconds = 0.0
+        self.pythonpath = ""
+        """Another version of the operator, first on the path (a benchmark's "before")."""
 
     def argv(self) -> list[str]:
         """The command line of ``asynctask-operator``: the flags every test runs it with, then the test's own."""
@@ -56,7 +59,10 @@ class Operator(Child):
         ]
 
     def env(self) -> dict[str, str]:
-        return {**super().env(), "KUBECONFIG": str(self.kubeconfig)}
+        env = {**super().env(), "KUBECONFIG": str(self.kubeconfig)}
+        if self.pythonpath:
+            env["PYTHONPATH"] = os.pathsep.join(p for p in (self.pythonpath, env.get("PYTHONPATH")) if p)
+        return env
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         await super().start(timeout, marker)
@@ -90,8 +96,9 @@ class InProcessOperator(Operator):
 
     async def start(self, timeout: float = 30, marker: str = "synced") -> None:
         from asynctask_operator import cli
-        from asynctask_operator.adapters.kubeclient import KubeClient
+        from asynctask_operator.adapters.aiokube import AioKubeClient
         from asynctask_operator.adapters.kubeconfig import load_configuration
+        from asynctask_operator.adapters.slimwire import CODECS
         from asynctask_operator.controllers import process
 
         offset = self.mark_start(" (in process)")
@@ -104,7 +111,9 @@ class InProcessOperator(Operator):
         root.addHandler(self._handler)
         self._root_level = root.level
         root.setLevel(logging.DEBUG if self.verbose else logging.INFO)
-        self._api = KubeClient(load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency)
+        self._api = AioKubeClient(
+            load_configuration(args.kubeconfig, None), concurrency=settings.api_concurrency, codecs=CODECS
+        )
         self._stop_event = asyncio.Event()
         self._task = asyncio.create_task(process.run(self._api, settings, self._stop_event, frame=False))
         try:
@@ -137,7 +146,7 @@ class InProcessOperator(Operator):
             await stop_in_loop(self._task, self._stop_event)
             self._task = None
         if self._api is not None:
-            self._api.close()
+            await self._api.aclose()
             self._api = None
         if self._handler is not None:
             root = logging.getLogger()

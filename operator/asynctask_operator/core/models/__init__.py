@@ -34,7 +34,9 @@ from asynctask_operator.core.models.asynctask import (
 )
 from asynctask_operator.core.models.base import (
     API_VERSION,
+    CONDITIONS_MAX,
     GROUP,
+    PLAIN,
     VERSION,
     Condition,
     Model,
@@ -89,11 +91,13 @@ from asynctask_operator.core.models.tasktype import (
 
 __all__ = [
     "API_VERSION",
+    "CONDITIONS_MAX",
     "CRON_MACROS",
     "GROUP",
     "IDLE_PHASES",
     "JOB_TEMPLATE_SCHEMA",
     "PAYLOAD_SCHEMA_SCHEMA",
+    "PLAIN",
     "PRIORITY_MAX",
     "PRIORITY_MIN",
     "SCHEDULE_RULE",

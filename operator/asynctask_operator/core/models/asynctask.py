@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.base import API_VERSION, CONDITIONS_MAX, Condition, Model, ObjectMeta, cel, k8s
 from asynctask_operator.core.models.concurrency import ConcurrencySpec, FairTurn, KeyWait
 from asynctask_operator.core.models.tasktype import (
     PRIORITY_MAX,
@@ -196,7 +196,9 @@ class AsyncTaskStatus(Model):
     )
     fairness: FairTurn | None = Field(None, description="In a queue with spec.fairness: the task's group and turn.")
     observed_generation: int | None = None
-    conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
+    conditions: list[Condition] | None = Field(
+        None, max_length=CONDITIONS_MAX, json_schema_extra=k8s(list_type="map", list_map_keys=["type"])
+    )
 
 
 class AsyncTask(Model):

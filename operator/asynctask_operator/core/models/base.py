@@ -26,8 +26,14 @@ def k8s(**extra: Any) -> dict[str, Any]:
     return out
 
 
-def cel(rule: str, message: str, **more: str) -> dict[str, str]:
-    return {"rule": rule, "message": message, **more}
+PLAIN = "x-asynctask-plain"
+
+
+def cel(rule: str, message: str, *, plain: dict[str, Any] | None = None, **more: str) -> dict[str, Any]:
+    """A CEL rule and its message. ``plain``: the same check in plain OpenAPI (``{"minProperties": 1}``),
+    put in its place where a rule's message is not worth its cost: in a status, which only the
+    operator writes (core/crds.py)."""
+    return {"rule": rule, "message": message, **more, **({PLAIN: plain} if plain else {})}
 
 
 class Model(BaseModel):
@@ -57,6 +63,12 @@ class ObjectMeta(Model):
     deletion_timestamp: str | None = None
     labels: dict[str, str] = Field(default_factory=dict)
     annotations: dict[str, str] = Field(default_factory=dict)
+
+
+CONDITIONS_MAX = 16
+"""Conditions of one object: one per type, and no kind has more than eight types. A bound on the list
+keeps the API server's cost estimate of any rule over it low (unbounded, it assumes the largest list
+a request can carry)."""
 
 
 class Condition(Model):

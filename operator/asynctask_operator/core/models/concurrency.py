@@ -38,7 +38,14 @@ def _key_field(where: str, description: str, default: Any = ...) -> Any:
         max_length=KEY_MAX,
         description=description,
         json_schema_extra=k8s(
-            validations=[cel(f"self.matches('{KEY_RULE}')", f"{where} must be {KEY_WORDS}", reason="FieldValueInvalid")]
+            validations=[
+                cel(
+                    f"self.matches('{KEY_RULE}')",
+                    f"{where} must be {KEY_WORDS}",
+                    reason="FieldValueInvalid",
+                    plain={"pattern": KEY_RULE},
+                )
+            ]
         ),
     )
 

@@ -7,7 +7,7 @@ from typing import Literal
 from pydantic import Field
 
 from asynctask_operator.core.models.asynctask import AsyncTaskSpec
-from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.base import API_VERSION, CONDITIONS_MAX, Condition, Model, ObjectMeta, cel, k8s
 
 CRON_MACROS: dict[str, str] = {
     "@yearly": "0 0 1 1 *",
@@ -111,7 +111,9 @@ class ScheduledTaskStatus(Model):
         None, description="The asynctask.dev/run-now value honoured last: each value starts one run."
     )
     observed_generation: int | None = None
-    conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
+    conditions: list[Condition] | None = Field(
+        None, max_length=CONDITIONS_MAX, json_schema_extra=k8s(list_type="map", list_map_keys=["type"])
+    )
 
 
 class ScheduledTask(Model):

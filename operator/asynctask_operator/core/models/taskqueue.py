@@ -6,7 +6,7 @@ from typing import Literal
 
 from pydantic import Field
 
-from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, k8s
+from asynctask_operator.core.models.base import API_VERSION, CONDITIONS_MAX, Condition, Model, ObjectMeta, k8s
 from asynctask_operator.core.models.concurrency import BUSIEST_SHOWN, BusyKey, Fairness
 
 
@@ -41,7 +41,9 @@ class TaskQueueStatus(Model):
         description=f"The {BUSIEST_SHOWN} keys of this queue's tasks with the most tasks waiting for them.",
     )
     observed_generation: int | None = None
-    conditions: list[Condition] | None = Field(None, json_schema_extra=k8s(list_type="map", list_map_keys=["type"]))
+    conditions: list[Condition] | None = Field(
+        None, max_length=CONDITIONS_MAX, json_schema_extra=k8s(list_type="map", list_map_keys=["type"])
+    )
 
 
 class TaskQueue(Model):

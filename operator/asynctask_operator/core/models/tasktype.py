@@ -7,7 +7,7 @@ from typing import Any, Literal
 
 from pydantic import ConfigDict, Field
 
-from asynctask_operator.core.models.base import API_VERSION, Condition, Model, ObjectMeta, cel, k8s
+from asynctask_operator.core.models.base import API_VERSION, CONDITIONS_MAX, Condition, Model, ObjectMeta, cel, k8s
 from asynctask_operator.core.models.concurrency import ConcurrencyDefault
 
 PRIORITY_MIN = -1000  # of a task, and of a type's default for its tasks
@@ -110,6 +110,7 @@ class TtlStrategy(Model):
                     "has(self.secondsAfterSuccess) || has(self.secondsAfterFailure) || has(self.secondsAfterCancelled)",
                     "ttlStrategy sets none of secondsAfterSuccess, secondsAfterFailure, secondsAfterCancelled: "
                     "set one, or leave ttlStrategy out",
+                    plain={"minProperties": 1},
                 )
             ]
         ),
@@ -182,6 +183,7 @@ JOB_TEMPLATE_SCHEMA: dict[str, Any] = {
                             "properties": {
                                 "restartPolicy": {
                                     "type": "string",
+                                    "maxLength": 16,  # Always, OnFailure, Never: bounds the rule's cost
                                     "x-kubernetes-validations": [
                                         cel(
                                             "self == 'Never'",
@@ -227,7 +229,7 @@ class TaskTypeSpec(Model):
 
 class TaskTypeStatus(Model):
     observed_generation: int | None = None
-    conditions: list[Condition] | None = None
+    conditions: list[Condition] | None = Field(None, max_length=CONDITIONS_MAX)
 
 
 class TaskType(Model):

@@ -42,7 +42,9 @@ def patch_of(gateway: Gateway, action: str) -> dict[str, Any]:
     return acts.retry_task(stamp(gateway.clocks.utcnow(), micro=True))
 
 
-async def write(gateway: Gateway, store: Store[Any], resource: Resource, ns: str, name: str, patch: dict[str, Any]) -> None:
+async def write(
+    gateway: Gateway, store: Store[Any], resource: Resource, ns: str, name: str, patch: dict[str, Any]
+) -> None:
     try:
         obj = await gateway.api.patch(resource, ns, name, patch)
     except ApiError as error:

@@ -31,7 +31,9 @@ router = APIRouter(route_class=ConsoleRoute, include_in_schema=False)
 EXPORT_PAGE = 500
 
 
-def history_query(flt: Filter, namespaces: tuple[str, ...], reason: str, cursor: str | None, limit: int) -> HistoryQuery:
+def history_query(
+    flt: Filter, namespaces: tuple[str, ...], reason: str, cursor: str | None, limit: int
+) -> HistoryQuery:
     from asynctask_operator.archive import HistoryQuery
 
     return HistoryQuery(
@@ -134,4 +136,3 @@ async def export_history(request: Request, fmt: str) -> Response:
     headers = {**SECURITY_HEADERS, "Content-Disposition": f'attachment; filename="asynctask-history.{fmt}"'}
     media = "text/csv; charset=utf-8" if fmt == "csv" else "application/json"
     return StreamingResponse(lines(), media_type=media, headers=headers)
-

@@ -135,7 +135,9 @@ async def tasks_page(request: Request) -> Response:
     page = page_of(found.rows, flt)
     unphased = Filter(**{**vars(flt), "phase": ""})
     phases = Counter(r.phase for r in every if unphased.admits(r))
-    writable = {f"{ns}/{name}" for ns, name in await who.may_each("cancel_task", [(r.namespace, r.name) for r in page.rows])}
+    writable = {
+        f"{ns}/{name}" for ns, name in await who.may_each("cancel_task", [(r.namespace, r.name) for r in page.rows])
+    }
     bulk = bool(writable) or any(
         [await who.may("retry_task", ns) for ns in (visible.shown if not flt.namespace else [flt.namespace])]
     )
