@@ -20,8 +20,10 @@ import kubernetes.client
 import yaml
 from kubernetes.client import ApiClient, ApiException
 
-# The operator process and the wait live in the testing kit (the benchmarks start the same process).
-from asynctask_operator.testing.process import OperatorProcess, wait_for
+# The operator process and the wait live in the testing kit (the benchmarks start the same process);
+# re-exported: the tests import them from here.
+from asynctask_operator.testing.process import OperatorProcess as OperatorProcess
+from asynctask_operator.testing.process import wait_for as wait_for
 
 KUBECONFIG_ENV = "ASYNCTASK_E2E_KUBECONFIG"
 ARTIFACTS_ENV = "ASYNCTASK_E2E_ARTIFACTS"

@@ -97,10 +97,10 @@ class GatewayProcess:
 def register(client: ApiClient, namespace: str, host: str, port: int, ca: trustme.CA) -> None:
     """A Service without a selector whose endpoint is this machine's aggregation port, and the APIService."""
     core = kubernetes.client.CoreV1Api(client)
-    service = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
+    service: Any = {"apiVersion": "v1", "kind": "Service", "metadata": {"name": SERVICE},
                "spec": {"ports": [{"name": "aggregation", "port": 443, "targetPort": port, "protocol": "TCP"}]}}  # fmt: skip
     core.create_namespaced_service(namespace, service)
-    slice_ = {
+    slice_: Any = {
         "apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
         "metadata": {"name": SERVICE, "labels": {"kubernetes.io/service-name": SERVICE}},
         "addressType": "IPv6" if ":" in host else "IPv4",
@@ -108,7 +108,7 @@ def register(client: ApiClient, namespace: str, host: str, port: int, ca: trustm
         "ports": [{"name": "aggregation", "port": port, "protocol": "TCP"}],
     }  # fmt: skip
     kubernetes.client.DiscoveryV1Api(client).create_namespaced_endpoint_slice(namespace, slice_)
-    api_service = {
+    api_service: Any = {
         "apiVersion": "apiregistration.k8s.io/v1", "kind": "APIService", "metadata": {"name": API_SERVICE},
         "spec": {"group": "archive.asynctask.dev", "version": "v1alpha1", "groupPriorityMinimum": 1000,
                  "versionPriority": 15, "service": {"name": SERVICE, "namespace": namespace, "port": 443},
