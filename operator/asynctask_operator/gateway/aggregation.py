@@ -31,6 +31,7 @@ from asynctask_operator.gateway.access import Gateway
 from asynctask_operator.gateway.frontproxy import FrontProxy, FrontProxyOnly
 from asynctask_operator.gateway.requestlog import RequestLog
 from asynctask_operator.gateway.settings import GatewaySettings
+from asynctask_operator.gateway.tlsreload import CertificateReloader
 
 
 def aggregated_app(gateway: Gateway, proxy: FrontProxy) -> ASGIApp:
@@ -88,9 +89,12 @@ def client_ca_file(proxy: FrontProxy) -> Iterator[str]:
         yield str(path)
 
 
-def server_config(app: ASGIApp, settings: GatewaySettings, client_ca: str) -> uvicorn.Config:
-    """uvicorn on the aggregation port: TLS with the gateway's aggregation certificate, and a client
-    certificate signed by ``client_ca`` required of every connection."""
+def server_config(
+    app: ASGIApp, settings: GatewaySettings, client_ca: str, reloader: CertificateReloader | None = None
+) -> uvicorn.Config:
+    """uvicorn on the aggregation port: TLS with the gateway's aggregation certificate (loaded again
+    when its files change, with ``reloader``: :mod:`.tlsreload`), and a client certificate signed by
+    ``client_ca`` required of every connection."""
     return uvicorn.Config(
         app,
         host=settings.host,
@@ -104,4 +108,5 @@ def server_config(app: ASGIApp, settings: GatewaySettings, client_ca: str) -> uv
         ssl_keyfile=settings.aggregation_tls_key,
         ssl_cert_reqs=ssl.CERT_REQUIRED,
         ssl_ca_certs=client_ca,
+        ssl_context_factory=reloader.factory("--aggregation-tls-cert") if reloader else None,
     )

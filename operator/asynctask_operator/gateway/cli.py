@@ -31,6 +31,7 @@ from asynctask_operator.gateway.aggregation import server_config as aggregation_
 from asynctask_operator.gateway.app import create_app, freeze_once_loaded
 from asynctask_operator.gateway.frontproxy import FrontProxyUnavailable, read_front_proxy
 from asynctask_operator.gateway.settings import GatewaySettings
+from asynctask_operator.gateway.tlsreload import CertificateReloader
 from asynctask_operator.logs import setup_logging
 
 DEFAULTS = GatewaySettings()
@@ -66,7 +67,7 @@ def parser() -> argparse.ArgumentParser:
         "--tls-cert",
         type=existing_file,
         metavar="FILE",
-        help="serve HTTPS with this PEM certificate (chain), with --tls-key; read at start only (default: HTTP)",
+        help="serve HTTPS with this PEM certificate (chain), with --tls-key; loaded again when the files change (default: HTTP)",
     )
     p.add_argument("--tls-key", type=existing_file, metavar="FILE", help="the PEM private key of --tls-cert")
     p.add_argument(
@@ -174,7 +175,7 @@ def parser() -> argparse.ArgumentParser:
         "--aggregation-tls-cert",
         type=existing_file,
         metavar="FILE",
-        help="the aggregation port's PEM certificate (the APIService's caBundle verifies it); read at start only",
+        help="the aggregation port's PEM certificate (the APIService's caBundle verifies it); loaded again when the files change",
     )
     p.add_argument("--aggregation-tls-key", type=existing_file, metavar="FILE", help="its PEM private key")
     p.add_argument("--no-console", dest="console", action="store_false", help="do not serve the web console at /ui/")
@@ -273,11 +274,13 @@ def settings_of(args: argparse.Namespace) -> GatewaySettings:
     )
 
 
-def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
+def server_config(
+    app: ASGIApp, settings: GatewaySettings, reloader: CertificateReloader | None = None
+) -> uvicorn.Config:
     """uvicorn's configuration of the gateway: its address, and TLS when a certificate is given.
 
-    uvicorn loads the certificate and key into its SSL context once, when it starts; it does not
-    watch the files. Client addresses are the connections' peers (``proxy_headers=False``): a
+    uvicorn loads the certificate and key into its SSL context once, when it starts; ``reloader``
+    keeps that context and loads the files again when they change (:mod:`.tlsreload`). Client addresses are the connections' peers (``proxy_headers=False``): a
     forwarded address is taken only where a setting trusts a proxy's header for it. uvicorn's access
     log is off: the app logs each request itself, in the log's format (:mod:`.requestlog`).
     """
@@ -290,6 +293,7 @@ def server_config(app: ASGIApp, settings: GatewaySettings) -> uvicorn.Config:
         proxy_headers=False,
         ssl_certfile=settings.tls_cert,
         ssl_keyfile=settings.tls_key,
+        ssl_context_factory=reloader.factory("--tls-cert") if reloader and settings.tls_cert else None,
     )
 
 
@@ -302,15 +306,17 @@ async def serve(settings: GatewaySettings, sock: socket.socket, aggregation: soc
         gateway = Gateway.build(api, settings)
         proxy = await read_front_proxy(api) if aggregation is not None else None
         freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
+        certificates = CertificateReloader()
+        reloading = asyncio.create_task(certificates.run(), name="reload-certificates")
         try:
             scheme = "https" if settings.tls_cert else "http"
             logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
-            main = uvicorn.Server(server_config(create_app(gateway), settings))
+            main = uvicorn.Server(server_config(create_app(gateway), settings, certificates))
             if proxy is None or aggregation is None:
                 await main.serve(sockets=[sock])
                 return
             with client_ca_file(proxy) as ca:
-                config = aggregation_config(aggregated_app(gateway, proxy), settings, ca)
+                config = aggregation_config(aggregated_app(gateway, proxy), settings, ca, certificates)
                 logger.info(
                     "serving the aggregated API on https://%s:%d (front proxy: %s)", settings.host,
                     aggregation.getsockname()[1], ", ".join(proxy.allowed_names) or "any name its CA signed",
@@ -318,6 +324,7 @@ async def serve(settings: GatewaySettings, sock: socket.socket, aggregation: soc
                 await serve_together([(main, sock), (uvicorn.Server(config), aggregation)])
         finally:
             freezing.cancel()
+            reloading.cancel()
     finally:
         api.close()
 
