@@ -19,6 +19,9 @@ Indexes, each for a query of :mod:`.reader` (EXPLAINed over a million rows, docs
 - ``ix_tasks_phase`` (namespace, phase, created, uid): the history of one phase (Failed tasks).
 - ``ix_tasks_created`` (created, uid): history across namespaces, retention, and (covering in
   PostgreSQL) the statistics of every namespace.
+- ``ix_tasks_type`` (type, created) and ``ix_tasks_queue`` (queue, created), covering in PostgreSQL:
+  the statistics of every namespace by type and by queue, one group at a time (a skip scan over
+  the groups, each group's window a range of the index: no sort of the whole window, revision 0002).
 - ``ix_tasks_finished`` (namespace, finished): the tasks finished per hour.
 - ``ix_tasks_name`` (namespace, name, created): the latest task of a name.
 """
@@ -90,6 +93,10 @@ Index(
 )
 Index("ix_tasks_phase", tasks.c.namespace, tasks.c.phase, tasks.c.created, tasks.c.uid)
 Index("ix_tasks_created", tasks.c.created, tasks.c.uid, postgresql_include=["namespace", *COUNTED])
+GROUPED = ("phase", "duration_seconds", "queue_wait_seconds")
+"""The columns the statistics of one group read: included in the groups' indexes in PostgreSQL."""
+Index("ix_tasks_type", tasks.c.type, tasks.c.created, postgresql_include=list(GROUPED))
+Index("ix_tasks_queue", tasks.c.queue, tasks.c.created, postgresql_include=list(GROUPED))
 Index("ix_tasks_finished", tasks.c.namespace, tasks.c.finished)
 Index("ix_tasks_name", tasks.c.namespace, tasks.c.name, tasks.c.created)
 
