@@ -240,3 +240,36 @@ def test_a_task_past_its_ttl_is_read_back_by_the_plugin_and_the_gateway_logs_inc
         assert [t["name"] for t in items] == ["kept"]
         text = client.get(f"/v1/namespaces/{ns}/tasks/kept/log")
         assert text.status_code == 200 and text.headers["X-Log-Source"] == "archive" and '"n":1' in text.text, text.text
+
+
+def test_the_api_server_aggregates_the_openapi_document_that_kubectl_explain_reads(
+    served: tuple[Cluster, GatewayProcess], kubeconfig: str
+) -> None:
+    """The API server reads the gateway's /openapi/v3 and serves its document among its own; kubectl
+    explain finds ArchivedTask there by its group-version-kind."""
+    cluster, _ = served
+    path = "/openapi/v3/apis/archive.asynctask.dev/v1alpha1"
+
+    def aggregated() -> dict[str, Any] | None:
+        api = cluster.client
+        method, url, headers, _, _ = api.param_serialize("GET", path, header_params={"Accept": "application/json"},
+                                                         auth_settings=["BearerToken"])  # fmt: skip
+        answer = api.call_api(method, url, header_params=headers)
+        data: bytes = answer.read()  # type: ignore[no-untyped-call]
+        if answer.status in (404, 503):  # not aggregated yet
+            return None
+        assert answer.status == 200, (answer.status, data)
+        document: dict[str, Any] = json.loads(data)
+        return document
+
+    document = wait_for(aggregated, 120, f"{path} served by the API server")
+    kinds = {
+        gvk["kind"]
+        for schema in document["components"]["schemas"].values()
+        for gvk in schema.get("x-kubernetes-group-version-kind", [])
+    }
+    assert {"ArchivedTask", "ArchivedTaskList"} <= kinds, sorted(kinds)
+    if shutil.which("kubectl"):
+        explained = subprocess.run(["kubectl", "--kubeconfig", kubeconfig, "explain", "archivedtasks.summary"],
+                                   capture_output=True, text=True, timeout=60, check=False)  # fmt: skip
+        assert explained.returncode == 0 and "headline" in explained.stdout, explained

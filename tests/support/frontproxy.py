@@ -68,9 +68,10 @@ class FrontProxyClient:
         extra: dict[str, list[str]] | None = None,
         params: dict[str, Any] | None = None,
         accept: str = "application/json",
+        headers: dict[str, str] | None = None,
     ) -> httpx.Response:
-        headers = [*identity(user, groups, extra), ("Accept", accept)]
-        return await self.client.get(path, params=params, headers=headers)
+        sent = [*identity(user, groups, extra), ("Accept", accept), *(headers or {}).items()]
+        return await self.client.get(path, params=params, headers=sent)
 
     async def handler(
         self, path: str, query: list[tuple[str, str]], accept: str, user: str = "alice"

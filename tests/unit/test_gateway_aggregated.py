@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import httpx
+import jsonschema
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -91,6 +92,65 @@ async def test_discovery_names_the_group_its_version_and_its_two_resources(proxy
     assert (health.status_code, health.text) == (200, "ok")
 
 
+# --------------------------------------------------------------------------- OpenAPI: kubectl explain
+
+OPENAPI = "/openapi/v3/apis/archive.asynctask.dev/v1alpha1"
+SCHEMAS = "dev.asynctask.archive.v1alpha1"
+
+
+def undeclared(value: Any, schema: dict[str, Any], path: str = "") -> list[str]:
+    """The fields of ``value`` its schema does not name (``kubectl explain`` would know nothing of them)."""
+    if isinstance(value, dict) and "properties" in schema:
+        out = []
+        for key, item in value.items():
+            if key in schema["properties"]:
+                out += undeclared(item, schema["properties"][key], f"{path}.{key}")
+            elif not schema.get("x-kubernetes-preserve-unknown-fields") and "additionalProperties" not in schema:
+                out.append(f"{path}.{key}")
+        return out
+    if isinstance(value, list) and "items" in schema:
+        return [miss for item in value for miss in undeclared(item, schema["items"], f"{path}[]")]
+    return []
+
+
+async def test_the_openapi_document_describes_every_field_of_what_is_served(
+    proxy: FrontProxyClient, archive_engine: AsyncEngine
+) -> None:
+    """What the API server aggregates from ``/openapi/v3`` is what ``kubectl explain archivedtasks`` reads:
+    found by its group-version-kind, and every field of a real ArchivedTask, its list and its summary in it."""
+    logs = [log_row("u-1", 1, T0 + 30, pod="old-1-x", container="main", tail=tail(b"frame 1\n"))]
+    await archive(archive_engine, [finished("old", "u-1", T0, app="web")], logs)
+    paths = (await proxy.get("/openapi/v3")).json()["paths"]
+    assert list(paths) == ["apis/archive.asynctask.dev/v1alpha1"]
+    url = paths["apis/archive.asynctask.dev/v1alpha1"]["serverRelativeURL"]
+    assert url.startswith(f"{OPENAPI}?hash=")
+    answer = await proxy.get(url)
+    assert answer.status_code == 200 and answer.headers["cache-control"] == "public, immutable"
+    assert url.endswith(answer.headers["etag"].strip('"'))  # the hash the API server compares is the document's
+    assert (await proxy.get(url, headers={"If-None-Match": answer.headers["etag"]})).status_code == 304
+    document = answer.json()
+    assert document["openapi"].startswith("3.0")
+    schemas = document["components"]["schemas"]
+    by_kind = {s["x-kubernetes-group-version-kind"][0]["kind"]: s for s in schemas.values()}
+    assert set(by_kind) == {"ArchivedTask", "ArchivedTaskList"}
+    task_schema = by_kind["ArchivedTask"]
+    assert {"spec", "status", "archive", "summary"} <= set(task_schema["properties"])
+    assert "description" in task_schema["properties"]["spec"]["properties"]["payload"]  # the CRD's own words
+    served = (await proxy.get(f"{TASKS}/old")).json()
+    listed = (await proxy.get(TASKS)).json()
+    jsonschema.Draft4Validator(task_schema).validate(served)
+    assert undeclared(served, task_schema) == []
+    list_schema = by_kind["ArchivedTaskList"]
+    assert list_schema["properties"]["items"]["items"] == {"$ref": f"#/components/schemas/{SCHEMAS}.ArchivedTask"}
+    inline = {
+        **list_schema,
+        "properties": {**list_schema["properties"], "items": {"type": "array", "items": task_schema}},
+    }
+    jsonschema.Draft4Validator(inline).validate(listed)
+    assert undeclared(listed, inline) == []
+    assert undeclared({"spec": {"noSuchField": 1}}, task_schema) == [".spec.noSuchField"]  # the check can fail
+
+
 # --------------------------------------------------------------------------- who is asking
 
 
@@ -101,7 +161,7 @@ async def test_without_the_front_proxys_certificate_or_a_user_nothing_is_served_
     asked = recording(gw)
     for common_name, words in ((None, "no verified client certificate"), ("someone-else", "someone-else")):
         async with front_proxy(gw, common_name=common_name) as stranger:
-            for path in ("/apis", BASE, TASKS, f"{TASKS}/old", f"{TASKS}/old/log"):
+            for path in ("/apis", BASE, "/openapi/v3", OPENAPI, TASKS, f"{TASKS}/old", f"{TASKS}/old/log"):
                 body = status_of(await stranger.get(path), 401, "Unauthorized")
                 assert words in body["message"], body
     async with front_proxy(gw) as proxy:

@@ -4,6 +4,7 @@ Served on the aggregation port only (:mod:`.aggregation`), behind :class:`~.fron
 which puts the user the API server authenticated in ``request.state``::
 
     GET /apis, /apis/archive.asynctask.dev, /apis/archive.asynctask.dev/v1alpha1      discovery
+    GET /openapi/v3, /openapi/v3/apis/archive.asynctask.dev/v1alpha1                   OpenAPI (kubectl explain)
     GET /apis/archive.asynctask.dev/v1alpha1/archivedtasks                             list asynctasks (all namespaces)
     GET …/v1alpha1/namespaces/{ns}/archivedtasks?type=&queue=&phase=&reason=&labelSelector=&since=&until=&q=&limit=&continue=
                                                                                        list asynctasks in ns
@@ -14,7 +15,7 @@ which puts the user the API server authenticated in ``request.state``::
 The API server authorizes only the path before it proxies (``get``/``list archivedtasks``, which the
 chart gives to the view, edit and admin roles): what decides is here, a SubjectAccessReview for that
 user, exactly the live reads' (:data:`~.access.PERMISSIONS`): a list ``list asynctasks`` in the
-namespace, a task ``get asynctasks`` on its name, a log ``get pods/log`` on the attempt's pod too. Discovery is answered to any user the front proxy names (the API server's
+namespace, a task ``get asynctasks`` on its name, a log ``get pods/log`` on the attempt's pod too. Discovery and the OpenAPI document are answered to any user the front proxy names (the API server's
 ``system:discovery`` role gives every authenticated user the same). Errors are ``metav1.Status``.
 """
 
@@ -29,7 +30,7 @@ from fastapi import APIRouter, Depends, FastAPI, Query, Request
 from fastapi.responses import JSONResponse, PlainTextResponse, Response
 
 from asynctask_operator.adapters.kube import ApiError
-from asynctask_operator.gateway import apiobjects, kubestatus
+from asynctask_operator.gateway import apiobjects, apischema, kubestatus
 from asynctask_operator.gateway.access import NAMESPACE, Gateway, gateway_of
 from asynctask_operator.gateway.apiobjects import GROUP, RESOURCE, VERSION
 from asynctask_operator.gateway.archived import archived_answer, archived_task, asked, reader_of
@@ -99,6 +100,24 @@ async def group(request: Request) -> JSONResponse:
 async def resources(request: Request) -> JSONResponse:
     proxied_user(request)
     return JSONResponse(apiobjects.resource_list())
+
+
+@router.get("/openapi/v3")
+async def openapi_discovery(request: Request) -> JSONResponse:
+    proxied_user(request)
+    return JSONResponse(apischema.discovery())
+
+
+@router.get(f"/openapi/v3/{apischema.PATH}")
+async def openapi_document(request: Request) -> Response:
+    """The group-version's OpenAPI document (``kubectl explain archivedtasks``): the same for every user,
+    immutable at one hash (the API server asks with ``?hash=``), so cacheable."""
+    proxied_user(request)
+    etag = f'"{apischema.document_hash()}"'
+    headers = {"ETag": etag, "Cache-Control": "public, immutable" if request.query_params.get("hash") else "no-cache"}
+    if request.headers.get("if-none-match") == etag:
+        return Response(status_code=304, headers=headers)
+    return Response(apischema.document_bytes(), media_type="application/json", headers=headers)
 
 
 # --------------------------------------------------------------------------- archivedtasks
