@@ -6,6 +6,8 @@ import asyncio
 import json
 from typing import Any
 
+import pytest
+
 from asynctask_operator.adapters.kube import ASYNCTASKS, ApiError, Conflict, Invalid
 from asynctask_operator.core.idempotency import ANNOTATION_SUBMITTED_BY, task_name_for_key
 from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
@@ -222,6 +224,7 @@ async def test_a_task_stream_sends_each_status_change_and_ends_after_the_termina
         assert ids[-1] == final["metadata"]["resourceVersion"]
 
 
+@pytest.mark.looptime  # the keep-alive intervals pass on the loop's clock, not the machine's (no flake under load)
 async def test_a_stream_resumed_at_the_current_version_sends_nothing_again_and_keeps_alive() -> None:
     async with running_gateway(keepalive_seconds=0.01) as gw:
         answer = await submit(gw)
@@ -229,6 +232,7 @@ async def test_a_stream_resumed_at_the_current_version_sends_nothing_again_and_k
         stream = asyncio.create_task(
             gw.client.get(f"{TASKS}/{name}/events", headers=gw.alice | {"Last-Event-ID": version})
         )
+        await gw.subscribed()
         await asyncio.sleep(0.05)  # a few keep-alive intervals (10 ms each)
         await set_status(gw, name, phase="Failed")
         text = (await asyncio.wait_for(stream, 5)).text
