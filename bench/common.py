@@ -38,6 +38,7 @@ import kmock
 
 from asynctask_operator.core.crds import all_crds
 from asynctask_operator.testing.apiserver import ApiServer
+from asynctask_operator.testing.background import Background
 from asynctask_operator.testing.cluster import Cluster, declare_resources, write_kubeconfig
 from asynctask_operator.testing.emulator import ApiServerEmulator, QuickShutdownServer
 from asynctask_operator.testing.hits import Hit
@@ -314,22 +315,15 @@ class JobPlayer:
         self.names = names
         self.run_seconds = run_seconds
         self._sem = asyncio.Semaphore(concurrency)
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._background = Background()
         self.completed = 0
-        self.errors: list[BaseException] = []
+        self.errors = self._background.errors
         k.listeners.append(self._on_hit)
 
     def _on_hit(self, hit: Hit, request: Any) -> None:
         created = hit.operator and hit.verb == "create" and hit.resource == "jobs" and hit.status == 200
         if created and hit.name and (self.names is None or self.names(hit.name)):
-            task = asyncio.create_task(self._complete(hit.name))
-            self._tasks.add(task)
-            task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.errors.append(task.exception())  # type: ignore[arg-type]
+            self._background.spawn(self._complete(hit.name))
 
     async def _complete(self, job: str) -> None:
         if self.run_seconds:
@@ -350,9 +344,7 @@ class JobPlayer:
             self.completed += 1
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close()
 
 
 def utc_now() -> str:

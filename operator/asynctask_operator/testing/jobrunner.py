@@ -32,13 +32,13 @@ import collections
 import contextlib
 import json
 import time
-from collections.abc import Callable, Coroutine
-from typing import Any
+from collections.abc import Callable
 
 from asynctask_operator.adapters.kube import EVENTS, JOBS, PODS, NotFound, Resource
 from asynctask_operator.core.wire import Obj
 from asynctask_operator.testing import realobjects as real
 from asynctask_operator.testing.apiserver import ApiServer
+from asynctask_operator.testing.background import Background
 from asynctask_operator.testing.semantics import stamp
 from asynctask_operator.testing.watches import Event
 
@@ -73,26 +73,17 @@ class JobRunner:
         self.writes: collections.Counter[tuple[str, str, str]] = collections.Counter()
         self.stored_bytes = 0  # JSON of the objects these writes left: what each watcher of them receives
         self.completed: dict[str, float] = {}  # Job -> monotonic time its last status was written
-        self.errors: list[BaseException] = []
+        self._background = Background()
+        self.errors = self._background.errors
         self._pods: dict[str, str] = {}  # Job -> its pod's name
-        self._tasks: set[asyncio.Task[None]] = set()
         model.listeners.append(self._on_event)
 
     # -- what to run
 
     def _on_event(self, event: Event) -> None:
         if self.auto and event.resource == JOBS and event.type == "ADDED":
-            self._spawn(self._whole(str(event.object["metadata"]["name"]), str(event.object["metadata"]["namespace"])))
-
-    def _spawn(self, coro: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.ensure_future(coro)
-        self._tasks.add(task)
-        task.add_done_callback(self._done)
-
-    def _done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            self.errors.append(task.exception())  # type: ignore[arg-type]
+            name, namespace = str(event.object["metadata"]["name"]), str(event.object["metadata"]["namespace"])
+            self._background.spawn(self._whole(name, namespace))
 
     async def _whole(self, job: str, namespace: str) -> None:
         with contextlib.suppress(NotFound):  # deleted under us (cancelled): its pods went with it
@@ -107,9 +98,7 @@ class JobRunner:
         return len(self._pods)
 
     async def close(self) -> None:
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._background.close()
 
     # -- one Job
 
