@@ -153,6 +153,7 @@ def document_bytes() -> bytes:
     return json.dumps(document(), separators=(",", ":"), sort_keys=True).encode()
 
 
+@functools.cache
 def document_hash() -> str:
     """What the API server compares to know whether to read the document again."""
     return hashlib.sha512(document_bytes()).hexdigest().upper()

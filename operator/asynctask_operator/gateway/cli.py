@@ -306,8 +306,9 @@ async def serve(settings: GatewaySettings, sock: socket.socket, aggregation: soc
         gateway = Gateway.build(api, settings)
         proxy = await read_front_proxy(api) if aggregation is not None else None
         freezing = asyncio.create_task(freeze_once_loaded(gateway), name="freeze-cache")
-        certificates = CertificateReloader()
-        reloading = asyncio.create_task(certificates.run(), name="reload-certificates")
+        certificates = CertificateReloader()  # a TLS port's certificate, loaded again when its files change
+        tls = bool(settings.tls_cert) or aggregation is not None
+        reloading = asyncio.create_task(certificates.run(), name="reload-certificates") if tls else None
         try:
             scheme = "https" if settings.tls_cert else "http"
             logger.info("serving on %s://%s:%d", scheme, settings.host, sock.getsockname()[1])
@@ -324,7 +325,8 @@ async def serve(settings: GatewaySettings, sock: socket.socket, aggregation: soc
                 await serve_together([(main, sock), (uvicorn.Server(config), aggregation)])
         finally:
             freezing.cancel()
-            reloading.cancel()
+            if reloading is not None:
+                reloading.cancel()
     finally:
         api.close()
 
