@@ -19,7 +19,9 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from asynctask_operator.archive.capture import Tail, log_row
 from asynctask_operator.archive.records import row_of
 from asynctask_operator.archive.writes import insert_logs, upsert_tasks
+from asynctask_operator.gateway.auth import ALLOWED_TTL
 from tests.support.gateway import EPOCH, NS, RunningGateway, running_gateway
+from tests.support.rbac import Rule
 
 FORM = {"Content-Type": "application/x-www-form-urlencoded"}
 
@@ -117,6 +119,34 @@ async def test_statistics_of_a_month_come_from_the_archive(gw: RunningGateway, a
     assert "0 tasks" in week  # none were created in the last week
     live = html.unescape((await gw.client.get("/ui/statistics", params={"window": "30d", "source": "live"})).text)
     assert "Over the tasks still present" in live and "0 tasks" in live
+
+
+async def test_a_reader_of_every_namespace_reads_the_history_of_deleted_ones_as_kubectl_does(
+    gw: RunningGateway, archive_engine: AsyncEngine
+) -> None:
+    """The archive outlives namespaces: a user who may list tasks cluster-wide reads all of it in History
+    and its statistics (what ``kubectl asynctask history -A`` reads); a user of some namespaces, theirs."""
+    gone = finished(1)
+    gone["metadata"] |= {"namespace": "deleted-team", "name": "from-a-deleted-namespace", "uid": "u-gone"}
+    await archive(archive_engine, [finished(0), gone])
+
+    def overall(page: str) -> str:
+        found = re.search(r"(\d+) tasks, (\d+) succeeded", html.unescape(page))
+        assert found, page
+        return found.group(1)
+
+    gw.rules.append(Rule("alice", ("list",), "asynctasks", ""))  # a ClusterRole's list, bound cluster-wide
+    every = html.unescape((await gw.client.get("/ui/history")).text)
+    assert sorted(names(every)) == ["from-a-deleted-namespace", "old-00"]
+    assert overall((await gw.client.get("/ui/statistics", params={"window": "30d"})).text) == "2"
+    chosen = html.unescape((await gw.client.get("/ui/history", params={"namespace": NS})).text)
+    assert names(chosen) == ["old-00"]  # a namespace chosen: that one only
+
+    gw.rules.clear()
+    gw.now[0] += ALLOWED_TTL + 1  # the cached answer to the cluster-wide review expires
+    mine = html.unescape((await gw.client.get("/ui/history")).text)
+    assert names(mine) == ["old-00"]  # allowed in NS only: nothing of another namespace, deleted or not
+    assert overall((await gw.client.get("/ui/statistics", params={"window": "30d"})).text) == "1"
 
 
 async def test_without_an_archive_the_history_says_how_to_get_one() -> None:

@@ -117,6 +117,18 @@ class Visible:
         return f"{some} not shown: your Kubernetes RBAC does not allow you to {self.verb} {self.resource} there."
 
 
+async def archive_namespaces(who: Viewer, act: str, chosen: str, shown: list[str]) -> tuple[str, ...] | None:
+    """The namespaces a page reads of the archive: the one ``chosen``; else every one (None) when the
+    gateway serves every namespace and the user may ``act`` cluster-wide — the history of deleted
+    namespaces included, as ``kubectl asynctask history -A`` reads it through the aggregated API; else
+    those ``shown`` (the namespaces the user may ``act`` in)."""
+    if chosen:
+        return (chosen,)
+    if not who.gateway.settings.namespaces and await who.may(act, ""):
+        return None
+    return tuple(shown)
+
+
 def served_namespaces(gateway: Gateway) -> list[str]:
     """The namespaces the console can show: those the gateway serves, else every namespace its caches hold."""
     if gateway.settings.namespaces:

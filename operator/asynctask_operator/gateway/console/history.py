@@ -18,7 +18,7 @@ from fastapi.responses import HTMLResponse, Response, StreamingResponse
 from asynctask_operator.core.views import TaskView
 from asynctask_operator.gateway.archived import asked, reader_of
 from asynctask_operator.gateway.console.exports import CSV_HEADER, MAX_EXPORT, csv_line, json_line
-from asynctask_operator.gateway.console.gate import Visible, served_namespaces
+from asynctask_operator.gateway.console.gate import Visible, archive_namespaces, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
 from asynctask_operator.gateway.console.rows import PAGE_SIZES, PHASES, WINDOWS, Filter
 from asynctask_operator.gateway.console.state import SECURITY_HEADERS
@@ -32,7 +32,7 @@ EXPORT_PAGE = 500
 
 
 def history_query(
-    flt: Filter, namespaces: tuple[str, ...], reason: str, cursor: str | None, limit: int
+    flt: Filter, namespaces: tuple[str, ...] | None, reason: str, cursor: str | None, limit: int
 ) -> HistoryQuery:
     from asynctask_operator.archive import HistoryQuery
 
@@ -58,15 +58,16 @@ def text(query: Any, field: str, limit: int) -> str:
     return value
 
 
-async def scope(request: Request) -> tuple[Any, Filter, Visible, tuple[str, ...], str]:
-    """The request's viewer, filter, the namespaces it may list, those the filter reads, and the reason."""
+async def scope(request: Request) -> tuple[Any, Filter, Visible, tuple[str, ...] | None, str]:
+    """The request's viewer, filter, the namespaces it may list, those the filter reads (None: every one
+    of the archive, :func:`~.gate.archive_namespaces`), and the reason."""
     who = await viewer(request)
     gateway = who.gateway
     flt = Filter.of(request.query_params, gateway.clocks.wall())
     visible = await who.namespaces("list_history", served_namespaces(gateway))
     if flt.namespace:
         await who.require("list_history", flt.namespace)
-    namespaces = (flt.namespace,) if flt.namespace else tuple(visible.shown)
+    namespaces = await archive_namespaces(who, "list_history", flt.namespace, visible.shown)
     return who, flt, visible, namespaces, text(request.query_params, "reason", 128)
 
 
@@ -79,7 +80,7 @@ async def history_page(request: Request) -> Response:
     cursor = text(request.query_params, "cursor", 400) or None
     rows: list[tuple[TaskView, ArchivedTask]] = []
     following = None
-    if gateway.archive is not None and namespaces:
+    if gateway.archive is not None and namespaces != ():
         page = await asked(reader_of(gateway).page(history_query(flt, namespaces, reason, cursor, flt.size)))
         rows = [(TaskView.of(task.object), task) for task in page.items]
         following = page.next_cursor

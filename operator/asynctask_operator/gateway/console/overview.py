@@ -13,7 +13,7 @@ from asynctask_operator.core.statistics import failures_by_reason, finished_per_
 from asynctask_operator.core.views import QueueView, ScheduleView, TaskView
 from asynctask_operator.gateway.archived import asked, reader_of
 from asynctask_operator.gateway.console import charts
-from asynctask_operator.gateway.console.gate import Viewer, Visible, served_namespaces
+from asynctask_operator.gateway.console.gate import Viewer, Visible, archive_namespaces, served_namespaces
 from asynctask_operator.gateway.console.routing import ConsoleRoute, console_of, viewer
 from asynctask_operator.gateway.console.rows import WINDOWS, iso
 from asynctask_operator.gateway.problems import Problem
@@ -117,7 +117,8 @@ async def statistics_page(request: Request, namespace: str = "", window: str = "
     if source == "archive":
         from asynctask_operator.archive import Scope
 
-        found = await asked(reader_of(gateway).statistics(Scope(tuple(sorted(chosen_ns)), since, until)))
+        read = await archive_namespaces(who, "statistics", namespace, sorted(chosen_ns))
+        found = await asked(reader_of(gateway).statistics(Scope(read, since, until)))
         covered, by_type, by_queue, overall = found.window, found.by_type, found.by_queue, found.overall
         hours = found.finished_per_day if daily else found.finished_per_hour
         reasons = found.failures_by_reason
