@@ -10,8 +10,11 @@ front door shows either source with one template, and says which it used.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
+import functools
 import math
+from collections.abc import Awaitable, Callable
 from typing import Any, Literal
 
 from sqlalchemy import ColumnElement, Integer, Row, Select, and_, case, cast, func, literal, select, true
@@ -246,14 +249,36 @@ class Statistics:
     failures_by_reason: list[tuple[str, int]]
 
 
-async def statistics(conn: AsyncConnection, scope: Scope, *, hours: int = 168, days: int = 90) -> Statistics:
+Part = Callable[[AsyncConnection], Awaitable[Any]]
+"""One figure of the statistics page, read over a connection."""
+
+
+async def statistics(
+    run: Callable[[Part], Awaitable[Any]], scope: Scope, *, hours: int = 168, days: int = 90
+) -> Statistics:
+    """Every figure of the page: each part given to ``run``, which reads it over a connection of its
+    choosing (the reader's: at once over several in PostgreSQL, one after the other in SQLite)."""
+
+    async def overall(conn: AsyncConnection) -> Figures:
+        return (await figures(conn, scope))[""]
+
+    parts: list[Part] = [
+        functools.partial(window, scope=scope),
+        overall,
+        functools.partial(figures, scope=scope, group_by="type"),
+        functools.partial(figures, scope=scope, group_by="queue"),
+        functools.partial(finished_per, scope=scope, width=HOUR, max_buckets=hours),
+        functools.partial(finished_per, scope=scope, width=DAY, max_buckets=days),
+        functools.partial(failures_by_reason, scope=scope),
+    ]
+    covered, every, by_type, by_queue, per_hour, per_day, failures = await asyncio.gather(*(run(p) for p in parts))
     return Statistics(
         source=SOURCE,
-        window=await window(conn, scope),
-        overall=(await figures(conn, scope))[""],
-        by_type=await figures(conn, scope, "type"),
-        by_queue=await figures(conn, scope, "queue"),
-        finished_per_hour=await finished_per(conn, scope, width=HOUR, max_buckets=hours),
-        finished_per_day=await finished_per(conn, scope, width=DAY, max_buckets=days),
-        failures_by_reason=await failures_by_reason(conn, scope),
+        window=covered,
+        overall=every,
+        by_type=by_type,
+        by_queue=by_queue,
+        finished_per_hour=per_hour,
+        finished_per_day=per_day,
+        failures_by_reason=failures,
     )
