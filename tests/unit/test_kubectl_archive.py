@@ -8,22 +8,21 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
-import io
 from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 import yaml
-from rich.console import Console
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from asynctask_operator.adapters.kube import ASYNCTASKS
 from asynctask_operator.archive.capture import log_row
 from asynctask_operator.gateway.auth import DENIED_TTL
-from asynctask_operator.kubectl import history, run
+from asynctask_operator.kubectl import history
 from asynctask_operator.testing.fakekube import FakeKube
 from tests.support.frontproxy import FrontProxyClient, front_proxy
 from tests.support.gateway import EPOCH, NS, RunningGateway, running_gateway
+from tests.support.kubectl import Result, run_plugin
 from tests.support.rbac import grant
 from tests.unit.test_gateway_history import T0, archive, finished, stamp, tail
 
@@ -35,21 +34,8 @@ NOT_SERVED = (
 )
 
 
-@dataclasses.dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def console() -> Console:
-    return Console(file=io.StringIO(), width=250, color_system=None, force_terminal=False)
-
-
 async def kubectl(fake: FakeKube, *argv: str, now: dt.datetime = NOW) -> Result:
-    out, err = console(), console()
-    code = await run([*argv, "-n", NS], api=fake, out=out, err=err, now=lambda: now, interactive=False)
-    return Result(code, out.file.getvalue(), err.file.getvalue())  # type: ignore[attr-defined]
+    return await run_plugin(fake, [*argv, "-n", NS], now=now, width=250)  # history rows are wide
 
 
 @dataclasses.dataclass

@@ -7,7 +7,6 @@ command follows it with a watch.
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import datetime as dt
 import functools
 import io
@@ -24,35 +23,15 @@ from asynctask_operator.core.lifecycle import RETRY_ANNOTATION
 from asynctask_operator.core.naming import ANNOTATION_RUN_NOW, manual_run_name
 from asynctask_operator.kubectl import run
 from asynctask_operator.testing.fakekube import FakeKube
+from tests.support.kubectl import Result, console, run_plugin
 
 NS = "media"
 NOW = dt.datetime(2026, 1, 2, 12, 0, 0, tzinfo=dt.UTC)
 TYPE = {"jobTemplate": {"spec": {"template": {"spec": {"containers": [{"name": "main", "image": "busybox"}]}}}}}
 
 
-@dataclasses.dataclass
-class Result:
-    code: int
-    out: str
-    err: str
-
-
-def console() -> Console:
-    return Console(file=io.StringIO(), width=160, color_system=None, force_terminal=False)
-
-
 async def kubectl(fake: FakeKube, *argv: str, answer: str | None = None, out: Console | None = None) -> Result:
-    out, err = out or console(), console()
-    code = await run(
-        [*argv, "-n", NS],
-        api=fake,
-        out=out,
-        err=err,
-        now=lambda: NOW,
-        interactive=answer is not None,
-        ask=lambda _: answer or "",
-    )
-    return Result(code, out.file.getvalue(), err.file.getvalue())  # type: ignore[attr-defined]
+    return await run_plugin(fake, [*argv, "-n", NS], now=NOW, answer=answer, out=out)
 
 
 def cluster() -> FakeKube:
